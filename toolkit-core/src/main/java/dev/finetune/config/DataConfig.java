@@ -1,0 +1,106 @@
+package dev.finetune.config;
+
+import java.util.List;
+
+/**
+ * {@code data:} — where the images are and how they are prepared.
+ *
+ * <pre>
+ * data:
+ *   format: imagefolder        # imagefolder (default) | idx
+ *   root: data/fashion-mnist-b # imagefolder: root/train/&lt;class&gt;/*.png and root/val/&lt;class&gt;/…
+ *   val_split: 0.1             # when root has no val/ folder
+ *   image_size: 224
+ *   augment: true              # random resized crop + horizontal flip for training
+ * </pre>
+ *
+ * @param format imagefolder or idx
+ * @param root imagefolder root (relative paths resolve against the config file's folder)
+ * @param valSplit fraction of train held out when there is no val/ folder
+ * @param idx IDX source (Fashion-MNIST / MNIST files)
+ * @param imageSize side of the square input (default 224)
+ * @param resize eval: shorter side resized to this before the center crop (default imageSize × 256/224)
+ * @param augment random resized crop + flip in training (default true)
+ * @param mean normalization mean (default ImageNet's)
+ * @param std normalization std (default ImageNet's)
+ * @param onBadImage fail (default) or skip
+ * @param workers decoding threads (default: cores)
+ */
+public record DataConfig(
+        String format,
+        String root,
+        Double valSplit,
+        IdxConfig idx,
+        Integer imageSize,
+        Integer resize,
+        Boolean augment,
+        List<Double> mean,
+        List<Double> std,
+        String onBadImage,
+        Integer workers) {
+
+    public DataConfig {
+        format = format == null ? "imagefolder" : format;
+        if (!format.equals("imagefolder") && !format.equals("idx")) {
+            throw new ConfigException("data.format", "must be 'imagefolder' or 'idx', found '" + format + "'");
+        }
+        if (format.equals("imagefolder") && root == null) {
+            throw new ConfigException("data.root", "required for imagefolder data: a folder with train/ and val/"
+                    + " (or class folders and data.val_split)");
+        }
+        if (format.equals("idx") && idx == null) {
+            throw new ConfigException("data.idx", "required for idx data: {dir: /usr/share/datasets/fashion-mnist}");
+        }
+        if (valSplit != null && (valSplit <= 0 || valSplit >= 1)) {
+            throw new ConfigException("data.val_split", "must be in (0, 1), found " + valSplit);
+        }
+        imageSize = imageSize == null ? 224 : imageSize;
+        if (imageSize < 16) {
+            throw new ConfigException("data.image_size", "must be >= 16, found " + imageSize);
+        }
+        resize = resize == null ? (int) Math.round(imageSize * 256.0 / 224.0) : resize;
+        if (resize < imageSize) {
+            throw new ConfigException("data.resize", "must be >= data.image_size (" + imageSize + "), found " + resize);
+        }
+        augment = augment == null ? Boolean.TRUE : augment;
+        mean = mean == null ? List.of(0.485, 0.456, 0.406) : List.copyOf(mean);
+        std = std == null ? List.of(0.229, 0.224, 0.225) : List.copyOf(std);
+        if (mean.size() != 3) {
+            throw new ConfigException("data.mean", "must be 3 numbers (R, G, B), found " + mean);
+        }
+        if (std.size() != 3 || std.stream().anyMatch(s -> !(s > 0))) {
+            throw new ConfigException("data.std", "must be 3 positive numbers (R, G, B), found " + std);
+        }
+        onBadImage = onBadImage == null ? "fail" : onBadImage;
+        if (!onBadImage.equals("fail") && !onBadImage.equals("skip")) {
+            throw new ConfigException("data.on_bad_image", "must be 'fail' or 'skip', found '" + onBadImage + "'");
+        }
+        workers = workers == null ? 0 : workers;
+        if (workers < 0) {
+            throw new ConfigException("data.workers", "must be >= 0 (0: one per core), found " + workers);
+        }
+    }
+
+    /**
+     * IDX files as MNIST and Fashion-MNIST ship them: {@code train-images-idx3-ubyte[.gz]} etc. in {@code dir};
+     * training from {@code train-*}, validation from {@code t10k-*}.
+     *
+     * @param dir folder with the four files
+     * @param classes label ids to keep, renumbered 0..k-1 in this order (default all)
+     * @param classNames names for the kept classes (default: Fashion-MNIST's when dir looks like it, else the ids)
+     * @param trainPerClass first N training images of each class (default all)
+     * @param valPerClass first N validation images of each class (default all)
+     */
+    public record IdxConfig(
+            String dir, List<Integer> classes, List<String> classNames, Integer trainPerClass, Integer valPerClass) {
+        public IdxConfig {
+            if (dir == null) {
+                throw new ConfigException("data.idx.dir", "required: the folder with the IDX files");
+            }
+            if (classNames != null && classes != null && classNames.size() != classes.size()) {
+                throw new ConfigException("data.idx.class_names", "has " + classNames.size() + " names for "
+                        + classes.size() + " classes");
+            }
+        }
+    }
+}

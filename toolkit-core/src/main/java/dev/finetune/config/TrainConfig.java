@@ -1,0 +1,144 @@
+package dev.finetune.config;
+
+import com.fasterxml.jackson.annotation.JsonFormat;
+import java.util.List;
+
+/**
+ * {@code train:} — the loop: epochs, batch, seed, schedule, gradual unfreezing, early stopping, best model.
+ *
+ * @param epochs epochs to run (default 10)
+ * @param batchSize batch size (default 32)
+ * @param seed seed for weights of a new head, shuffling, augmentation (default 0)
+ * @param threads libtorch intra-op threads (default: all cores)
+ * @param schedule learning-rate schedule
+ * @param unfreeze gradual unfreezing steps
+ * @param earlyStopping stop when a metric stops improving
+ * @param bestMetric the metric that picks the {@code best} checkpoint (default val_top1)
+ * @param featureCache train on cached outputs of a deterministic frozen prefix (default true; see the docs)
+ * @param maxStepsPerEpoch cap on steps per epoch (quick runs and tests; default none)
+ */
+public record TrainConfig(
+        Integer epochs,
+        Integer batchSize,
+        Integer seed,
+        Integer threads,
+        ScheduleConfig schedule,
+        List<UnfreezeConfig> unfreeze,
+        EarlyStoppingConfig earlyStopping,
+        String bestMetric,
+        Boolean featureCache,
+        Integer maxStepsPerEpoch) {
+
+    public TrainConfig {
+        epochs = epochs == null ? 10 : epochs;
+        batchSize = batchSize == null ? 32 : batchSize;
+        seed = seed == null ? 0 : seed;
+        threads = threads == null ? 0 : threads;
+        schedule = schedule == null ? new ScheduleConfig(null, null, null, null, null, null, null) : schedule;
+        unfreeze = unfreeze == null ? List.of() : List.copyOf(unfreeze);
+        bestMetric = bestMetric == null ? "val_top1" : bestMetric;
+        featureCache = featureCache == null ? Boolean.TRUE : featureCache;
+        if (epochs < 1) {
+            throw new ConfigException("train.epochs", "must be >= 1, found " + epochs);
+        }
+        if (batchSize < 1) {
+            throw new ConfigException("train.batch_size", "must be >= 1, found " + batchSize);
+        }
+        if (threads < 0) {
+            throw new ConfigException("train.threads", "must be >= 0 (0: all cores), found " + threads);
+        }
+        if (maxStepsPerEpoch != null && maxStepsPerEpoch < 1) {
+            throw new ConfigException("train.max_steps_per_epoch", "must be >= 1, found " + maxStepsPerEpoch);
+        }
+        for (int i = 0; i < unfreeze.size(); i++) {
+            UnfreezeConfig u = unfreeze.get(i);
+            String where = "train.unfreeze[" + i + "]";
+            if (u.atEpoch() == null || u.atEpoch() < 1) {
+                throw new ConfigException(where + ".at_epoch", "required, >= 1 (epochs count from 1)");
+            }
+            if (u.atEpoch() > epochs) {
+                throw new ConfigException(where + ".at_epoch", "is " + u.atEpoch() + " but train.epochs is " + epochs
+                        + ": this step would never run");
+            }
+            if (u.match() == null || u.match().isEmpty()) {
+                throw new ConfigException(where + ".match", "required: the names to unfreeze, e.g. \"layer4\"");
+            }
+            if (u.lrMult() != null && !(u.lrMult() > 0)) {
+                throw new ConfigException(where + ".lr_mult", "must be > 0, found " + u.lrMult());
+            }
+        }
+    }
+
+    /** Defaults throughout. */
+    public static TrainConfig defaults() {
+        return new TrainConfig(null, null, null, null, null, null, null, null, null, null);
+    }
+
+    /**
+     * {@code schedule: {name: cosine, warmup_epochs: 1}}.
+     *
+     * @param name constant (default), step, cosine, onecycle
+     * @param warmupEpochs linear warm-up from 0 over this many epochs (fractions allowed)
+     * @param stepSize step: epochs between decays
+     * @param gamma step: decay factor (default 0.1)
+     * @param minLr cosine: floor (default 0)
+     * @param maxLrMult onecycle: peak as a multiple of optimizer.lr (default 1)
+     * @param pctStart onecycle: fraction of steps rising (default 0.3)
+     */
+    public record ScheduleConfig(
+            String name,
+            Double warmupEpochs,
+            Integer stepSize,
+            Double gamma,
+            Double minLr,
+            Double maxLrMult,
+            Double pctStart) {
+        public ScheduleConfig {
+            name = name == null ? "constant" : name;
+            if (!List.of("constant", "step", "cosine", "onecycle").contains(name)) {
+                throw new ConfigException("train.schedule.name", "unknown schedule '" + name
+                        + "'; choose constant, step, cosine or onecycle");
+            }
+            if (warmupEpochs != null && warmupEpochs < 0) {
+                throw new ConfigException("train.schedule.warmup_epochs", "must be >= 0, found " + warmupEpochs);
+            }
+            if ("step".equals(name) && (stepSize == null || stepSize < 1)) {
+                throw new ConfigException("train.schedule.step_size", "required for the step schedule, >= 1");
+            }
+            if (pctStart != null && (pctStart <= 0 || pctStart >= 1)) {
+                throw new ConfigException("train.schedule.pct_start", "must be in (0, 1), found " + pctStart);
+            }
+        }
+    }
+
+    /**
+     * {@code {at_epoch: 3, match: "layer4.*", lr_mult: 0.1}}: from that epoch on these names train, with their own
+     * learning-rate multiplier.
+     *
+     * @param atEpoch first epoch (1-based) in which they train
+     * @param match patterns
+     * @param lrMult learning-rate multiplier for them (default 1)
+     */
+    public record UnfreezeConfig(
+            Integer atEpoch,
+            @JsonFormat(with = JsonFormat.Feature.ACCEPT_SINGLE_VALUE_AS_ARRAY) List<String> match,
+            Double lrMult) {}
+
+    /**
+     * {@code early_stopping: {metric: val_loss, patience: 3, min_delta: 0.001}}.
+     *
+     * @param metric metric name
+     * @param patience epochs without improvement before stopping
+     * @param minDelta smallest change that counts as improvement
+     */
+    public record EarlyStoppingConfig(String metric, Integer patience, Double minDelta) {
+        public EarlyStoppingConfig {
+            metric = metric == null ? "val_loss" : metric;
+            patience = patience == null ? 3 : patience;
+            minDelta = minDelta == null ? 0.0 : minDelta;
+            if (patience < 1) {
+                throw new ConfigException("train.early_stopping.patience", "must be >= 1, found " + patience);
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.nn.norm.BatchNorm;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/**
+ * {@code nn.BatchNorm2d(c)} with torchvision's eps 1e-5 and momentum 0.1, and a {@link BnMode} that decides whether a
+ * training-mode forward uses batch statistics and updates the running ones.
+ *
+ * <p>Why the mode lives here: DJL (like PyTorch) updates running statistics whenever {@code training=true}, frozen
+ * parameters or not. A BN in {@link BnMode#FROZEN_STATS} always normalizes with its running statistics, so a frozen
+ * backbone stays a fixed function while the head trains.
+ */
+public final class BatchNorm2d extends TorchModule {
+    /** torch momentum 0.1; DJL's op takes the complement (it passes {@code 1 - momentum} to libtorch). */
+    private static final float DJL_MOMENTUM = 0.9f;
+
+    private static final float EPS = 1e-5f;
+
+    private final int channels;
+    private final Parameter weight;
+    private final Parameter bias;
+    private final Parameter runningMean;
+    private final Parameter runningVar;
+    private volatile BnMode mode = BnMode.TRAIN;
+    private long numBatchesTracked;
+
+    public BatchNorm2d(int channels) {
+        this.channels = channels;
+        Shape c = new Shape(channels);
+        weight = param("weight", Parameter.Type.GAMMA, c, true);
+        bias = param("bias", Parameter.Type.BETA, c, true);
+        runningMean = param("running_mean", Parameter.Type.RUNNING_MEAN, c, false);
+        runningVar = param("running_var", Parameter.Type.RUNNING_VAR, c, false);
+    }
+
+    public int channels() {
+        return channels;
+    }
+
+    public BnMode mode() {
+        return mode;
+    }
+
+    public void setMode(BnMode mode) {
+        this.mode = mode;
+    }
+
+    public Parameter weight() {
+        return weight;
+    }
+
+    public Parameter bias() {
+        return bias;
+    }
+
+    public Parameter runningMean() {
+        return runningMean;
+    }
+
+    public Parameter runningVar() {
+        return runningVar;
+    }
+
+    /** PyTorch's {@code num_batches_tracked}: training-mode forwards that updated the statistics. */
+    public long numBatchesTracked() {
+        return numBatchesTracked;
+    }
+
+    public void setNumBatchesTracked(long n) {
+        numBatchesTracked = n;
+    }
+
+    /** Whether a forward with {@code training=true} would use batch statistics and update the running ones. */
+    public boolean updatesStatistics(boolean training) {
+        return training && mode == BnMode.TRAIN;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray x = inputs.singletonOrThrow();
+        var device = x.getDevice();
+        boolean batchStats = updatesStatistics(training);
+        if (batchStats) {
+            numBatchesTracked++;
+        }
+        return BatchNorm.batchNorm(
+                x,
+                ps.getValue(runningMean, device, training),
+                ps.getValue(runningVar, device, training),
+                ps.getValue(weight, device, training),
+                ps.getValue(bias, device, training),
+                1,
+                DJL_MOMENTUM,
+                EPS,
+                batchStats);
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+        return inputs;
+    }
+
+    @Override
+    public String toString() {
+        return "BatchNorm2d(" + channels + ", eps=1e-05, momentum=0.1, mode=" + mode + ")";
+    }
+}

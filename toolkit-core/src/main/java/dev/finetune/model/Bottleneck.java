@@ -1,0 +1,85 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Activation;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/**
+ * torchvision's {@code Bottleneck} (ResNet-50/101/152, V1.5: the stride sits on the 3×3 conv): 1×1 reduce, 3×3,
+ * 1×1 expand ×4, with a downsample where the shape changes.
+ */
+public final class Bottleneck extends TorchModule implements ResidualBlock {
+    static final int EXPANSION = 4;
+
+    private final Conv2d conv1;
+    private final BatchNorm2d bn1;
+    private final Conv2d conv2;
+    private final BatchNorm2d bn2;
+    private final Conv2d conv3;
+    private final BatchNorm2d bn3;
+    private final Sequential downsample;
+
+    public Bottleneck(int inPlanes, int planes, int stride) {
+        conv1 = child("conv1", new Conv2d(inPlanes, planes, 1, 1, 0));
+        bn1 = child("bn1", new BatchNorm2d(planes));
+        conv2 = child("conv2", new Conv2d(planes, planes, 3, stride, 1));
+        bn2 = child("bn2", new BatchNorm2d(planes));
+        conv3 = child("conv3", new Conv2d(planes, planes * EXPANSION, 1, 1, 0));
+        bn3 = child("bn3", new BatchNorm2d(planes * EXPANSION));
+        if (stride != 1 || inPlanes != planes * EXPANSION) {
+            downsample =
+                    child(
+                            "downsample",
+                            new Sequential(
+                                    new Conv2d(inPlanes, planes * EXPANSION, 1, stride, 0),
+                                    new BatchNorm2d(planes * EXPANSION)));
+        } else {
+            downsample = null;
+        }
+    }
+
+    @Override
+    public int expansion() {
+        return EXPANSION;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray identity = inputs.singletonOrThrow();
+        NDList out = bn1.forward(ps, conv1.forward(ps, inputs, training), training);
+        out = new NDList(Activation.relu(out.singletonOrThrow()));
+        out = bn2.forward(ps, conv2.forward(ps, out, training), training);
+        out = new NDList(Activation.relu(out.singletonOrThrow()));
+        out = bn3.forward(ps, conv3.forward(ps, out, training), training);
+        if (downsample != null) {
+            identity = downsample.forward(ps, inputs, training).singletonOrThrow();
+        }
+        return new NDList(Activation.relu(out.singletonOrThrow().add(identity)));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+        return conv3.getOutputShapes(conv2.getOutputShapes(conv1.getOutputShapes(inputs)));
+    }
+
+    @Override
+    protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
+        conv1.initialize(manager, dataType, inputShapes);
+        Shape[] s1 = conv1.getOutputShapes(inputShapes);
+        bn1.initialize(manager, dataType, s1);
+        conv2.initialize(manager, dataType, s1);
+        Shape[] s2 = conv2.getOutputShapes(s1);
+        bn2.initialize(manager, dataType, s2);
+        conv3.initialize(manager, dataType, s2);
+        bn3.initialize(manager, dataType, conv3.getOutputShapes(s2));
+        if (downsample != null) {
+            downsample.initialize(manager, dataType, inputShapes);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/** {@code nn.Linear(in, out)} with PyTorch's default initialization. */
+public final class Linear extends TorchModule {
+    private final int inFeatures;
+    private final int outFeatures;
+    private final Parameter weight;
+    private final Parameter bias;
+
+    public Linear(int inFeatures, int outFeatures) {
+        this.inFeatures = inFeatures;
+        this.outFeatures = outFeatures;
+        weight = param("weight", Parameter.Type.WEIGHT, new Shape(outFeatures, inFeatures), true);
+        bias = param("bias", Parameter.Type.BIAS, new Shape(outFeatures), true);
+        weight.setInitializer(TorchInit.linearUniform(inFeatures));
+        bias.setInitializer(TorchInit.linearUniform(inFeatures));
+    }
+
+    public int inFeatures() {
+        return inFeatures;
+    }
+
+    public int outFeatures() {
+        return outFeatures;
+    }
+
+    public Parameter weight() {
+        return weight;
+    }
+
+    public Parameter bias() {
+        return bias;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        var x = inputs.singletonOrThrow();
+        var device = x.getDevice();
+        return ai.djl.nn.core.Linear.linear(
+                x, ps.getValue(weight, device, training), ps.getValue(bias, device, training));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+        return new Shape[] {new Shape(inputs[0].get(0), outFeatures)};
+    }
+
+    @Override
+    public String toString() {
+        return "Linear(in_features=" + inFeatures + ", out_features=" + outFeatures + ", bias=True)";
+    }
+}

@@ -1,0 +1,45 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/** {@code nn.Sequential}: children named {@code 0, 1, …}, applied in order. */
+public final class Sequential extends TorchModule {
+
+    public Sequential(Block... blocks) {
+        for (int i = 0; i < blocks.length; i++) {
+            child(Integer.toString(i), blocks[i]);
+        }
+    }
+
+    /** The i-th child. */
+    public Block get(int i) {
+        return children.get(Integer.toString(i));
+    }
+
+    public int size() {
+        return children.size();
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDList x = inputs;
+        for (Block b : children.values()) {
+            x = b.forward(ps, x, training);
+        }
+        return x;
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+        Shape[] s = inputs;
+        for (Block b : children.values()) {
+            s = b.getOutputShapes(s);
+        }
+        return s;
+    }
+}

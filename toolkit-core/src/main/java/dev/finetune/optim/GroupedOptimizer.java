@@ -1,0 +1,257 @@
+package dev.finetune.optim;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.nn.Parameter;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.engine.Engines;
+import dev.finetune.policy.FreezePlan;
+import dev.finetune.policy.NamePattern;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * SGD (momentum, Nesterov), Adam and AdamW over exactly the trainable parameters, with parameter groups.
+ *
+ * <p>Why not DJL's {@code Optimizer}: it has one global weight decay, no parameter groups, a global step count for
+ * Adam's bias correction and no way to export its state. This one follows {@code torch.optim} step for step (same
+ * update order, per-parameter step counts, L2 for SGD/Adam, decoupled decay for AdamW) so results match PyTorch's.
+ * Frozen parameters are never in it: no state, no decay, no update.
+ */
+public final class GroupedOptimizer implements AutoCloseable {
+    private final OptimizerSettings settings;
+    private final List<ParamSlot> slots;
+    private final NDManager stateManager;
+    private final Map<String, NDArray> buf1 = new LinkedHashMap<>();
+    private final Map<String, NDArray> buf2 = new LinkedHashMap<>();
+    private final Map<String, Long> steps = new LinkedHashMap<>();
+
+    private GroupedOptimizer(OptimizerSettings settings, List<ParamSlot> slots, NDManager parent) {
+        this.settings = settings;
+        this.slots = List.copyOf(slots);
+        this.stateManager = parent.newSubManager();
+    }
+
+    /**
+     * Builds the optimizer over the parameters {@code plan} marks trainable. A group pattern that matches no
+     * parameter of the model is a config error.
+     */
+    public static GroupedOptimizer build(
+            OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan, NDManager manager) {
+        return new GroupedOptimizer(settings, slotsFor(settings, tensors, plan), manager);
+    }
+
+    /** The slots {@link #build} would create, without allocating anything (for {@code inspect}). */
+    public static List<ParamSlot> slotsFor(
+            OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan) {
+        List<NamePattern> patterns = new ArrayList<>();
+        for (int i = 0; i < settings.groups().size(); i++) {
+            String where = "optimizer.groups[" + i + "].match";
+            NamePattern p = NamePattern.parse(settings.groups().get(i).match(), where);
+            if (tensors.keySet().stream().noneMatch(p::matches)) {
+                throw new FinetuneException(
+                        ErrorKind.CONFIG,
+                        where + ": pattern '" + p.source() + "' matches no parameter of the model; names are"
+                                + " torchvision's (layer4.0.conv1.weight, fc.bias); run 'finetune inspect'");
+            }
+            patterns.add(p);
+        }
+        List<ParamSlot> out = new ArrayList<>();
+        for (String name : plan.trainableNames()) {
+            Parameter p = tensors.get(name);
+            double mult = 1;
+            boolean noDecay = !settings.decayNormAndBias() && p.getShape().dimension() <= 1;
+            double wd = noDecay ? 0 : settings.weightDecay();
+            String group = noDecay && settings.weightDecay() > 0 ? "base (no decay: bias/norm)" : "base";
+            for (int i = 0; i < patterns.size(); i++) {
+                if (patterns.get(i).matches(name)) {
+                    OptimizerSettings.GroupSettings g = settings.groups().get(i);
+                    mult = g.lrMult() == null ? 1 : g.lrMult();
+                    if (g.weightDecay() != null) {
+                        wd = g.weightDecay();
+                    }
+                    group = "optimizer.groups[" + i + "]";
+                }
+            }
+            out.add(new ParamSlot(name, p, mult, wd, group));
+        }
+        return out;
+    }
+
+    public OptimizerSettings settings() {
+        return settings;
+    }
+
+    public List<ParamSlot> slots() {
+        return slots;
+    }
+
+    /** Names of the parameters this optimizer updates. */
+    public List<String> parameterNames() {
+        return slots.stream().map(ParamSlot::name).toList();
+    }
+
+    /** Names that have optimizer state (momentum buffers, Adam moments). */
+    public List<String> namesWithState() {
+        return List.copyOf(buf1.keySet());
+    }
+
+    /**
+     * One update with base learning rate {@code lr}, then the gradients are zeroed. A slot whose parameter has been
+     * frozen since the optimizer was built is a hard failure: it would otherwise be decayed or moved silently.
+     */
+    public void step(double lr) {
+        try (Engines.NoGrad ng = Engines.noGrad();
+                NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            ng.getClass();
+            for (ParamSlot slot : slots) {
+                Parameter param = slot.parameter();
+                if (!param.requiresGradient()) {
+                    throw new FinetuneException(
+                            ErrorKind.INTERNAL,
+                            "invariant broken: frozen parameter " + slot.name() + " is in the optimizer; rebuild the"
+                                    + " optimizer after changing the freeze policy");
+                }
+                NDArray p = param.getArray();
+                NDArray g = p.getGradient();
+                double plr = lr * slot.lrMult();
+                switch (settings.name()) {
+                    case "sgd" -> sgd(slot, p, g, plr);
+                    case "adam" -> adam(slot, p, g, plr, false);
+                    case "adamw" -> adam(slot, p, g, plr, true);
+                    default -> throw new IllegalStateException(settings.name());
+                }
+                JniUtils.zeroGrad((PtNDArray) p);
+            }
+        }
+    }
+
+    /** Clears the gradients of the trainable parameters without updating (after a skipped step). */
+    public void zeroGrad() {
+        for (ParamSlot slot : slots) {
+            JniUtils.zeroGrad((PtNDArray) slot.parameter().getArray());
+        }
+    }
+
+    private void sgd(ParamSlot slot, NDArray p, NDArray g, double lr) {
+        NDArray d = g;
+        if (slot.weightDecay() != 0) {
+            d = d.add(p.mul(slot.weightDecay()));
+        }
+        double m = settings.momentum();
+        if (m != 0) {
+            NDArray buf = buf1.get(slot.name());
+            if (buf == null) {
+                buf = keep(d.duplicate());
+                buf1.put(slot.name(), buf);
+            } else {
+                buf.muli(m).addi(d.mul(1 - settings.dampening()));
+            }
+            d = settings.nesterov() ? d.add(buf.mul(m)) : buf;
+        }
+        steps.merge(slot.name(), 1L, Long::sum);
+        p.subi(d.mul(lr));
+    }
+
+    private void adam(ParamSlot slot, NDArray p, NDArray g, double lr, boolean decoupled) {
+        NDArray grad = g;
+        if (slot.weightDecay() != 0) {
+            if (decoupled) {
+                p.muli(1 - lr * slot.weightDecay());
+            } else {
+                grad = grad.add(p.mul(slot.weightDecay()));
+            }
+        }
+        double b1 = settings.beta1();
+        double b2 = settings.beta2();
+        NDArray m = buf1.get(slot.name());
+        NDArray v = buf2.get(slot.name());
+        if (m == null) {
+            m = keep(grad.zerosLike());
+            v = keep(grad.zerosLike());
+            buf1.put(slot.name(), m);
+            buf2.put(slot.name(), v);
+        }
+        long t = steps.merge(slot.name(), 1L, Long::sum);
+        m.muli(b1).addi(grad.mul(1 - b1));
+        v.muli(b2).addi(grad.mul(grad).muli(1 - b2));
+        double bc1 = 1 - Math.pow(b1, t);
+        double bc2 = 1 - Math.pow(b2, t);
+        NDArray denom = v.sqrt().divi(Math.sqrt(bc2)).addi(settings.eps());
+        p.subi(m.div(denom).muli(lr / bc1));
+    }
+
+    private NDArray keep(NDArray a) {
+        NDScope.unregister(a);
+        a.attach(stateManager);
+        return a;
+    }
+
+    /**
+     * The optimizer's state as named tensors, for checkpoints: {@code <param>.momentum_buffer} (SGD),
+     * {@code <param>.exp_avg} / {@code .exp_avg_sq} (Adam), {@code <param>.step}.
+     */
+    public LinkedHashMap<String, HostTensor> exportState() {
+        LinkedHashMap<String, HostTensor> out = new LinkedHashMap<>();
+        boolean sgd = "sgd".equals(settings.name());
+        for (ParamSlot s : slots) {
+            NDArray a = buf1.get(s.name());
+            if (a != null) {
+                out.put(s.name() + (sgd ? ".momentum_buffer" : ".exp_avg"), toHost(a));
+            }
+            NDArray b = buf2.get(s.name());
+            if (b != null) {
+                out.put(s.name() + ".exp_avg_sq", toHost(b));
+            }
+            Long t = steps.get(s.name());
+            if (t != null) {
+                out.put(s.name() + ".step", new HostTensor("I64", new long[0], new float[] {t}));
+            }
+        }
+        return out;
+    }
+
+    /** Restores state written by {@link #exportState}; entries for parameters not in this optimizer are ignored. */
+    public void importState(Map<String, HostTensor> state) {
+        boolean sgd = "sgd".equals(settings.name());
+        for (ParamSlot s : slots) {
+            HostTensor a = state.get(s.name() + (sgd ? ".momentum_buffer" : ".exp_avg"));
+            if (a != null) {
+                replace(buf1, s.name(), a);
+            }
+            HostTensor b = state.get(s.name() + ".exp_avg_sq");
+            if (b != null) {
+                replace(buf2, s.name(), b);
+            }
+            HostTensor t = state.get(s.name() + ".step");
+            if (t != null) {
+                steps.put(s.name(), (long) t.data()[0]);
+            }
+        }
+    }
+
+    private void replace(Map<String, NDArray> buffers, String name, HostTensor t) {
+        NDArray old = buffers.remove(name);
+        if (old != null) {
+            old.close();
+        }
+        buffers.put(name, stateManager.create(t.data(), new ai.djl.ndarray.types.Shape(t.shape())));
+    }
+
+    private static HostTensor toHost(NDArray a) {
+        return HostTensor.of(a.getShape().getShape(), a.toFloatArray());
+    }
+
+    @Override
+    public void close() {
+        stateManager.close();
+    }
+}

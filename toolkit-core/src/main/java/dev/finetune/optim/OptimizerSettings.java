@@ -1,0 +1,96 @@
+package dev.finetune.optim;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * What the {@code optimizer:} section of a config says. PyTorch's defaults where the section is silent.
+ *
+ * @param name sgd, adam or adamw
+ * @param lr base learning rate
+ * @param momentum SGD momentum
+ * @param nesterov SGD Nesterov momentum
+ * @param dampening SGD dampening
+ * @param weightDecay L2 (sgd, adam) or decoupled (adamw) decay
+ * @param beta1 Adam beta1
+ * @param beta2 Adam beta2
+ * @param eps Adam epsilon
+ * @param decayNormAndBias apply weight decay to biases and norm parameters too (off by default, as timm does)
+ * @param groups parameter groups by pattern; the last matching group wins
+ */
+public record OptimizerSettings(
+        String name,
+        double lr,
+        double momentum,
+        boolean nesterov,
+        double dampening,
+        double weightDecay,
+        double beta1,
+        double beta2,
+        double eps,
+        boolean decayNormAndBias,
+        List<GroupSettings> groups) {
+
+    public OptimizerSettings {
+        name = name == null ? "sgd" : name.toLowerCase(Locale.ROOT);
+        groups = groups == null ? List.of() : List.copyOf(groups);
+        if (!List.of("sgd", "adam", "adamw").contains(name)) {
+            throw config("optimizer.name", "unknown optimizer '" + name + "'; choose sgd, adam or adamw");
+        }
+        positive("optimizer.lr", lr);
+        if (momentum < 0 || momentum >= 1) {
+            throw config("optimizer.momentum", "must be in [0, 1), found " + momentum);
+        }
+        if (nesterov && (momentum == 0 || dampening != 0)) {
+            throw config("optimizer.nesterov", "Nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
+        }
+        if (weightDecay < 0) {
+            throw config("optimizer.weight_decay", "must be >= 0, found " + weightDecay);
+        }
+        if (beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1) {
+            throw config("optimizer.betas", "each must be in [0, 1), found [" + beta1 + ", " + beta2 + "]");
+        }
+        positive("optimizer.eps", eps);
+        for (int i = 0; i < groups.size(); i++) {
+            GroupSettings g = groups.get(i);
+            if (g.lrMult() != null && !(g.lrMult() > 0)) {
+                throw config("optimizer.groups[" + i + "].lr_mult", "must be > 0, found " + g.lrMult()
+                        + " (to stop a group from training, freeze it in the policy instead)");
+            }
+            if (g.weightDecay() != null && g.weightDecay() < 0) {
+                throw config("optimizer.groups[" + i + "].weight_decay", "must be >= 0, found " + g.weightDecay());
+            }
+        }
+    }
+
+    /** SGD with the given learning rate and momentum, everything else PyTorch's default. */
+    public static OptimizerSettings sgd(double lr, double momentum) {
+        return new OptimizerSettings("sgd", lr, momentum, false, 0, 0, 0.9, 0.999, 1e-8, false, List.of());
+    }
+
+    /** Adam / AdamW with PyTorch's default betas and eps. */
+    public static OptimizerSettings adam(String name, double lr, double weightDecay) {
+        return new OptimizerSettings(name, lr, 0, false, 0, weightDecay, 0.9, 0.999, 1e-8, false, List.of());
+    }
+
+    private static void positive(String where, double v) {
+        if (!(v > 0) || Double.isInfinite(v)) {
+            throw config(where, "must be > 0, found " + v);
+        }
+    }
+
+    private static FinetuneException config(String where, String what) {
+        return new FinetuneException(ErrorKind.CONFIG, where + ": " + what);
+    }
+
+    /**
+     * A parameter group: {@code {match: "layer4.*", lr_mult: 0.1, weight_decay: 0}}.
+     *
+     * @param match name pattern (glob, module name or re:)
+     * @param lrMult learning-rate multiplier, null for 1
+     * @param weightDecay override, null to keep the optimizer's
+     */
+    public record GroupSettings(String match, Double lrMult, Double weightDecay) {}
+}

@@ -1,0 +1,72 @@
+package dev.finetune.policy;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * A pattern over torchvision names, as written in a policy. Three spellings:
+ * <ul>
+ *   <li>a glob ({@code layer4.*}, {@code *.bn?.weight}): {@code *} matches any run of characters, dots included,
+ *       {@code ?} one character; it must match the whole name;</li>
+ *   <li>a module name ({@code layer4}, {@code layer3.1}): matches every tensor below that module, as PyTorch users
+ *       write {@code model.layer4.parameters()};</li>
+ *   <li>{@code re:} + a Java regex ({@code re:^layer[1-3]\.}), searched anywhere in the name like {@code re.search}.</li>
+ * </ul>
+ *
+ * @param source the pattern as the user wrote it (used in reports and errors)
+ * @param where the YAML path of the pattern, for error messages
+ */
+public record NamePattern(String source, String where, Pattern regex, boolean prefixMatch) {
+
+    /** Parses a pattern; an invalid one is a config error naming {@code where}. */
+    public static NamePattern parse(String source, String where) {
+        if (source == null || source.isBlank()) {
+            throw new FinetuneException(ErrorKind.CONFIG, where + ": empty pattern; write a name, a glob or re:REGEX");
+        }
+        if (source.startsWith("re:")) {
+            String re = source.substring(3);
+            try {
+                return new NamePattern(source, where, Pattern.compile(re), false);
+            } catch (PatternSyntaxException e) {
+                throw new FinetuneException(
+                        ErrorKind.CONFIG,
+                        where + ": invalid regex '" + re + "': " + e.getDescription() + " near index " + e.getIndex());
+            }
+        }
+        if (source.contains("[") || source.contains("]") || source.contains("{") || source.contains("(")) {
+            throw new FinetuneException(
+                    ErrorKind.CONFIG,
+                    where + ": invalid glob '" + source + "': only * and ? are wildcards; for classes or groups write"
+                            + " a regex as 're:" + source + "'");
+        }
+        boolean wild = source.contains("*") || source.contains("?");
+        StringBuilder re = new StringBuilder("^");
+        for (char c : source.toCharArray()) {
+            switch (c) {
+                case '*' -> re.append(".*");
+                case '?' -> re.append('.');
+                default -> re.append(Pattern.quote(Character.toString(c)));
+            }
+        }
+        re.append('$');
+        return new NamePattern(source, where, Pattern.compile(re.toString()), !wild);
+    }
+
+    /** Whether this pattern selects the tensor {@code name}. */
+    public boolean matches(String name) {
+        if (source.startsWith("re:")) {
+            return regex.matcher(name).find();
+        }
+        if (regex.matcher(name).matches()) {
+            return true;
+        }
+        return prefixMatch && name.startsWith(source + ".");
+    }
+
+    @Override
+    public String toString() {
+        return source;
+    }
+}

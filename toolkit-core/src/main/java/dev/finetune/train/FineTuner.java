@@ -1,0 +1,247 @@
+package dev.finetune.train;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.loss.Loss;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.engine.Engines;
+import dev.finetune.model.ResNet;
+import dev.finetune.model.ResNetArch;
+import dev.finetune.optim.GroupedOptimizer;
+import dev.finetune.optim.OptimizerSettings;
+import dev.finetune.policy.FreezePlan;
+import dev.finetune.policy.FreezePolicy;
+import dev.finetune.weights.KeyMapping;
+import dev.finetune.weights.LoadReport;
+import dev.finetune.weights.WeightLoader;
+
+/**
+ * The library's front door: a pretrained ResNet with a freeze policy applied, a new head, and an optimizer over only
+ * the trainable parameters. One training step, one no-graph forward, and re-freezing for gradual unfreezing.
+ *
+ * <pre>{@code
+ * try (FineTuner ft = FineTuner.builder()
+ *         .checkpoint(Checkpoints.read("resnet18-f37072fd.pth"))
+ *         .headClasses(100)
+ *         .policy(FreezePolicy.linearProbe())
+ *         .optimizer(OptimizerSettings.sgd(0.01, 0.9))
+ *         .build()) {
+ *     float loss = ft.trainStep(images, labels);
+ *     NDArray logits = ft.predictLogits(images);
+ * }
+ * }</pre>
+ */
+public final class FineTuner implements AutoCloseable {
+    private final NDManager manager;
+    private final ResNet model;
+    private final LoadReport loadReport;
+    private final OptimizerSettings optimizerSettings;
+    private final Loss loss = Loss.softmaxCrossEntropyLoss("cross_entropy");
+    private final ParameterStore parameterStore;
+    private FreezePlan plan;
+    private GroupedOptimizer optimizer;
+
+    private FineTuner(Builder b) {
+        Engine engine = Engines.pytorch(b.threads);
+        if (b.seed != null) {
+            engine.setRandomSeed(b.seed);
+        }
+        manager = NDManager.newBaseManager();
+        try {
+            int classes = b.headClasses != null ? b.headClasses : checkpointClasses(b.checkpoint, 1000);
+            model = ResNet.create(b.arch, checkpointClasses(b.checkpoint, classes)).initialize(manager);
+            boolean newHead = b.checkpoint != null && b.headClasses != null;
+            loadReport = b.checkpoint == null
+                    ? null
+                    : WeightLoader.load(model, b.checkpoint, new WeightLoader.Options(b.mapping, b.strict, newHead));
+            if (newHead) {
+                model.replaceHead(manager, b.headClasses, b.dropout);
+            }
+            parameterStore = new ParameterStore(manager, false);
+            optimizerSettings = b.optimizer;
+            applyPolicy(b.policy);
+        } catch (RuntimeException e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    private static int checkpointClasses(Checkpoint c, int fallback) {
+        if (c == null) {
+            return fallback;
+        }
+        for (var e : c.tensors().entrySet()) {
+            if (e.getKey().endsWith("fc.weight") && e.getValue().shape().length == 2) {
+                return (int) e.getValue().shape()[0];
+            }
+        }
+        return fallback;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Applies {@code policy} (a new plan, requiresGrad and BN modes set) and rebuilds the optimizer over the new
+     * trainable set, carrying over the state of parameters that stay trainable.
+     */
+    public FreezePlan applyPolicy(FreezePolicy policy) {
+        plan = FreezePlan.applyTo(model, policy);
+        GroupedOptimizer old = optimizer;
+        optimizer = GroupedOptimizer.build(optimizerSettings, model.namedTensors(), plan, manager);
+        if (old != null) {
+            optimizer.importState(old.exportState());
+            old.close();
+        }
+        return plan;
+    }
+
+    /** Forward with autograd, cross-entropy loss, backward, one optimizer step; returns the loss. */
+    public float trainStep(NDArray images, NDArray labels, double lr) {
+        float value;
+        try (NDManager step = manager.newSubManager()) {
+            NDArray x = images;
+            NDArray lossValue;
+            try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
+                NDArray logits = model.forward(parameterStore, new NDList(x), true).singletonOrThrow();
+                lossValue = loss.evaluate(new NDList(labels), new NDList(logits));
+                lossValue.attach(step);
+                logits.attach(step);
+                value = lossValue.getFloat();
+                if (!Float.isFinite(value)) {
+                    optimizer.zeroGrad();
+                    throw new FinetuneException(
+                            ErrorKind.DIVERGED,
+                            "loss is " + value + "; lower optimizer.lr (now " + optimizerSettings.lr()
+                                    + "), check the input normalization, or add warm-up");
+                }
+                gc.backward(lossValue);
+            }
+            optimizer.step(lr);
+        }
+        return value;
+    }
+
+    /** One step at the optimizer's base learning rate. */
+    public float trainStep(NDArray images, NDArray labels) {
+        return trainStep(images, labels, optimizerSettings.lr());
+    }
+
+    /** Logits with no autograd graph on this thread (BN in eval mode, dropout off). */
+    public NDArray predictLogits(NDArray images) {
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            return model.forward(parameterStore, new NDList(images), false).singletonOrThrow();
+        }
+    }
+
+    public ResNet model() {
+        return model;
+    }
+
+    public NDManager manager() {
+        return manager;
+    }
+
+    public ParameterStore parameterStore() {
+        return parameterStore;
+    }
+
+    public FreezePlan plan() {
+        return plan;
+    }
+
+    public GroupedOptimizer optimizer() {
+        return optimizer;
+    }
+
+    /** The checkpoint mapping report, or null when training from scratch. */
+    public LoadReport loadReport() {
+        return loadReport;
+    }
+
+    @Override
+    public void close() {
+        if (optimizer != null) {
+            optimizer.close();
+        }
+        manager.close();
+    }
+
+    /** Builds a {@link FineTuner}; {@code checkpoint} null means torchvision's initialization (from scratch). */
+    public static final class Builder {
+        private ResNetArch arch = ResNetArch.RESNET18;
+        private Checkpoint checkpoint;
+        private KeyMapping mapping = KeyMapping.defaults();
+        private boolean strict = true;
+        private Integer headClasses;
+        private float dropout;
+        private FreezePolicy policy = FreezePolicy.trainAll();
+        private OptimizerSettings optimizer = OptimizerSettings.sgd(0.01, 0.9);
+        private Integer seed;
+        private int threads;
+
+        public Builder arch(ResNetArch arch) {
+            this.arch = arch;
+            return this;
+        }
+
+        public Builder checkpoint(Checkpoint checkpoint) {
+            this.checkpoint = checkpoint;
+            return this;
+        }
+
+        public Builder mapping(KeyMapping mapping) {
+            this.mapping = mapping;
+            return this;
+        }
+
+        public Builder strict(boolean strict) {
+            this.strict = strict;
+            return this;
+        }
+
+        /** Replaces {@code fc} with a new {@code Linear(features, classes)}. */
+        public Builder headClasses(int classes) {
+            this.headClasses = classes;
+            return this;
+        }
+
+        public Builder dropout(float p) {
+            this.dropout = p;
+            return this;
+        }
+
+        public Builder policy(FreezePolicy policy) {
+            this.policy = policy;
+            return this;
+        }
+
+        public Builder optimizer(OptimizerSettings optimizer) {
+            this.optimizer = optimizer;
+            return this;
+        }
+
+        /** Seeds libtorch's RNG before the model is initialized (new head, from-scratch weights, dropout). */
+        public Builder seed(int seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        /** libtorch intra-op threads (0: its default); only effective before the engine first starts. */
+        public Builder threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        public FineTuner build() {
+            return new FineTuner(this);
+        }
+    }
+}

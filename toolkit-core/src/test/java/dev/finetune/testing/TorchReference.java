@@ -1,0 +1,105 @@
+package dev.finetune.testing;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Reference values produced by Debian's torchvision ({@code scripts/reference/torch_reference.py}), generated once per
+ * test JVM into {@code target/torch-reference}. CI installs {@code python3-torchvision}; without it these tests fail
+ * with a message saying so (they never skip).
+ */
+public final class TorchReference {
+    /** Debian's interpreter: the python3 first on PATH may be another one without torch. */
+    public static final String PYTHON = "/usr/bin/python3";
+
+    private static TorchReference instance;
+
+    private final Path dir;
+    private final JsonNode index;
+
+    private TorchReference(Path dir) throws IOException {
+        this.dir = dir;
+        this.index = new ObjectMapper().readTree(dir.resolve("reference.json").toFile()).get("arrays");
+    }
+
+    /** The shared reference directory, generated on first use. */
+    public static synchronized TorchReference get() throws IOException, InterruptedException {
+        if (instance == null) {
+            Path dir = Path.of("target", "torch-reference").toAbsolutePath();
+            if (!Files.exists(dir.resolve("reference.json"))) {
+                runPython(repoRoot().resolve("scripts/reference/torch_reference.py").toString(), dir.toString());
+            }
+            instance = new TorchReference(dir);
+        }
+        return instance;
+    }
+
+    /** Runs a Python script with Debian's interpreter; fails with its output when it fails. */
+    public static String runPython(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(PYTHON);
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new AssertionError(
+                    "reference script failed: " + cmd + "\n" + out
+                            + "\n(needs Debian's python3-torchvision: apt-get install -y python3-torchvision;"
+                            + " .ci/run installs it)");
+        }
+        return out;
+    }
+
+    /** The repository root (the folder with {@code scripts/}). */
+    public static Path repoRoot() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.isDirectory(p.resolve("scripts"))) {
+            p = p.getParent();
+        }
+        if (p == null) {
+            throw new IllegalStateException("cannot find the repository root from " + Path.of("").toAbsolutePath());
+        }
+        return p;
+    }
+
+    /** The torchvision checkpoint the reference values come from. */
+    public Path checkpoint() {
+        return dir.resolve("resnet18.pth");
+    }
+
+    public long[] shape(String name) {
+        JsonNode s = index.get(name);
+        long[] out = new long[s.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = s.get(i).asLong();
+        }
+        return out;
+    }
+
+    public float[] array(String name) throws IOException {
+        byte[] bytes = Files.readAllBytes(dir.resolve("arrays").resolve(name + ".f32"));
+        float[] out = new float[bytes.length / 4];
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
+        return out;
+    }
+
+    /** Largest absolute difference, failing on a length mismatch. */
+    public static double maxAbsDiff(float[] a, float[] b) {
+        if (a.length != b.length) {
+            throw new AssertionError("length " + a.length + " != " + b.length);
+        }
+        double m = 0;
+        for (int i = 0; i < a.length; i++) {
+            m = Math.max(m, Math.abs(a[i] - b[i]));
+        }
+        return m;
+    }
+}
