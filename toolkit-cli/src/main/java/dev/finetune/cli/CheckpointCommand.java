@@ -1,0 +1,106 @@
+package dev.finetune.cli;
+
+import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.checkpoint.Checkpoints;
+import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.engine.Engines;
+import dev.finetune.model.ResNet;
+import dev.finetune.model.ResNetArch;
+import dev.finetune.weights.KeyMapping;
+import dev.finetune.weights.LoadReport;
+import dev.finetune.weights.WeightLoader;
+import ai.djl.ndarray.NDManager;
+import java.io.PrintWriter;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code finetune checkpoint …}: look at checkpoint files. */
+@Command(name = "checkpoint", description = "Checkpoint files.", subcommands = {CheckpointCommand.Inspect.class},
+        mixinStandardHelpOptions = true)
+final class CheckpointCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a subcommand is required: inspect");
+    }
+
+    /** {@code finetune checkpoint inspect FILE [--json]}. */
+    @Command(name = "inspect", mixinStandardHelpOptions = true,
+            description = "Format, tensors, dtypes, and how the keys map onto a torchvision ResNet.")
+    static final class Inspect implements Callable<Integer> {
+        @Parameters(paramLabel = "FILE", description = "a .pth, .safetensors or finetune checkpoint, or"
+                + " torchvision:resnet18")
+        String source;
+
+        @Option(names = "--arch", defaultValue = "resnet18", description = "architecture to map onto (${DEFAULT-VALUE})")
+        String arch;
+
+        @Option(names = "--key-prefix", description = "a prefix to strip from the keys, e.g. backbone.")
+        String keyPrefix;
+
+        @Option(names = "--json", description = "machine-readable output")
+        boolean json;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            Checkpoint ckpt = Checkpoints.read(source);
+            ResNetArch a = ResNetArch.parse(arch);
+            int classes = 1000;
+            for (var e : ckpt.tensors().entrySet()) {
+                if (e.getKey().endsWith("fc.weight") && e.getValue().shape().length == 2) {
+                    classes = (int) e.getValue().shape()[0];
+                }
+            }
+            Engines.pytorch();
+            LoadReport report;
+            try (NDManager m = NDManager.newBaseManager()) {
+                ResNet net = ResNet.create(a, classes).initialize(m);
+                report = WeightLoader.plan(net, ckpt, new WeightLoader.Options(
+                        KeyMapping.of(keyPrefix, java.util.List.of()), true, false));
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            if (json) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("file", ckpt.source().toString());
+                o.put("format", ckpt.format().name());
+                o.put("tensors", ckpt.tensors().size());
+                o.put("elements", ckpt.parameterCount());
+                o.put("dtypes", ckpt.dtypeCounts());
+                o.put("metadata", ckpt.metadata());
+                o.put("arch", a.configName());
+                o.put("classes", classes);
+                o.put("mapping", report);
+                o.put("clean", report.isClean());
+                out.println(JsonOutput.write(o));
+            } else {
+                out.printf("file:     %s%n", ckpt.source());
+                out.printf("format:   %s%n", ckpt.format());
+                out.printf("tensors:  %d (%,d elements)%n", ckpt.tensors().size(), ckpt.parameterCount());
+                out.printf("dtypes:   %s%n", ckpt.dtypeSummary());
+                if (!ckpt.metadata().isEmpty()) {
+                    out.printf("metadata: %s%n", ckpt.metadata().keySet());
+                }
+                out.printf("mapping onto %s (%d classes):%n", a.configName(), classes);
+                out.print(report.summary());
+                out.println(report.isClean() ? "result: loads cleanly" : "result: does NOT load strictly ("
+                        + report.problems().size() + " problems)");
+            }
+            out.flush();
+            return report.isClean() ? 0 : dev.finetune.ErrorKind.CHECKPOINT.exitCode();
+        }
+    }
+
+    static long numel(HostTensor t) {
+        return t.numel();
+    }
+}

@@ -1,0 +1,81 @@
+package dev.finetune.cli;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * {@code finetune}: the command line. Parses, prints and maps errors to exit codes; everything else is in
+ * toolkit-core.
+ */
+@Command(
+        name = "finetune",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionInfo.class,
+        description = "Fine-tune pretrained ResNets on the JVM: torchvision-exact weights, explicit freezing.",
+        subcommands = {
+            CheckpointCommand.class,
+            InspectCommand.class,
+            CommandLine.HelpCommand.class
+        },
+        exitCodeListHeading = "%nExit codes:%n",
+        exitCodeList = {
+            "0:success",
+            "1:internal error (a bug: please report it)",
+            "2:usage: bad command-line arguments",
+            "3:config: invalid config or freeze policy",
+            "4:data: missing, empty or corrupt data",
+            "5:checkpoint: unreadable, unsafe or not fitting the model",
+            "6:diverged: loss became NaN or infinite",
+            "7:output: a file could not be written",
+            "8:download: a download failed or its checksum did not match",
+            "130:interrupted (Ctrl-C); a resumable checkpoint was written",
+            "143:terminated (SIGTERM); a resumable checkpoint was written"
+        })
+public final class FinetuneCli implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (see --help)");
+    }
+
+    /** Builds the command line with the toolkit's error handling. */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new FinetuneCli());
+        cl.setExecutionExceptionHandler(FinetuneCli::handle);
+        cl.setParameterExceptionHandler((ex, args) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            err.println("error: " + ex.getMessage());
+            err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'.");
+            return ErrorKind.USAGE.exitCode();
+        });
+        return cl;
+    }
+
+    private static int handle(Exception ex, CommandLine cl, CommandLine.ParseResult parsed) {
+        PrintWriter err = cl.getErr();
+        Throwable t = ex;
+        while (!(t instanceof FinetuneException) && t.getCause() != null && t.getCause() != t) {
+            t = t.getCause();
+        }
+        if (t instanceof FinetuneException f) {
+            err.println("error: " + f.getMessage());
+            err.flush();
+            return f.kind().exitCode();
+        }
+        err.println("internal error: " + ex);
+        ex.printStackTrace(err);
+        err.println("This is a bug in finetune; please report it with the command you ran.");
+        err.flush();
+        return ErrorKind.INTERNAL.exitCode();
+    }
+
+    public static void main(String[] args) {
+        int code = commandLine().execute(args);
+        System.exit(code);
+    }
+}

@@ -1,0 +1,46 @@
+package dev.finetune.cli;
+
+import dev.finetune.config.ConfigLoader;
+import dev.finetune.inspect.InspectReport;
+import dev.finetune.train.Experiment;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code finetune inspect --config X.yaml}: what trains, what is frozen, and why. */
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Every parameter with its fate (trainable, rule, BN mode, lr, weight decay, in optimizer),"
+                + " totals, and the backward frontier.")
+final class InspectCommand implements Callable<Integer> {
+    @Option(names = {"-c", "--config"}, required = true, description = "experiment YAML")
+    Path config;
+
+    @Option(names = "--set", description = "edit the config: KEY=VALUE (repeatable), e.g. optimizer.lr=0.003")
+    List<String> sets = new ArrayList<>();
+
+    @Option(names = "--classes", description = "class count for head.classes: auto (default: from the data, if"
+            + " any)")
+    Integer classes;
+
+    @Option(names = "--json", description = "machine-readable output")
+    boolean json;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        ConfigLoader.Loaded loaded = ConfigLoader.load(config, sets);
+        Integer dataClasses = classes;
+        InspectReport report = Experiment.inspect(loaded, dataClasses);
+        PrintWriter out = spec.commandLine().getOut();
+        out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
+        out.flush();
+        return 0;
+    }
+}

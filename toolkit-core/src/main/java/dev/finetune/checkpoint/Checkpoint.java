@@ -1,0 +1,52 @@
+package dev.finetune.checkpoint;
+
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+
+/**
+ * The tensors of a checkpoint file, by their torchvision names ({@code layer4.1.bn2.running_var}), in file order.
+ *
+ * @param source the file the tensors were read from
+ * @param format the format it was read as
+ * @param tensors tensors by name, in the order the file lists them
+ * @param metadata string facts about the file: the safetensors {@code __metadata__}, or for a {@code .pth} the
+ *     archive name and, when the state_dict was wrapped ({@code {"state_dict": ..., "epoch": 3}}), {@code wrapped_key}
+ *     and {@code ignored_keys}
+ */
+public record Checkpoint(
+        Path source, CheckpointFormat format, LinkedHashMap<String, HostTensor> tensors, Map<String, String> metadata) {
+
+    public Checkpoint {
+        Objects.requireNonNull(source, "source");
+        Objects.requireNonNull(format, "format");
+        Objects.requireNonNull(tensors, "tensors");
+        metadata = Collections.unmodifiableMap(new LinkedHashMap<>(metadata));
+    }
+
+    /** Total number of values over all tensors, parameters and buffers alike (11,699,132 for resnet18). */
+    public long parameterCount() {
+        long n = 0;
+        for (HostTensor t : tensors.values()) {
+            n += t.numel();
+        }
+        return n;
+    }
+
+    /** How many tensors the file stored in each dtype, by dtype name: {@code {F32=102, I64=20}}. */
+    public Map<String, Long> dtypeCounts() {
+        return tensors.values().stream()
+                .collect(Collectors.groupingBy(HostTensor::sourceDtype, TreeMap::new, Collectors.counting()));
+    }
+
+    /** The dtype counts as a short phrase for reports: {@code "102 F32, 20 I64"}. */
+    public String dtypeSummary() {
+        return dtypeCounts().entrySet().stream()
+                .map(e -> e.getValue() + " " + e.getKey())
+                .collect(Collectors.joining(", "));
+    }
+}

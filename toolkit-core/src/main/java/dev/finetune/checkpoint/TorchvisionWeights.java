@@ -1,0 +1,259 @@
+package dev.finetune.checkpoint;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.io.AtomicFiles;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The torchvision ImageNet weights, named {@code torchvision:resnet18}, fetched once into PyTorch's own cache
+ * ({@code $TORCH_HOME/hub/checkpoints}, by default {@code ~/.cache/torch/hub/checkpoints} or
+ * {@code $XDG_CACHE_HOME/torch/hub/checkpoints}) so that Python and this toolkit share one copy.
+ *
+ * <p>A cached file is used without network access. Every file, cached or downloaded, is checked the way
+ * {@code torch.hub} checks it: the hex digits after the last {@code -} of the file name are a prefix of the file's
+ * SHA-256. A download goes to a temporary file in the cache directory and is renamed into place only after the hash
+ * matched, so an interrupted or corrupted download never poses as the real file.
+ */
+public final class TorchvisionWeights {
+    /** The prefix of a source naming torchvision weights. */
+    public static final String SCHEME = "torchvision:";
+    /** Where torchvision publishes its weights. */
+    public static final URI DEFAULT_BASE_URL = URI.create("https://download.pytorch.org/models/");
+
+    /** IMAGENET1K_V1 files by model name, as torchvision.models lists them. */
+    private static final Map<String, String> FILES = new TreeMap<>(Map.of("resnet18", "resnet18-f37072fd.pth"));
+
+    /** torch.hub's rule: the hash prefix is the hex run after the last '-' of the name, before the extension. */
+    private static final Pattern HASH_IN_NAME = Pattern.compile("-([0-9a-f]+)\\.[^-]*$");
+
+    private final URI baseUrl;
+    private final Path cacheDir;
+    private final boolean offline;
+    private final HttpClient client;
+
+    /**
+     * @param baseUrl the directory URL the files are under (a trailing {@code /} is added if missing)
+     * @param cacheDir where the files are kept, normally {@code <torch home>/hub/checkpoints}
+     * @param offline if true, never download: a file not in the cache is an error
+     */
+    public TorchvisionWeights(URI baseUrl, Path cacheDir, boolean offline) {
+        String base = baseUrl.toString();
+        this.baseUrl = URI.create(base.endsWith("/") ? base : base + "/");
+        this.cacheDir = Objects.requireNonNull(cacheDir, "cacheDir");
+        this.offline = offline;
+        this.client = HttpClient.newBuilder()
+                .followRedirects(HttpClient.Redirect.NORMAL)
+                .connectTimeout(Duration.ofSeconds(30))
+                .build();
+    }
+
+    /**
+     * The real torchvision URL and PyTorch's cache directory; offline if the system property {@code ai.djl.offline}
+     * or the environment variable {@code DJL_OFFLINE} is {@code true}, as DJL's own downloads are.
+     */
+    public static TorchvisionWeights fromEnvironment() {
+        boolean offline = Boolean.parseBoolean(System.getProperty("ai.djl.offline"))
+                || Boolean.parseBoolean(System.getenv("DJL_OFFLINE"));
+        return new TorchvisionWeights(DEFAULT_BASE_URL, defaultCacheDir(), offline);
+    }
+
+    /** PyTorch's checkpoint cache for this user and environment, as {@code torch.hub.get_dir()} computes it. */
+    public static Path defaultCacheDir() {
+        return cacheDir(System.getenv(), System.getProperty("user.home"));
+    }
+
+    static Path cacheDir(Map<String, String> env, String userHome) {
+        String torchHome = env.get("TORCH_HOME");
+        Path home;
+        if (torchHome != null && !torchHome.isEmpty()) {
+            home = expandUser(torchHome, userHome);
+        } else {
+            String xdg = env.get("XDG_CACHE_HOME");
+            Path cache = xdg != null && !xdg.isEmpty() ? expandUser(xdg, userHome) : Path.of(userHome, ".cache");
+            home = cache.resolve("torch");
+        }
+        return home.resolve("hub").resolve("checkpoints");
+    }
+
+    private static Path expandUser(String path, String userHome) {
+        if (path.equals("~")) {
+            return Path.of(userHome);
+        }
+        return path.startsWith("~/") ? Path.of(userHome, path.substring(2)) : Path.of(path);
+    }
+
+    /** The model names {@code torchvision:<name>} accepts. */
+    public static java.util.Set<String> models() {
+        return FILES.keySet();
+    }
+
+    /** The cache directory this instance uses. */
+    public Path cacheDir() {
+        return cacheDir;
+    }
+
+    /**
+     * The local file for {@code torchvision:<model>} (or just {@code <model>}), downloading it if needed.
+     *
+     * @throws FinetuneException {@link ErrorKind#CHECKPOINT} for an unknown model, {@link ErrorKind#DOWNLOAD} if the
+     *     file cannot be fetched or fails its hash check
+     */
+    public Path resolve(String source) {
+        String model = source.startsWith(SCHEME) ? source.substring(SCHEME.length()) : source;
+        String fileName = FILES.get(model);
+        if (fileName == null) {
+            throw new FinetuneException(ErrorKind.CHECKPOINT, source + ": unknown torchvision weights; supported: "
+                    + String.join(", ", FILES.keySet().stream().map(m -> SCHEME + m).toList()));
+        }
+        return fetch(fileName);
+    }
+
+    /**
+     * The cached file {@code fileName}, downloaded from the base URL first if it is not cached. The name must carry
+     * a SHA-256 prefix as torchvision's do ({@code resnet18-f37072fd.pth}).
+     *
+     * @throws FinetuneException {@link ErrorKind#DOWNLOAD} if the file cannot be fetched, offline mode forbids it,
+     *     or the content does not match the hash prefix
+     */
+    public Path fetch(String fileName) {
+        if (fileName.contains("/") || fileName.contains("\\") || fileName.startsWith(".")) {
+            throw new IllegalArgumentException("not a plain file name: " + fileName);
+        }
+        String expected = hashPrefix(fileName);
+        Path target = cacheDir.resolve(fileName);
+        URI url = baseUrl.resolve(fileName);
+        if (Files.isRegularFile(target)) {
+            String actual = sha256(target);
+            if (!actual.startsWith(expected)) {
+                throw new FinetuneException(ErrorKind.DOWNLOAD, target + ": cached file has SHA-256 " + actual
+                        + " but its name promises a hash starting with " + expected + "; it is corrupt or not the file"
+                        + " published at " + url + ". Delete it to download it again");
+            }
+            return target;
+        }
+        if (offline) {
+            throw new FinetuneException(ErrorKind.DOWNLOAD, fileName + " is not in the cache " + cacheDir
+                    + " and offline mode (ai.djl.offline / DJL_OFFLINE) forbids downloading it. Download " + url
+                    + " elsewhere and place it at " + target);
+        }
+        try {
+            Files.createDirectories(cacheDir);
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.OUTPUT, "cannot create the weights cache " + cacheDir + ": " + e, e);
+        }
+        AtomicFiles.write(target, out -> {
+            MessageDigest digest = newSha256();
+            try (InputStream in = open(url, target)) {
+                byte[] buf = new byte[1 << 16];
+                int n;
+                while ((n = readFrom(in, buf, url, target)) >= 0) {
+                    digest.update(buf, 0, n);
+                    out.write(buf, 0, n);
+                }
+            }
+            String actual = HexFormat.of().formatHex(digest.digest());
+            if (!actual.startsWith(expected)) {
+                // Thrown inside the write, so AtomicFiles deletes the temporary file and nothing reaches the cache.
+                throw new FinetuneException(ErrorKind.DOWNLOAD, "download of " + url + " does not match its published"
+                        + " hash: expected SHA-256 starting with " + expected + ", got " + actual + "; the file was"
+                        + " deleted. Retry, or download it yourself and place it at " + target);
+            }
+        });
+        return target;
+    }
+
+    /**
+     * torchvision publishes no checksum file: the only reference is the first hex digits of the SHA-256 embedded in
+     * the file name, which torch.hub's {@code check_hash} compares.
+     */
+    static String hashPrefix(String fileName) {
+        Matcher m = HASH_IN_NAME.matcher(fileName);
+        if (!m.find()) {
+            throw new IllegalArgumentException(
+                    "file name " + fileName + " carries no SHA-256 prefix (name-<hex>.<ext>), so it cannot be verified");
+        }
+        return m.group(1);
+    }
+
+    private InputStream open(URI url, Path target) {
+        HttpRequest request = HttpRequest.newBuilder(url).GET().build();
+        HttpResponse<InputStream> response;
+        try {
+            response = client.send(request, HttpResponse.BodyHandlers.ofInputStream());
+        } catch (IOException e) {
+            throw networkFailure(url, target, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new FinetuneException(ErrorKind.INTERRUPTED, "download of " + url + " interrupted", e);
+        }
+        if (response.statusCode() != 200) {
+            try {
+                response.body().close();
+            } catch (IOException e) {
+                // the status is the error worth reporting
+            }
+            throw new FinetuneException(ErrorKind.DOWNLOAD, "cannot download " + url + ": HTTP "
+                    + response.statusCode() + ". " + manualPlacement(url, target));
+        }
+        return response.body();
+    }
+
+    private static int readFrom(InputStream in, byte[] buf, URI url, Path target) {
+        try {
+            return in.read(buf);
+        } catch (IOException e) {
+            throw networkFailure(url, target, e);
+        }
+    }
+
+    /** Network errors are DOWNLOAD errors, not the OUTPUT errors AtomicFiles makes of IOExceptions. */
+    private static FinetuneException networkFailure(URI url, Path target, IOException e) {
+        String cause = e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName();
+        return new FinetuneException(ErrorKind.DOWNLOAD, "cannot download " + url + ": " + cause + ". "
+                + manualPlacement(url, target), e);
+    }
+
+    private static String manualPlacement(URI url, Path target) {
+        return "Without network access, download it elsewhere and place it at " + target
+                + " (PyTorch's own cache; set TORCH_HOME to use another directory)";
+    }
+
+    private static String sha256(Path file) {
+        MessageDigest digest = newSha256();
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] buf = new byte[1 << 16];
+            int n;
+            while ((n = in.read(buf)) >= 0) {
+                digest.update(buf, 0, n);
+            }
+        } catch (IOException e) {
+            throw new CheckpointException(file, "cannot read: " + e.getMessage(), e);
+        }
+        return HexFormat.of().formatHex(digest.digest());
+    }
+
+    private static MessageDigest newSha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform provides SHA-256", e);
+        }
+    }
+}

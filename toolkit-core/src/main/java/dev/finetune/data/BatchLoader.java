@@ -1,0 +1,475 @@
+package dev.finetune.data;
+
+import ai.djl.modality.cv.Image;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.translate.Pipeline;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.SplittableRandom;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * One epoch over an {@link ImageDataset}, as {@link LoadedBatch}es built ahead of time on worker threads.
+ *
+ * <p>The batch plan (which samples form batch {@code b}) is fixed at construction from the seed and epoch, and
+ * everything random about a sample is seeded by {@code (seed, epoch, sampleIndex)}; each worker builds whole batches,
+ * and the consumer takes them in plan order. So the batches are identical whatever the number of workers and
+ * however threads are scheduled. Up to {@link Options#prefetchBatches()} batches are being built or waiting at any
+ * time, so the training step rarely waits on data.
+ *
+ * <pre>{@code
+ * try (BatchLoader loader = new BatchLoader(dataset, manager, options, epoch)) {
+ *     while (loader.hasNext()) {
+ *         try (LoadedBatch batch = loader.next()) {
+ *             ... batch.images(), batch.labels() ...
+ *         }
+ *     }
+ * }
+ * }</pre>
+ *
+ * <p>A failure on a worker (for example a {@link DataException} for a corrupt image under
+ * {@link BadImagePolicy#FAIL}) is rethrown as-is from {@link #hasNext()} or {@link #next()}, and the loader stops.
+ * Not thread-safe: one consumer thread.
+ */
+public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
+    private static final AtomicInteger LOADER_IDS = new AtomicInteger();
+
+    private final ImageDataset dataset;
+    private final NDManager parent;
+    private final Options options;
+    private final int epoch;
+    private final int[][] plan;
+    private final Pipeline evalPipeline;
+    private final ExecutorService pool;
+    private final Deque<Future<LoadedBatch>> inFlight = new ArrayDeque<>();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private int nextToSubmit;
+    private int nextToTake;
+    private LoadedBatch ready;
+
+    /**
+     * Plans the epoch and starts building the first batches.
+     *
+     * @param dataset the samples
+     * @param parent each batch's arrays live on a new sub-manager of this one
+     * @param options batch size, shuffling, augmentation, threads
+     * @param epoch the epoch number (from 0); with the seed it decides the order and the augmentations
+     */
+    public BatchLoader(ImageDataset dataset, NDManager parent, Options options, int epoch) {
+        this.dataset = dataset;
+        this.parent = parent;
+        this.options = options;
+        this.epoch = epoch;
+        this.plan = plan(dataset.size(), options, epoch);
+        this.evalPipeline = options.transforms().evalPipeline();
+        if (options.numWorkers() > 0) {
+            this.pool = Executors.newFixedThreadPool(options.numWorkers(), workerThreads(parent));
+            submitAhead();
+        } else {
+            this.pool = null;
+        }
+    }
+
+    /** Number of batches this epoch will have (fewer only if every image of a batch is skipped). */
+    public int numBatches() {
+        return plan.length;
+    }
+
+    /** The options this loader was built with. */
+    public Options options() {
+        return options;
+    }
+
+    @Override
+    public boolean hasNext() {
+        while (ready == null && nextToTake < plan.length && !closed.get()) {
+            ready = take();
+        }
+        return ready != null;
+    }
+
+    @Override
+    public LoadedBatch next() {
+        if (!hasNext()) {
+            throw new NoSuchElementException("the epoch has no more batches");
+        }
+        LoadedBatch batch = ready;
+        ready = null;
+        return batch;
+    }
+
+    /**
+     * Loads up to {@code batches} batches, closes them at once, and returns images per second: a measure of the data
+     * pipeline alone, with no model. Timing starts when the first batch arrives, so thread start-up is excluded; ask
+     * for many more batches than {@link Options#prefetchBatches()} so the figure reflects the steady state rather than
+     * the batches prepared in advance.
+     *
+     * @param batches at least 2
+     * @return images per second, or 0 if the epoch has fewer than 2 batches
+     */
+    public double measureThroughput(int batches) {
+        if (batches < 2) {
+            throw new IllegalArgumentException("need at least 2 batches to time, found " + batches);
+        }
+        long start = 0;
+        long images = 0;
+        int taken = 0;
+        while (taken < batches && hasNext()) {
+            try (LoadedBatch batch = next()) {
+                if (taken == 0) {
+                    start = System.nanoTime();
+                } else {
+                    images += batch.size();
+                }
+            }
+            taken++;
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        return taken < 2 || seconds <= 0 ? 0 : images / seconds;
+    }
+
+    /** Stops the workers and frees every batch built but not handed out. Safe to call more than once. */
+    @Override
+    public void close() {
+        if (closed.getAndSet(true)) {
+            return;
+        }
+        if (ready != null) {
+            ready.close();
+            ready = null;
+        }
+        if (pool != null) {
+            pool.shutdownNow();
+            boolean interrupted = false;
+            try {
+                // Workers notice `closed` between samples; a native op in progress just finishes.
+                while (!pool.awaitTermination(10, TimeUnit.SECONDS)) {
+                    // keep waiting: returning early would leave a worker writing into a manager being closed
+                }
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+            for (Future<LoadedBatch> future : inFlight) {
+                closeQuietly(future);
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        inFlight.clear();
+    }
+
+    private LoadedBatch take() {
+        int index = nextToTake++;
+        if (pool == null) {
+            return build(index);
+        }
+        Future<LoadedBatch> future = inFlight.pollFirst();
+        submitAhead();
+        try {
+            return future.get();
+        } catch (ExecutionException e) {
+            close();
+            Throwable cause = e.getCause();
+            if (cause instanceof RuntimeException runtime) {
+                throw runtime; // the worker's own exception, e.g. a DataException naming the file
+            }
+            if (cause instanceof Error error) {
+                throw error;
+            }
+            throw new FinetuneException(ErrorKind.INTERNAL, "data loader worker failed: " + cause, cause);
+        } catch (InterruptedException e) {
+            close();
+            Thread.currentThread().interrupt();
+            throw new FinetuneException(ErrorKind.INTERRUPTED, "interrupted while waiting for a batch", e);
+        }
+    }
+
+    private void submitAhead() {
+        int window = Math.max(options.prefetchBatches(), options.numWorkers());
+        while (inFlight.size() < window && nextToSubmit < plan.length) {
+            int index = nextToSubmit++;
+            inFlight.addLast(pool.submit(() -> build(index)));
+        }
+    }
+
+    /** Builds batch {@code batchIndex}, or returns null if every one of its images was skipped. */
+    private LoadedBatch build(int batchIndex) {
+        int[] indices = plan[batchIndex];
+        List<ImageDataset.Sample> samples = dataset.samples();
+        NDManager batchManager = parent.newSubManager();
+        try {
+            int[] kept = new int[indices.length];
+            long[] labels = new long[indices.length];
+            int n = 0;
+            NDArray images = null;
+            try (NDManager staging = batchManager.newSubManager()) {
+                NDList tensors = new NDList(indices.length);
+                for (int sampleIndex : indices) {
+                    if (closed.get()) {
+                        throw new CancellationException("loader closed");
+                    }
+                    ImageDataset.Sample sample = samples.get(sampleIndex);
+                    Image image;
+                    try {
+                        image = sample.decode();
+                    } catch (DataException e) {
+                        if (options.onBadImage() == BadImagePolicy.SKIP) {
+                            options.skipped().record(sample.source(), e.getMessage());
+                            continue;
+                        }
+                        throw e;
+                    }
+                    // Intermediates of one sample die with its own manager; only the final tensor moves on.
+                    try (NDManager sampleManager = staging.newSubManager()) {
+                        NDArray hwc = image.toNDArray(sampleManager, Image.Flag.COLOR);
+                        Pipeline pipeline = options.augment()
+                                ? options.transforms().trainPipeline(options.seed(), epoch, sampleIndex)
+                                : evalPipeline;
+                        NDArray chw = pipeline.transform(new NDList(hwc)).singletonOrThrow();
+                        chw.attach(staging);
+                        tensors.add(chw);
+                    }
+                    kept[n] = sampleIndex;
+                    labels[n] = sample.label();
+                    n++;
+                }
+                if (n > 0) {
+                    images = NDArrays.stack(tensors);
+                    images.attach(batchManager);
+                }
+            }
+            if (n == 0) {
+                batchManager.close();
+                return null;
+            }
+            NDArray labelArray = batchManager.create(Arrays.copyOf(labels, n));
+            return new LoadedBatch(batchIndex, batchManager, images, labelArray, Arrays.copyOf(kept, n));
+        } catch (RuntimeException | Error e) {
+            batchManager.close();
+            throw e;
+        }
+    }
+
+    private static int[][] plan(int size, Options options, int epoch) {
+        int[] order = new int[size];
+        Arrays.setAll(order, i -> i);
+        if (options.shuffle()) {
+            // Fisher-Yates with a generator of (seed, epoch) only: the order is reproducible and new every epoch.
+            SplittableRandom random = new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + epoch);
+            for (int i = size - 1; i > 0; i--) {
+                int j = random.nextInt(i + 1);
+                int t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
+        }
+        int batchSize = options.batchSize();
+        int count = options.dropLast() ? size / batchSize : (size + batchSize - 1) / batchSize;
+        int[][] batches = new int[count][];
+        for (int b = 0; b < count; b++) {
+            batches[b] = Arrays.copyOfRange(order, b * batchSize, Math.min(size, (b + 1) * batchSize));
+        }
+        return batches;
+    }
+
+    private static ThreadFactory workerThreads(NDManager parent) {
+        boolean pytorch = "PyTorch".equals(parent.getEngine().getEngineName());
+        int loaderId = LOADER_IDS.incrementAndGet();
+        AtomicInteger threadIds = new AtomicInteger();
+        return task -> {
+            Runnable body = () -> {
+                if (pytorch) {
+                    // libtorch grad mode is per thread and on by default; workers only make data, never a graph.
+                    JniUtils.setGradMode(false);
+                }
+                task.run();
+            };
+            Thread thread = new Thread(body, "batch-loader-" + loaderId + "-" + threadIds.incrementAndGet());
+            thread.setDaemon(true); // a loader the caller forgot to close must not keep the JVM alive
+            return thread;
+        };
+    }
+
+    private static void closeQuietly(Future<LoadedBatch> future) {
+        if (!future.isDone() || future.isCancelled()) {
+            return;
+        }
+        try {
+            LoadedBatch batch = future.get();
+            if (batch != null) {
+                batch.close();
+            }
+        } catch (ExecutionException | InterruptedException | CancellationException e) {
+            // The batch failed or was never finished; it freed its own manager.
+        }
+    }
+
+    /**
+     * How a {@link BatchLoader} batches and preprocesses. Immutable; build with {@link #builder()} and derive variants
+     * with {@link #toBuilder()}.
+     *
+     * @param batchSize samples per batch
+     * @param shuffle reorder samples every epoch (seeded); off for evaluation
+     * @param dropLast leave out the last batch if it is smaller than {@code batchSize}
+     * @param seed seeds the order and the augmentations
+     * @param augment use {@link TransformSpec#trainPipeline} (training) rather than {@link TransformSpec#evalPipeline}
+     * @param transforms the preprocessing
+     * @param numWorkers worker threads; 0 builds batches on the consumer thread, without prefetch
+     * @param prefetchBatches batches being built or waiting, at least {@code numWorkers} are kept busy
+     * @param onBadImage what to do with an image that cannot be decoded
+     * @param skipped where skipped images are recorded; share one per run
+     */
+    public record Options(
+            int batchSize,
+            boolean shuffle,
+            boolean dropLast,
+            long seed,
+            boolean augment,
+            TransformSpec transforms,
+            int numWorkers,
+            int prefetchBatches,
+            BadImagePolicy onBadImage,
+            SkippedImages skipped) {
+
+        /** Checks the values. */
+        public Options {
+            if (batchSize < 1) {
+                throw new FinetuneException(ErrorKind.CONFIG, "batch size must be >= 1, found " + batchSize);
+            }
+            if (numWorkers < 0) {
+                throw new FinetuneException(ErrorKind.CONFIG, "loader workers must be >= 0, found " + numWorkers);
+            }
+            if (prefetchBatches < 1) {
+                throw new FinetuneException(
+                        ErrorKind.CONFIG, "prefetch batches must be >= 1, found " + prefetchBatches);
+            }
+            if (transforms == null || onBadImage == null || skipped == null) {
+                throw new IllegalArgumentException("transforms, onBadImage and skipped are required");
+            }
+        }
+
+        /** Defaults: no shuffle, keep last, seed 0, no augmentation, {@link TransformSpec#defaults()}, FAIL. */
+        public static Builder builder() {
+            return new Builder();
+        }
+
+        /** A builder starting from these options. */
+        public Builder toBuilder() {
+            return new Builder()
+                    .setBatchSize(batchSize)
+                    .optShuffle(shuffle)
+                    .optDropLast(dropLast)
+                    .optSeed(seed)
+                    .optAugment(augment)
+                    .optTransforms(transforms)
+                    .optNumWorkers(numWorkers)
+                    .optPrefetchBatches(prefetchBatches)
+                    .optOnBadImage(onBadImage)
+                    .optSkipped(skipped);
+        }
+
+        /** Builds {@link Options}; {@code setBatchSize} is required. */
+        public static final class Builder {
+            private int batchSize;
+            private boolean shuffle;
+            private boolean dropLast;
+            private long seed;
+            private boolean augment;
+            private TransformSpec transforms = TransformSpec.defaults();
+            private int numWorkers = Math.min(4, Runtime.getRuntime().availableProcessors());
+            private Integer prefetchBatches;
+            private BadImagePolicy onBadImage = BadImagePolicy.FAIL;
+            private SkippedImages skipped;
+
+            private Builder() {}
+
+            public Builder setBatchSize(int batchSize) {
+                this.batchSize = batchSize;
+                return this;
+            }
+
+            public Builder optShuffle(boolean shuffle) {
+                this.shuffle = shuffle;
+                return this;
+            }
+
+            public Builder optDropLast(boolean dropLast) {
+                this.dropLast = dropLast;
+                return this;
+            }
+
+            public Builder optSeed(long seed) {
+                this.seed = seed;
+                return this;
+            }
+
+            public Builder optAugment(boolean augment) {
+                this.augment = augment;
+                return this;
+            }
+
+            public Builder optTransforms(TransformSpec transforms) {
+                this.transforms = transforms;
+                return this;
+            }
+
+            /** Default: min(4, available processors). */
+            public Builder optNumWorkers(int numWorkers) {
+                this.numWorkers = numWorkers;
+                return this;
+            }
+
+            /** Default: twice the number of workers, at least 2. */
+            public Builder optPrefetchBatches(int prefetchBatches) {
+                this.prefetchBatches = prefetchBatches;
+                return this;
+            }
+
+            public Builder optOnBadImage(BadImagePolicy onBadImage) {
+                this.onBadImage = onBadImage;
+                return this;
+            }
+
+            /** Default: a new, empty record. */
+            public Builder optSkipped(SkippedImages skipped) {
+                this.skipped = skipped;
+                return this;
+            }
+
+            public Options build() {
+                int prefetch = prefetchBatches != null ? prefetchBatches : Math.max(2, 2 * numWorkers);
+                return new Options(
+                        batchSize,
+                        shuffle,
+                        dropLast,
+                        seed,
+                        augment,
+                        transforms,
+                        numWorkers,
+                        prefetch,
+                        onBadImage,
+                        skipped == null ? new SkippedImages() : skipped);
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+package dev.finetune.data;
+
+import ai.djl.modality.cv.transform.CenterCrop;
+import ai.djl.modality.cv.transform.Normalize;
+import ai.djl.modality.cv.transform.ResizeShort;
+import ai.djl.modality.cv.transform.ToTensor;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.translate.Pipeline;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * The torchvision-style preprocessing of every image: what the network sees in training and in evaluation.
+ *
+ * <p>Evaluation is {@code Resize(resizeSize) + CenterCrop(imageSize) + ToTensor + Normalize(mean, std)}. Training is
+ * {@code RandomResizedCrop(imageSize)} (or the evaluation resize and crop when {@code randomResizedCrop} is off),
+ * then {@code RandomHorizontalFlip} if {@code horizontalFlip}, then {@code ToTensor + Normalize}. Pipelines take an
+ * RGB uint8 HWC array and produce a float32 CHW array.
+ *
+ * @param imageSize side of the square network input, default 224
+ * @param resizeSize shorter side after the evaluation resize, before the centre crop; default 256
+ * @param randomResizedCrop train with torchvision's random resized crop (scale 0.08-1, ratio 3/4-4/3)
+ * @param horizontalFlip train with random left-right mirroring
+ * @param mean per-channel mean (RGB) subtracted after scaling to [0, 1]; default ImageNet's
+ * @param std per-channel standard deviation (RGB) divided by; default ImageNet's
+ */
+public record TransformSpec(
+        int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean, float[] std) {
+
+    private static final float[] IMAGENET_MEAN = {0.485f, 0.456f, 0.406f};
+    private static final float[] IMAGENET_STD = {0.229f, 0.224f, 0.225f};
+
+    /** Checks the values and copies the arrays, so a record cannot change after construction. */
+    public TransformSpec {
+        if (imageSize < 8) {
+            throw new FinetuneException(ErrorKind.CONFIG, "image size must be >= 8, found " + imageSize);
+        }
+        if (resizeSize < imageSize) {
+            throw new FinetuneException(
+                    ErrorKind.CONFIG,
+                    "resize size must be >= image size " + imageSize + " (the centre crop is taken from the resized"
+                            + " image), found " + resizeSize);
+        }
+        mean = checkChannels("mean", mean, false);
+        std = checkChannels("std", std, true);
+    }
+
+    /** torchvision's ImageNet recipe: 224 input, resize 256, random resized crop and flip, ImageNet mean/std. */
+    public static TransformSpec defaults() {
+        return new TransformSpec(224, 256, true, true, IMAGENET_MEAN, IMAGENET_STD);
+    }
+
+    /** The same spec with another input size; the evaluation resize keeps torchvision's 256/224 proportion. */
+    public TransformSpec withImageSize(int size) {
+        return new TransformSpec(
+                size, (int) Math.round(size * 256.0 / 224.0), randomResizedCrop, horizontalFlip, mean, std);
+    }
+
+    /** The same spec with augmentation switched on or off. */
+    public TransformSpec withAugmentation(boolean randomResizedCrop, boolean horizontalFlip) {
+        return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std);
+    }
+
+    @Override
+    public float[] mean() {
+        return mean.clone();
+    }
+
+    @Override
+    public float[] std() {
+        return std.clone();
+    }
+
+    /** Deterministic preprocessing for validation and inference. */
+    public Pipeline evalPipeline() {
+        Pipeline pipeline = new Pipeline();
+        pipeline.add(array -> array.toType(DataType.FLOAT32, false));
+        pipeline.add(new ResizeShort(resizeSize));
+        pipeline.add(new CenterCrop(imageSize, imageSize));
+        return finish(pipeline);
+    }
+
+    /**
+     * Training preprocessing for one sample of one epoch. The random crop and flip are drawn from a generator seeded
+     * by {@code (seed, epoch, sampleIndex)} alone, so a run repeated with the same seed sees the same augmentations
+     * whatever the number of loader threads, and each epoch sees new ones.
+     */
+    public Pipeline trainPipeline(long seed, int epoch, int sampleIndex) {
+        SplittableRandom random = new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
+        Pipeline pipeline = new Pipeline();
+        // Resizing in float keeps the interpolated values; DJL would otherwise round them back to uint8 by truncation.
+        pipeline.add(array -> array.toType(DataType.FLOAT32, false));
+        if (randomResizedCrop) {
+            pipeline.add(new SeededRandomResizedCrop(imageSize, random));
+        } else {
+            pipeline.add(new ResizeShort(resizeSize));
+            pipeline.add(new CenterCrop(imageSize, imageSize));
+        }
+        if (horizontalFlip) {
+            pipeline.add(new SeededHorizontalFlip(random));
+        }
+        return finish(pipeline);
+    }
+
+    private Pipeline finish(Pipeline pipeline) {
+        pipeline.add(new ToTensor());
+        pipeline.add(new Normalize(mean, std));
+        return pipeline;
+    }
+
+    /** SplitMix64's finaliser: neighbouring (seed, epoch, index) triples get unrelated generator seeds. */
+    private static long mix(long z) {
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    private static float[] checkChannels(String name, float[] values, boolean positive) {
+        if (values == null || values.length != 3) {
+            throw new FinetuneException(
+                    ErrorKind.CONFIG,
+                    name + " must have 3 values (R, G, B), found " + (values == null ? "none" : Arrays.toString(values)));
+        }
+        for (float v : values) {
+            if (!Float.isFinite(v) || (positive && v <= 0)) {
+                throw new FinetuneException(
+                        ErrorKind.CONFIG,
+                        name + " values must be finite" + (positive ? " and > 0" : "") + ", found "
+                                + Arrays.toString(values));
+            }
+        }
+        return values.clone();
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof TransformSpec t
+                && imageSize == t.imageSize
+                && resizeSize == t.resizeSize
+                && randomResizedCrop == t.randomResizedCrop
+                && horizontalFlip == t.horizontalFlip
+                && Arrays.equals(mean, t.mean)
+                && Arrays.equals(std, t.std);
+    }
+
+    @Override
+    public int hashCode() {
+        int h = Integer.hashCode(imageSize);
+        h = 31 * h + Integer.hashCode(resizeSize);
+        h = 31 * h + Boolean.hashCode(randomResizedCrop);
+        h = 31 * h + Boolean.hashCode(horizontalFlip);
+        h = 31 * h + Arrays.hashCode(mean);
+        return 31 * h + Arrays.hashCode(std);
+    }
+
+    @Override
+    public String toString() {
+        return "TransformSpec[imageSize=" + imageSize + ", resizeSize=" + resizeSize + ", randomResizedCrop="
+                + randomResizedCrop + ", horizontalFlip=" + horizontalFlip + ", mean=" + Arrays.toString(mean)
+                + ", std=" + Arrays.toString(std) + "]";
+    }
+}

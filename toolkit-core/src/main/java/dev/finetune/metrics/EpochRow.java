@@ -1,0 +1,81 @@
+package dev.finetune.metrics;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The standard row the training loop logs after each epoch. {@link MetricsLog#append(Record)} writes the scalar
+ * fields as {@code metrics.csv} columns (named in snake_case: {@code train_loss}, {@code val_top1}, ...) and all
+ * fields, including the per-class map and the confusion matrix, to {@code metrics.jsonl}.
+ *
+ * @param epoch the 1-based epoch number
+ * @param trainLoss mean training loss
+ * @param valLoss mean validation loss; NaN when the epoch was not validated
+ * @param valTop1 validation top-1 accuracy as a fraction; NaN when not validated
+ * @param valTop5 validation top-5 accuracy (top-min(5, classes)) as a fraction; NaN when not validated
+ * @param lr the learning rate at the end of the epoch (of the head's parameter group when groups differ)
+ * @param epochSeconds wall-clock time of the epoch including validation
+ * @param imagesPerSecond training throughput
+ * @param trainableParams how many parameters were trainable during the epoch (changes when layers are unfrozen)
+ * @param perClassAccuracy validation accuracy by class name; NaN for a class without validation samples; empty when
+ *     not validated
+ * @param confusionMatrix validation confusion matrix (rows true, columns predicted); null when not validated
+ */
+public record EpochRow(
+        int epoch,
+        double trainLoss,
+        double valLoss,
+        double valTop1,
+        double valTop5,
+        double lr,
+        double epochSeconds,
+        double imagesPerSecond,
+        long trainableParams,
+        Map<String, Double> perClassAccuracy,
+        long[][] confusionMatrix) {
+
+    /** Copies the map and matrix so the row cannot change after it is built. */
+    public EpochRow {
+        perClassAccuracy = perClassAccuracy == null
+                ? Map.of()
+                : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(perClassAccuracy));
+        if (confusionMatrix != null) {
+            long[][] copy = new long[confusionMatrix.length][];
+            for (int i = 0; i < copy.length; i++) {
+                copy[i] = confusionMatrix[i].clone();
+            }
+            confusionMatrix = copy;
+        }
+    }
+
+    /**
+     * Builds the row from the epoch's measurements.
+     *
+     * @param validation the validation metrics, or null when this epoch was not validated
+     * @param classNames the class names in label order, used as the keys of {@code per_class_accuracy}
+     */
+    public static EpochRow of(int epoch, double trainLoss, EpochMetrics validation, List<String> classNames,
+            double lr, double epochSeconds, double imagesPerSecond, long trainableParams) {
+        if (validation == null) {
+            return new EpochRow(epoch, trainLoss, Double.NaN, Double.NaN, Double.NaN, lr, epochSeconds,
+                    imagesPerSecond, trainableParams, Map.of(), null);
+        }
+        return new EpochRow(epoch, trainLoss, validation.loss(), validation.top1(), validation.top5(), lr,
+                epochSeconds, imagesPerSecond, trainableParams, validation.perClassAccuracy(classNames),
+                validation.confusion());
+    }
+
+    /** A copy of the confusion matrix, or null when not validated. */
+    @Override
+    public long[][] confusionMatrix() {
+        if (confusionMatrix == null) {
+            return null;
+        }
+        long[][] copy = new long[confusionMatrix.length][];
+        for (int i = 0; i < copy.length; i++) {
+            copy[i] = confusionMatrix[i].clone();
+        }
+        return copy;
+    }
+}
