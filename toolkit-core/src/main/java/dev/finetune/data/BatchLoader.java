@@ -10,7 +10,6 @@ import ai.djl.translate.Pipeline;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
 import java.util.Iterator;
@@ -270,7 +269,11 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         }
     }
 
-    private static int[][] plan(int size, Options options, int epoch) {
+    /**
+     * The sample indices of each batch of an epoch: shuffled by (seed, epoch) when asked. Public so a feature cache
+     * can replay exactly the order a loader would use.
+     */
+    public static int[][] plan(int size, Options options, int epoch) {
         int[] order = new int[size];
         Arrays.setAll(order, i -> i);
         if (options.shuffle()) {

@@ -16,9 +16,4 @@ public class DataException extends FinetuneException {
     public DataException(Path where, String problem, Throwable cause) {
         super(ErrorKind.DATA, where + ": " + problem, cause);
     }
-
-    /** For sources that are not a file of their own, such as one image inside an IDX file ({@code file#index}). */
-    public DataException(String where, String problem, Throwable cause) {
-        super(ErrorKind.DATA, where + ": " + problem, cause);
-    }
 }

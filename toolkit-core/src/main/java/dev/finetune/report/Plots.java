@@ -210,10 +210,11 @@ public final class Plots {
         plot.setRangeGridlinesVisible(false);
         plot.setOutlinePaint(Color.GRAY);
         plot.setAxisOffset(RectangleInsets.ZERO_INSETS);
-        plot.setInsets(new RectangleInsets(4, 4, 4, 4));
+        // Extra width of a small matrix is split around the plot, not given to the cells or the title's padding.
+        plot.setInsets(new RectangleInsets(4, 4, 4, 4 + layout.extraWidth() - layout.extraWidth() / 2));
         // Fixed axis space makes the data area, and so the cells, the size the layout computed: square cells.
         AxisSpace left = new AxisSpace();
-        left.setLeft(layout.rowLabelSpace());
+        left.setLeft(layout.rowLabelSpace() + layout.extraWidth() / 2);
         plot.setFixedRangeAxisSpace(left);
         AxisSpace bottom = new AxisSpace();
         bottom.setBottom(layout.columnLabelSpace());
@@ -239,8 +240,8 @@ public final class Plots {
 
         JFreeChart chart = new JFreeChart(null, TITLE_FONT, plot, false);
         chart.setBackgroundPaint(Color.WHITE);
-        chart.setPadding(new RectangleInsets(ConfusionLayout.PAD, layout.sidePad(), ConfusionLayout.PAD,
-                layout.sidePad()));
+        chart.setPadding(new RectangleInsets(ConfusionLayout.PAD, ConfusionLayout.PAD, ConfusionLayout.PAD,
+                ConfusionLayout.PAD));
         // Antialiased blocks leave faint seams between neighbouring cells; text still gets antialiasing.
         chart.setAntiAlias(false);
         chart.setTextAntiAlias(true);
@@ -380,9 +381,25 @@ public final class Plots {
         x.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
         x.setAutoRangeIncludesZero(false);
         NumberAxis y = new NumberAxis(yLabel);
+        if (dataset.getSeriesCount() == 0) {
+            // An empty panel keeps the other panel's epochs and a plain 0..1 scale instead of JFreeChart's 0..1
+            // epochs and padded values, so it reads as "nothing logged" rather than as a strange chart.
+            double first = Double.POSITIVE_INFINITY;
+            double last = Double.NEGATIVE_INFINITY;
+            for (double epoch : epochs) {
+                if (Double.isFinite(epoch)) {
+                    first = Math.min(first, epoch);
+                    last = Math.max(last, epoch);
+                }
+            }
+            if (first <= last) {
+                x.setRange(first - 0.5, last + 0.5);
+            }
+            y.setRange(0, 1);
+        }
         if (fraction) {
             y.setNumberFormatOverride(NumberFormat.getPercentInstance(Locale.ROOT));
-            if (lowest <= highest) {
+            if (lowest <= highest && dataset.getSeriesCount() > 0) {
                 // Whole tenths around the data, within 0..100%: early low accuracies stay readable and 100% is
                 // never exceeded by the auto-range margin.
                 double lo = Math.max(0.0, Math.floor(lowest * 10 - 0.5) / 10);
@@ -569,16 +586,16 @@ public final class Plots {
         }
 
         Dimension imageSize() {
-            return new Dimension(2 * sidePad() + contentWidth(), 2 * PAD + titleSpace() + grid() + 8
+            return new Dimension(2 * PAD + contentWidth() + extraWidth(), 2 * PAD + titleSpace() + grid() + 8
                     + columnLabelSpace);
         }
 
         /**
-         * Left and right chart padding. A small matrix still gets an image wide enough for its title; the extra
-         * width goes into the padding, because a wider plot area would stretch the cells.
+         * Width added so that a small matrix still gets an image wide enough for its title. It goes beside the plot,
+         * because a wider data area would stretch the cells.
          */
-        int sidePad() {
-            return Math.max(PAD, (MIN_WIDTH - contentWidth() + 1) / 2);
+        int extraWidth() {
+            return Math.max(0, MIN_WIDTH - 2 * PAD - contentWidth());
         }
 
         private int grid() {

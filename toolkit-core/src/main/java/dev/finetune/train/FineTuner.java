@@ -105,12 +105,20 @@ public final class FineTuner implements AutoCloseable {
 
     /** Forward with autograd, cross-entropy loss, backward, one optimizer step; returns the loss. */
     public float trainStep(NDArray images, NDArray labels, double lr) {
+        return trainStep(images, labels, lr, 0);
+    }
+
+    /**
+     * One step whose input enters at stage {@code fromStage} of {@link ResNet#stageNames()}: 0 for images, or the
+     * cached output of a frozen prefix (the feature cache).
+     */
+    public float trainStep(NDArray inputs, NDArray labels, double lr, int fromStage) {
         float value;
         try (NDManager step = manager.newSubManager()) {
-            NDArray x = images;
             NDArray lossValue;
             try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
-                NDArray logits = model.forward(parameterStore, new NDList(x), true).singletonOrThrow();
+                NDArray logits = model.forwardStages(parameterStore, new NDList(inputs), true, fromStage,
+                        ResNet.stageNames().size()).singletonOrThrow();
                 lossValue = loss.evaluate(new NDList(labels), new NDList(logits));
                 lossValue.attach(step);
                 logits.attach(step);
@@ -139,6 +147,21 @@ public final class FineTuner implements AutoCloseable {
         try (Engines.NoGrad g = Engines.noGrad()) {
             return model.forward(parameterStore, new NDList(images), false).singletonOrThrow();
         }
+    }
+
+    /**
+     * Stages {@code [0, toStage)} with no autograd graph and the BN modes of training (frozen-stats layers use their
+     * statistics): the input of a feature-cached training step.
+     */
+    public NDArray prefixFeatures(NDArray images, int toStage) {
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            return model.forwardStages(parameterStore, new NDList(images), true, 0, toStage).singletonOrThrow();
+        }
+    }
+
+    /** Mean cross-entropy of {@code logits} against {@code labels}. */
+    public NDArray loss(NDArray labels, NDArray logits) {
+        return loss.evaluate(new NDList(labels), new NDList(logits));
     }
 
     public ResNet model() {

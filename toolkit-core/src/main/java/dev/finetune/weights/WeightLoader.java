@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.nn.Parameter;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.CheckpointException;
+import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.model.BatchNorm2d;
 import dev.finetune.model.ResNet;
@@ -53,6 +54,9 @@ public final class WeightLoader {
         Map<String, BatchNorm2d> bns = new HashMap<>();
         model.batchNorms().forEach(n -> bns.put(n.name(), n.bn()));
         for (String name : report.ignored()) {
+            if (!name.endsWith("." + BATCHES_TRACKED)) {
+                continue;
+            }
             BatchNorm2d bn = bns.get(name.substring(0, name.length() - BATCHES_TRACKED.length() - 1));
             HostTensor t = byName.get(name);
             if (bn != null && t.data().length == 1) {
@@ -108,7 +112,8 @@ public final class WeightLoader {
             if (tensors.containsKey(name)) {
                 continue;
             }
-            if (name.endsWith("." + BATCHES_TRACKED)) {
+            if (name.endsWith("." + BATCHES_TRACKED)
+                    || (checkpoint.format() == CheckpointFormat.FINETUNE && name.startsWith("optimizer."))) {
                 ignored.add(name);
             } else {
                 unexpected.add(name);

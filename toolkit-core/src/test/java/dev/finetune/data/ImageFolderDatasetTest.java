@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.modality.cv.Image;
 import ai.djl.ndarray.NDArray;
@@ -63,8 +64,7 @@ class ImageFolderDatasetTest {
 
     private static void assertStartsWithAndEndsWith(String prefix, String message) {
         String suffix = "); replace or delete the file, or use the SKIP bad-image policy to leave such files out";
-        org.junit.jupiter.api.Assertions.assertTrue(
-                message.startsWith(prefix) && message.endsWith(suffix), message);
+        assertTrue(message.startsWith(prefix) && message.endsWith(suffix), message);
     }
 
     @Test

@@ -1,0 +1,124 @@
+package dev.finetune.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import dev.finetune.data.BatchLoader;
+import dev.finetune.data.LoadedBatch;
+import dev.finetune.model.ResNet;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Outputs of a deterministic frozen prefix (stages before the backward frontier, every BN there in frozen-stats
+ * mode, no random augmentation), computed once and reused every epoch: the prefix is a fixed function of the image,
+ * so running it again each epoch would recompute identical values.
+ *
+ * <p>Held in memory; the build is refused when it would exceed the byte budget (the trainer then runs uncached).
+ * The key (prefix weights hash, preprocessing, data fingerprint) is recorded so a report can say what was cached.
+ */
+public final class FeatureCache implements AutoCloseable {
+    private final NDManager manager;
+    private final NDArray features;
+    private final NDArray labels;
+    private final int stage;
+    private final String key;
+
+    private FeatureCache(NDManager manager, NDArray features, NDArray labels, int stage, String key) {
+        this.manager = manager;
+        this.features = features;
+        this.labels = labels;
+        this.stage = stage;
+        this.key = key;
+    }
+
+    /** The stage index at which cached features enter the network. */
+    public int stage() {
+        return stage;
+    }
+
+    public String key() {
+        return key;
+    }
+
+    /** Bytes held. */
+    public long bytes() {
+        return features.size() * 4;
+    }
+
+    /**
+     * Runs every training image once through stages {@code [0, stage)} and keeps the outputs, in dataset order. Returns
+     * null when they would take more than {@code maxBytes}.
+     */
+    public static FeatureCache build(FineTuner ft, TrainingData data, int stage, int batchSize, long maxBytes,
+            String key) {
+        long perImage = perImageElements(ft.model(), stage, data.transforms().imageSize());
+        if (perImage * 4L * data.train().size() > maxBytes) {
+            return null;
+        }
+        NDManager m = ft.manager().newSubManager();
+        try {
+            List<NDArray> chunks = new ArrayList<>();
+            List<NDArray> labelChunks = new ArrayList<>();
+            try (BatchLoader loader = new BatchLoader(data.train(), m, data.evalOptions(batchSize), 0)) {
+                while (loader.hasNext()) {
+                    try (LoadedBatch b = loader.next()) {
+                        NDArray f = ft.prefixFeatures(b.images(), stage);
+                        f.attach(m);
+                        b.labels().attach(m);
+                        chunks.add(f);
+                        labelChunks.add(b.labels());
+                    }
+                }
+            }
+            NDArray all = NDArrays.concat(new NDList(chunks));
+            NDArray y = NDArrays.concat(new NDList(labelChunks));
+            chunks.forEach(NDArray::close);
+            labelChunks.forEach(NDArray::close);
+            return new FeatureCache(m, all, y, stage, key);
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
+    }
+
+    /** Elements per image of the output of stages {@code [0, stage)} at the given input size. */
+    static long perImageElements(ResNet model, int stage, int imageSize) {
+        if (stage >= 5) {
+            return model.arch().featureDim();
+        }
+        int side = imageSize;
+        side = (side + 2 * 3 - 7) / 2 + 1; // conv1
+        side = (side + 2 - 3) / 2 + 1; // maxpool
+        long channels = 64L * (model.arch().bottleneck() ? 4 : 1);
+        for (int s = 2; s <= stage; s++) {
+            side = (side + 2 - 3) / 2 + 1;
+            channels *= 2;
+        }
+        return channels * side * side;
+    }
+
+    /**
+     * One batch of cached inputs and labels, as the loader would have ordered them (the indices come from
+     * {@link BatchLoader#plan}). The arrays belong to {@code batchManager}.
+     */
+    public NDArray[] batch(int[] indices, NDManager batchManager) {
+        long[] idx = new long[indices.length];
+        for (int i = 0; i < idx.length; i++) {
+            idx[i] = indices[i];
+        }
+        NDArray index = batchManager.create(idx);
+        NDArray x = features.get(new NDIndex("{}", index));
+        NDArray y = labels.get(new NDIndex("{}", index));
+        x.attach(batchManager);
+        y.attach(batchManager);
+        return new NDArray[] {x, y};
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}

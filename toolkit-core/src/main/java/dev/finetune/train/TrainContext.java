@@ -1,0 +1,60 @@
+package dev.finetune.train;
+
+import dev.finetune.config.ConfigLoader;
+import java.util.List;
+
+/** What listeners see of a run: the model, the data, the state, and a way to ask the loop to stop. */
+public final class TrainContext {
+    private final ConfigLoader.Loaded config;
+    private final FineTuner fineTuner;
+    private final TrainingData data;
+    private final RunDirectory run;
+    private TrainState state;
+    private String stopReason;
+
+    TrainContext(ConfigLoader.Loaded config, FineTuner fineTuner, TrainingData data, RunDirectory run,
+            TrainState state) {
+        this.config = config;
+        this.fineTuner = fineTuner;
+        this.data = data;
+        this.run = run;
+        this.state = state;
+    }
+
+    public ConfigLoader.Loaded config() {
+        return config;
+    }
+
+    public FineTuner fineTuner() {
+        return fineTuner;
+    }
+
+    public TrainingData data() {
+        return data;
+    }
+
+    public List<String> classNames() {
+        return data.classNames();
+    }
+
+    public RunDirectory run() {
+        return run;
+    }
+
+    public TrainState state() {
+        return state;
+    }
+
+    void setState(TrainState state) {
+        this.state = state;
+    }
+
+    /** Asks the loop to end after this epoch (early stopping). */
+    public void requestStop(String reason) {
+        this.stopReason = reason;
+    }
+
+    public String stopReason() {
+        return stopReason;
+    }
+}

@@ -1,0 +1,285 @@
+package dev.finetune.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.config.ConfigLoader;
+import dev.finetune.config.TrainConfig;
+import dev.finetune.data.BatchLoader;
+import dev.finetune.data.LoadedBatch;
+import dev.finetune.inspect.InspectReport;
+import dev.finetune.inspect.ModelInspector;
+import dev.finetune.metrics.EpochMetrics;
+import dev.finetune.model.ResNet;
+import dev.finetune.policy.FreezePolicy;
+import dev.finetune.policy.NamePattern;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The training loop: epochs of steps, validation, and listeners for everything else. Deterministic given the seed:
+ * data order and augmentation come from (seed, epoch), dropout from a per-epoch engine seed, so a resumed run
+ * continues exactly where an uninterrupted one would be.
+ */
+public final class Trainer {
+    /** Feature caches larger than this are not built (override with -Dfinetune.cache.max.bytes). */
+    static final long DEFAULT_CACHE_BYTES = 4L << 30;
+
+    private final ConfigLoader.Loaded loaded;
+    private final RunDirectory run;
+    private final List<TrainingListener> listeners;
+    private final TrainingCheckpoint.Loaded resumeFrom;
+
+    /**
+     * A trainer for {@code loaded}, writing into {@code run}.
+     *
+     * @param resumeFrom the checkpoint to continue from, or null for a new run
+     */
+    public Trainer(ConfigLoader.Loaded loaded, RunDirectory run, List<TrainingListener> listeners,
+            TrainingCheckpoint.Loaded resumeFrom) {
+        this.loaded = loaded;
+        this.run = run;
+        this.listeners = List.copyOf(listeners);
+        this.resumeFrom = resumeFrom;
+    }
+
+    /** Runs to the end (or early stop) and returns the final state. Interrupts end in a FinetuneException. */
+    public TrainState fit() {
+        TrainConfig tc = loaded.config().train();
+        TrainingData data = TrainingData.open(loaded, tc.seed());
+        Checkpoint start = resumeFrom != null ? resumeFrom.checkpoint() : Experiment.checkpoint(loaded);
+        TrainState state = resumeFrom != null ? resumeFrom.meta().state() : TrainState.start(tc.seed());
+        try (FineTuner ft = resumeFrom != null
+                ? resumed(data)
+                : Experiment.fineTuner(loaded, start, data.numClasses())) {
+            TrainContext ctx = new TrainContext(loaded, ft, data, run, state);
+            FreezePolicy policy = loaded.config().freeze().toPolicy();
+            for (int i = 0; i < state.unfreezeApplied(); i++) {
+                policy = withUnfreeze(policy, tc.unfreeze().get(i), i);
+            }
+            if (resumeFrom != null) {
+                ft.applyPolicy(policy);
+                ft.optimizer().importState(resumeFrom.optimizerState());
+            }
+            FrozenGuard guard = FrozenGuard.capture(ft.model(), ft.plan());
+            int stepsPerEpoch = stepsPerEpoch(data, tc);
+            LrSchedule schedule = new LrSchedule(tc.schedule(), loaded.config().optimizer().toSettings().lr(),
+                    stepsPerEpoch, tc.epochs());
+            listeners.forEach(l -> l.onTrainStart(ctx));
+            FeatureCache cache = null;
+            try {
+                for (int epoch = state.epochsCompleted() + 1; epoch <= tc.epochs(); epoch++) {
+                    int applied = state.unfreezeApplied();
+                    while (applied < tc.unfreeze().size() && tc.unfreeze().get(applied).atEpoch() <= epoch) {
+                        policy = withUnfreeze(policy, tc.unfreeze().get(applied), applied);
+                        ft.applyPolicy(policy);
+                        applied++;
+                        guard = FrozenGuard.capture(ft.model(), ft.plan());
+                        if (cache != null) {
+                            cache.close();
+                            cache = null;
+                        }
+                    }
+                    state = new TrainState(state.epochsCompleted(), state.globalStep(), state.batchesIntoEpoch(),
+                            applied, state.best(), state.epochsWithoutImprovement(), state.seed());
+                    ctx.setState(state);
+                    if (cache == null && tc.featureCache()) {
+                        cache = maybeCache(ft, data, tc);
+                    }
+                    ft.manager().getEngine().setRandomSeed(tc.seed() * 7919 + epoch);
+                    long t0 = System.nanoTime();
+                    int batches = Math.min(stepsPerEpoch, plannedBatches(data, tc, epoch));
+                    for (TrainingListener l : listeners) {
+                        l.onEpochStart(ctx, epoch, batches);
+                    }
+                    EpochRun er = cache != null
+                            ? cachedEpoch(ctx, cache, tc, epoch, schedule, state)
+                            : loaderEpoch(ctx, tc, epoch, schedule, state);
+                    state = er.state;
+                    ctx.setState(state);
+                    EpochMetrics val = null;
+                    try (BatchLoader vl = data.valLoader(ft.manager(), tc.batchSize())) {
+                        if (vl != null) {
+                            val = Evaluator.evaluate(ft, vl, data.numClasses());
+                        }
+                    }
+                    guard.verify(ft.model(), ft.plan());
+                    double secs = (System.nanoTime() - t0) / 1e9;
+                    state = new TrainState(epoch, state.globalStep(), 0, state.unfreezeApplied(), state.best(),
+                            state.epochsWithoutImprovement(), state.seed());
+                    ctx.setState(state);
+                    var summary = new TrainingListener.EpochSummary(epoch, er.meanLoss, val,
+                            schedule.lr(Math.max(0, state.globalStep() - 1)), secs, er.imagesPerSecond,
+                            ft.plan().trainableParameterCount(), cache != null);
+                    for (TrainingListener l : listeners) {
+                        l.onEpochEnd(ctx, summary);
+                    }
+                    state = ctx.state();
+                    if (ctx.stopReason() != null) {
+                        break;
+                    }
+                }
+            } finally {
+                if (cache != null) {
+                    cache.close();
+                }
+            }
+            listeners.forEach(l -> l.onTrainEnd(ctx));
+            return ctx.state();
+        }
+    }
+
+    private FineTuner resumed(TrainingData data) {
+        TrainingCheckpoint.Meta meta = resumeFrom.meta();
+        if (!meta.classNames().equals(data.classNames())) {
+            throw new FinetuneException(ErrorKind.DATA, "the data's classes " + data.classNames()
+                    + " differ from the checkpoint's " + meta.classNames() + "; resume with the same data");
+        }
+        return FineTuner.builder()
+                .arch(dev.finetune.model.ResNetArch.parse(meta.arch()))
+                .checkpoint(resumeFrom.checkpoint())
+                .policy(loaded.config().freeze().toPolicy())
+                .optimizer(loaded.config().optimizer().toSettings())
+                .seed(loaded.config().train().seed())
+                .threads(loaded.config().train().threads())
+                .dropout(loaded.config().model().head() == null ? 0f
+                        : loaded.config().model().head().dropout().floatValue())
+                .build();
+    }
+
+    /** An unfreeze step as one more train rule at the end of the policy, with its learning-rate multiplier. */
+    static FreezePolicy withUnfreeze(FreezePolicy policy, TrainConfig.UnfreezeConfig u, int index) {
+        String where = "train.unfreeze[" + index + "]";
+        List<NamePattern> pats = new ArrayList<>();
+        for (int i = 0; i < u.match().size(); i++) {
+            pats.add(NamePattern.parse(u.match().get(i), where + ".match"));
+        }
+        return policy.withRule(new FreezePolicy.Rule(true, pats, where));
+    }
+
+    private static int stepsPerEpoch(TrainingData data, TrainConfig tc) {
+        int n = (data.train().size() + tc.batchSize() - 1) / tc.batchSize();
+        return tc.maxStepsPerEpoch() == null ? n : Math.min(n, tc.maxStepsPerEpoch());
+    }
+
+    private static int plannedBatches(TrainingData data, TrainConfig tc, int epoch) {
+        return (data.train().size() + tc.batchSize() - 1) / tc.batchSize();
+    }
+
+    private FeatureCache maybeCache(FineTuner ft, TrainingData data, TrainConfig tc) {
+        if (data.augment()) {
+            return null;
+        }
+        InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
+        int stage = ResNet.stageNames().indexOf(f.firstTrainableStage());
+        if (stage == 0 || !f.deterministicPrefix()) {
+            return null;
+        }
+        long max = Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES);
+        String key = FrozenGuard.capture(ft.model(), ft.plan()).guarded().size() + " frozen tensors|"
+                + data.transforms() + "|" + data.train().fingerprint();
+        return FeatureCache.build(ft, data, stage, tc.batchSize(), max, key);
+    }
+
+    private record EpochRun(TrainState state, double meanLoss, double imagesPerSecond) {}
+
+    private EpochRun loaderEpoch(TrainContext ctx, TrainConfig tc, int epoch, LrSchedule schedule,
+            TrainState state) {
+        FineTuner ft = ctx.fineTuner();
+        int skip = state.batchesIntoEpoch();
+        double lossSum = 0;
+        int seen = 0;
+        long images = 0;
+        long t0 = System.nanoTime();
+        long step = state.globalStep();
+        int limit = stepsPerEpoch(ctx.data(), tc);
+        try (BatchLoader loader = ctx.data().trainLoader(ft.manager(), tc.batchSize(), tc.seed(), epoch - 1)) {
+            int b = 0;
+            while (loader.hasNext() && b < limit) {
+                try (LoadedBatch batch = loader.next()) {
+                    if (b < skip) {
+                        b++;
+                        continue;
+                    }
+                    double lr = schedule.lr(step);
+                    float loss = step(ft, batch.images(), batch.labels(), lr, 0, step, epoch, b);
+                    step++;
+                    b++;
+                    lossSum += loss;
+                    seen++;
+                    images += batch.size();
+                    for (TrainingListener l : listeners) {
+                        l.onStep(ctx, b, batch.size(), loss, lr);
+                    }
+                }
+                checkStop(ctx, epoch, step, b);
+            }
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        TrainState s = new TrainState(state.epochsCompleted(), step, 0, state.unfreezeApplied(), state.best(),
+                state.epochsWithoutImprovement(), state.seed());
+        return new EpochRun(s, seen == 0 ? Double.NaN : lossSum / seen, images / Math.max(1e-9, secs));
+    }
+
+    private EpochRun cachedEpoch(TrainContext ctx, FeatureCache cache, TrainConfig tc, int epoch,
+            LrSchedule schedule, TrainState state) {
+        FineTuner ft = ctx.fineTuner();
+        int[][] plan = BatchLoader.plan(ctx.data().train().size(), ctx.data().trainOptions(tc.batchSize(),
+                tc.seed()), epoch - 1);
+        int limit = Math.min(plan.length, stepsPerEpoch(ctx.data(), tc));
+        double lossSum = 0;
+        int seen = 0;
+        long images = 0;
+        long t0 = System.nanoTime();
+        long step = state.globalStep();
+        for (int b = state.batchesIntoEpoch(); b < limit; b++) {
+            try (NDManager bm = ft.manager().newSubManager()) {
+                NDArray[] xy = cache.batch(plan[b], bm);
+                double lr = schedule.lr(step);
+                float loss = step(ft, xy[0], xy[1], lr, cache.stage(), step, epoch, b);
+                step++;
+                lossSum += loss;
+                seen++;
+                images += plan[b].length;
+                for (TrainingListener l : listeners) {
+                    l.onStep(ctx, b + 1, plan[b].length, loss, lr);
+                }
+            }
+            checkStop(ctx, epoch, step, b + 1);
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        TrainState s = new TrainState(state.epochsCompleted(), step, 0, state.unfreezeApplied(), state.best(),
+                state.epochsWithoutImprovement(), state.seed());
+        return new EpochRun(s, seen == 0 ? Double.NaN : lossSum / seen, images / Math.max(1e-9, secs));
+    }
+
+    private float step(FineTuner ft, NDArray x, NDArray y, double lr, int fromStage, long step, int epoch, int b) {
+        try {
+            return ft.trainStep(x, y, lr, fromStage);
+        } catch (FinetuneException e) {
+            if (e.kind() == ErrorKind.DIVERGED) {
+                throw new FinetuneException(ErrorKind.DIVERGED, "training diverged at epoch " + epoch + ", batch "
+                        + (b + 1) + " (global step " + (step + 1) + "): " + e.getMessage()
+                        + ". The last good checkpoint is kept in " + run.lastCheckpoint().getParent());
+            }
+            throw e;
+        }
+    }
+
+    /** On Ctrl-C / SIGTERM: write a resumable checkpoint at this step boundary and stop with 130 / 143. */
+    private void checkStop(TrainContext ctx, int epoch, long step, int batchesDone) {
+        ErrorKind why = StopSignal.requested();
+        if (why == null) {
+            return;
+        }
+        TrainState s = ctx.state();
+        TrainState mid = new TrainState(epoch - 1, step, batchesDone, s.unfreezeApplied(), s.best(),
+                s.epochsWithoutImprovement(), s.seed());
+        CheckpointListener.writeLast(ctx, mid);
+        throw new FinetuneException(why, (why == ErrorKind.INTERRUPTED ? "interrupted" : "terminated")
+                + " in epoch " + epoch + " after " + batchesDone + " batches; a resumable checkpoint is in "
+                + run.lastCheckpoint() + ". Continue with: finetune train --resume " + run.root());
+    }
+}
