@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             CheckpointCommand.class,
             InspectCommand.class,
+            TrainCommand.class,
             CommandLine.HelpCommand.class
         },
         exitCodeListHeading = "%nExit codes:%n",

@@ -95,15 +95,17 @@ public final class Checkpoints {
         if (head.length == 0) {
             throw new CheckpointException(file, "is empty; " + SUPPORTED);
         }
-        if (head.length >= 4 && head[0] == 'P' && head[1] == 'K') {
-            detectZip(file);
-            return CheckpointFormat.PYTORCH_PTH;
-        }
+        // Safetensors first: its header length may happen to start with the bytes "PK", while in a zip byte 8 is
+        // the low byte of the compression method (0 or 8), never '{'.
         if (head.length >= 9 && head[8] == '{') {
             long headerLength = ByteBuffer.wrap(head, 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
             if (headerLength > 1) {
                 return SafetensorsReader.isFinetune(file) ? CheckpointFormat.FINETUNE : CheckpointFormat.SAFETENSORS;
             }
+        }
+        if (head.length >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
+            detectZip(file);
+            return CheckpointFormat.PYTORCH_PTH;
         }
         if ((head[0] & 0xFF) == 0x80) {
             throw new CheckpointException(file, LEGACY_HINT);

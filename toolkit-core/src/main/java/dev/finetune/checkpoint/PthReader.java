@@ -5,13 +5,13 @@ import dev.finetune.checkpoint.RestrictedUnpickler.StorageRef;
 import dev.finetune.checkpoint.RestrictedUnpickler.TensorRef;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Enumeration;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -59,7 +59,7 @@ public final class PthReader implements CheckpointReader {
             return read(file, zip);
         } catch (ZipException e) {
             throw new CheckpointException(file, "corrupt zip archive: " + e.getMessage(), e);
-        } catch (IOException | UncheckedIOException e) {
+        } catch (IOException e) {
             throw new CheckpointException(file, "cannot read: " + e.getMessage(), e);
         }
     }
@@ -242,7 +242,7 @@ public final class PthReader implements CheckpointReader {
             n = Long.MAX_VALUE;
         }
         if (n > MAX_TENSOR_ELEMENTS) {
-            throw new CheckpointException(file, "tensor '" + name + "' of shape " + java.util.Arrays.toString(shape)
+            throw new CheckpointException(file, "tensor '" + name + "' of shape " + Arrays.toString(shape)
                     + " has more than " + MAX_TENSOR_ELEMENTS + " values, the most a JVM array holds");
         }
         return n;
@@ -262,10 +262,13 @@ public final class PthReader implements CheckpointReader {
             claimed = Long.MAX_VALUE;
         }
         String claim = "data.pkl claims " + s.numel() + " x " + s.dtype() + " = " + claimed + " bytes";
-        if (entry.getSize() >= 0 && entry.getSize() < claimed || claimed > fileSize) {
-            throw new CheckpointException(file, "storage " + entryName + " holds "
-                    + (entry.getSize() >= 0 ? entry.getSize() + " bytes" : "fewer bytes") + " but " + claim
-                    + " (truncated or corrupt file)");
+        if (entry.getSize() >= 0 && entry.getSize() < claimed) {
+            throw new CheckpointException(file, "storage " + entryName + " holds " + entry.getSize() + " bytes but "
+                    + claim + " (truncated or corrupt file)");
+        }
+        if (claimed > fileSize) {
+            throw new CheckpointException(file, "storage " + entryName + ": " + claim + ", more than the whole "
+                    + fileSize + "-byte file (corrupt file)");
         }
         if (claimed > MAX_TENSOR_ELEMENTS) {
             throw new CheckpointException(file, "storage " + entryName + " is " + claimed
@@ -302,7 +305,7 @@ public final class PthReader implements CheckpointReader {
         }
         if (last >= s.numel()) {
             throw new CheckpointException(file, "tensor '" + name + "' (offset " + ref.offset() + ", shape "
-                    + java.util.Arrays.toString(shape) + ", stride " + java.util.Arrays.toString(stride)
+                    + Arrays.toString(shape) + ", stride " + Arrays.toString(stride)
                     + ") reaches element " + last + " of storage " + s.key() + ", which holds " + s.numel());
         }
         Dtype dtype = s.dtype();

@@ -11,6 +11,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.LocalDateTime;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.zip.CRC32;
@@ -37,8 +38,11 @@ public final class PthWriter {
     private static final int ALIGNMENT = 64;
     /** Extra-field id torch uses for its alignment padding; any id unknown to zip readers would do. */
     private static final int PADDING_FIELD_ID = 0x4246;
-    /** A fixed timestamp keeps the output reproducible; zip's DOS time cannot go earlier. */
-    private static final LocalDateTime ENTRY_TIME = LocalDateTime.of(1980, 1, 1, 0, 0);
+    /**
+     * A fixed timestamp keeps the output reproducible. Not 1980-01-01 00:00 itself: Java reads that DOS time as
+     * "before 1980" and adds an extended-timestamp field, which would shift the data off its alignment.
+     */
+    private static final LocalDateTime ENTRY_TIME = LocalDateTime.of(1980, 1, 2, 0, 0);
 
     private PthWriter() {
     }
@@ -121,7 +125,7 @@ public final class PthWriter {
         extra[1] = (byte) (PADDING_FIELD_ID >>> 8);
         extra[2] = (byte) padding;
         extra[3] = (byte) (padding >>> 8);
-        java.util.Arrays.fill(extra, 4, extra.length, (byte) 'Z');
+        Arrays.fill(extra, 4, extra.length, (byte) 'Z');
         entry.setExtra(extra);
         zip.putNextEntry(entry);
         body.accept(zip);

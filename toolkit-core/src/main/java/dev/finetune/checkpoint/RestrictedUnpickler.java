@@ -29,9 +29,6 @@ final class RestrictedUnpickler {
     static final int MAX_OBJECTS = 4_000_000;
     static final int MAX_TUPLE_DEPTH = 100;
 
-    private static final String REFUSAL_ADVICE = "this file tries to call code outside a state_dict; nothing was "
-            + "executed. If you trust where it came from, re-save the weights in Python with "
-            + "torch.save(model.state_dict(), f), or export them as safetensors";
 
     /** Python's None. */
     enum None {
@@ -296,8 +293,7 @@ final class RestrictedUnpickler {
                 case 'b' -> build(pop(), peek()); // BUILD
                 case 'Q' -> push(persistentLoad(pop())); // BINPERSID
                 case 'P' -> throw fail("text persistent ids (PERSID) are not used by torch.save");
-                case 0x82, 0x83, 0x84 -> throw fail( // EXT1, EXT2, EXT4
-                        "the pickle imports code through the copyreg extension registry; " + REFUSAL_ADVICE);
+                case 0x82, 0x83, 0x84 -> throw refuse("code through the copyreg extension registry"); // EXT1/2/4
                 case 0x97, 0x98 -> throw fail("out-of-band pickle buffers are not used by torch.save");
                 default -> throw fail(String.format("unknown pickle opcode 0x%02x", op));
             }
@@ -316,8 +312,14 @@ final class RestrictedUnpickler {
                 || module.startsWith("torch") && name.startsWith("Q") && name.endsWith("Storage")) {
             throw fail("tensors stored as " + qualified + " (complex or quantized) are not supported");
         }
-        throw fail("refusing to load: the pickle references " + qualified + ", which is not part of a PyTorch "
-                + "state_dict; " + REFUSAL_ADVICE);
+        throw refuse(qualified);
+    }
+
+    private CheckpointException refuse(String what) {
+        return new CheckpointException(file, "refusing to load: the pickle references " + what + " (data.pkl byte "
+                + opcodeAt + "), which is not part of a PyTorch state_dict: the file tries to call code outside a "
+                + "state_dict, and nothing was executed. If you trust where it came from, re-save the weights in "
+                + "Python with torch.save(model.state_dict(), f), or export them as safetensors");
     }
 
     private Object call(Object callable, Object args) {

@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.HexFormat;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -100,7 +101,7 @@ public final class TorchvisionWeights {
     }
 
     /** The model names {@code torchvision:<name>} accepts. */
-    public static java.util.Set<String> models() {
+    public static Set<String> models() {
         return FILES.keySet();
     }
 

@@ -68,9 +68,6 @@ public final class ConfigLoader {
     public static Loaded load(Path file, List<String> sets) {
         JsonNode tree = readTree(file);
         Path base = file.toAbsolutePath().getParent();
-        for (String s : sets) {
-            applySet(tree, s);
-        }
         JsonNode freeze = tree.get("freeze");
         if (freeze != null && freeze.isTextual()) {
             Path policy = Path.of(freeze.asText());
@@ -80,6 +77,9 @@ public final class ConfigLoader {
                         + resolved + "); paths are relative to the config file");
             }
             ((ObjectNode) tree).set("freeze", readTree(resolved));
+        }
+        for (String s : sets) {
+            applySet(tree, s);
         }
         if (!tree.has("name")) {
             String n = file.getFileName().toString().replaceFirst("\\.ya?ml$", "");

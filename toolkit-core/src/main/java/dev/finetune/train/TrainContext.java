@@ -11,6 +11,8 @@ public final class TrainContext {
     private final RunDirectory run;
     private TrainState state;
     private String stopReason;
+    private int frozenVerified;
+    private boolean featureCacheUsed;
 
     TrainContext(ConfigLoader.Loaded config, FineTuner fineTuner, TrainingData data, RunDirectory run,
             TrainState state) {
@@ -56,5 +58,23 @@ public final class TrainContext {
 
     public String stopReason() {
         return stopReason;
+    }
+
+    /** Frozen tensors found bit-identical at the last check. */
+    public int frozenVerified() {
+        return frozenVerified;
+    }
+
+    void setFrozenVerified(int n) {
+        frozenVerified = n;
+    }
+
+    /** Whether any epoch trained from cached prefix features. */
+    public boolean featureCacheUsed() {
+        return featureCacheUsed;
+    }
+
+    void setFeatureCacheUsed() {
+        featureCacheUsed = true;
     }
 }

@@ -82,8 +82,7 @@ public final class Trainer {
                             cache = null;
                         }
                     }
-                    state = new TrainState(state.epochsCompleted(), state.globalStep(), state.batchesIntoEpoch(),
-                            applied, state.best(), state.epochsWithoutImprovement(), state.seed());
+                    state = state.withUnfreezeApplied(applied);
                     ctx.setState(state);
                     if (cache == null && tc.featureCache()) {
                         cache = maybeCache(ft, data, tc);
@@ -105,10 +104,12 @@ public final class Trainer {
                             val = Evaluator.evaluate(ft, vl, data.numClasses());
                         }
                     }
-                    guard.verify(ft.model(), ft.plan());
+                    ctx.setFrozenVerified(guard.verify(ft.model(), ft.plan()));
+                    if (cache != null) {
+                        ctx.setFeatureCacheUsed();
+                    }
                     double secs = (System.nanoTime() - t0) / 1e9;
-                    state = new TrainState(epoch, state.globalStep(), 0, state.unfreezeApplied(), state.best(),
-                            state.epochsWithoutImprovement(), state.seed());
+                    state = state.at(epoch, state.globalStep(), 0);
                     ctx.setState(state);
                     var summary = new TrainingListener.EpochSummary(epoch, er.meanLoss, val,
                             schedule.lr(Math.max(0, state.globalStep() - 1)), secs, er.imagesPerSecond,
@@ -218,8 +219,7 @@ public final class Trainer {
             }
         }
         double secs = (System.nanoTime() - t0) / 1e9;
-        TrainState s = new TrainState(state.epochsCompleted(), step, 0, state.unfreezeApplied(), state.best(),
-                state.epochsWithoutImprovement(), state.seed());
+        TrainState s = state.at(state.epochsCompleted(), step, 0);
         return new EpochRun(s, seen == 0 ? Double.NaN : lossSum / seen, images / Math.max(1e-9, secs));
     }
 
@@ -250,8 +250,7 @@ public final class Trainer {
             checkStop(ctx, epoch, step, b + 1);
         }
         double secs = (System.nanoTime() - t0) / 1e9;
-        TrainState s = new TrainState(state.epochsCompleted(), step, 0, state.unfreezeApplied(), state.best(),
-                state.epochsWithoutImprovement(), state.seed());
+        TrainState s = state.at(state.epochsCompleted(), step, 0);
         return new EpochRun(s, seen == 0 ? Double.NaN : lossSum / seen, images / Math.max(1e-9, secs));
     }
 
@@ -275,8 +274,7 @@ public final class Trainer {
             return;
         }
         TrainState s = ctx.state();
-        TrainState mid = new TrainState(epoch - 1, step, batchesDone, s.unfreezeApplied(), s.best(),
-                s.epochsWithoutImprovement(), s.seed());
+        TrainState mid = s.at(epoch - 1, step, batchesDone);
         CheckpointListener.writeLast(ctx, mid);
         throw new FinetuneException(why, (why == ErrorKind.INTERRUPTED ? "interrupted" : "terminated")
                 + " in epoch " + epoch + " after " + batchesDone + " batches; a resumable checkpoint is in "

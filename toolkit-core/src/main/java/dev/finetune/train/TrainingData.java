@@ -57,7 +57,7 @@ public record TrainingData(
         if ("idx".equals(d.format())) {
             DataConfig.IdxConfig idx = d.idx();
             Path dir = loaded.resolve(idx.dir());
-            List<String> names = idx.classNames() != null ? idx.classNames() : FashionMnist.CLASS_NAMES;
+            List<String> names = FashionMnist.CLASS_NAMES;
             train = idxDataset(FashionMnist.readTrain(dir), idx, names, idx.trainPerClass());
             val = idxDataset(FashionMnist.readTest(dir), idx, names, idx.valPerClass());
             description = "idx " + dir + " classes " + (idx.classes() == null ? "all" : idx.classes());
@@ -77,11 +77,19 @@ public record TrainingData(
         if (idx.classes() != null) {
             b.optClasses(idx.classes().stream().mapToInt(Integer::intValue).toArray());
         }
+        List<String> names = new ArrayList<>(allNames);
         if (idx.classNames() != null) {
-            b.setClassNames(idx.classNames());
-        } else {
-            b.setClassNames(allNames);
+            // Names given for the kept classes, in the order of data.idx.classes (or of all labels).
+            List<Integer> ids = idx.classes() != null ? idx.classes()
+                    : java.util.stream.IntStream.range(0, idx.classNames().size()).boxed().toList();
+            while (names.size() < ids.stream().mapToInt(Integer::intValue).max().orElse(0) + 1) {
+                names.add(Integer.toString(names.size()));
+            }
+            for (int i = 0; i < ids.size(); i++) {
+                names.set(ids.get(i), idx.classNames().get(i));
+            }
         }
+        b.setClassNames(names);
         if (perClass != null) {
             b.optLimitPerClass(perClass);
         }

@@ -11,6 +11,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
@@ -55,7 +56,7 @@ class PthReaderMalformedTest {
     void truncatedZip() throws IOException {
         Path file = dir.resolve("cut.pth");
         byte[] whole = Files.readAllBytes(good);
-        Files.write(file, java.util.Arrays.copyOf(whole, whole.length - 30));
+        Files.write(file, Arrays.copyOf(whole, whole.length - 30));
 
         assertProblem(file, "truncated or corrupt zip archive", () -> new PthReader().read(file));
     }
@@ -65,7 +66,7 @@ class PthReaderMalformedTest {
         Path file = dir.resolve("short.pth");
         // Entry names keep the archive folder of the original file, "good".
         TestFiles.rewriteZip(good, file, (name, bytes) ->
-                name.equals("good/data/0") ? java.util.Arrays.copyOf(bytes, 8) : bytes);
+                name.equals("good/data/0") ? Arrays.copyOf(bytes, 8) : bytes);
 
         assertProblem(file, "storage good/data/0 holds 8 bytes but data.pkl claims 6 x F32 = 24 bytes",
                 () -> new PthReader().read(file));
@@ -83,7 +84,7 @@ class PthReaderMalformedTest {
     void corruptPickle() throws IOException {
         Path file = dir.resolve("corrupt.pth");
         TestFiles.rewriteZip(good, file, (name, bytes) ->
-                name.equals("good/data.pkl") ? java.util.Arrays.copyOf(bytes, bytes.length - 2) : bytes);
+                name.equals("good/data.pkl") ? Arrays.copyOf(bytes, bytes.length - 2) : bytes);
 
         assertProblem(file, "data.pkl", () -> new PthReader().read(file));
     }
@@ -126,6 +127,19 @@ class PthReaderMalformedTest {
     }
 
     @Test
+    void zeroStrideExpansionIsRefusedBeforeAllocating() throws IOException {
+        // shape (2, 3) stride (3, 1) -> shape (40000, 40000) stride (0, 0): 1.6e9 values over a 6-element storage.
+        Path file = dir.resolve("expanded.pth");
+        TestFiles.rewriteZip(good, file, (name, bytes) -> name.equals("good/data.pkl") ? replace(bytes,
+                new byte[] {'K', 2, 'K', 3, (byte) 0x86, 'K', 3, 'K', 1, (byte) 0x86},
+                new byte[] {'M', 0x40, (byte) 0x9c, 'M', 0x40, (byte) 0x9c, (byte) 0x86, 'K', 0, 'K', 0, (byte) 0x86})
+                : bytes);
+
+        assertProblem(file, "tensor 'w' is 1600000000 values); refusing to allocate them",
+                () -> new PthReader().read(file));
+    }
+
+    @Test
     void missingEmptyAndDirectory() throws IOException {
         Path missing = dir.resolve("nope.pth");
         assertProblem(missing, "no such file", () -> Checkpoints.read(missing));
@@ -154,6 +168,7 @@ class PthReaderMalformedTest {
         return out.array();
     }
 
+    /** Replaces the first occurrence of {@code from}; pickles have no offsets, so lengths may differ. */
     private static byte[] replace(byte[] bytes, byte[] from, byte[] to) {
         outer:
         for (int i = 0; i + from.length <= bytes.length; i++) {
@@ -162,8 +177,10 @@ class PthReaderMalformedTest {
                     continue outer;
                 }
             }
-            byte[] copy = bytes.clone();
+            byte[] copy = new byte[bytes.length - from.length + to.length];
+            System.arraycopy(bytes, 0, copy, 0, i);
             System.arraycopy(to, 0, copy, i, to.length);
+            System.arraycopy(bytes, i + from.length, copy, i + to.length, bytes.length - i - from.length);
             return copy;
         }
         throw new AssertionError("pattern not found in pickle");

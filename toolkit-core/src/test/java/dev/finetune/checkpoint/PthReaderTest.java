@@ -12,6 +12,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
@@ -139,7 +140,7 @@ class PthReaderTest {
     void truncatedTorchFileIsReportedAsTruncated() throws IOException {
         byte[] whole = Files.readAllBytes(fixtures.resolve("state_dict.pth"));
         Path file = fixtures.resolve("truncated.pth");
-        Files.write(file, java.util.Arrays.copyOf(whole, whole.length / 2));
+        Files.write(file, Arrays.copyOf(whole, whole.length / 2));
 
         CheckpointException e = assertThrows(CheckpointException.class, () -> new PthReader().read(file));
         assertTrue(e.getMessage().startsWith(file + ": truncated or corrupt zip archive"), e.getMessage());

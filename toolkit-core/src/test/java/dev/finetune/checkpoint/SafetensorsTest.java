@@ -162,6 +162,17 @@ class SafetensorsTest {
     }
 
     @Test
+    void consistentButHugeTensorIsRefusedBeforeAllocating() throws IOException {
+        // 3 GB of U8 that the (sparse) file really has: more values than a JVM array holds.
+        String json = "{\"w\":{\"dtype\":\"U8\",\"shape\":[3000000000],\"data_offsets\":[0,3000000000]}}";
+        Path file = craft("sparse.safetensors", json, new byte[0]);
+        try (RandomAccessFile raf = new RandomAccessFile(file.toFile(), "rw")) {
+            raf.setLength(raf.length() + 3_000_000_000L);
+        }
+        assertProblem(file, "tensor 'w' has 3000000000 values, more than the 2147483631 a JVM array holds");
+    }
+
+    @Test
     void badJson() throws IOException {
         Path file = craft("bad.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],", new byte[4]);
         assertProblem(file, "safetensors header is not valid JSON");

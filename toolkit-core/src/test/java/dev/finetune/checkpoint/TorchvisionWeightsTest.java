@@ -123,7 +123,7 @@ class TorchvisionWeightsTest {
     }
 
     @Test
-    void httpErrorIsADownloadError() {
+    void httpErrorIsADownloadError() throws IOException {
         FinetuneException e = assertThrows(FinetuneException.class,
                 () -> new TorchvisionWeights(base, cache, false).fetch("missing-0123abcd.pth"));
         assertEquals(ErrorKind.DOWNLOAD, e.kind());

@@ -1,0 +1,64 @@
+package dev.finetune.cli;
+
+import dev.finetune.config.ConfigLoader;
+import dev.finetune.train.StopSignal;
+import dev.finetune.train.TrainJob;
+import dev.finetune.train.TrainingListener;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code finetune train --config X.yaml [--set k=v] [--run-dir D] | --resume D}. */
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = "Fine-tune as the config says; writes a run directory (config, metrics, plots, checkpoints).")
+final class TrainCommand implements Callable<Integer> {
+    @CommandLine.ArgGroup(exclusive = true, multiplicity = "1")
+    Source source;
+
+    static final class Source {
+        @Option(names = {"-c", "--config"}, description = "experiment YAML") Path config;
+
+        @Option(names = "--resume", paramLabel = "RUN_DIR", description = "continue an interrupted run") Path resume;
+    }
+
+    @Option(names = "--set", paramLabel = "KEY=VALUE", description = "edit the config (repeatable), e.g."
+            + " optimizer.lr=0.003")
+    List<String> sets = new ArrayList<>();
+
+    @Option(names = "--run-dir", description = "where to write the run (default runs/<name>-<time>)")
+    Path runDir;
+
+    @Option(names = {"-q", "--quiet"}, description = "one line per epoch, no progress bar")
+    boolean quiet;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        StopSignal.install();
+        List<TrainingListener> extra = List.of(new ProgressListener(out, !quiet && System.console() != null));
+        TrainJob.Result r;
+        if (source.resume != null) {
+            r = TrainJob.resume(source.resume, sets, extra);
+        } else {
+            ConfigLoader.Loaded loaded = ConfigLoader.load(source.config, sets);
+            Path dir = runDir != null ? runDir : Path.of("runs", loaded.config().name() + "-"
+                    + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+            r = TrainJob.start(loaded, dir, extra);
+        }
+        out.printf("done: %s%n", r.runDir());
+        out.printf("best %s: %s (checkpoints/best.safetensors)%n", r.summary().get("best_metric"),
+                r.summary().get("best_value"));
+        out.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,38 @@
+package dev.finetune.train;
+
+import dev.finetune.metrics.EpochRow;
+import dev.finetune.metrics.MetricsLog;
+import dev.finetune.report.Plots;
+
+/**
+ * Appends each epoch to {@code metrics.csv} and {@code metrics.jsonl} and redraws the curves and the confusion
+ * matrix in {@code plots/}.
+ */
+public final class MetricsListener implements TrainingListener {
+    private MetricsLog log;
+
+    @Override
+    public void onTrainStart(TrainContext ctx) {
+        log = ctx.state().epochsCompleted() > 0
+                ? MetricsLog.resume(ctx.run().root(), ctx.state().epochsCompleted())
+                : MetricsLog.open(ctx.run().root());
+    }
+
+    @Override
+    public void onEpochEnd(TrainContext ctx, EpochSummary s) {
+        EpochRow row = EpochRow.of(s.epoch(), s.trainLoss(), s.val(), ctx.classNames(), s.lr(), s.seconds(),
+                s.imagesPerSecond(), s.trainableParams());
+        log.append(row);
+        Plots.curves(log.csvPath(), ctx.run().plots().resolve("curves.png"));
+        if (s.val() != null) {
+            Plots.confusionMatrix(s.val().confusion(), ctx.classNames(), ctx.run().plots().resolve("confusion.png"));
+        }
+    }
+
+    @Override
+    public void onTrainEnd(TrainContext ctx) {
+        if (log != null) {
+            log.close();
+        }
+    }
+}

@@ -1,0 +1,163 @@
+package dev.finetune.train;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.finetune.Versions;
+import dev.finetune.config.ConfigLoader;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@code finetune train} as a library call: a run directory with the resolved config, provenance, metrics, plots,
+ * checkpoints and a summary.
+ */
+public final class TrainJob {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    private TrainJob() {}
+
+    /**
+     * The outcome.
+     *
+     * @param runDir the run folder
+     * @param state final state
+     * @param summary what {@code summary.json} holds
+     */
+    public record Result(Path runDir, TrainState state, Map<String, Object> summary) {}
+
+    /** Starts a new run of {@code config} in {@code runDir}. */
+    public static Result start(ConfigLoader.Loaded config, Path runDir, List<TrainingListener> extra) {
+        RunDirectory run = RunDirectory.create(runDir);
+        run.writeText("config.yaml", yaml(config));
+        return go(config, run, extra, null);
+    }
+
+    /** Continues the run in {@code runDir} from its last checkpoint, with the config saved there. */
+    public static Result resume(Path runDir, List<String> sets, List<TrainingListener> extra) {
+        RunDirectory run = RunDirectory.existing(runDir);
+        TrainingCheckpoint.Loaded last = TrainingCheckpoint.read(run.lastCheckpoint());
+        ConfigLoader.Loaded config = ConfigLoader.load(run.config(), sets);
+        return go(config, run, extra, last);
+    }
+
+    private static Result go(ConfigLoader.Loaded config, RunDirectory run, List<TrainingListener> extra,
+            TrainingCheckpoint.Loaded resume) {
+        long t0 = System.nanoTime();
+        List<TrainingListener> listeners = new ArrayList<>();
+        if (config.config().train().earlyStopping() != null) {
+            listeners.add(new EarlyStoppingListener(config.config().train().earlyStopping()));
+        }
+        listeners.add(new CheckpointListener(config.config().train().bestMetric()));
+        listeners.add(new MetricsListener());
+        listeners.addAll(extra);
+        RunInfoListener info = new RunInfoListener(resume != null);
+        listeners.add(info);
+        TrainState state = new Trainer(config, run, listeners, resume).fit();
+        Map<String, Object> summary = info.summary(state, (System.nanoTime() - t0) / 1e9);
+        run.writeText("summary.json", json(summary));
+        return new Result(run.root(), state, summary);
+    }
+
+    /** Writes run.json at the start and collects the summary. */
+    private static final class RunInfoListener implements TrainingListener {
+        private final boolean resumed;
+        private final Map<String, Object> summary = new LinkedHashMap<>();
+        private TrainContext ctx;
+
+        RunInfoListener(boolean resumed) {
+            this.resumed = resumed;
+        }
+
+        @Override
+        public void onTrainStart(TrainContext ctx) {
+            this.ctx = ctx;
+            Map<String, Object> info = new LinkedHashMap<>();
+            info.put("format_version", 1);
+            info.put("started", Instant.now().toString());
+            info.put("resumed_from_epoch", resumed ? ctx.state().epochsCompleted() : null);
+            info.put("versions", Versions.all());
+            info.put("engine", ctx.fineTuner().manager().getEngine().getEngineName() + " "
+                    + ctx.fineTuner().manager().getEngine().getVersion());
+            info.put("seed", ctx.config().config().train().seed());
+            info.put("data", ctx.data().description());
+            info.put("data_fingerprint", ctx.data().fingerprint());
+            info.put("classes", ctx.classNames());
+            info.put("train_images", ctx.data().train().size());
+            info.put("val_images", ctx.data().val() == null ? 0 : ctx.data().val().size());
+            info.put("checkpoint_load", ctx.fineTuner().loadReport() == null ? "from scratch"
+                    : ctx.fineTuner().loadReport().summary());
+            info.put("policy", ctx.fineTuner().plan().policy().describe());
+            info.put("trainable_params", ctx.fineTuner().plan().trainableParameterCount());
+            info.put("frozen_params", ctx.fineTuner().plan().frozenParameterCount());
+            ctx.run().writeText(resumed ? "run-resumed-" + ctx.state().epochsCompleted() + ".json" : "run.json",
+                    json(info));
+        }
+
+        @Override
+        public void onEpochEnd(TrainContext ctx, EpochSummary s) {
+            summary.put("last_epoch", s.epoch());
+            summary.put("train_loss", s.trainLoss());
+            if (s.val() != null) {
+                summary.put("val_loss", s.val().loss());
+                summary.put("val_top1", s.val().top1());
+                summary.put("val_top5", s.val().top5());
+            }
+            summary.put("images_per_second", s.imagesPerSecond());
+        }
+
+        Map<String, Object> summary(TrainState state, double seconds) {
+            Map<String, Object> out = new LinkedHashMap<>();
+            out.put("epochs_completed", state.epochsCompleted());
+            out.put("global_step", state.globalStep());
+            out.putAll(summary);
+            out.put("best_metric", ctx.config().config().train().bestMetric());
+            out.put("best_value", state.best());
+            out.put("stopped_early", ctx.stopReason());
+            out.put("frozen_tensors_bit_identical", ctx.frozenVerified());
+            out.put("feature_cache_used", ctx.featureCacheUsed());
+            out.put("skipped_images", ctx.data().skipped().files());
+            out.put("wall_seconds", seconds);
+            return out;
+        }
+    }
+
+    private static void absolutize(ConfigLoader.Loaded c, com.fasterxml.jackson.databind.node.ObjectNode tree,
+            String section, String key) {
+        var node = tree.get(section);
+        if (node instanceof com.fasterxml.jackson.databind.node.ObjectNode obj && obj.get(key) != null
+                && obj.get(key).isTextual()) {
+            String v = obj.get(key).asText();
+            if (!v.equals("none") && !v.startsWith("torchvision:")) {
+                obj.put(key, c.resolve(v).toString());
+            }
+        }
+    }
+
+    static String json(Object o) {
+        try {
+            return JSON.writeValueAsString(o);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The resolved config with its relative paths made absolute, so it still works from the run folder. */
+    static String yaml(ConfigLoader.Loaded c) {
+        com.fasterxml.jackson.databind.node.ObjectNode tree = c.tree().deepCopy();
+        absolutize(c, tree, "model", "checkpoint");
+        absolutize(c, tree, "data", "root");
+        if (tree.get("data") != null && tree.get("data").get("idx") != null) {
+            absolutize(c, (com.fasterxml.jackson.databind.node.ObjectNode) tree.get("data"), "idx", "dir");
+        }
+        try {
+            return ConfigLoader.yaml().writeValueAsString(tree);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
