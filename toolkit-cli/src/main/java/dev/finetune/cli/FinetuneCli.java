@@ -19,6 +19,9 @@ import picocli.CommandLine.Command;
             CheckpointCommand.class,
             InspectCommand.class,
             TrainCommand.class,
+            EvaluateCommand.class,
+            PredictCommand.class,
+            ExportCommand.class,
             CommandLine.HelpCommand.class
         },
         exitCodeListHeading = "%nExit codes:%n",

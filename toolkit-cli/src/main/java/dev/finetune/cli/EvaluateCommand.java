@@ -1,0 +1,91 @@
+package dev.finetune.cli;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.data.BadImagePolicy;
+import dev.finetune.data.BatchLoader;
+import dev.finetune.data.ImageFolderDataset;
+import dev.finetune.data.ImageFolderIndex;
+import dev.finetune.data.SkippedImages;
+import dev.finetune.metrics.EpochMetrics;
+import dev.finetune.predict.MemoryUse;
+import dev.finetune.predict.TrainedModel;
+import dev.finetune.train.Evaluator;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code finetune evaluate --checkpoint F|RUN_DIR --data DIR [--json]}. */
+@Command(name = "evaluate", mixinStandardHelpOptions = true,
+        description = "Loss, top-1/top-5, per-class accuracy and confusion matrix on an image folder.")
+final class EvaluateCommand implements Callable<Integer> {
+    @Option(names = "--checkpoint", required = true, description = "run directory or checkpoint")
+    String checkpoint;
+
+    @Option(names = "--data", required = true, description = "image folder: DIR/<class>/*.png, or DIR/val/<class>/…")
+    Path data;
+
+    @Option(names = "--batch-size", defaultValue = "64", description = "(${DEFAULT-VALUE})")
+    int batchSize;
+
+    @Option(names = "--json", description = "machine-readable output")
+    boolean json;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
+        try (TrainedModel model = TrainedModel.open(checkpoint, null)) {
+            ImageFolderIndex index = ImageFolderIndex.scan(root);
+            if (!index.classNames().equals(model.classNames())) {
+                throw new FinetuneException(ErrorKind.DATA, root + ": class folders " + index.classNames()
+                        + " do not match the model's classes " + model.classNames());
+            }
+            SkippedImages skipped = new SkippedImages();
+            BatchLoader.Options opts = BatchLoader.Options.builder().setBatchSize(batchSize)
+                    .optTransforms(model.preprocessing().toTransformSpec()).optOnBadImage(BadImagePolicy.FAIL)
+                    .optSkipped(skipped).build();
+            EpochMetrics m;
+            long t0 = System.nanoTime();
+            try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {
+                m = Evaluator.evaluate(model.model(), model.parameterStore(), loader, model.classNames().size());
+            }
+            double secs = (System.nanoTime() - t0) / 1e9;
+            long peak = MemoryUse.peakRssBytes();
+            if (json) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                o.put("checkpoint", model.source().toString());
+                o.put("data", root.toString());
+                o.put("images", m.samples());
+                o.put("loss", m.loss());
+                o.put("top1", m.top1());
+                o.put("top5", m.top5());
+                o.put("per_class_accuracy", m.perClassAccuracy(model.classNames()));
+                o.put("confusion", m.confusion());
+                o.put("seconds", secs);
+                o.put("peak_rss_bytes", peak);
+                out.println(JsonOutput.write(o));
+            } else {
+                out.printf(Locale.ROOT, "%s on %s: %d images%n", model.source(), root, m.samples());
+                out.printf(Locale.ROOT, "loss %.4f  top-1 %.2f%%  top-%d %.2f%%%n", m.loss(), 100 * m.top1(),
+                        m.topK(), 100 * m.top5());
+                m.perClassAccuracy(model.classNames()).forEach((k, v) -> out.printf(Locale.ROOT, "  %-16s %s%n", k,
+                        EpochMetrics.formatFraction(v)));
+                out.printf(Locale.ROOT, "%.1f s, %.0f img/s, peak memory (RSS) %.0f MiB, no autograd graph%n", secs,
+                        m.samples() / secs, peak / 1048576.0);
+            }
+        }
+        out.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,44 @@
+package dev.finetune.cli;
+
+import dev.finetune.export.Exporter;
+import dev.finetune.predict.TrainedModel;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code finetune export --checkpoint F --format pth|safetensors --out FILE}. */
+@Command(name = "export", mixinStandardHelpOptions = true,
+        description = "Write the model as a torchvision state_dict (.pth or safetensors) plus FILE.json with class"
+                + " names and preprocessing.")
+final class ExportCommand implements Callable<Integer> {
+    @Option(names = "--checkpoint", required = true, description = "run directory or checkpoint")
+    String checkpoint;
+
+    @Option(names = "--format", required = true, description = "pth or safetensors")
+    String format;
+
+    @Option(names = "--out", required = true, description = "output file")
+    Path out;
+
+    @Option(names = "--dtype", defaultValue = "f32", description = "f32 (default) or f16 (safetensors only)")
+    String dtype;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        Exporter.Format f = Exporter.Format.parse(format);
+        PrintWriter o = spec.commandLine().getOut();
+        try (TrainedModel model = TrainedModel.open(checkpoint, null)) {
+            Path side = Exporter.export(model, f, out, dtype.toUpperCase(java.util.Locale.ROOT));
+            o.printf("wrote %s (%s, %d classes) and %s%n", out, f.name().toLowerCase(), model.classNames().size(),
+                    side);
+        }
+        o.flush();
+        return 0;
+    }
+}

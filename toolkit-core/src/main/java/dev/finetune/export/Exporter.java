@@ -1,0 +1,99 @@
+package dev.finetune.export;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.Versions;
+import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.checkpoint.PthWriter;
+import dev.finetune.checkpoint.SafetensorsWriter;
+import dev.finetune.io.AtomicFiles;
+import dev.finetune.predict.TrainedModel;
+import dev.finetune.weights.StateDicts;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Takes a model back to PyTorch: a torchvision state_dict as {@code .pth} (loads with
+ * {@code torch.load(f, weights_only=True)} into {@code torchvision.models.resnet18(num_classes=N)}) or safetensors
+ * (the same tensors under the same names), plus {@code FILE.json} beside it with the class names and preprocessing.
+ */
+public final class Exporter {
+    private Exporter() {}
+
+    /** Export formats. */
+    public enum Format {
+        PTH, SAFETENSORS;
+
+        public static Format parse(String s) {
+            return switch (s) {
+                case "pth" -> PTH;
+                case "safetensors" -> SAFETENSORS;
+                default -> throw new FinetuneException(ErrorKind.USAGE, "--format: choose pth or safetensors, found '"
+                        + s + "'");
+            };
+        }
+    }
+
+    /** Writes the model (fp32) and its sidecar; returns the sidecar path. */
+    public static Path export(TrainedModel model, Format format, Path out) {
+        return export(model, format, out, "F32");
+    }
+
+    /**
+     * Writes the model and its sidecar; {@code dtype} F16 halves a safetensors file (values rounded to half
+     * precision; the loader converts back to fp32). Returns the sidecar path.
+     */
+    public static Path export(TrainedModel model, Format format, Path out, String dtype) {
+        if (!dtype.equals("F32") && !(dtype.equals("F16") && format == Format.SAFETENSORS)) {
+            throw new FinetuneException(ErrorKind.USAGE, "--dtype: f32, or f16 for safetensors, found " + dtype);
+        }
+        LinkedHashMap<String, HostTensor> sd = StateDicts.export(model.model());
+        if (format == Format.PTH) {
+            PthWriter.write(out, sd);
+        } else {
+            Map<String, String> md = new LinkedHashMap<>();
+            md.put("arch", model.model().arch().configName());
+            md.put("exported_by", "finetune " + Versions.toolkit());
+            SafetensorsWriter.write(out, sd, md, dtype);
+        }
+        Map<String, Object> side = new LinkedHashMap<>();
+        side.put("format_version", 1);
+        side.put("weights", out.getFileName().toString());
+        side.put("format", format.name().toLowerCase());
+        side.put("dtype", dtype);
+        side.put("arch", model.model().arch().configName());
+        side.put("num_classes", model.classNames().size());
+        side.put("class_names", model.classNames());
+        var p = model.preprocessing();
+        Map<String, Object> prep = new LinkedHashMap<>();
+        prep.put("resize_shorter_side", p.resize());
+        prep.put("center_crop", p.imageSize());
+        prep.put("mean", p.mean());
+        prep.put("std", p.std());
+        prep.put("torchvision", "transforms.Compose([Resize(" + p.resize() + "), CenterCrop(" + p.imageSize()
+                + "), ToTensor(), Normalize(mean, std)])");
+        side.put("preprocessing", prep);
+        side.put("load_in_python", "m = torchvision.models." + model.model().arch().configName() + "(num_classes="
+                + model.classNames().size() + "); m.load_state_dict(torch.load('" + out.getFileName()
+                + "', weights_only=True))");
+        side.put("source", model.source().toString());
+        side.put("versions", Versions.all());
+        Path sidecar = out.resolveSibling(out.getFileName() + ".json");
+        try {
+            byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(side);
+            AtomicFiles.write(sidecar, o -> o.write(json));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+        return sidecar;
+    }
+
+    static String utf8(byte[] b) {
+        return new String(b, StandardCharsets.UTF_8);
+    }
+}

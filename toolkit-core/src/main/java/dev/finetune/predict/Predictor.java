@@ -1,0 +1,91 @@
+package dev.finetune.predict;
+
+import ai.djl.modality.cv.Image;
+import ai.djl.modality.cv.ImageFactory;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.translate.Pipeline;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.engine.Engines;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Top-k predictions for image files, with the model's own evaluation preprocessing (for a 224-pixel model:
+ * shorter side to 256, center crop 224, mean/std) and no autograd graph on the calling thread.
+ */
+public final class Predictor {
+    private final TrainedModel model;
+    private final Pipeline pipeline;
+
+    public Predictor(TrainedModel model) {
+        this.model = model;
+        this.pipeline = model.preprocessing().toTransformSpec().evalPipeline();
+    }
+
+    /**
+     * One image's result.
+     *
+     * @param file the image
+     * @param top the k most probable classes, most probable first
+     */
+    public record Prediction(String file, List<Scored> top) {}
+
+    /**
+     * A class and its softmax probability.
+     *
+     * @param index class index
+     * @param label class name
+     * @param probability softmax probability
+     */
+    public record Scored(int index, String label, double probability) {}
+
+    /** Predicts each file (one at a time; each unreadable file is a data error naming it). */
+    public List<Prediction> predict(List<Path> files, int k) {
+        List<Prediction> out = new ArrayList<>();
+        var ps = model.parameterStore();
+        for (Path f : files) {
+            try (NDManager m = model.manager().newSubManager();
+                    Engines.NoGrad g = Engines.noGrad()) {
+                NDArray x = load(f, m);
+                NDArray logits = model.model().forward(ps, new NDList(x.expandDims(0)), false).singletonOrThrow();
+                logits.attach(m);
+                float[] p = logits.softmax(1).toFloatArray();
+                out.add(new Prediction(f.toString(), topK(p, k)));
+            }
+        }
+        return out;
+    }
+
+    /** The preprocessed tensor (3, H, W) of an image file. */
+    public NDArray load(Path f, NDManager m) {
+        if (!Files.isRegularFile(f)) {
+            throw new FinetuneException(ErrorKind.DATA, f + ": no such image file");
+        }
+        Image img;
+        try {
+            img = ImageFactory.getInstance().fromFile(f);
+        } catch (IOException | RuntimeException e) {
+            throw new FinetuneException(ErrorKind.DATA, f + ": cannot decode the image (" + e.getMessage()
+                    + "); supported: png, jpeg, bmp, gif");
+        }
+        NDArray hwc = img.toNDArray(m, Image.Flag.COLOR);
+        NDList t = pipeline.transform(new NDList(hwc));
+        return t.singletonOrThrow().toType(DataType.FLOAT32, false);
+    }
+
+    private List<Scored> topK(float[] p, int k) {
+        List<Scored> all = new ArrayList<>();
+        for (int i = 0; i < p.length; i++) {
+            all.add(new Scored(i, model.classNames().get(i), p[i]));
+        }
+        all.sort((a, b) -> Double.compare(b.probability(), a.probability()));
+        return List.copyOf(all.subList(0, Math.min(k, all.size())));
+    }
+}
