@@ -37,6 +37,9 @@ final class InspectCommand implements Callable<Integer> {
     public Integer call() {
         ConfigLoader.Loaded loaded = ConfigLoader.load(config, sets);
         Integer dataClasses = classes;
+        if (dataClasses == null && loaded.config().data() != null) {
+            dataClasses = dev.finetune.train.TrainingData.open(loaded, loaded.config().train().seed()).numClasses();
+        }
         InspectReport report = Experiment.inspect(loaded, dataClasses);
         PrintWriter out = spec.commandLine().getOut();
         out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());

@@ -1,0 +1,119 @@
+package dev.finetune.cli;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
+
+/** Runs the real {@code finetune} command, in this JVM or as a separate process, and captures what it prints. */
+final class Cli {
+    /** Debian's interpreter with torch (the python3 on PATH may be another one). */
+    static final String PYTHON = "/usr/bin/python3";
+
+    private Cli() {}
+
+    /**
+     * A finished command.
+     *
+     * @param code exit code
+     * @param out standard output
+     * @param err standard error
+     */
+    record Result(int code, String out, String err) {}
+
+    /** Runs in this JVM. */
+    static Result run(String... args) {
+        CommandLine cl = FinetuneCli.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    /** Starts {@code finetune ARGS} as a separate JVM (for signals and kills). */
+    static Process start(Path log, String... args) throws IOException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("-Dai.djl.offline=true");
+        cmd.add("-Xmx4g");
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add("dev.finetune.cli.FinetuneCli");
+        cmd.addAll(List.of(args));
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    }
+
+    /** Sends a signal by name (INT, TERM, KILL) to a process. */
+    static void signal(Process p, String name) throws IOException, InterruptedException {
+        Process k = new ProcessBuilder("kill", "-" + name, Long.toString(p.pid())).inheritIO().start();
+        k.waitFor(10, TimeUnit.SECONDS);
+    }
+
+    /** Waits until {@code file} contains {@code text}. */
+    static void awaitText(Path file, String text, long seconds) throws IOException, InterruptedException {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+        while (System.nanoTime() < end) {
+            if (Files.exists(file) && Files.readString(file).contains(text)) {
+                return;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("'" + text + "' did not appear in " + file + " within " + seconds + " s:\n"
+                + (Files.exists(file) ? Files.readString(file) : "(no file)"));
+    }
+
+    /** The repository root. */
+    static Path repo() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.isDirectory(p.resolve("configs"))) {
+            p = p.getParent();
+        }
+        if (p == null) {
+            throw new IllegalStateException("repository root not found from " + Path.of("").toAbsolutePath());
+        }
+        return p;
+    }
+
+    /** Writes a small experiment config into {@code dir} over the committed quickstart data and checkpoint. */
+    static Path config(Path dir, String name, String freeze, String train) throws IOException {
+        Path repo = repo();
+        String yaml = "name: " + name + "\n"
+                + "model:\n"
+                + "  arch: resnet18\n"
+                + "  checkpoint: " + repo.resolve("models/resnet18-fmnist-a.safetensors") + "\n"
+                + "  head: {classes: auto}\n"
+                + "freeze: " + freeze + "\n"
+                + "optimizer: {name: sgd, lr: 0.01, momentum: 0.9}\n"
+                + "data:\n"
+                + "  root: " + repo.resolve("data/fashion-mnist-b") + "\n"
+                + "  image_size: 32\n"
+                + "  resize: 32\n"
+                + "  augment: false\n"
+                + "  workers: 2\n"
+                + "train: " + train + "\n";
+        Path f = dir.resolve(name + ".yaml");
+        Files.writeString(f, yaml);
+        return f;
+    }
+
+    /** Runs a Python script with Debian's interpreter; fails with its output. */
+    static String python(String... args) throws IOException, InterruptedException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(PYTHON);
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+            throw new AssertionError("python failed: " + cmd + "\n" + out
+                    + "\n(needs Debian's python3-torchvision; .ci/run installs it)");
+        }
+        return out;
+    }
+}

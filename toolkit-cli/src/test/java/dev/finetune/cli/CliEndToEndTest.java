@@ -1,0 +1,117 @@
+package dev.finetune.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.finetune.engine.Engines;
+import dev.finetune.predict.TrainedModel;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The real commands on real images: the committed pretrained checkpoint fine-tuned on the committed Fashion-MNIST
+ * subset, then evaluate, predict and export, with the export checked by Debian's torchvision.
+ */
+class CliEndToEndTest {
+    @TempDir
+    static Path tmp;
+
+    static Path run;
+
+    @BeforeAll
+    static void train() throws Exception {
+        Path cfg = Cli.config(tmp, "e2e", Cli.repo().resolve("configs/policies/linear-probe.yaml").toString(),
+                "{epochs: 4, batch_size: 32, seed: 1}");
+        run = tmp.resolve("run");
+        Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
+        assertEquals(0, r.code(), r.err() + r.out());
+        assertTrue(r.out().contains("epoch 4:"), r.out());
+    }
+
+    @Test
+    void runDirectoryIsCompleteAndAccuracyIsFarAboveChance() throws Exception {
+        for (String f : List.of("config.yaml", "run.json", "summary.json", "metrics.csv", "metrics.jsonl",
+                "checkpoints/last.safetensors", "checkpoints/best.safetensors", "plots/curves.png",
+                "plots/confusion.png")) {
+            assertTrue(Files.size(run.resolve(f)) > 0, f + " missing or empty");
+        }
+        JsonNode summary = new ObjectMapper().readTree(run.resolve("summary.json").toFile());
+        double top1 = summary.get("val_top1").asDouble();
+        assertTrue(top1 > 0.6, "val top-1 " + top1 + " should be far above chance (0.2) for 5 classes");
+        assertEquals(100, summary.get("frozen_tensors_bit_identical").asInt());
+        assertTrue(summary.get("feature_cache_used").asBoolean());
+        assertEquals(5, Files.readAllLines(run.resolve("metrics.csv")).size(), "header + 4 epochs");
+        String cfg = Files.readString(run.resolve("config.yaml"));
+        assertTrue(cfg.contains("fc.*"), "the resolved config inlines the policy file");
+    }
+
+    @Test
+    void evaluateAndPredictReportNoGraphAndMemory() throws Exception {
+        Cli.Result e = Cli.run("evaluate", "--checkpoint", run.toString(), "--data",
+                Cli.repo().resolve("data/fashion-mnist-b").toString(), "--json");
+        assertEquals(0, e.code(), e.err());
+        JsonNode ej = new ObjectMapper().readTree(e.out());
+        assertEquals(200, ej.get("images").asInt());
+        assertTrue(ej.get("top1").asDouble() > 0.6);
+        assertTrue(ej.get("peak_rss_bytes").asLong() > 0);
+
+        Path img = Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png");
+        Cli.Result p = Cli.run("predict", "--checkpoint", run.toString(), "--top-k", "3", "--json", img.toString());
+        assertEquals(0, p.code(), p.err());
+        JsonNode top = new ObjectMapper().readTree(p.out()).get("predictions").get(0).get("top");
+        assertEquals(3, top.size());
+        double sum = 0;
+        for (JsonNode s : top) {
+            sum += s.get("probability").asDouble();
+        }
+        assertTrue(sum <= 1.0 + 1e-6 && sum > 0.5, "top-3 probabilities sum to " + sum);
+    }
+
+    @Test
+    void exportedPthLoadsInTorchvisionWithOurLogits() throws Exception {
+        Path pth = tmp.resolve("model.pth");
+        Cli.Result x = Cli.run("export", "--checkpoint", run.toString(), "--format", "pth", "--out", pth.toString());
+        assertEquals(0, x.code(), x.err());
+        assertTrue(Files.exists(tmp.resolve("model.pth.json")));
+        Path inp = tmp.resolve("input.f32");
+        Path logits = tmp.resolve("logits.f32");
+        Engines.pytorch();
+        try (TrainedModel m = TrainedModel.open(pth.toString(), "resnet18");
+                NDManager nm = NDManager.newBaseManager();
+                Engines.NoGrad g = Engines.noGrad()) {
+            NDArray in = nm.randomNormal(new Shape(2, 3, 32, 32));
+            NDArray out = m.model().forward(m.parameterStore(), new NDList(in), false).singletonOrThrow();
+            Files.write(inp, le(in.toFloatArray()));
+            Files.write(logits, le(out.toFloatArray()));
+        }
+        String py = Cli.python(Cli.repo().resolve("scripts/reference/check_export.py").toString(), pth.toString(),
+                "5", inp.toString(), logits.toString(), "2", "32", "32");
+        assertTrue(py.contains("keys 122"), py);
+
+        Path st = tmp.resolve("model.safetensors");
+        Cli.Result s = Cli.run("export", "--checkpoint", run.toString(), "--format", "safetensors", "--out",
+                st.toString());
+        assertEquals(0, s.code(), s.err());
+        Cli.Result inspect = Cli.run("checkpoint", "inspect", st.toString());
+        assertEquals(0, inspect.code(), inspect.out() + inspect.err());
+        assertTrue(inspect.out().contains("matched 102"), inspect.out());
+    }
+
+    private static byte[] le(float[] v) {
+        ByteBuffer b = ByteBuffer.allocate(v.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        b.asFloatBuffer().put(v);
+        return b.array();
+    }
+}

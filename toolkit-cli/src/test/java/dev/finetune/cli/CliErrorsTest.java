@@ -1,0 +1,151 @@
+package dev.finetune.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Every error a user can cause: the exact message on stderr, a distinct exit code, no stack trace. */
+class CliErrorsTest {
+    @TempDir
+    Path tmp;
+
+    private static final String LINEAR_PROBE = "{default: freeze, rules: [{train: \"fc.*\"}]}";
+    private static final String ONE_EPOCH = "{epochs: 1, batch_size: 32}";
+
+    private static void assertClean(Cli.Result r) {
+        assertFalse(r.err().contains("\tat "), "no stack trace for a user error:\n" + r.err());
+        assertFalse(r.err().contains("Exception"), "no exception names for a user error:\n" + r.err());
+    }
+
+    @Test
+    void unknownConfigKeyNamesThePathAndTheKnownKeys() throws Exception {
+        Path cfg = Cli.config(tmp, "typo", LINEAR_PROBE, ONE_EPOCH);
+        Files.writeString(cfg, Files.readString(cfg).replace("momentum: 0.9", "momentun: 0.9"));
+        Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", tmp.resolve("r").toString());
+        assertEquals(3, r.code());
+        assertEquals("error: optimizer.momentun: unknown key 'momentun'; known keys: betas, dampening,"
+                + " decay_norm_and_bias, eps, groups, lr, momentum, name, nesterov, weight_decay (in " + cfg + ")\n",
+                r.err());
+        assertFalse(Files.exists(tmp.resolve("r")), "nothing is created for an invalid config");
+    }
+
+    @Test
+    void ruleMatchingNothingSuggestsTheNearestNames() throws Exception {
+        Path cfg = Cli.config(tmp, "nomatch", "{default: freeze, rules: [{train: \"fc.wieght\"}]}", ONE_EPOCH);
+        Cli.Result r = Cli.run("inspect", "-c", cfg.toString());
+        assertEquals(3, r.code());
+        assertTrue(r.err().startsWith("error: freeze.rules[0].train: pattern 'fc.wieght' matches no parameter of the"
+                + " model; nearest names: [fc.weight,"), r.err());
+        assertClean(r);
+    }
+
+    @Test
+    void badValueCarriesItsYamlPath() throws Exception {
+        Path cfg = Cli.config(tmp, "lr", LINEAR_PROBE, ONE_EPOCH);
+        Cli.Result r = Cli.run("inspect", "-c", cfg.toString(), "--set", "optimizer.lr=-1");
+        assertEquals(3, r.code());
+        assertEquals("error: optimizer.lr: must be > 0, found -1.0\n", r.err());
+    }
+
+    @Test
+    void missingAndCorruptCheckpointsAreCheckpointErrors() throws Exception {
+        Path cfg = Cli.config(tmp, "ck", LINEAR_PROBE, ONE_EPOCH);
+        Cli.Result missing = Cli.run("inspect", "-c", cfg.toString(), "--set",
+                "model.checkpoint=" + tmp.resolve("nope.pth"));
+        assertEquals(5, missing.code());
+        assertEquals("error: " + tmp.resolve("nope.pth") + ": no such file\n", missing.err());
+        Path bad = tmp.resolve("bad.pth");
+        Files.writeString(bad, "not a checkpoint");
+        Cli.Result corrupt = Cli.run("checkpoint", "inspect", bad.toString());
+        assertEquals(5, corrupt.code());
+        assertTrue(corrupt.err().startsWith("error: " + bad + ": unknown checkpoint format"), corrupt.err());
+        assertClean(corrupt);
+    }
+
+    @Test
+    void existingRunDirectoryIsNeverOverwritten() throws Exception {
+        Path cfg = Cli.config(tmp, "exists", LINEAR_PROBE, ONE_EPOCH);
+        Path run = tmp.resolve("run");
+        Files.createDirectories(run);
+        Files.writeString(run.resolve("precious.txt"), "keep me");
+        Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", run.toString());
+        assertEquals(7, r.code());
+        assertEquals("error: run directory " + run + " already exists and is not empty; choose another --run-dir,"
+                + " or continue it with --resume " + run + "\n", r.err());
+        assertEquals("keep me", Files.readString(run.resolve("precious.txt")));
+    }
+
+    @Test
+    void emptyClassFolderIsNamed() throws Exception {
+        Path data = copyData(tmp.resolve("data"));
+        Path empty = data.resolve("train/zebra");
+        Files.createDirectories(empty);
+        Path cfg = Cli.config(tmp, "empty", LINEAR_PROBE, ONE_EPOCH);
+        Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", tmp.resolve("r").toString(), "--set",
+                "data.root=" + data);
+        assertEquals(4, r.code());
+        assertTrue(r.err().contains(empty.toString()), r.err());
+        assertTrue(r.err().contains("no images"), r.err());
+        assertClean(r);
+    }
+
+    @Test
+    void corruptImageFailsNamingTheFileOrIsSkippedAndCounted() throws Exception {
+        Path data = copyData(tmp.resolve("data"));
+        Path broken = data.resolve("train/bag/99999.png");
+        Files.write(broken, new byte[] {(byte) 0x89, 'P', 'N', 'G', 1, 2, 3});
+        Path cfg = Cli.config(tmp, "corrupt", LINEAR_PROBE, ONE_EPOCH);
+        Cli.Result fail = Cli.run("train", "-c", cfg.toString(), "--run-dir", tmp.resolve("r1").toString(), "--set",
+                "data.root=" + data, "--set", "train.feature_cache=false");
+        assertEquals(4, fail.code(), fail.err());
+        assertTrue(fail.err().contains(broken.toString()), fail.err());
+        assertClean(fail);
+
+        Cli.Result skip = Cli.run("train", "-c", cfg.toString(), "--run-dir", tmp.resolve("r2").toString(), "--set",
+                "data.root=" + data, "--set", "data.on_bad_image=skip", "--set", "train.feature_cache=false");
+        assertEquals(0, skip.code(), skip.err());
+        var summary = new ObjectMapper().readTree(tmp.resolve("r2/summary.json").toFile());
+        assertEquals(1, summary.get("skipped_images").size(), summary.toString());
+        assertTrue(summary.get("skipped_images").fieldNames().next().contains("99999.png"));
+    }
+
+    @Test
+    void divergenceStopsNamingTheStep() throws Exception {
+        Path cfg = Cli.config(tmp, "nan", "{default: train}", "{epochs: 2, batch_size: 32}");
+        Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", tmp.resolve("r").toString(), "--set",
+                "optimizer.lr=1.0e12");
+        assertEquals(6, r.code(), r.out() + r.err());
+        assertTrue(r.err().startsWith("error: training diverged at epoch 1, batch "), r.err());
+        assertTrue(r.err().contains("lower optimizer.lr"), r.err());
+        assertClean(r);
+    }
+
+    @Test
+    void usageErrorsExitWithTwo() {
+        Cli.Result r = Cli.run("train", "--bogus");
+        assertEquals(2, r.code());
+        assertTrue(r.err().startsWith("error: "), r.err());
+    }
+
+    private static Path copyData(Path to) throws Exception {
+        Path from = Cli.repo().resolve("data/fashion-mnist-b");
+        try (var s = Files.walk(from)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                Path t = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) {
+                    Files.createDirectories(t);
+                } else {
+                    Files.copy(p, t, StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
+        return to;
+    }
+}

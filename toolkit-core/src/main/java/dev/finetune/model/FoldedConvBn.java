@@ -1,0 +1,128 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+
+/**
+ * A frozen {@link Conv2d} followed by a {@link BatchNorm2d} in {@link BnMode#FROZEN_STATS} as one convolution with a
+ * bias. With every parameter frozen and the statistics fixed, {@code bn(conv(x))} is the affine map
+ * {@code conv(x, w') + b'} where, per output channel, {@code s = γ / sqrt(running_var + eps)}, {@code w' = w·s} and
+ * {@code b' = β − running_mean·s}: one pass over the activation instead of two, and no BN kernel at all.
+ *
+ * <p>The folded tensors are computed once, in float64, from the live parameters when {@link #fold} is called; they are
+ * a snapshot. Fold again after anything changes the pair (loading weights, unfreezing, switching the BN to
+ * {@link BnMode#TRAIN}) — {@link #fold} refuses pairs that could change under training, so a stale fold can only come
+ * from a caller that changed the pair itself.
+ */
+public final class FoldedConvBn implements AutoCloseable {
+    /** {@link BatchNorm2d}'s eps: torchvision's {@code nn.BatchNorm2d} default. */
+    private static final double BN_EPS = 1e-5;
+
+    private final NDManager manager;
+    private final NDArray weight;
+    private final NDArray bias;
+    private final int stride;
+    private final int padding;
+
+    private FoldedConvBn(NDManager manager, NDArray weight, NDArray bias, int stride, int padding) {
+        this.manager = manager;
+        this.weight = weight;
+        this.bias = bias;
+        this.stride = stride;
+        this.padding = padding;
+    }
+
+    /**
+     * Why {@code conv}+{@code bn} cannot be folded, or null if it can: every parameter must be frozen (no
+     * {@code requires_grad}) and the BN must keep its running statistics.
+     */
+    public static String whyNotFoldable(Conv2d conv, BatchNorm2d bn) {
+        if (conv.outChannels() != bn.channels()) {
+            return "the BN has " + bn.channels() + " channels but the conv produces " + conv.outChannels();
+        }
+        if (bn.mode() != BnMode.FROZEN_STATS) {
+            return "the BN is in " + bn.mode() + " mode (batch statistics); only FROZEN_STATS is a fixed function";
+        }
+        if (conv.weight().requiresGradient()) {
+            return "the conv weight trains";
+        }
+        if (bn.weight().requiresGradient() || bn.bias().requiresGradient()) {
+            return "the BN affine parameters train";
+        }
+        return null;
+    }
+
+    /**
+     * Folds {@code bn} into {@code conv}. The folded arrays live on a new sub-manager of {@code parent}, released by
+     * {@link #close()}.
+     *
+     * @throws IllegalArgumentException if the pair is not a fixed function ({@link #whyNotFoldable})
+     */
+    public static FoldedConvBn fold(Conv2d conv, BatchNorm2d bn, NDManager parent) {
+        String problem = whyNotFoldable(conv, bn);
+        if (problem != null) {
+            throw new IllegalArgumentException("cannot fold " + conv + " + " + bn + ": " + problem);
+        }
+        NDManager manager = parent.newSubManager();
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray w = float64(conv.weight(), scratch);
+            NDArray gamma = float64(bn.weight(), scratch);
+            NDArray beta = float64(bn.bias(), scratch);
+            NDArray mean = float64(bn.runningMean(), scratch);
+            NDArray var = float64(bn.runningVar(), scratch);
+            NDArray scale = gamma.div(var.add(BN_EPS).sqrt());
+            NDArray folded = w.mul(scale.reshape(new Shape(conv.outChannels(), 1, 1, 1)));
+            NDArray shift = beta.sub(mean.mul(scale));
+            NDArray weight = folded.toType(DataType.FLOAT32, true);
+            NDArray bias = shift.toType(DataType.FLOAT32, true);
+            weight.attach(manager);
+            bias.attach(manager);
+            return new FoldedConvBn(manager, weight, bias, conv.stride(), conv.padding());
+        } catch (RuntimeException | Error e) {
+            manager.close();
+            throw e;
+        }
+    }
+
+    private static NDArray float64(Parameter p, NDManager scratch) {
+        NDArray copy = p.getArray().toType(DataType.FLOAT64, true);
+        copy.attach(scratch);
+        return copy;
+    }
+
+    /**
+     * {@code bn(conv(x))} in one convolution. The result lives on {@code x}'s manager. Builds no autograd graph through
+     * the folded tensors (they never require gradients); call under {@code Engines.noGrad()} to record nothing at all.
+     */
+    public NDArray forward(NDArray x) {
+        return ai.djl.nn.convolutional.Conv2d.conv2d(
+                        x, weight, bias, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), 1)
+                .singletonOrThrow();
+    }
+
+    /** The folded weight {@code w·s}, shape {@code (out, in, k, k)}. */
+    public NDArray weight() {
+        return weight;
+    }
+
+    /** The folded bias {@code β − running_mean·s}, shape {@code (out)}. */
+    public NDArray bias() {
+        return bias;
+    }
+
+    public int stride() {
+        return stride;
+    }
+
+    public int padding() {
+        return padding;
+    }
+
+    @Override
+    public void close() {
+        manager.close();
+    }
+}
