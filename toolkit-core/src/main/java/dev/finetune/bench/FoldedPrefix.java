@@ -16,23 +16,26 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Stages {@code [0, toStage)} of a {@link ResNet} (see {@link ResNet#stageNames()}) with every conv+BN pair folded
- * ({@link FoldedConvBn}) and no autograd: what a frozen prefix costs when it is run as the fixed function it is.
+ * Stages {@code [fromStage, toStage)} of a {@link ResNet} (see {@link ResNet#stageNames()}) with every conv+BN pair
+ * folded ({@link FoldedConvBn}) and no autograd: what a frozen prefix costs when it is run as the fixed function it is.
  *
- * <p>A benchmark helper: the same math as {@code model.forwardStages(ps, x, true, 0, toStage)} under no-grad for a
- * prefix whose convs and BNs are all frozen and in frozen-stats mode (checked at {@link #fold}), within float32
+ * <p>A benchmark helper: the same math as {@code model.forwardStages(ps, x, true, fromStage, toStage)} under no-grad
+ * for stages whose convs and BNs are all frozen and in frozen-stats mode (checked at {@link #fold}), within float32
  * rounding. Optionally runs in channels-last memory layout ({@link #channelsLast}), which oneDNN convolutions consume
  * without reordering every activation to and from its blocked layout.
  */
 public final class FoldedPrefix implements AutoCloseable {
     private final List<Unit> units;
     private final List<FoldedConvBn> folds;
+    private final int fromStage;
     private final int toStage;
     private final boolean channelsLast;
 
-    private FoldedPrefix(List<Unit> units, List<FoldedConvBn> folds, int toStage, boolean channelsLast) {
+    private FoldedPrefix(
+            List<Unit> units, List<FoldedConvBn> folds, int fromStage, int toStage, boolean channelsLast) {
         this.units = units;
         this.folds = folds;
+        this.fromStage = fromStage;
         this.toStage = toStage;
         this.channelsLast = channelsLast;
     }
@@ -42,29 +45,39 @@ public final class FoldedPrefix implements AutoCloseable {
         NDArray apply(NDArray x);
     }
 
+    /** Folds the prefix {@code [0, toStage)}: {@code fold(model, 0, toStage, channelsLast, manager)}. */
+    public static FoldedPrefix fold(ResNet model, int toStage, boolean channelsLast, NDManager manager) {
+        return fold(model, 0, toStage, channelsLast, manager);
+    }
+
     /**
-     * Folds stages {@code [0, toStage)}, {@code 1 <= toStage <= 5} (5: the whole backbone, up to the pooled head).
+     * Folds stages {@code [fromStage, toStage)}, {@code 0 <= fromStage < toStage <= 5} (stage 5, the head, has no BN).
+     * The folded tensors live on sub-managers of {@code manager}.
      *
      * @param channelsLast run in channels-last (NHWC-strided) layout
      * @throws IllegalArgumentException naming the first conv/BN pair that is not a fixed function
      */
-    public static FoldedPrefix fold(ResNet model, int toStage, boolean channelsLast, NDManager manager) {
-        if (toStage < 1 || toStage > 5) {
-            throw new IllegalArgumentException("toStage must be 1 (stem) to 5 (stem..layer4), found " + toStage);
+    public static FoldedPrefix fold(
+            ResNet model, int fromStage, int toStage, boolean channelsLast, NDManager manager) {
+        if (fromStage < 0 || toStage > 5 || fromStage >= toStage) {
+            throw new IllegalArgumentException(
+                    "need 0 <= fromStage < toStage <= 5 (stem..layer4), found [" + fromStage + ", " + toStage + ")");
         }
         Map<String, Block> modules = model.namedModules();
         List<FoldedConvBn> folds = new ArrayList<>();
         List<Unit> units = new ArrayList<>();
         try {
-            FoldedConvBn stem = foldPair(modules, "conv1", "bn1", manager, folds);
-            units.add(x -> Pool.maxPool2d(
-                    Activation.relu(stem.forward(x)), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false));
-            for (int s = 1; s < toStage; s++) {
+            if (fromStage == 0) {
+                FoldedConvBn stem = foldPair(modules, "conv1", "bn1", manager, folds);
+                units.add(x -> Pool.maxPool2d(
+                        Activation.relu(stem.forward(x)), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false));
+            }
+            for (int s = Math.max(1, fromStage); s < toStage; s++) {
                 for (int u = 0; modules.containsKey("layer" + s + "." + u); u++) {
                     units.add(residualUnit(modules, "layer" + s + "." + u + ".", manager, folds));
                 }
             }
-            return new FoldedPrefix(List.copyOf(units), folds, toStage, channelsLast);
+            return new FoldedPrefix(List.copyOf(units), folds, fromStage, toStage, channelsLast);
         } catch (RuntimeException e) {
             folds.forEach(FoldedConvBn::close);
             throw e;
@@ -108,6 +121,11 @@ public final class FoldedPrefix implements AutoCloseable {
         return f;
     }
 
+    /** The first folded stage: the stage whose input {@link #forward} takes. */
+    public int fromStage() {
+        return fromStage;
+    }
+
     /** The stage index the output enters at (the argument of {@code forwardStages(ps, out, t, toStage, 6)}). */
     public int toStage() {
         return toStage;
@@ -118,12 +136,12 @@ public final class FoldedPrefix implements AutoCloseable {
     }
 
     /**
-     * Runs the prefix with autograd off on this thread. The output is on {@code images}' manager, in the standard
-     * (contiguous NCHW) layout.
+     * Runs the folded stages with autograd off on this thread. The output is on {@code input}'s manager, in the
+     * standard (contiguous NCHW) layout.
      */
-    public NDArray forward(NDArray images) {
+    public NDArray forward(NDArray input) {
         try (Engines.NoGrad g = Engines.noGrad()) {
-            NDArray x = channelsLast ? toChannelsLast(images) : images;
+            NDArray x = channelsLast ? toChannelsLast(input) : input;
             for (Unit unit : units) {
                 x = unit.apply(x);
             }

@@ -28,6 +28,12 @@ final class RestrictedUnpickler {
     /** Pushes and memo writes allowed: ~4 million is about 100,000 tensors, far beyond any real state_dict. */
     static final int MAX_OBJECTS = 4_000_000;
     static final int MAX_TUPLE_DEPTH = 100;
+    /**
+     * Characters plus tuple elements a dict key may have. Parameter names are far shorter; the bound keeps hashing and
+     * comparing keys cheap, since tuples hash element by element and a pickle can reuse one tuple twice in the next
+     * (3 bytes per level, 2^depth elements to visit).
+     */
+    static final int MAX_KEY_SIZE = 1024;
 
 
     /** Python's None. */
@@ -515,7 +521,32 @@ final class RestrictedUnpickler {
                 || key instanceof Boolean || key instanceof Tuple || key == None.NONE || key instanceof Global)) {
             throw fail("a dict key is a " + typeName(key) + ", which Python cannot hash");
         }
+        if (keySize(key, MAX_KEY_SIZE) > MAX_KEY_SIZE) {
+            throw fail("a dict key (" + typeName(key) + ") larger than " + MAX_KEY_SIZE + " characters or elements;"
+                    + " a state_dict's keys are parameter names");
+        }
         dict.items.put(key, value);
+    }
+
+    /** The size of a key, counted only up to just past {@code limit} so that a shared-tuple bomb stays cheap. */
+    private static long keySize(Object key, long limit) {
+        if (key instanceof String s) {
+            return Math.max(1, s.length());
+        }
+        if (key instanceof BigInteger b) {
+            return 1 + b.bitLength() / 8;
+        }
+        if (key instanceof Tuple t) {
+            long n = 1;
+            for (Object item : t.items()) {
+                n += keySize(item, limit - n);
+                if (n > limit) {
+                    break;
+                }
+            }
+            return n;
+        }
+        return 1;
     }
 
     // ---- reading bytes ----

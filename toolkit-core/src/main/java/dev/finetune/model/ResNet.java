@@ -108,6 +108,14 @@ public final class ResNet extends TorchModule {
         return fc;
     }
 
+    /** Sets the dropout applied before {@code fc} in training forwards. */
+    public void setDropout(float p) {
+        if (p < 0 || p >= 1) {
+            throw new IllegalArgumentException("head dropout must be in [0, 1), found " + p);
+        }
+        dropout = p;
+    }
+
     /** Every BatchNorm layer with its torchvision module name ({@code layer1.0.bn1}). */
     public List<NamedBatchNorm> batchNorms() {
         List<NamedBatchNorm> out = new ArrayList<>();

@@ -63,6 +63,7 @@ public final class FineTuner implements AutoCloseable {
             if (newHead) {
                 model.replaceHead(manager, b.headClasses, b.dropout);
             }
+            model.setDropout(b.dropout);
             parameterStore = new ParameterStore(manager, false);
             optimizerSettings = b.optimizer;
             applyPolicy(b.policy);

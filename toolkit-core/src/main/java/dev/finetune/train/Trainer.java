@@ -87,7 +87,6 @@ public final class Trainer {
                     if (cache == null && tc.featureCache()) {
                         cache = maybeCache(ft, data, tc);
                     }
-                    ft.manager().getEngine().setRandomSeed(tc.seed() * 7919 + epoch);
                     long t0 = System.nanoTime();
                     int batches = Math.min(stepsPerEpoch, plannedBatches(data, tc, epoch));
                     for (TrainingListener l : listeners) {
@@ -255,6 +254,9 @@ public final class Trainer {
     }
 
     private float step(FineTuner ft, NDArray x, NDArray y, double lr, int fromStage, long step, int epoch, int b) {
+        // Dropout draws from libtorch's global generator: seeding it per step makes a resumed run (even one resumed
+        // mid-epoch) draw exactly what the uninterrupted run drew.
+        ft.manager().getEngine().setRandomSeed((int) (loaded.config().train().seed() * 1_000_003L + step));
         try {
             return ft.trainStep(x, y, lr, fromStage);
         } catch (FinetuneException e) {

@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""PyTorch's side of `finetune bench --torch`: the same four ResNet-18 workloads in eager torchvision.
+
+Run with Debian's own interpreter (the python3 first on PATH may lack torch):
+    /usr/bin/python3 scripts/bench/torch_bench.py --shapes 32x224,128x64 --iters 10 --warmup 3 --threads 2
+
+Workloads, all on torchvision.models.resnet18() (random init) with fc -> Linear(512, 10), SGD(lr 0.01, momentum 0.9)
+over the trainable parameters, cross-entropy on random labels, loss.item() every step (as the Java side syncs):
+  inference        model.eval(), torch.no_grad()
+  full-step        everything trains, model.train()
+  frozen-step      only fc trains, every BN in eval mode (linear probe)
+  last-stage-step  layer4 + fc train, BN in eval mode except layer4's
+
+Each (workload, shape) runs in a fresh subprocess (`--one`) so that its peak RSS (VmHWM from /proc/self/status at
+the end) is its own. Prints one JSON object on stdout: {"torch_version", "threads", "results": [...]}, each result
+{"workload", "batch", "size", "times_ms", "setup_rss_kb", "peak_rss_kb"}.
+
+    --trace DIR   writes DIR/resnet18_eval.pt (traced in eval mode) and DIR/resnet18_train.pt (traced in train
+                  mode: BN uses batch statistics) -- the same network as one TorchScript graph, for the Java side
+                  to load in libtorch 2.7.1. Tracing bakes each BN's training flag in, hence two archives.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+WORKLOADS = ["inference", "full-step", "frozen-step", "last-stage-step"]
+CLASSES = 10
+
+
+def vm_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(field + " not in /proc/self/status")
+
+
+def build(workload):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    model.fc = torch.nn.Linear(512, CLASSES)
+    if workload == "inference":
+        model.eval()
+        return model, None
+    if workload == "full-step":
+        model.train()
+    elif workload == "frozen-step":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.fc.parameters():
+            p.requires_grad_(True)
+        model.eval()
+    elif workload == "last-stage-step":
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for module in (model.layer4, model.fc):
+            for p in module.parameters():
+                p.requires_grad_(True)
+        model.eval()
+        model.layer4.train()
+    else:
+        raise SystemExit("unknown workload " + workload)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return model, torch.optim.SGD(trainable, lr=0.01, momentum=0.9)
+
+
+def run_one(workload, batch, size, iters, warmup, threads):
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    model, optimizer = build(workload)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, 3, size, size, generator=gen)
+    y = torch.randint(0, CLASSES, (batch,), generator=gen)
+    setup_rss = vm_kb("VmRSS")
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        if optimizer is None:
+            with torch.no_grad():
+                model(x)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x), y)
+            loss.item()
+            loss.backward()
+            optimizer.step()
+        t1 = time.perf_counter()
+        if i >= warmup:
+            times.append((t1 - t0) * 1e3)
+    return {
+        "workload": workload,
+        "batch": batch,
+        "size": size,
+        "threads": torch.get_num_threads(),
+        "times_ms": times,
+        "setup_rss_kb": setup_rss,
+        "peak_rss_kb": vm_kb("VmHWM"),
+    }
+
+
+def trace(out_dir):
+    import os
+
+    os.makedirs(out_dir, exist_ok=True)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18()
+    model.fc = torch.nn.Linear(512, CLASSES)
+    example = torch.randn(2, 3, 64, 64)
+    for mode in ("eval", "train"):
+        model.train(mode == "train")
+        traced = torch.jit.trace(model, example, check_trace=False)
+        traced.save(os.path.join(out_dir, "resnet18_" + mode + ".pt"))
+    print(json.dumps({"torch_version": torch.__version__, "dir": out_dir}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shapes", default="32x224,128x64", help="BATCHxSIZE list")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--one", nargs=3, metavar=("WORKLOAD", "BATCH", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--trace", metavar="DIR")
+    a = ap.parse_args()
+    if a.trace:
+        trace(a.trace)
+        return
+    if a.one:
+        r = run_one(a.one[0], int(a.one[1]), int(a.one[2]), a.iters, a.warmup, a.threads)
+        print(json.dumps(r))
+        return
+    results = []
+    for shape in a.shapes.split(","):
+        batch, size = (int(v) for v in shape.lower().split("x"))
+        for workload in a.workloads.split(","):
+            cmd = [sys.executable, __file__, "--one", workload, str(batch), str(size),
+                   "--iters", str(a.iters), "--warmup", str(a.warmup), "--threads", str(a.threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.stderr.write(done.stderr)
+                raise SystemExit("torch_bench: %s %dx%d failed (exit %d)" % (workload, batch, size, done.returncode))
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print("torch %s %dx%d done" % (workload, batch, size), file=sys.stderr, flush=True)
+    print(json.dumps({"torch_version": torch.__version__, "threads": a.threads, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+package dev.finetune.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.config.ConfigLoader;
+import dev.finetune.train.StopSignal;
+import dev.finetune.train.TrainContext;
+import dev.finetune.train.TrainJob;
+import dev.finetune.train.TrainingCheckpoint;
+import dev.finetune.train.TrainingListener;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Nothing is lost: a run stopped mid-epoch and resumed ends with the weights of an uninterrupted one; Ctrl-C on a
+ * real process writes a resumable checkpoint and exits 130; a process killed with SIGKILL resumes from its last
+ * checkpoint.
+ */
+class InterruptResumeTest {
+    @TempDir
+    Path tmp;
+
+    /** layer4 + fc train (BN statistics update there), random crops and flips, dropout: every RNG is exercised. */
+    private static final String LAST_STAGE = "{default: freeze, rules: [{train: [layer4, fc]}]}";
+
+    private Path config(String name, String train) throws Exception {
+        Path cfg = Cli.config(tmp, name, LAST_STAGE, train);
+        String yaml = Files.readString(cfg).replace("augment: false", "augment: true")
+                .replace("head: {classes: auto}", "head: {classes: auto, dropout: 0.3}");
+        Files.writeString(cfg, yaml);
+        return cfg;
+    }
+
+    @Test
+    void resumedMidEpochEndsWithTheSameWeights() throws Exception {
+        Path cfg = config("resume", "{epochs: 3, batch_size: 32, seed: 5, max_steps_per_epoch: 4,"
+                + " schedule: {name: cosine, warmup_epochs: 1}, unfreeze: [{at_epoch: 2, match: layer3}]}");
+        ConfigLoader.Loaded loaded = ConfigLoader.load(cfg, List.of());
+        TrainJob.Result full = TrainJob.start(loaded, tmp.resolve("full"), List.of());
+        assertEquals(3, full.state().epochsCompleted());
+
+        TrainingListener stopper = new TrainingListener() {
+            @Override
+            public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                if (ctx.state().epochsCompleted() == 1 && batch == 2) {
+                    StopSignal.request(ErrorKind.INTERRUPTED);
+                }
+            }
+        };
+        Path cut = tmp.resolve("cut");
+        FinetuneException e = assertThrows(FinetuneException.class,
+                () -> TrainJob.start(loaded, cut, List.of(stopper)));
+        StopSignal.clear();
+        assertEquals(ErrorKind.INTERRUPTED, e.kind());
+        TrainingCheckpoint.Loaded mid = TrainingCheckpoint.read(cut.resolve("checkpoints/last.safetensors"));
+        assertEquals(1, mid.meta().state().epochsCompleted());
+        assertEquals(2, mid.meta().state().batchesIntoEpoch());
+        assertEquals(6, mid.meta().state().globalStep());
+
+        TrainJob.Result resumed = TrainJob.resume(cut, List.of(), List.of());
+        assertEquals(3, resumed.state().epochsCompleted());
+        assertEquals(full.state().globalStep(), resumed.state().globalStep());
+        assertEquals(1, resumed.state().unfreezeApplied(), "the unfreeze position survives the resume");
+
+        Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("full/checkpoints/last.safetensors"))
+                .checkpoint().tensors();
+        Map<String, HostTensor> b = TrainingCheckpoint.read(cut.resolve("checkpoints/last.safetensors"))
+                .checkpoint().tensors();
+        assertEquals(a.keySet(), b.keySet());
+        double worst = 0;
+        String where = "";
+        for (String k : a.keySet()) {
+            float[] x = a.get(k).data();
+            float[] y = b.get(k).data();
+            for (int i = 0; i < x.length; i++) {
+                double d = Math.abs(x[i] - y[i]);
+                if (d > worst) {
+                    worst = d;
+                    where = k;
+                }
+            }
+        }
+        assertTrue(worst < 1e-5, "resumed weights differ from the uninterrupted run by " + worst + " at " + where);
+        List<String> metrics = Files.readAllLines(cut.resolve("metrics.csv"));
+        assertEquals(4, metrics.size(), "header + 3 epochs, none logged twice: " + metrics);
+    }
+
+    @Test
+    void ctrlCOnARealProcessWritesAResumableCheckpointAndExits130() throws Exception {
+        Path cfg = config("sigint", "{epochs: 50, batch_size: 32, seed: 1}");
+        Path run = tmp.resolve("run");
+        Path log = tmp.resolve("log.txt");
+        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
+        Cli.awaitText(log, "epoch 1:", 120);
+        Cli.signal(p, "INT");
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process did not stop after SIGINT");
+        String out = Files.readString(log);
+        assertEquals(130, p.exitValue(), out);
+        assertTrue(out.contains("a resumable checkpoint is in"), out);
+        assertTrue(out.contains("finetune train --resume " + run), out);
+        TrainingCheckpoint.Loaded last = TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors"));
+        assertTrue(last.meta().state().globalStep() > 0);
+
+        Cli.Result resumed = Cli.run("train", "--resume", run.toString(), "--set", "train.epochs=3", "--quiet");
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(resumed.out().contains("epoch 3:"), resumed.out());
+    }
+
+    @Test
+    void sigkillMidEpochThenResumeFromTheLastCheckpoint() throws Exception {
+        Path cfg = config("sigkill", "{epochs: 50, batch_size: 32, seed: 2}");
+        Path run = tmp.resolve("run");
+        Path log = tmp.resolve("log.txt");
+        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
+        Cli.awaitText(log, "epoch 2:", 180);
+        Thread.sleep(300);
+        Cli.signal(p, "KILL");
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(137, p.exitValue());
+        TrainingCheckpoint.Loaded last = TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors"));
+        int done = last.meta().state().epochsCompleted();
+        assertTrue(done >= 2, "the checkpoint of a completed epoch survives a SIGKILL, found " + done);
+        Cli.Result resumed = Cli.run("train", "--resume", run.toString(), "--set", "train.epochs=" + (done + 1),
+                "--quiet");
+        assertEquals(0, resumed.code(), resumed.err());
+        assertTrue(resumed.out().contains("resuming after epoch " + done), resumed.out());
+        assertTrue(resumed.out().contains("epoch " + (done + 1) + ":"), resumed.out());
+    }
+}
