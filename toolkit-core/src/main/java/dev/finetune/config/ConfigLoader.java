@@ -68,6 +68,20 @@ public final class ConfigLoader {
     public static Loaded load(Path file, List<String> sets) {
         JsonNode tree = readTree(file);
         Path base = file.toAbsolutePath().getParent();
+        inlinePolicy(tree, base);
+        for (String s : sets) {
+            applySet(tree, s);
+        }
+        inlinePolicy(tree, base); // a --set freeze=policies/x.yaml names a file too
+        if (!tree.has("name")) {
+            String n = file.getFileName().toString().replaceFirst("\\.ya?ml$", "");
+            ((ObjectNode) tree).put("name", n);
+        }
+        return new Loaded(bind(tree, ExperimentConfig.class, file), tree, base);
+    }
+
+    /** Replaces {@code freeze: path.yaml} by the content of that file (relative to the config's folder). */
+    private static void inlinePolicy(JsonNode tree, Path base) {
         JsonNode freeze = tree.get("freeze");
         if (freeze != null && freeze.isTextual()) {
             Path policy = Path.of(freeze.asText());
@@ -78,14 +92,6 @@ public final class ConfigLoader {
             }
             ((ObjectNode) tree).set("freeze", readTree(resolved));
         }
-        for (String s : sets) {
-            applySet(tree, s);
-        }
-        if (!tree.has("name")) {
-            String n = file.getFileName().toString().replaceFirst("\\.ya?ml$", "");
-            ((ObjectNode) tree).put("name", n);
-        }
-        return new Loaded(bind(tree, ExperimentConfig.class, file), tree, base);
     }
 
     /** Reads a standalone policy file ({@code configs/policies/*.yaml}). */

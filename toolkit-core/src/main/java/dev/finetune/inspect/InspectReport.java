@@ -40,6 +40,7 @@ public record InspectReport(
      * @param lr effective learning rate at the start, or null when frozen
      * @param weightDecay effective weight decay, or null when frozen
      * @param inOptimizer whether the optimizer holds it
+     * @param optimizerGroup the optimizer group that set its lr / weight decay, or null when frozen
      */
     public record Row(
             String name,
@@ -51,7 +52,8 @@ public record InspectReport(
             String bnMode,
             Double lr,
             Double weightDecay,
-            boolean inOptimizer) {}
+            boolean inOptimizer,
+            String optimizerGroup) {}
 
     /**
      * A BatchNorm layer.
@@ -94,7 +96,7 @@ public record InspectReport(
         StringBuilder b = new StringBuilder();
         String fmt = "%-36s %-18s %10s  %-9s %-12s %-10s %-9s %-6s  %s%n";
         b.append(String.format(Locale.ROOT, fmt, "name", "shape", "count", "trainable", "bn", "lr", "wd", "optim",
-                "decided by"));
+                "decided by (freeze; optimizer group)"));
         for (Row r : rows) {
             b.append(String.format(Locale.ROOT, fmt,
                     r.name(),
@@ -105,7 +107,8 @@ public record InspectReport(
                     r.lr() == null ? "-" : String.format(Locale.ROOT, "%.3g", r.lr()),
                     r.weightDecay() == null ? "-" : String.format(Locale.ROOT, "%.3g", r.weightDecay()),
                     r.inOptimizer() ? "yes" : "no",
-                    r.decidedBy()));
+                    r.decidedBy() + (r.optimizerGroup() == null || r.optimizerGroup().equals("base") ? ""
+                            : "; " + r.optimizerGroup())));
         }
         b.append(System.lineSeparator());
         b.append(String.format(Locale.ROOT, "experiment: %s%npolicy: %s%n", experiment, policy));

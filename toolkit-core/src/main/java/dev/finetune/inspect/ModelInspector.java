@@ -53,7 +53,8 @@ public final class ModelInspector {
                     mode == null ? null : mode.name(),
                     slot == null ? null : optimizer.lr() * slot.lrMult(),
                     slot == null ? null : slot.weightDecay(),
-                    slot != null));
+                    slot != null,
+                    slot == null ? null : slot.group()));
         }
         List<InspectReport.BnRow> bns = new ArrayList<>();
         plan.bnModes().forEach((name, mode) -> bns.add(new InspectReport.BnRow(name, mode.name(),

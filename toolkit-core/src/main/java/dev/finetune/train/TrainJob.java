@@ -122,6 +122,7 @@ public final class TrainJob {
             out.put("feature_cache_used", ctx.featureCacheUsed());
             out.put("skipped_images", ctx.data().skipped().files());
             out.put("wall_seconds", seconds);
+            out.put("peak_rss_bytes", dev.finetune.predict.MemoryUse.peakRssBytes());
             return out;
         }
     }

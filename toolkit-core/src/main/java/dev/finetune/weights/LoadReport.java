@@ -66,7 +66,7 @@ public record LoadReport(
             b.append("converted to fp32: ").append(converted).append(System.lineSeparator());
         }
         for (ShapeMismatch h : headReplaced) {
-            b.append("head replaced (new class count), not loaded: ").append(h).append(System.lineSeparator());
+            b.append("new head (model.head), not loaded from the checkpoint: ").append(h).append(System.lineSeparator());
         }
         limit(b, "missing", missing);
         limit(b, "unexpected", unexpected);
@@ -74,8 +74,15 @@ public record LoadReport(
             b.append("  shape mismatch: ").append(s).append(System.lineSeparator());
         }
         if (!ignored.isEmpty()) {
-            b.append("ignored: ").append(ignored.size()).append(" num_batches_tracked counters (no effect on the math)")
-                    .append(System.lineSeparator());
+            long counters = ignored.stream().filter(k -> k.endsWith(".num_batches_tracked")).count();
+            if (counters > 0) {
+                b.append("ignored: ").append(counters).append(" num_batches_tracked counters (no effect on the math)")
+                        .append(System.lineSeparator());
+            }
+            if (counters < ignored.size()) {
+                b.append("ignored: ").append(ignored.size() - counters).append(" optimizer-state tensors")
+                        .append(System.lineSeparator());
+            }
         }
         return b.toString();
     }

@@ -53,6 +53,8 @@ final class FuzzRun implements AutoCloseable {
     private int clean;
     private int cleanYamlPathOnly;
     private final List<String> others = new ArrayList<>();
+    private long slowestNanos;
+    private String slowest;
 
     /** A run for a binary format, whose errors must name the file. */
     FuzzRun(String format) {
@@ -77,6 +79,7 @@ final class FuzzRun implements AutoCloseable {
      */
     Outcome attempt(String label, List<Path> files, Callable<?> read) {
         inputs++;
+        long start = System.nanoTime();
         Future<?> future = worker.submit(read);
         Outcome outcome;
         try {
@@ -91,6 +94,11 @@ final class FuzzRun implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
+        }
+        long elapsed = System.nanoTime() - start;
+        if (elapsed > slowestNanos) {
+            slowestNanos = elapsed;
+            slowest = label;
         }
         switch (outcome.kind()) {
             case OK -> ok++;
@@ -144,6 +152,7 @@ final class FuzzRun implements AutoCloseable {
     /** Prints the summary and fails with the first few offending inputs if any outcome was "other". */
     void report() {
         System.out.println(summary());
+        System.out.printf("  (slowest input: %d ms, %s)%n", slowestNanos / 1_000_000, slowest);
         if (!others.isEmpty()) {
             StringBuilder b = new StringBuilder(summary()).append('\n');
             others.stream().limit(5).forEach(o -> b.append("--- ").append(o).append('\n'));

@@ -1,0 +1,70 @@
+package dev.finetune.bench;
+
+import java.util.Collections;
+import java.util.Map;
+
+/**
+ * One row of the report: a {@link Measurement} summarized.
+ *
+ * @param workload workload name
+ * @param description what it does
+ * @param side {@code ours} or {@code pytorch}
+ * @param batch images per iteration
+ * @param size input side
+ * @param threads intra-op threads
+ * @param iterations timed iterations
+ * @param medianMs median time per iteration
+ * @param minMs fastest iteration
+ * @param maxMs slowest iteration
+ * @param imagesPerSecond batch / median time
+ * @param gflopPerIteration conv+linear GFLOP per iteration ({@link FlopCount})
+ * @param achievedGflops GFLOP per iteration / median time
+ * @param percentOfPeak achieved / the machine's fp32 peak (AVX2 formula), in percent
+ * @param setupRssMb resident memory after set-up, MiB
+ * @param peakRssMb peak resident memory of the process, MiB
+ * @param stageMs per-stage median ms when profiled, else empty
+ * @param error why it could not run, else null
+ */
+public record BenchResult(
+        String workload,
+        String description,
+        String side,
+        int batch,
+        int size,
+        int threads,
+        int iterations,
+        double medianMs,
+        double minMs,
+        double maxMs,
+        double imagesPerSecond,
+        double gflopPerIteration,
+        double achievedGflops,
+        double percentOfPeak,
+        double setupRssMb,
+        double peakRssMb,
+        Map<String, Double> stageMs,
+        String error) {
+
+    /** Summarizes {@code m}; {@code peakGflops} is the machine's estimate. */
+    public static BenchResult of(Measurement m, String description, double peakGflops) {
+        boolean ok = m.ok();
+        double min = ok ? m.timesMs().stream().mapToDouble(Double::doubleValue).min().orElse(Double.NaN) : Double.NaN;
+        double max = ok ? m.timesMs().stream().mapToDouble(Double::doubleValue).max().orElse(Double.NaN) : Double.NaN;
+        double gflops = ok && m.flopsPerIteration() > 0 ? m.achievedGflops() : 0;
+        return new BenchResult(
+                m.workload(), description, m.side(), m.batch(), m.size(), m.threads(), m.timesMs().size(),
+                ok ? m.medianMs() : Double.NaN, min, max, ok ? m.imagesPerSecond() : Double.NaN,
+                m.flopsPerIteration() / 1e9, gflops, 100 * gflops / peakGflops,
+                m.setupRssKb() / 1024.0, m.peakRssKb() / 1024.0,
+                m.stageMs() == null ? Map.of() : Collections.unmodifiableMap(m.stageMs()), m.error());
+    }
+
+    public boolean ok() {
+        return error == null && !Double.isNaN(medianMs);
+    }
+
+    /** {@code 32x224}. */
+    public String shape() {
+        return batch + "x" + size;
+    }
+}

@@ -1,0 +1,169 @@
+package dev.finetune.bench;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * What {@code finetune bench} measures and how. Immutable; build with {@link #builder()}.
+ *
+ * @param shapes input shapes, each run for every workload
+ * @param workloads our workloads ({@link Workload#OURS} and/or {@link Workload#LOADER})
+ * @param iters timed iterations per workload (the median is reported)
+ * @param warmup untimed iterations first
+ * @param threads intra-op threads of libtorch, on both sides
+ * @param torch also run PyTorch's side and the TorchScript ceiling, and compare
+ * @param isolate run every workload in a fresh child JVM (true for peak-RSS figures that mean something)
+ * @param profile also time each stage of inference and of the folded backbone
+ * @param dataDir ImageFolder tree for the loader workload
+ * @param python the interpreter with torch and torchvision (Debian's {@code /usr/bin/python3})
+ * @param torchScript {@code scripts/bench/torch_bench.py}
+ */
+public record BenchSettings(
+        List<InputShape> shapes,
+        List<Workload> workloads,
+        int iters,
+        int warmup,
+        int threads,
+        boolean torch,
+        boolean isolate,
+        boolean profile,
+        Path dataDir,
+        String python,
+        Path torchScript) {
+
+    /** Checks the values. */
+    public BenchSettings {
+        shapes = List.copyOf(shapes);
+        workloads = List.copyOf(workloads);
+        if (shapes.isEmpty()) {
+            throw new FinetuneException(ErrorKind.USAGE, "at least one input shape is needed");
+        }
+        if (iters < 1) {
+            throw new FinetuneException(ErrorKind.USAGE, "iters must be >= 1, found " + iters);
+        }
+        if (warmup < 0) {
+            throw new FinetuneException(ErrorKind.USAGE, "warmup must be >= 0, found " + warmup);
+        }
+        if (threads < 1) {
+            throw new FinetuneException(ErrorKind.USAGE, "threads must be >= 1, found " + threads);
+        }
+    }
+
+    /** The image size the loader workload runs at: 224, the size the data-pipeline target is stated for. */
+    public static final int LOADER_SIZE = 224;
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** A builder starting from these settings. */
+    public Builder toBuilder() {
+        return new Builder()
+                .optShapes(shapes)
+                .optWorkloads(workloads)
+                .optIters(iters)
+                .optWarmup(warmup)
+                .optThreads(threads)
+                .optTorch(torch)
+                .optIsolate(isolate)
+                .optProfile(profile)
+                .optDataDir(dataDir)
+                .optPython(python)
+                .optTorchScript(torchScript);
+    }
+
+    /** Builds {@link BenchSettings}; every setting has a default. */
+    public static final class Builder {
+        private List<InputShape> shapes = List.of(new InputShape(32, 224), new InputShape(128, 64));
+        private List<Workload> workloads = defaultWorkloads();
+        private int iters = 10;
+        private int warmup = 3;
+        private int threads = Runtime.getRuntime().availableProcessors();
+        private boolean torch;
+        private boolean isolate = true;
+        private boolean profile;
+        private Path dataDir = Path.of("data", "fashion-mnist-b", "train");
+        private String python = "/usr/bin/python3";
+        private Path torchScript = Path.of("scripts", "bench", "torch_bench.py");
+
+        private Builder() {}
+
+        private static List<Workload> defaultWorkloads() {
+            List<Workload> w = new ArrayList<>(Workload.OURS);
+            w.add(Workload.LOADER);
+            return w;
+        }
+
+        /** Default: 32x224 and 128x64. */
+        public Builder optShapes(List<InputShape> shapes) {
+            this.shapes = shapes;
+            return this;
+        }
+
+        /** Default: {@link Workload#OURS} and {@link Workload#LOADER}. */
+        public Builder optWorkloads(List<Workload> workloads) {
+            this.workloads = workloads;
+            return this;
+        }
+
+        /** Default 10. */
+        public Builder optIters(int iters) {
+            this.iters = iters;
+            return this;
+        }
+
+        /** Default 3. */
+        public Builder optWarmup(int warmup) {
+            this.warmup = warmup;
+            return this;
+        }
+
+        /** Default: the number of available processors. */
+        public Builder optThreads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        public Builder optTorch(boolean torch) {
+            this.torch = torch;
+            return this;
+        }
+
+        /** Default true. */
+        public Builder optIsolate(boolean isolate) {
+            this.isolate = isolate;
+            return this;
+        }
+
+        public Builder optProfile(boolean profile) {
+            this.profile = profile;
+            return this;
+        }
+
+        /** Default {@code data/fashion-mnist-b/train}. */
+        public Builder optDataDir(Path dataDir) {
+            this.dataDir = dataDir;
+            return this;
+        }
+
+        /** Default {@code /usr/bin/python3}. */
+        public Builder optPython(String python) {
+            this.python = python;
+            return this;
+        }
+
+        /** Default {@code scripts/bench/torch_bench.py}. */
+        public Builder optTorchScript(Path torchScript) {
+            this.torchScript = torchScript;
+            return this;
+        }
+
+        public BenchSettings build() {
+            return new BenchSettings(
+                    shapes, workloads, iters, warmup, threads, torch, isolate, profile, dataDir, python, torchScript);
+        }
+    }
+}

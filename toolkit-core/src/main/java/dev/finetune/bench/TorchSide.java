@@ -1,0 +1,101 @@
+package dev.finetune.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+import java.util.stream.Collectors;
+
+/**
+ * PyTorch's side of the comparison: {@code scripts/bench/torch_bench.py} run by Debian's interpreter (torch 1.13 and
+ * torchvision), which runs each workload in its own subprocess and prints JSON; and the TorchScript archives it traces
+ * for the engine-ceiling workloads.
+ */
+final class TorchSide {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final BenchSettings settings;
+
+    TorchSide(BenchSettings settings) {
+        this.settings = settings;
+    }
+
+    /** The results of PyTorch's four workloads at every shape, with the torch version. */
+    record Results(String torchVersion, List<Measurement> measurements) {}
+
+    Results run(Consumer<String> progress) {
+        String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
+        JsonNode root = runScript(progress,
+                "--shapes", shapes, "--iters", Integer.toString(settings.iters()),
+                "--warmup", Integer.toString(settings.warmup()), "--threads", Integer.toString(settings.threads()));
+        List<Measurement> out = new ArrayList<>();
+        for (JsonNode r : root.get("results")) {
+            List<Double> times = new ArrayList<>();
+            r.get("times_ms").forEach(t -> times.add(t.asDouble()));
+            String workload = r.get("workload").asText();
+            int batch = r.get("batch").asInt();
+            int size = r.get("size").asInt();
+            Workload ours = Workload.parse(workload);
+            long flops = batch * FlopCount.forWorkload(ours, size);
+            out.add(new Measurement(workload, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
+                    r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(), null, null));
+        }
+        return new Results(root.get("torch_version").asText(), out);
+    }
+
+    /** Traces torchvision's resnet18 (fc to 10 classes) into {@code dir}; returns torch's version. */
+    String trace(Path dir) {
+        return runScript(s -> { }, "--trace", dir.toString()).get("torch_version").asText();
+    }
+
+    private JsonNode runScript(Consumer<String> progress, String... args) {
+        List<String> cmd = new ArrayList<>(List.of(settings.python(), settings.torchScript().toString()));
+        cmd.addAll(List.of(args));
+        if (!Files.isRegularFile(settings.torchScript())) {
+            throw new FinetuneException(ErrorKind.USAGE, "PyTorch benchmark script not found: "
+                    + settings.torchScript().toAbsolutePath() + " (run from the repository root)");
+        }
+        try {
+            Process p = new ProcessBuilder(cmd).start();
+            p.getOutputStream().close();
+            StringBuilder err = new StringBuilder();
+            Thread errReader = new Thread(() -> {
+                try (BufferedReader r = p.errorReader(StandardCharsets.UTF_8)) {
+                    for (String line = r.readLine(); line != null; line = r.readLine()) {
+                        progress.accept(line);
+                        err.append(line).append('\n');
+                    }
+                } catch (IOException e) {
+                    err.append("(stderr unreadable: ").append(e).append(")\n");
+                }
+            }, "torch-bench-stderr");
+            errReader.start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            int code = p.waitFor();
+            errReader.join();
+            if (code != 0) {
+                throw new FinetuneException(ErrorKind.INTERNAL, "PyTorch benchmark failed (exit " + code + "): "
+                        + String.join(" ", cmd) + "\n" + err
+                        + "(needs Debian's python3-torch and python3-torchvision under " + settings.python() + ")");
+            }
+            List<String> lines = out.lines().filter(l -> l.startsWith("{")).toList();
+            if (lines.isEmpty()) {
+                throw new FinetuneException(ErrorKind.INTERNAL, "PyTorch benchmark printed no JSON: " + out);
+            }
+            return JSON.readTree(lines.get(lines.size() - 1));
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.INTERNAL, "cannot run " + String.join(" ", cmd) + ": " + e, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new FinetuneException(ErrorKind.INTERRUPTED, "interrupted while PyTorch's benchmark ran", e);
+        }
+    }
+}

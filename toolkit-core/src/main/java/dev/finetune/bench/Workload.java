@@ -1,0 +1,90 @@
+package dev.finetune.bench;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.policy.BnPolicy;
+import dev.finetune.policy.FreezePolicy;
+import java.util.Arrays;
+import java.util.List;
+
+/** What one benchmark iteration does. */
+public enum Workload {
+    /** (a) Forward with no autograd graph, BN in eval mode: {@code FineTuner.predictLogits}. */
+    INFERENCE("inference", "inference, no graph", "inference"),
+    /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
+    FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
+    /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
+    FROZEN_STEP("frozen-step", "frozen-backbone step (linear probe)", "frozen-step"),
+    /** (d) {@code layer4} and {@code fc} train (layer4's BN in train mode), the rest is frozen. */
+    LAST_STAGE_STEP("last-stage-step", "last-stage step (layer4+fc train)", "last-stage-step"),
+    /** (c) with the frozen backbone run BN-folded under no-grad, then a training step of the head alone. */
+    FROZEN_STEP_FOLDED("frozen-step-folded", "frozen step, backbone BN-folded, no autograd", "frozen-step"),
+    /** As {@link #FROZEN_STEP_FOLDED}, with the backbone's activations in channels-last layout. */
+    FROZEN_STEP_FOLDED_CL(
+            "frozen-step-folded-cl", "frozen step, BN-folded + channels-last, no autograd", "frozen-step"),
+    /** torchvision's resnet18 traced to one TorchScript graph, run by DJL's PtSymbolBlock: inference. */
+    TORCHSCRIPT_INFERENCE("ts-inference", "TorchScript graph on libtorch 2.7.1: inference", "inference"),
+    /** The same TorchScript graph: forward, backward, SGD step, every parameter trainable. */
+    TORCHSCRIPT_FULL_STEP("ts-full-step", "TorchScript graph on libtorch 2.7.1: full step", "full-step"),
+    /** The data pipeline alone: decode, random resized crop, flip, normalize, batch ({@code BatchLoader}). */
+    LOADER("loader", "data loader only (decode, crop, flip, normalize)", null);
+
+    /** The workloads of our own model, in report order. */
+    public static final List<Workload> OURS = List.of(
+            INFERENCE, FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL);
+
+    /** The engine ceiling workloads (need a TorchScript archive traced by Python). */
+    public static final List<Workload> TORCHSCRIPT = List.of(TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP);
+
+    private final String configName;
+    private final String description;
+    private final String torchCounterpart;
+
+    Workload(String configName, String description, String torchCounterpart) {
+        this.configName = configName;
+        this.description = description;
+        this.torchCounterpart = torchCounterpart;
+    }
+
+    /** The name used on the command line and in reports ({@code full-step}). */
+    public String configName() {
+        return configName;
+    }
+
+    public String description() {
+        return description;
+    }
+
+    /** The workload of {@code scripts/bench/torch_bench.py} doing the same work, or null. */
+    public String torchCounterpart() {
+        return torchCounterpart;
+    }
+
+    /** Whether an iteration runs a backward pass and an optimizer step. */
+    public boolean trains() {
+        return this != INFERENCE && this != TORCHSCRIPT_INFERENCE && this != LOADER;
+    }
+
+    /** The freeze policy of a {@code FineTuner}-based workload. */
+    public FreezePolicy policy() {
+        return switch (this) {
+            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL -> FreezePolicy.linearProbe();
+            case LAST_STAGE_STEP -> new FreezePolicy(
+                    false, -1, List.of(FreezePolicy.Rule.train("bench.last_stage", "layer4", "fc")), BnPolicy.AUTO);
+            default -> FreezePolicy.trainAll();
+        };
+    }
+
+    /** Parses a config name. */
+    public static Workload parse(String name) {
+        for (Workload w : values()) {
+            if (w.configName.equals(name)) {
+                return w;
+            }
+        }
+        throw new FinetuneException(
+                ErrorKind.USAGE,
+                "unknown workload '" + name + "'; known: "
+                        + Arrays.stream(values()).map(Workload::configName).toList());
+    }
+}

@@ -1,0 +1,318 @@
+package dev.finetune.bench;
+
+import ai.djl.Device;
+import ai.djl.MalformedModelException;
+import ai.djl.Model;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Block;
+import ai.djl.nn.Parameter;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
+import ai.djl.training.GradientCollector;
+import ai.djl.training.ParameterStore;
+import ai.djl.training.loss.Loss;
+import ai.djl.util.Pair;
+import dev.finetune.data.BatchLoader;
+import dev.finetune.data.ImageFolderDataset;
+import dev.finetune.data.ImageFolderIndex;
+import dev.finetune.data.TransformSpec;
+import dev.finetune.engine.Engines;
+import dev.finetune.model.ResNet;
+import dev.finetune.model.ResNetArch;
+import dev.finetune.optim.OptimizerSettings;
+import dev.finetune.train.FineTuner;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Runs one workload at one input shape in this JVM: set-up, {@code warmup} untimed iterations, {@code iters} timed
+ * ones. Every iteration gets fresh copies of the same input on its own manager, closed at the end of the iteration
+ * (inside the timed region, as a training loop frees each batch), so nothing accumulates across iterations.
+ */
+final class WorkloadRunner {
+    /** Head classes on both sides: {@code fc -> Linear(512, 10)}. */
+    static final int CLASSES = 10;
+
+    private static final double LR = 0.01;
+    private static final double MOMENTUM = 0.9;
+
+    private final Workload workload;
+    private final InputShape shape;
+    private final int iters;
+    private final int warmup;
+    private final int threads;
+
+    WorkloadRunner(Workload workload, InputShape shape, int iters, int warmup, int threads) {
+        this.workload = workload;
+        this.shape = shape;
+        this.iters = iters;
+        this.warmup = warmup;
+        this.threads = threads;
+    }
+
+    /** One timed iteration on inputs that live on the iteration's manager. */
+    private interface Iteration {
+        void run(NDArray images, NDArray labels);
+    }
+
+    /**
+     * Runs the workload.
+     *
+     * @param torchScriptDir directory with {@code resnet18_eval.pt} / {@code resnet18_train.pt} (TorchScript workloads)
+     * @param dataDir ImageFolder tree (loader workload)
+     * @param profile also time each stage ({@link Workload#INFERENCE} and the folded workloads)
+     */
+    Measurement run(Path torchScriptDir, Path dataDir, boolean profile) throws IOException, MalformedModelException {
+        Engines.pytorch(threads);
+        return switch (workload) {
+            case LOADER -> loader(dataDir);
+            case TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP -> torchScript(torchScriptDir);
+            default -> fineTuner(profile);
+        };
+    }
+
+    private Measurement fineTuner(boolean profile) {
+        try (FineTuner ft = FineTuner.builder()
+                        .arch(ResNetArch.RESNET18)
+                        .headClasses(CLASSES)
+                        .policy(workload.policy())
+                        .optimizer(OptimizerSettings.sgd(LR, MOMENTUM))
+                        .threads(threads)
+                        .seed(0)
+                        .build();
+                NDManager inputs = ft.manager().newSubManager()) {
+            boolean folded = workload == Workload.FROZEN_STEP_FOLDED || workload == Workload.FROZEN_STEP_FOLDED_CL;
+            try (FoldedPrefix prefix = folded
+                    ? FoldedPrefix.fold(ft.model(), 5, workload == Workload.FROZEN_STEP_FOLDED_CL, ft.manager())
+                    : null) {
+                NDArray x = inputs.randomNormal(new Shape(shape.batch(), 3, shape.size(), shape.size()));
+                NDArray y = inputs.create(randomLabels(shape.batch()));
+                FlopCount flops = FlopCount.of(ft.model(), shape.size());
+                long perImage = workload.trains() ? flops.trainingFlops() : flops.forwardFlops();
+                long setupRss = ProcessMemory.rssKb();
+                Iteration step = switch (workload) {
+                    case INFERENCE -> (xi, yi) -> ft.predictLogits(xi);
+                    case FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP -> (xi, yi) -> ft.trainStep(xi, yi, LR);
+                    case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL ->
+                            (xi, yi) -> ft.trainStep(prefix.forward(xi), yi, LR, prefix.toStage());
+                    default -> throw new IllegalStateException(workload.toString());
+                };
+                List<Double> times = time(ft.manager(), x, y, step);
+                Map<String, Double> stages = null;
+                if (profile && (workload == Workload.INFERENCE || folded)) {
+                    stages = profileStages(ft, x, y, folded ? prefix.channelsLast() : null);
+                }
+                return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
+                        perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), stages, null);
+            }
+        }
+    }
+
+    private List<Double> time(NDManager parent, NDArray x, NDArray y, Iteration step) {
+        List<Double> times = new ArrayList<>();
+        for (int i = 0; i < warmup + iters; i++) {
+            long t0 = 0;
+            NDManager it = parent.newSubManager();
+            try {
+                NDArray xi = x.duplicate();
+                xi.attach(it);
+                NDArray yi = y.duplicate();
+                yi.attach(it);
+                t0 = System.nanoTime();
+                step.run(xi, yi);
+            } finally {
+                it.close();
+            }
+            long t1 = System.nanoTime();
+            if (i >= warmup) {
+                times.add((t1 - t0) / 1e6);
+            }
+        }
+        return times;
+    }
+
+    /**
+     * Median milliseconds of each stage alone: the plain no-graph eval forward ({@code channelsLast == null}), or the
+     * folded stages and then the head's training step.
+     */
+    private Map<String, Double> profileStages(FineTuner ft, NDArray x, NDArray y, Boolean channelsLast) {
+        ResNet model = ft.model();
+        ParameterStore ps = ft.parameterStore();
+        Map<String, Double> out = new LinkedHashMap<>();
+        List<String> names = ResNet.stageNames();
+        try (NDManager stageInputs = ft.manager().newSubManager()) {
+            NDArray in = x.duplicate();
+            in.attach(stageInputs);
+            for (int s = 0; s < names.size(); s++) {
+                final int stage = s;
+                Iteration run;
+                FoldedPrefix fold = null;
+                if (channelsLast == null) {
+                    run = (xi, yi) -> {
+                        try (Engines.NoGrad g = Engines.noGrad()) {
+                            model.forwardStages(ps, new NDList(xi), false, stage, stage + 1);
+                        }
+                    };
+                } else if (s < 5) {
+                    fold = FoldedPrefix.fold(model, s, s + 1, channelsLast, stageInputs);
+                    FoldedPrefix f = fold;
+                    run = (xi, yi) -> f.forward(xi);
+                } else {
+                    run = (xi, yi) -> ft.trainStep(xi, yi, LR, stage);
+                }
+                try {
+                    out.put(names.get(s), Measurement.median(time(stageInputs, in, y, run)));
+                    if (s < names.size() - 1) {
+                        try (Engines.NoGrad g = Engines.noGrad()) {
+                            NDArray next = model.forwardStages(ps, new NDList(in), false, s, s + 1)
+                                    .singletonOrThrow();
+                            next.attach(stageInputs);
+                            in = next;
+                        }
+                    }
+                } finally {
+                    if (fold != null) {
+                        fold.close();
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    private Measurement torchScript(Path dir) throws IOException, MalformedModelException {
+        if (dir == null) {
+            throw new IllegalArgumentException("the TorchScript workloads need --torchscript DIR (traced by Python)");
+        }
+        boolean train = workload == Workload.TORCHSCRIPT_FULL_STEP;
+        String name = train ? "resnet18_train" : "resnet18_eval";
+        try (Model model = Model.newInstance(name, Device.cpu(), "PyTorch");
+                NDManager inputs = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
+            Map<String, String> options = train ? Map.of("trainParam", "true") : Map.of();
+            model.load(dir, name, options);
+            Block block = model.getBlock();
+            ParameterStore ps = new ParameterStore(inputs, false);
+            NDArray x = inputs.randomNormal(new Shape(shape.batch(), 3, shape.size(), shape.size()));
+            NDArray y = inputs.create(randomLabels(shape.batch()));
+            long perImage = FlopCount.forWorkload(workload, shape.size());
+            Iteration step;
+            if (train) {
+                List<Parameter> params = new ArrayList<>();
+                for (Pair<String, Parameter> p : block.getParameters()) {
+                    params.add(p.getValue());
+                }
+                if (params.isEmpty() || params.stream().anyMatch(p -> !JniUtils.requiresGrad((PtNDArray) p.getArray()))) {
+                    throw new IllegalStateException("the TorchScript module's parameters do not require gradients"
+                            + " after loading with trainParam=true (" + params.size() + " parameters)");
+                }
+                TorchScriptSgd sgd = new TorchScriptSgd(params, inputs);
+                Loss loss = Loss.softmaxCrossEntropyLoss("cross_entropy");
+                step = (xi, yi) -> {
+                    try (GradientCollector gc = inputs.getEngine().newGradientCollector()) {
+                        NDArray logits = block.forward(ps, new NDList(xi), true).singletonOrThrow();
+                        NDArray l = loss.evaluate(new NDList(yi), new NDList(logits));
+                        l.getFloat();
+                        gc.backward(l);
+                    }
+                    sgd.step();
+                };
+            } else {
+                step = (xi, yi) -> block.forward(ps, new NDList(xi), false);
+            }
+            long setupRss = ProcessMemory.rssKb();
+            List<Double> times = time(inputs, x, y, step);
+            return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
+                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), null, null);
+        }
+    }
+
+    /** SGD with momentum over a TorchScript module's parameters, {@code torch.optim.SGD}'s update order. */
+    private static final class TorchScriptSgd {
+        private final List<Parameter> params;
+        private final NDManager stateManager;
+        private final Map<Parameter, NDArray> momentum = new HashMap<>();
+
+        TorchScriptSgd(List<Parameter> params, NDManager manager) {
+            this.params = params;
+            this.stateManager = manager.newSubManager();
+        }
+
+        void step() {
+            try (Engines.NoGrad g = Engines.noGrad();
+                    NDScope scope = new NDScope()) {
+                scope.suppressNotUsedWarning();
+                for (Parameter param : params) {
+                    NDArray p = param.getArray();
+                    NDArray grad = p.getGradient();
+                    NDArray buf = momentum.get(param);
+                    if (buf == null) {
+                        buf = grad.duplicate();
+                        NDScope.unregister(buf);
+                        buf.attach(stateManager);
+                        momentum.put(param, buf);
+                    } else {
+                        buf.muli(MOMENTUM).addi(grad);
+                    }
+                    p.subi(buf.mul(LR));
+                    JniUtils.zeroGrad((PtNDArray) p);
+                }
+            }
+        }
+    }
+
+    /**
+     * The data pipeline alone at 224: {@link BatchLoader#measureThroughput} over the training images (listed several
+     * times so that one epoch holds far more batches than the loader prefetches), with the training augmentation.
+     * Each "iteration" is one loader epoch of {@value #LOADER_BATCHES} timed batches; its time is reported per batch.
+     */
+    private Measurement loader(Path dataDir) {
+        ImageFolderDataset images = new ImageFolderDataset(ImageFolderIndex.scan(dataDir));
+        int needed = (LOADER_BATCHES + 1) * shape.batch();
+        RepeatedDataset data = new RepeatedDataset(images, (needed + images.size() - 1) / images.size());
+        BatchLoader.Options options = BatchLoader.Options.builder()
+                .setBatchSize(shape.batch())
+                .optShuffle(true)
+                .optDropLast(true)
+                .optAugment(true)
+                .optTransforms(TransformSpec.defaults().withImageSize(shape.size()))
+                .build();
+        List<Double> times = new ArrayList<>();
+        long setupRss;
+        try (NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
+            setupRss = ProcessMemory.rssKb();
+            for (int i = 0; i < warmup + iters; i++) {
+                double imagesPerSecond;
+                try (BatchLoader loader = new BatchLoader(data, manager, options, i)) {
+                    imagesPerSecond = loader.measureThroughput(LOADER_BATCHES);
+                }
+                if (i >= warmup) {
+                    times.add(shape.batch() * 1000.0 / imagesPerSecond);
+                }
+            }
+        }
+        return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times, 0,
+                setupRss, ProcessMemory.peakRssKb(), null, null);
+    }
+
+    /** Batches timed per loader epoch: many more than the loader's prefetch window. */
+    static final int LOADER_BATCHES = 24;
+
+    private static long[] randomLabels(int n) {
+        SplittableRandom r = new SplittableRandom(1);
+        long[] labels = new long[n];
+        for (int i = 0; i < n; i++) {
+            labels[i] = r.nextInt(CLASSES);
+        }
+        return labels;
+    }
+}

@@ -1,0 +1,123 @@
+package dev.finetune.experiment;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.config.ConfigLoader;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * Runs every experiment config of a folder, each in its own JVM (so each one's peak memory is its own), and
+ * gathers one results table: policy, trainable parameters, epochs, wall time, img/s, peak RSS, top-1.
+ */
+public final class ExperimentRunner {
+    private ExperimentRunner() {}
+
+    /**
+     * One row of the table.
+     *
+     * @param name experiment name
+     * @param policy the freeze policy in one line
+     * @param trainableParams trainable parameters
+     * @param epochs epochs completed
+     * @param wallSeconds wall time of the whole run (data loading, validation, checkpoints included)
+     * @param imagesPerSecond training throughput of the last epoch
+     * @param peakRssMiB the run's peak resident memory
+     * @param top1 final validation top-1
+     * @param bestTop1 best validation top-1
+     * @param featureCache whether the feature cache was used
+     * @param runDir where the run is
+     */
+    public record Row(String name, String policy, long trainableParams, int epochs, double wallSeconds,
+            double imagesPerSecond, double peakRssMiB, double top1, double bestTop1, boolean featureCache,
+            String runDir) {}
+
+    /**
+     * Runs the configs in {@code dir} (sorted by name) with {@code java -cp classpath mainClass train …}.
+     *
+     * @param outRoot runs go to {@code outRoot/<config name>}
+     */
+    public static List<Row> run(Path dir, Path outRoot, List<String> sets, String classpath, String mainClass,
+            Consumer<String> log) {
+        List<Path> configs;
+        try (Stream<Path> s = Files.list(dir)) {
+            configs = s.filter(p -> p.toString().endsWith(".yaml") || p.toString().endsWith(".yml")).sorted()
+                    .toList();
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.USAGE, "cannot list experiment folder " + dir + ": " + e);
+        }
+        if (configs.isEmpty()) {
+            throw new FinetuneException(ErrorKind.USAGE, dir + ": no *.yaml experiment configs");
+        }
+        for (Path c : configs) {
+            ConfigLoader.load(c, sets); // validate all before running any
+        }
+        List<Row> rows = new ArrayList<>();
+        for (Path c : configs) {
+            String name = ConfigLoader.load(c, sets).config().name();
+            Path runDir = outRoot.resolve(name);
+            List<String> cmd = new ArrayList<>(List.of(
+                    Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                    "-Dai.djl.offline=true", "-Xmx8g", "-cp", classpath, mainClass,
+                    "train", "-c", c.toString(), "--run-dir", runDir.toString(), "--quiet"));
+            for (String s : sets) {
+                cmd.add("--set");
+                cmd.add(s);
+            }
+            log.accept("== " + name + " (" + c + ")");
+            try {
+                Process p = new ProcessBuilder(cmd).inheritIO().start();
+                int code = p.waitFor();
+                if (code != 0) {
+                    throw new FinetuneException(ErrorKind.INTERNAL, "experiment " + name + " failed with exit code "
+                            + code + "; its run directory is " + runDir);
+                }
+            } catch (IOException e) {
+                throw new FinetuneException(ErrorKind.INTERNAL, "cannot start experiment " + name + ": " + e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new FinetuneException(ErrorKind.INTERRUPTED, "interrupted during experiment " + name);
+            }
+            rows.add(row(name, runDir));
+        }
+        return rows;
+    }
+
+    static Row row(String name, Path runDir) {
+        try {
+            ObjectMapper m = new ObjectMapper();
+            JsonNode s = m.readTree(runDir.resolve("summary.json").toFile());
+            JsonNode r = m.readTree(runDir.resolve("run.json").toFile());
+            return new Row(name, r.get("policy").asText(), r.get("trainable_params").asLong(),
+                    s.get("epochs_completed").asInt(), s.get("wall_seconds").asDouble(),
+                    s.get("images_per_second").asDouble(), s.get("peak_rss_bytes").asDouble() / 1048576.0,
+                    s.path("val_top1").asDouble(Double.NaN), s.path("best_value").asDouble(Double.NaN),
+                    s.get("feature_cache_used").asBoolean(), runDir.toString());
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.INTERNAL, "cannot read the results of " + runDir + ": " + e);
+        }
+    }
+
+    /** The table as Markdown. */
+    public static String markdown(List<Row> rows) {
+        StringBuilder b = new StringBuilder();
+        b.append("| experiment | policy | trainable params | epochs | wall time (s) | train img/s | peak RSS (MiB)"
+                + " | val top-1 | best top-1 |\n");
+        b.append("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (Row r : rows) {
+            b.append(String.format(Locale.ROOT, "| %s | %s | %,d | %d | %.1f | %.0f%s | %.0f | %.2f%% | %.2f%% |%n",
+                    r.name(), r.policy(), r.trainableParams(), r.epochs(), r.wallSeconds(), r.imagesPerSecond(),
+                    r.featureCache() ? " (cached features)" : "", r.peakRssMiB(), 100 * r.top1(),
+                    100 * r.bestTop1()));
+        }
+        return b.toString();
+    }
+}
