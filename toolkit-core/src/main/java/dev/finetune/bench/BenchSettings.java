@@ -38,6 +38,12 @@ public record BenchSettings(
     public BenchSettings {
         shapes = List.copyOf(shapes);
         workloads = List.copyOf(workloads);
+        for (Workload w : workloads) {
+            if (!Workload.OURS.contains(w) && w != Workload.LOADER) {
+                throw new FinetuneException(ErrorKind.USAGE, "workload " + w.configName() + " is not selectable; the"
+                        + " TorchScript ceiling runs with --torch");
+            }
+        }
         if (shapes.isEmpty()) {
             throw new FinetuneException(ErrorKind.USAGE, "at least one input shape is needed");
         }

@@ -18,6 +18,7 @@ import com.fasterxml.jackson.dataformat.yaml.YAMLGenerator;
 import dev.finetune.FinetuneException;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -84,7 +85,13 @@ public final class ConfigLoader {
     private static void inlinePolicy(JsonNode tree, Path base) {
         JsonNode freeze = tree.get("freeze");
         if (freeze != null && freeze.isTextual()) {
-            Path policy = Path.of(freeze.asText());
+            Path policy;
+            try {
+                policy = Path.of(freeze.asText());
+            } catch (InvalidPathException e) {
+                throw new ConfigException("freeze", "policy file '" + freeze.asText() + "' is not a valid path ("
+                        + e.getReason() + ")");
+            }
             Path resolved = policy.isAbsolute() ? policy : base.resolve(policy).normalize();
             if (!Files.isRegularFile(resolved)) {
                 throw new ConfigException("freeze", "policy file '" + freeze.asText() + "' not found (looked at "
@@ -216,7 +223,14 @@ public final class ConfigLoader {
                 if (!part.endsWith("]")) {
                     throw new ConfigException("--set " + key, "bad index in '" + part + "'");
                 }
-                index = Integer.parseInt(part.substring(br + 1, part.length() - 1));
+                try {
+                    index = Integer.parseInt(part.substring(br + 1, part.length() - 1));
+                } catch (NumberFormatException e) {
+                    index = -1;
+                }
+                if (index < 0) {
+                    throw new ConfigException("--set " + key, "bad index in '" + part + "'; expected [0], [1], ...");
+                }
                 part = part.substring(0, br);
             }
             boolean last = i == parts.length - 1;

@@ -47,6 +47,12 @@ public record OptimizerConfig(
             throw new ConfigException("optimizer.betas", "must be two numbers, e.g. [0.9, 0.999], found " + betas);
         }
         String n = name == null ? "sgd" : name;
+        for (int i = 0; groups != null && i < groups.size(); i++) {
+            if (groups.get(i) == null) {
+                throw new ConfigException("optimizer.groups[" + i + "]",
+                        "empty entry; write {match: \"layer4.*\", lr_mult: 0.1}");
+            }
+        }
         List<OptimizerSettings.GroupSettings> g = groups == null
                 ? List.of()
                 : groups.stream().map(x -> new OptimizerSettings.GroupSettings(x.match(), x.lrMult(), x.weightDecay()))

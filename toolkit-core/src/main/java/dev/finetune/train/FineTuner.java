@@ -54,15 +54,14 @@ public final class FineTuner implements AutoCloseable {
         }
         manager = NDManager.newBaseManager();
         try {
-            int classes = b.headClasses != null ? b.headClasses : checkpointClasses(b.checkpoint, 1000);
-            model = ResNet.create(b.arch, checkpointClasses(b.checkpoint, classes)).initialize(manager);
             boolean newHead = b.checkpoint != null && b.headClasses != null;
+            // A new head is built at its own size with nn.Linear's default initialization: the checkpoint's fc is
+            // reported and not loaded (model.fc = nn.Linear(512, classes)).
+            int classes = b.headClasses != null ? b.headClasses : checkpointClasses(b.checkpoint, 1000);
+            model = ResNet.create(b.arch, classes).initialize(manager);
             loadReport = b.checkpoint == null
                     ? null
                     : WeightLoader.load(model, b.checkpoint, new WeightLoader.Options(b.mapping, b.strict, newHead));
-            if (newHead) {
-                model.replaceHead(manager, b.headClasses, b.dropout);
-            }
             model.setDropout(b.dropout);
             parameterStore = new ParameterStore(manager, false);
             optimizerSettings = b.optimizer;

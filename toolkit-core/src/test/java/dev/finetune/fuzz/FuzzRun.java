@@ -16,6 +16,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.regex.Pattern;
 
 /**
  * Runs a reader on one untrusted input after another and sorts each outcome into exactly one of:
@@ -37,6 +38,9 @@ final class FuzzRun implements AutoCloseable {
     static final Duration PER_INPUT = Duration.ofSeconds(10);
 
     enum Kind { OK, CLEAN, OTHER }
+
+    /** {@code optimizer.groups[0].lr_mult: ...}, or {@code --set a.b: ...} for an edit given on the command line. */
+    private static final Pattern YAML_PATH_FIRST = Pattern.compile("(--set( [^:\\n]+)?|[a-z_]+(\\.[a-z_]+|\\[\\d+\\])*): \\S");
 
     /** One input's outcome; {@code error} is null when the read succeeded. */
     record Outcome(Kind kind, Object value, Throwable error, String why) {
@@ -121,7 +125,7 @@ final class FuzzRun implements AutoCloseable {
                 return new Outcome(Kind.CLEAN, null, t, null);
             }
         }
-        if (allowYamlPathOnly && message.matches("^[a-z_]+(\\.[a-z_]+|\\[\\d+\\])*: .+")) {
+        if (allowYamlPathOnly && YAML_PATH_FIRST.matcher(message).lookingAt()) {
             cleanYamlPathOnly++;
             return new Outcome(Kind.CLEAN, null, t, null);
         }

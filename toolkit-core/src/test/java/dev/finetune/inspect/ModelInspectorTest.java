@@ -198,8 +198,8 @@ class ModelInspectorTest {
         assertTrue(text.contains("trainable parameters: 51,300 (0.46%)"), text);
         assertTrue(text.contains("frozen parameters:    11,176,512"), text);
         assertTrue(text.contains("BatchNorm layers: 20, 20 with frozen statistics, 0 updating"), text);
-        assertTrue(text.contains("backward frontier: head — stem, layer1, layer2, layer3, layer4 run without autograd"),
-                text);
+        assertTrue(text.contains(
+                "backward frontier: head — stem, layer1, layer2, layer3, layer4 run without autograd"), text);
         assertTrue(text.contains("the prefix is a fixed function (cacheable)"), text);
     }
 }

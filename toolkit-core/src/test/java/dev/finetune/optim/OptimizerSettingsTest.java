@@ -127,11 +127,12 @@ class OptimizerSettingsTest {
     }
 
     @Test
-    @Disabled("bug: OptimizerSettings (OptimizerSettings.java:47-59) checks momentum, weight_decay, dampening and"
-            + " betas with '<' / '>=' comparisons, which NaN passes: 'momentum: NaN' (YAML; Jackson coerces the string) or --set"
-            + " optimizer.weight_decay=NaN is accepted and training diverges with a NaN loss instead of a config"
-            + " error. Fix: write the checks as !(x >= 0 && x < 1) / !(x >= 0) (as positive() already does for lr"
-            + " and eps); dampening is not validated at all (torch requires nothing, but NaN/negative should fail)")
+    @Disabled("bug: OptimizerSettings (OptimizerSettings.java:43, 49, 52, 62) tests momentum, weight_decay, betas and"
+            + " group weight_decay with '<' / '>=', which NaN passes: 'momentum: NaN' in YAML (Jackson coerces the"
+            + " string) or --set optimizer.weight_decay=NaN is accepted, and training later stops with a NaN loss"
+            + " instead of a config error. Fix: write the checks as !(x >= 0 && x < 1) / !(x >= 0), as positive()"
+            + " already does for lr and eps. Same pattern: DataConfig.java:54 (val_split), ModelConfig.java:46"
+            + " (head.dropout)")
     void nanIsRejected() throws IOException {
         Path cfg = tmp.resolve("nan.yaml");
         Files.writeString(cfg, "model: {arch: resnet18}\noptimizer: {lr: 0.1, momentum: NaN}\n");

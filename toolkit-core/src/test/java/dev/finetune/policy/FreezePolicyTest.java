@@ -211,7 +211,8 @@ class FreezePolicyTest {
     @Test
     void batchnormAutoWithOnlyGammaTraining() {
         FreezePlan plan = new FreezePolicy(false, -1, List.of(
-                FreezePolicy.Rule.train("freeze.rules[0]", "fc.*", "layer3.1.bn2.weight")), BnPolicy.AUTO).plan(tensors);
+                FreezePolicy.Rule.train("freeze.rules[0]", "fc.*", "layer3.1.bn2.weight")), BnPolicy.AUTO)
+                .plan(tensors);
         assertEquals(BnMode.TRAIN, plan.bnModes().get("layer3.1.bn2"), "one trainable affine tensor is enough");
         assertEquals(BnMode.FROZEN_STATS, plan.bnModes().get("layer3.1.bn1"));
     }

@@ -131,7 +131,7 @@ class WeightLoaderTest {
         assertEquals("layer2.0.conv1.weight", m.name());
         assertArrayEquals(new long[] {128, 64, 1, 1}, m.checkpointShape());
         assertArrayEquals(new long[] {128, 64, 3, 3}, m.modelShape());
-        assertEquals(99, r.matched().size());
+        assertEquals(100, r.matched().size());
         assertEquals(List.of(
                 "missing in checkpoint: layer1.0.conv1.weight",
                 "unexpected in checkpoint: extra.weight",

@@ -1,0 +1,111 @@
+package dev.finetune.cli;
+
+import dev.finetune.bench.BenchReport;
+import dev.finetune.bench.BenchSettings;
+import dev.finetune.bench.Benchmark;
+import dev.finetune.bench.InputShape;
+import dev.finetune.bench.Workload;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code finetune bench [--batch B --size S]... [--iters N --warmup W] [--threads T] [--torch] [--json]}: images/s,
+ * achieved GFLOP/s and peak RSS of ResNet-18 inference and fine-tuning steps, each in a fresh process.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmark ResNet-18 on this machine: inference, full / frozen-backbone / last-stage training"
+                + " steps, the BN-folded frozen step and the data loader; with --torch, PyTorch's eager side and the"
+                + " same network as one TorchScript graph, and the ratios.")
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--batch", paramLabel = "B", description = "batch size; with --size, replaces the default shapes"
+            + " (32x224 and 128x64); repeat both for several shapes")
+    List<Integer> batches = new ArrayList<>();
+
+    @Option(names = "--size", paramLabel = "S", description = "input side in pixels (pairs with --batch)")
+    List<Integer> sizes = new ArrayList<>();
+
+    @Option(names = "--iters", description = "timed iterations per workload (default: ${DEFAULT-VALUE})",
+            defaultValue = "10")
+    int iters;
+
+    @Option(names = "--warmup", description = "untimed iterations first (default: ${DEFAULT-VALUE})",
+            defaultValue = "3")
+    int warmup;
+
+    @Option(names = "--threads", description = "intra-op threads on both sides (default: the number of cores)")
+    Integer threads;
+
+    @Option(names = "--workloads", split = ",", paramLabel = "W", description = "which of ours to run (default: all):"
+            + " inference, full-step, frozen-step, last-stage-step, frozen-step-folded, frozen-step-folded-cl, loader")
+    List<String> workloads = new ArrayList<>();
+
+    @Option(names = "--torch", description = "also run PyTorch (Debian's /usr/bin/python3) and the TorchScript"
+            + " ceiling, and print ratios")
+    boolean torch;
+
+    @Option(names = "--profile", description = "also time each stage of inference and of the folded backbone")
+    boolean profile;
+
+    @Option(names = "--data", description = "image folder for the loader (default: ${DEFAULT-VALUE})",
+            defaultValue = "data/fashion-mnist-b/train")
+    Path data;
+
+    @Option(names = "--python", description = "interpreter with torch and torchvision (default: ${DEFAULT-VALUE})",
+            defaultValue = "/usr/bin/python3")
+    String python;
+
+    @Option(names = "--in-process", description = "run every workload in this JVM (faster; peak RSS then"
+            + " accumulates and is not per workload)")
+    boolean inProcess;
+
+    @Option(names = "--json", description = "machine-readable output")
+    boolean json;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (batches.size() != sizes.size()) {
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--batch and --size go in pairs, found " + batches.size() + " --batch and " + sizes.size()
+                            + " --size");
+        }
+        BenchSettings.Builder b = BenchSettings.builder()
+                .optIters(iters)
+                .optWarmup(warmup)
+                .optTorch(torch)
+                .optProfile(profile)
+                .optIsolate(!inProcess)
+                .optDataDir(data)
+                .optPython(python);
+        if (!batches.isEmpty()) {
+            List<InputShape> shapes = new ArrayList<>();
+            for (int i = 0; i < batches.size(); i++) {
+                shapes.add(new InputShape(batches.get(i), sizes.get(i)));
+            }
+            b.optShapes(shapes);
+        }
+        if (threads != null) {
+            b.optThreads(threads);
+        }
+        if (!workloads.isEmpty()) {
+            b.optWorkloads(workloads.stream().map(Workload::parse).toList());
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        BenchReport report = Benchmark.run(b.build(), line -> {
+            err.println("bench: " + line);
+            err.flush();
+        });
+        out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
+        out.flush();
+        return 0;
+    }
+}

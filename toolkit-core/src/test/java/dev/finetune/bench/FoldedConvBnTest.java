@@ -1,0 +1,122 @@
+package dev.finetune.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import dev.finetune.engine.Engines;
+import dev.finetune.model.BatchNorm2d;
+import dev.finetune.model.BnMode;
+import dev.finetune.model.Conv2d;
+import dev.finetune.model.FoldedConvBn;
+import dev.finetune.model.ResNet;
+import dev.finetune.model.ResNetArch;
+import dev.finetune.policy.FreezePlan;
+import dev.finetune.policy.FreezePolicy;
+import org.junit.jupiter.api.Test;
+
+/** A folded conv+BN computes what the pair computes, alone and across the whole frozen ResNet-18 backbone. */
+class FoldedConvBnTest {
+
+    @Test
+    void foldedPairEqualsConvThenFrozenBn() {
+        Engines.pytorch().setRandomSeed(7);
+        try (NDManager m = NDManager.newBaseManager()) {
+            Conv2d conv = new Conv2d(8, 16, 3, 2, 1);
+            BatchNorm2d bn = new BatchNorm2d(16);
+            conv.initialize(m, DataType.FLOAT32, new Shape(2, 8, 15, 15));
+            bn.initialize(m, DataType.FLOAT32, new Shape(2, 16, 8, 8));
+            randomizeBn(bn, m);
+            freeze(conv.weight(), bn.weight(), bn.bias());
+            bn.setMode(BnMode.FROZEN_STATS);
+            NDArray x = m.randomNormal(new Shape(2, 8, 15, 15));
+            ParameterStore ps = new ParameterStore(m, false);
+            try (var g = Engines.noGrad();
+                    FoldedConvBn folded = FoldedConvBn.fold(conv, bn, m)) {
+                // training=true: a FROZEN_STATS BN must still use its running statistics.
+                NDArray expected = bn.forward(ps, conv.forward(ps, new NDList(x), true), true).singletonOrThrow();
+                NDArray actual = folded.forward(x);
+                assertEquals(expected.getShape(), actual.getShape());
+                float diff = expected.sub(actual).abs().max().getFloat();
+                assertTrue(diff < 1e-4, "folded output differs by " + diff);
+                assertTrue(expected.abs().max().getFloat() > 1, "the statistics should be non-trivial");
+            }
+        }
+    }
+
+    @Test
+    void refusesPairsThatCanChange() {
+        Engines.pytorch();
+        try (NDManager m = NDManager.newBaseManager()) {
+            Conv2d conv = new Conv2d(4, 4, 1, 1, 0);
+            BatchNorm2d bn = new BatchNorm2d(4);
+            conv.initialize(m, DataType.FLOAT32, new Shape(1, 4, 4, 4));
+            bn.initialize(m, DataType.FLOAT32, new Shape(1, 4, 4, 4));
+            freeze(conv.weight(), bn.weight(), bn.bias());
+            var e = assertThrows(IllegalArgumentException.class, () -> FoldedConvBn.fold(conv, bn, m));
+            assertTrue(e.getMessage().contains("TRAIN mode"), e.getMessage());
+            bn.setMode(BnMode.FROZEN_STATS);
+            conv.weight().freeze(false);
+            e = assertThrows(IllegalArgumentException.class, () -> FoldedConvBn.fold(conv, bn, m));
+            assertTrue(e.getMessage().contains("conv weight trains"), e.getMessage());
+        }
+    }
+
+    @Test
+    void foldedBackboneEqualsFrozenResNet18Prefix() {
+        Engines.pytorch().setRandomSeed(11);
+        try (NDManager m = NDManager.newBaseManager()) {
+            ResNet net = ResNet.create(ResNetArch.RESNET18, 10).initialize(m);
+            net.batchNorms().forEach(n -> randomizeBn(n.bn(), m));
+            FreezePlan.applyTo(net, FreezePolicy.linearProbe());
+            NDArray x = m.randomNormal(new Shape(2, 3, 64, 64));
+            ParameterStore ps = new ParameterStore(m, false);
+            try (var g = Engines.noGrad();
+                    FoldedPrefix plain = FoldedPrefix.fold(net, 5, false, m);
+                    FoldedPrefix channelsLast = FoldedPrefix.fold(net, 5, true, m)) {
+                NDArray expected = net.forwardStages(ps, new NDList(x), true, 0, 5).singletonOrThrow();
+                float scale = Math.max(1, expected.abs().max().getFloat());
+                for (FoldedPrefix p : new FoldedPrefix[] {plain, channelsLast}) {
+                    NDArray actual = p.forward(x);
+                    assertEquals(new Shape(2, 512, 2, 2), actual.getShape());
+                    float diff = expected.sub(actual).abs().max().getFloat();
+                    assertTrue(diff <= 1e-4 * scale, "channelsLast=" + p.channelsLast() + ": folded backbone differs"
+                            + " by " + diff + " (max |output| " + scale + ")");
+                }
+            }
+        }
+    }
+
+    @Test
+    void refusesAPrefixThatTrains() {
+        Engines.pytorch();
+        try (NDManager m = NDManager.newBaseManager()) {
+            ResNet net = ResNet.create(ResNetArch.RESNET18, 10).initialize(m);
+            FreezePlan.applyTo(net, FreezePolicy.trainAll());
+            var e = assertThrows(IllegalArgumentException.class, () -> FoldedPrefix.fold(net, 2, false, m));
+            assertTrue(e.getMessage().startsWith("cannot fold conv1 + bn1"), e.getMessage());
+        }
+    }
+
+    /** Statistics and affine parameters far from the identity: gamma, var in [0.5, 2], beta, mean in [-1, 1]. */
+    private static void randomizeBn(BatchNorm2d bn, NDManager m) {
+        Shape c = new Shape(bn.channels());
+        m.randomUniform(0.5f, 2f, c).copyTo(bn.weight().getArray());
+        m.randomUniform(-1f, 1f, c).copyTo(bn.bias().getArray());
+        m.randomUniform(-1f, 1f, c).copyTo(bn.runningMean().getArray());
+        m.randomUniform(0.5f, 2f, c).copyTo(bn.runningVar().getArray());
+    }
+
+    private static void freeze(Parameter... params) {
+        for (Parameter p : params) {
+            p.freeze(true);
+        }
+    }
+}
