@@ -289,16 +289,12 @@ class ConfigLoaderTest {
     }
 
     @Test
-    @Disabled("bug: ConfigLoader.applySet (ConfigLoader.java:219) calls Integer.parseInt on the text between [ and ]"
-            + " unguarded: '--set optimizer.groups[x].lr_mult=1' throws NumberFormatException (exit code 1, stack"
-            + " trace) instead of a ConfigException; '[-1]' reaches ArrayNode.set(-1) and throws"
-            + " IndexOutOfBoundsException")
     void setNonNumericOrNegativeIndex() throws IOException {
         Path cfg = write("a.yaml", MINIMAL + "freeze:\n  rules:\n    - {train: \"fc.*\"}\n");
         assertConfigError(() -> ConfigLoader.load(cfg, List.of("freeze.rules[x].train=layer4")),
-                "--set freeze.rules[x].train: bad index in 'rules[x]'");
+                "--set freeze.rules[x].train: bad index in 'rules[x]'; expected [0], [1], ...");
         assertConfigError(() -> ConfigLoader.load(cfg, List.of("freeze.rules[-1].train=layer4")),
-                "--set freeze.rules[-1].train: bad index in 'rules[-1]'");
+                "--set freeze.rules[-1].train: bad index in 'rules[-1]'; expected [0], [1], ...");
     }
 
     @Test
@@ -412,6 +408,20 @@ class ConfigLoaderTest {
     void groupWithoutMatch() throws IOException {
         Path cfg = write("a.yaml", "model: {arch: resnet18}\noptimizer: {lr: 0.1, groups: [{lr_mult: 0.1}]}\n");
         assertConfigError(() -> loadAndBuild(cfg), "optimizer.groups[0].match: required (a name pattern)");
+    }
+
+    @Test
+    void emptyGroupEntry() throws IOException {
+        Path cfg = write("a.yaml", "model: {arch: resnet18}\noptimizer:\n  lr: 0.1\n  groups:\n    -\n");
+        assertConfigError(() -> loadAndBuild(cfg),
+                "optimizer.groups[0]: empty entry; write {match: \"layer4.*\", lr_mult: 0.1}");
+    }
+
+    @Test
+    void policyPathThatIsNotAPath() throws IOException {
+        Path cfg = write("a.yaml", MINIMAL + "freeze: \"bad\\0path.yaml\"\n");
+        assertConfigError(() -> ConfigLoader.load(cfg, List.of()),
+                "freeze: policy file 'bad\0path.yaml' is not a valid path (Nul character not allowed)");
     }
 
     @Test
