@@ -92,6 +92,15 @@ public record BenchReport(
                 b.append('\n');
             }
         }
+        for (BenchResult r : results) {
+            if (!r.opMs().isEmpty()) {
+                b.append(String.format(Locale.ROOT, "%nop self time, ms per iteration (libtorch profiler), %s %s %s:%n",
+                        r.side(), r.workload(), r.shape()));
+                for (Map.Entry<String, Double> e : r.opMs().entrySet()) {
+                    b.append(String.format(Locale.ROOT, "  %-40s %8.1f%n", e.getKey(), e.getValue()));
+                }
+            }
+        }
         if (!comparisons.isEmpty()) {
             b.append(String.format(Locale.ROOT, "%n%-22s %-28s %-7s %12s %10s%n",
                     "ours", "versus", "shape", "speed ratio", "RSS ratio"));

@@ -23,6 +23,7 @@ import java.util.Map;
  * @param setupRssMb resident memory after set-up, MiB
  * @param peakRssMb peak resident memory of the process, MiB
  * @param stageMs per-stage median ms when profiled, else empty
+ * @param opMs ops with the most self time, ms per iteration, when profiled, else empty
  * @param error why it could not run, else null
  */
 public record BenchResult(
@@ -43,6 +44,7 @@ public record BenchResult(
         double setupRssMb,
         double peakRssMb,
         Map<String, Double> stageMs,
+        Map<String, Double> opMs,
         String error) {
 
     /** Summarizes {@code m}; {@code peakGflops} is the machine's estimate. */
@@ -56,7 +58,8 @@ public record BenchResult(
                 ok ? m.medianMs() : Double.NaN, min, max, ok ? m.imagesPerSecond() : Double.NaN,
                 m.flopsPerIteration() / 1e9, gflops, 100 * gflops / peakGflops,
                 m.setupRssKb() / 1024.0, m.peakRssKb() / 1024.0,
-                m.stageMs() == null ? Map.of() : Collections.unmodifiableMap(m.stageMs()), m.error());
+                m.stageMs() == null ? Map.of() : Collections.unmodifiableMap(m.stageMs()),
+                m.opMs() == null ? Map.of() : Collections.unmodifiableMap(m.opMs()), m.error());
     }
 
     public boolean ok() {

@@ -18,6 +18,7 @@ import java.util.Map;
  * @param setupRssKb resident memory after setup (model built, input created), before the first iteration
  * @param peakRssKb peak resident memory of the whole process (VmHWM) at the end
  * @param stageMs per-stage median milliseconds when profiled, else null
+ * @param opMs the ops with the most self time, milliseconds per iteration ({@link OpProfile}) when profiled, else null
  * @param error why the workload could not run, else null
  */
 public record Measurement(
@@ -31,11 +32,13 @@ public record Measurement(
         long setupRssKb,
         long peakRssKb,
         Map<String, Double> stageMs,
+        Map<String, Double> opMs,
         String error) {
 
     /** A workload that could not run. */
     public static Measurement failed(String workload, String side, InputShape shape, int threads, String error) {
-        return new Measurement(workload, side, shape.batch(), shape.size(), threads, List.of(), 0, 0, 0, null, error);
+        return new Measurement(
+                workload, side, shape.batch(), shape.size(), threads, List.of(), 0, 0, 0, null, null, error);
     }
 
     public boolean ok() {

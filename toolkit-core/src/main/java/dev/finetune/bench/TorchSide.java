@@ -46,7 +46,7 @@ final class TorchSide {
             Workload ours = Workload.parse(workload);
             long flops = batch * FlopCount.forWorkload(ours, size);
             out.add(new Measurement(workload, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
-                    r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(), null, null));
+                    r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(), null, null, null));
         }
         return new Results(root.get("torch_version").asText(), out);
     }

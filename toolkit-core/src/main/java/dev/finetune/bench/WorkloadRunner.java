@@ -73,6 +73,7 @@ final class WorkloadRunner {
      * @param profile also time each stage ({@link Workload#INFERENCE} and the folded workloads)
      */
     Measurement run(Path torchScriptDir, Path dataDir, boolean profile) throws IOException, MalformedModelException {
+        // Profiling is a second pass after the timed one: the timings and peak RSS never include the profiler.
         Engines.pytorch(threads);
         return switch (workload) {
             case LOADER -> loader(dataDir);
@@ -81,7 +82,7 @@ final class WorkloadRunner {
         };
     }
 
-    private Measurement fineTuner(boolean profile) {
+    private Measurement fineTuner(boolean profile) throws IOException {
         try (FineTuner ft = FineTuner.builder()
                         .arch(ResNetArch.RESNET18)
                         .headClasses(CLASSES)
@@ -108,12 +109,17 @@ final class WorkloadRunner {
                     default -> throw new IllegalStateException(workload.toString());
                 };
                 List<Double> times = time(ft.manager(), x, y, step);
+                long peakRss = ProcessMemory.peakRssKb();
                 Map<String, Double> stages = null;
-                if (profile && (workload == Workload.INFERENCE || folded)) {
-                    stages = profileStages(ft, x, y, folded ? prefix.channelsLast() : null);
+                Map<String, Double> ops = null;
+                if (profile) {
+                    if (workload == Workload.INFERENCE || folded) {
+                        stages = profileStages(ft, x, y, folded ? prefix.channelsLast() : null);
+                    }
+                    ops = OpProfile.of(() -> once(ft.manager(), x, y, step), PROFILED_ITERATIONS, PROFILED_OPS);
                 }
                 return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                        perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), stages, null);
+                        perImage * shape.batch(), setupRss, peakRss, stages, ops, null);
             }
         }
     }
@@ -121,25 +127,35 @@ final class WorkloadRunner {
     private List<Double> time(NDManager parent, NDArray x, NDArray y, Iteration step) {
         List<Double> times = new ArrayList<>();
         for (int i = 0; i < warmup + iters; i++) {
-            long t0 = 0;
-            NDManager it = parent.newSubManager();
-            try {
-                NDArray xi = x.duplicate();
-                xi.attach(it);
-                NDArray yi = y.duplicate();
-                yi.attach(it);
-                t0 = System.nanoTime();
-                step.run(xi, yi);
-            } finally {
-                it.close();
-            }
-            long t1 = System.nanoTime();
+            double ms = once(parent, x, y, step);
             if (i >= warmup) {
-                times.add((t1 - t0) / 1e6);
+                times.add(ms);
             }
         }
         return times;
     }
+
+    /** One iteration on fresh copies of the inputs; returns its milliseconds (the copies are not timed). */
+    private static double once(NDManager parent, NDArray x, NDArray y, Iteration step) {
+        long t0 = 0;
+        NDManager it = parent.newSubManager();
+        try {
+            NDArray xi = x.duplicate();
+            xi.attach(it);
+            NDArray yi = y.duplicate();
+            yi.attach(it);
+            t0 = System.nanoTime();
+            step.run(xi, yi);
+        } finally {
+            it.close();
+        }
+        return (System.nanoTime() - t0) / 1e6;
+    }
+
+    /** Iterations run under libtorch's profiler, and ops listed, when profiling. */
+    private static final int PROFILED_ITERATIONS = 2;
+
+    private static final int PROFILED_OPS = 10;
 
     /**
      * Median milliseconds of each stage alone: the plain no-graph eval forward ({@code channelsLast == null}), or the
@@ -211,7 +227,8 @@ final class WorkloadRunner {
                 for (Pair<String, Parameter> p : block.getParameters()) {
                     params.add(p.getValue());
                 }
-                if (params.isEmpty() || params.stream().anyMatch(p -> !JniUtils.requiresGrad((PtNDArray) p.getArray()))) {
+                boolean allTrain = params.stream().allMatch(p -> JniUtils.requiresGrad((PtNDArray) p.getArray()));
+                if (params.isEmpty() || !allTrain) {
                     throw new IllegalStateException("the TorchScript module's parameters do not require gradients"
                             + " after loading with trainParam=true (" + params.size() + " parameters)");
                 }
@@ -232,7 +249,7 @@ final class WorkloadRunner {
             long setupRss = ProcessMemory.rssKb();
             List<Double> times = time(inputs, x, y, step);
             return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), null, null);
+                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), null, null, null);
         }
     }
 
@@ -301,7 +318,7 @@ final class WorkloadRunner {
             }
         }
         return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times, 0,
-                setupRss, ProcessMemory.peakRssKb(), null, null);
+                setupRss, ProcessMemory.peakRssKb(), null, null, null);
     }
 
     /** Batches timed per loader epoch: many more than the loader's prefetch window. */

@@ -332,7 +332,7 @@ class ConfigLoaderTest {
     }
 
     @Test
-    @Disabled("bug: an error inside a policy file names the experiment file: ConfigLoader.load (ConfigLoader.java:80)"
+    @Disabled("bug: an error inside a policy file names the experiment file: ConfigLoader.load (ConfigLoader.java:81)"
             + " binds the inlined tree with `file`, so 'rulez' in policies/p.yaml is reported as '(in …/a.yaml)',"
             + " where the user will not find it. Fix: remember the policy file in inlinePolicy and pass it to"
             + " translate for errors whose path starts with 'freeze' (or bind the policy tree on its own there)")
@@ -353,7 +353,7 @@ class ConfigLoaderTest {
     }
 
     @Test
-    @Disabled("bug: ConfigLoader.translate (ConfigLoader.java:149) builds \"'\" + value + \"' is not a valid \" +"
+    @Disabled("bug: ConfigLoader.translate (ConfigLoader.java:156) builds \"'\" + value + \"' is not a valid \" +"
             + " simple(type), and simple() returns 'a number' / 'a list' …, so the message reads \"'abc' is not a"
             + " valid a number\"; drop the 'a' from one side (e.g. \"is not \" + simple(...))")
     void wrongTypeMessageIsGrammatical() throws IOException {
@@ -480,7 +480,7 @@ class ConfigLoaderTest {
      * them, which the project style ("validated at load time") asks for.
      */
     @Test
-    @Disabled("bug: ConfigLoader.load (ConfigLoader.java:80) only binds; optimizer.* (OptimizerConfig.toSettings /"
+    @Disabled("bug: ConfigLoader.load (ConfigLoader.java:81) only binds; optimizer.* (OptimizerConfig.toSettings /"
             + " OptimizerSettings) and freeze.batchnorm / freeze.rules / freeze.frozen_stages (FreezeConfig.toPolicy)"
             + " are validated later, in Experiment.fineTuner. 'finetune train' therefore creates the run directory"
             + " and writes config.yaml (TrainJob.start) and opens the data set (Trainer.fit) before reporting"

@@ -158,7 +158,7 @@ class ConfigFuzzTest {
                 .error("rule that is a list", "rules[0]", f -> Files.writeString(f, "rules: [[fc.*]]\n"))
                 .error("rule with both train and freeze", "freeze.rules[0]", f -> Files.writeString(f,
                         "rules: [{train: a, freeze: b}]\n"))
-                .error("null rule", "freeze.rules[0]", f -> Files.writeString(f, "rules: [~]\n"))
+                .any("null rule", f -> Files.writeString(f, "rules: [~]\n"))
                 .error("bad regex", "freeze.rules[0].train", f -> Files.writeString(f, "rules: [{train: \"re:(\"}]\n"))
                 .error("frozen stages as text", "frozen_stages", f -> Files.writeString(f, "frozen_stages: two\n"));
         policies.run("policy", dir, ".yaml", Corpus.readers(

@@ -83,10 +83,12 @@ final class Corpus {
                     String label = "'" + c.name() + "' via " + reader.getKey();
                     // A config's error may name a file it refers to (its freeze policy) rather than itself.
                     List<Path> names = allowYamlPathOnly ? List.of(file, dir) : List.of(file);
+                    long start = System.nanoTime();
                     FuzzRun.Outcome o = run.attempt(label, names, () -> reader.getValue().apply(file));
+                    long millis = (System.nanoTime() - start) / 1_000_000;
                     check(c, o, label).ifPresent(wrong::add);
                     if (Boolean.getBoolean("fuzz.verbose")) {
-                        System.out.println("  " + label + " -> " + o.kind() + (o.error() == null ? ""
+                        System.out.println("  " + label + " (" + millis + " ms) -> " + o.kind() + (o.error() == null ? ""
                                 : ": " + String.valueOf(o.message()).replace(dir + "/", "")));
                     }
                 }

@@ -133,7 +133,7 @@ class GroupedOptimizerTest {
      * optimizer — not from an earlier group that also matched.
      */
     @Test
-    @Disabled("bug: GroupedOptimizer.slotsFor (GroupedOptimizer.java:71-79) merges field by field over every matching"
+    @Disabled("bug: GroupedOptimizer.slotsFor (GroupedOptimizer.java:73-79) merges field by field over every matching"
             + " group: with groups [{match: layer4.*, weight_decay: 0}, {match: layer4.1, lr_mult: 0.5}],"
             + " layer4.1.conv1.weight is reported in optimizer.groups[1] (lr_mult 0.5) but keeps weight_decay 0 from"
             + " groups[0], although GroupSettings documents null as 'keep the optimizer's'. Fix: on each match reset"
