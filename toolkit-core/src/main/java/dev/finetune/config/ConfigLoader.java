@@ -69,20 +69,32 @@ public final class ConfigLoader {
     public static Loaded load(Path file, List<String> sets) {
         JsonNode tree = readTree(file);
         Path base = file.toAbsolutePath().getParent();
-        inlinePolicy(tree, base);
+        Path policyFile = inlinePolicy(tree, base, null);
         for (String s : sets) {
             applySet(tree, s);
+            policyFile = inlinePolicy(tree, base, policyFile); // a --set freeze=policies/x.yaml names a file too
         }
-        inlinePolicy(tree, base); // a --set freeze=policies/x.yaml names a file too
         if (!tree.has("name")) {
             String n = file.getFileName().toString().replaceFirst("\\.ya?ml$", "");
             ((ObjectNode) tree).put("name", n);
         }
-        return new Loaded(bind(tree, ExperimentConfig.class, file), tree, base);
+        ExperimentConfig config;
+        try {
+            config = bind(tree, ExperimentConfig.class, file);
+        } catch (ConfigException e) {
+            throw policyFile != null && e.getMessage().startsWith("freeze")
+                    ? new ConfigException("", e.getMessage().replace("(in " + file + ")", "(in " + policyFile + ")"))
+                    : e;
+        }
+        validate(config);
+        return new Loaded(config, tree, base);
     }
 
-    /** Replaces {@code freeze: path.yaml} by the content of that file (relative to the config's folder). */
-    private static void inlinePolicy(JsonNode tree, Path base) {
+    /**
+     * Replaces {@code freeze: path.yaml} by the content of that file (relative to the config's folder); returns the
+     * policy file now inlined (or {@code current}), so errors in it can name it.
+     */
+    private static Path inlinePolicy(JsonNode tree, Path base, Path current) {
         JsonNode freeze = tree.get("freeze");
         if (freeze != null && freeze.isTextual()) {
             Path policy;
@@ -98,7 +110,23 @@ public final class ConfigLoader {
                         + resolved + "); paths are relative to the config file");
             }
             ((ObjectNode) tree).set("freeze", readTree(resolved));
+            return resolved;
         }
+        return current;
+    }
+
+    /** Everything that can be checked without the model or the data, so a bad config fails before any output. */
+    private static void validate(ExperimentConfig c) {
+        dev.finetune.model.ResNetArch.parse(c.model().arch());
+        c.optimizer().toSettings();
+        c.freeze().toPolicy();
+        for (var r : c.model().remap()) {
+            new dev.finetune.weights.KeyMapping.Remap(r.from(), r.to());
+        }
+        if (c.train().earlyStopping() != null) {
+            dev.finetune.metrics.MetricChoice.parse(c.train().earlyStopping().metric());
+        }
+        dev.finetune.metrics.MetricChoice.parse("train.best_metric", c.train().bestMetric());
     }
 
     /** Reads a standalone policy file ({@code configs/policies/*.yaml}). */
@@ -153,7 +181,7 @@ public final class ConfigLoader {
             return new ConfigException(path, "unknown key '" + u.getPropertyName() + "'" + known + " (in " + file + ")");
         }
         if (e instanceof InvalidFormatException f) {
-            return new ConfigException(path, "'" + f.getValue() + "' is not a valid " + simple(f.getTargetType())
+            return new ConfigException(path, "'" + f.getValue() + "' is not " + simple(f.getTargetType())
                     + " (in " + file + ")");
         }
         if (e instanceof MismatchedInputException mi) {

@@ -51,7 +51,7 @@ public record DataConfig(
         if (format.equals("idx") && idx == null) {
             throw new ConfigException("data.idx", "required for idx data: {dir: /usr/share/datasets/fashion-mnist}");
         }
-        if (valSplit != null && (valSplit <= 0 || valSplit >= 1)) {
+        if (valSplit != null && !(valSplit > 0 && valSplit < 1)) {
             throw new ConfigException("data.val_split", "must be in (0, 1), found " + valSplit);
         }
         imageSize = imageSize == null ? 224 : imageSize;

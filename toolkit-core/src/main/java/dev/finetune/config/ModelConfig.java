@@ -43,7 +43,7 @@ public record ModelConfig(
     public record HeadConfig(String classes, Double dropout) {
         public HeadConfig {
             dropout = dropout == null ? 0.0 : dropout;
-            if (dropout < 0 || dropout >= 1) {
+            if (!(dropout >= 0 && dropout < 1)) {
                 throw new ConfigException("model.head.dropout", "must be in [0, 1), found " + dropout);
             }
             if (classes != null && !"auto".equals(classes)) {

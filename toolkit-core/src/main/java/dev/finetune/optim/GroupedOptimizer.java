@@ -73,10 +73,9 @@ public final class GroupedOptimizer implements AutoCloseable {
             for (int i = 0; i < patterns.size(); i++) {
                 if (patterns.get(i).matches(name)) {
                     OptimizerSettings.GroupSettings g = settings.groups().get(i);
+                    // The last matching group decides everything; what it leaves out is the base setting.
                     mult = g.lrMult() == null ? 1 : g.lrMult();
-                    if (g.weightDecay() != null) {
-                        wd = g.weightDecay();
-                    }
+                    wd = g.weightDecay() != null ? g.weightDecay() : (noDecay ? 0 : settings.weightDecay());
                     group = "optimizer.groups[" + i + "]";
                 }
             }

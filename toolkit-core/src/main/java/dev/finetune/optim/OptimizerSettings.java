@@ -40,26 +40,26 @@ public record OptimizerSettings(
             throw config("optimizer.name", "unknown optimizer '" + name + "'; choose sgd, adam or adamw");
         }
         positive("optimizer.lr", lr);
-        if (momentum < 0 || momentum >= 1) {
+        if (!(momentum >= 0 && momentum < 1)) {
             throw config("optimizer.momentum", "must be in [0, 1), found " + momentum);
         }
         if (nesterov && (momentum == 0 || dampening != 0)) {
             throw config("optimizer.nesterov", "Nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
         }
-        if (weightDecay < 0) {
+        if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
             throw config("optimizer.weight_decay", "must be >= 0, found " + weightDecay);
         }
-        if (beta1 < 0 || beta1 >= 1 || beta2 < 0 || beta2 >= 1) {
+        if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) {
             throw config("optimizer.betas", "each must be in [0, 1), found [" + beta1 + ", " + beta2 + "]");
         }
         positive("optimizer.eps", eps);
         for (int i = 0; i < groups.size(); i++) {
             GroupSettings g = groups.get(i);
-            if (g.lrMult() != null && !(g.lrMult() > 0)) {
+            if (g.lrMult() != null && !(g.lrMult() > 0 && g.lrMult() < Double.POSITIVE_INFINITY)) {
                 throw config("optimizer.groups[" + i + "].lr_mult", "must be > 0, found " + g.lrMult()
                         + " (to stop a group from training, freeze it in the policy instead)");
             }
-            if (g.weightDecay() != null && g.weightDecay() < 0) {
+            if (g.weightDecay() != null && !(g.weightDecay() >= 0)) {
                 throw config("optimizer.groups[" + i + "].weight_decay", "must be >= 0, found " + g.weightDecay());
             }
         }

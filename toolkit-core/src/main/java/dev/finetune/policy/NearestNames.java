@@ -23,7 +23,8 @@ final class NearestNames {
             }
         }
         String p = pattern.startsWith("re:") ? pattern.substring(3) : pattern;
-        String key = p.replace("*", "").replace("?", "").replace("^", "").replace("$", "").replace("\\", "");
+        String key = p.replace("*", "").replace("?", "").replace("^", "").replace("$", "").replace("\\", "")
+                .replaceAll("\\.+$", "");
         return candidates.stream()
                 .sorted(Comparator.comparingInt((String c) -> distance(key, c)).thenComparing(c -> c))
                 .limit(k)

@@ -18,7 +18,6 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -133,11 +132,6 @@ class GroupedOptimizerTest {
      * optimizer — not from an earlier group that also matched.
      */
     @Test
-    @Disabled("bug: GroupedOptimizer.slotsFor (GroupedOptimizer.java:73-79) merges field by field over every matching"
-            + " group: with groups [{match: layer4.*, weight_decay: 0}, {match: layer4.1, lr_mult: 0.5}],"
-            + " layer4.1.conv1.weight is reported in optimizer.groups[1] (lr_mult 0.5) but keeps weight_decay 0 from"
-            + " groups[0], although GroupSettings documents null as 'keep the optimizer's'. Fix: on each match reset"
-            + " wd to the base value (noDecay ? 0 : settings.weightDecay()) before applying g.weightDecay()")
     void lastMatchingGroupDecidesWeightDecayToo() {
         List<ParamSlot> slots = GroupedOptimizer.slotsFor(sgd(1e-4, false,
                 group("layer4.*", null, 0.0),

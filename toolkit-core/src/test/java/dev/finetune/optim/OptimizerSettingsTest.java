@@ -10,7 +10,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
@@ -127,12 +126,6 @@ class OptimizerSettingsTest {
     }
 
     @Test
-    @Disabled("bug: OptimizerSettings (OptimizerSettings.java:43, 49, 52, 62) tests momentum, weight_decay, betas and"
-            + " group weight_decay with '<' / '>=', which NaN passes: 'momentum: NaN' in YAML (Jackson coerces the"
-            + " string) or --set optimizer.weight_decay=NaN is accepted, and training later stops with a NaN loss"
-            + " instead of a config error. Fix: write the checks as !(x >= 0 && x < 1) / !(x >= 0), as positive()"
-            + " already does for lr and eps. Same pattern: DataConfig.java:54 (val_split), ModelConfig.java:46"
-            + " (head.dropout)")
     void nanIsRejected() throws IOException {
         Path cfg = tmp.resolve("nan.yaml");
         Files.writeString(cfg, "model: {arch: resnet18}\noptimizer: {lr: 0.1, momentum: NaN}\n");
