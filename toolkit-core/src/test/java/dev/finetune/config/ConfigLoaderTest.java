@@ -339,7 +339,7 @@ class ConfigLoaderTest {
         Path cfg = write("a.yaml", "model: {arch: resnet18}\noptimizer: {lr: \"abc\"}\n");
         FinetuneException e = assertThrows(FinetuneException.class, () -> ConfigLoader.load(cfg, List.of()));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertTrue(e.getMessage().startsWith("optimizer.lr: 'abc' is not a valid "), e.getMessage());
+        assertTrue(e.getMessage().startsWith("optimizer.lr: 'abc' is not a number"), e.getMessage());
         assertTrue(e.getMessage().endsWith("(in " + cfg + ")"), e.getMessage());
     }
 
