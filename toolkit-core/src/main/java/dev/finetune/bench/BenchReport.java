@@ -16,6 +16,7 @@ import java.util.Map;
  * @param iterations timed iterations per workload
  * @param warmup untimed iterations per workload
  * @param isolated whether each workload ran in its own process (peak RSS is per workload only then)
+ * @param maxForeignLoad the CPU share (percent) other processes were allowed during a measurement
  * @param results our workloads (including the TorchScript ceiling), then PyTorch's
  * @param comparisons ours versus PyTorch and versus the TorchScript ceiling
  * @param targets the performance targets and whether they were met
@@ -30,6 +31,7 @@ public record BenchReport(
         int iterations,
         int warmup,
         boolean isolated,
+        double maxForeignLoad,
         List<BenchResult> results,
         List<Comparison> comparisons,
         List<TargetCheck> targets,
@@ -69,18 +71,23 @@ public record BenchReport(
         b.append(String.format(Locale.ROOT, "timing:  median of %d iterations after %d warm-up; %s; %s%n",
                 iterations, warmup, isolated ? "each workload in a fresh process" : "all in this process",
                 date));
-        b.append(String.format(Locale.ROOT, "%n%-8s %-22s %-7s %9s %8s %7s %7s %6s %8s %8s%n",
+        if (maxForeignLoad < 100) {
+            b.append(String.format(Locale.ROOT, "load:    waited for an idle machine before each workload; repeated"
+                    + " any run in which other processes used > %.0f%% of the CPU (column other%%)%n",
+                    maxForeignLoad));
+        }
+        b.append(String.format(Locale.ROOT, "%n%-8s %-22s %-7s %9s %8s %7s %7s %6s %8s %8s %6s%n",
                 "side", "workload", "shape", "median ms", "img/s", "GFLOP", "GFLOP/s", "%peak", "setup MB",
-                "peak MB"));
+                "peak MB", "other%"));
         for (BenchResult r : results) {
             if (!r.ok()) {
                 b.append(String.format(Locale.ROOT, "%-8s %-22s %-7s FAILED: %s%n",
                         r.side(), r.workload(), r.shape(), r.error()));
                 continue;
             }
-            b.append(String.format(Locale.ROOT, "%-8s %-22s %-7s %9.1f %8.1f %7.1f %7.1f %6.1f %8.0f %8.0f%n",
+            b.append(String.format(Locale.ROOT, "%-8s %-22s %-7s %9.1f %8.1f %7.1f %7.1f %6.1f %8.0f %8.0f %6.1f%n",
                     r.side(), r.workload(), r.shape(), r.medianMs(), r.imagesPerSecond(), r.gflopPerIteration(),
-                    r.achievedGflops(), r.percentOfPeak(), r.setupRssMb(), r.peakRssMb()));
+                    r.achievedGflops(), r.percentOfPeak(), r.setupRssMb(), r.peakRssMb(), r.foreignCpuPercent()));
         }
         for (BenchResult r : results) {
             if (!r.stageMs().isEmpty()) {

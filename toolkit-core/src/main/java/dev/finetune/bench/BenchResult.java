@@ -22,6 +22,7 @@ import java.util.Map;
  * @param percentOfPeak achieved / the machine's fp32 peak (AVX2 formula), in percent
  * @param setupRssMb resident memory after set-up, MiB
  * @param peakRssMb peak resident memory of the process, MiB
+ * @param foreignCpuPercent CPU other processes used during the timed iterations, percent of the machine
  * @param stageMs per-stage median ms when profiled, else empty
  * @param opMs ops with the most self time, ms per iteration, when profiled, else empty
  * @param error why it could not run, else null
@@ -43,6 +44,7 @@ public record BenchResult(
         double percentOfPeak,
         double setupRssMb,
         double peakRssMb,
+        double foreignCpuPercent,
         Map<String, Double> stageMs,
         Map<String, Double> opMs,
         String error) {
@@ -57,7 +59,7 @@ public record BenchResult(
                 m.workload(), description, m.side(), m.batch(), m.size(), m.threads(), m.timesMs().size(),
                 ok ? m.medianMs() : Double.NaN, min, max, ok ? m.imagesPerSecond() : Double.NaN,
                 m.flopsPerIteration() / 1e9, gflops, 100 * gflops / peakGflops,
-                m.setupRssKb() / 1024.0, m.peakRssKb() / 1024.0,
+                m.setupRssKb() / 1024.0, m.peakRssKb() / 1024.0, m.foreignCpuPercent(),
                 m.stageMs() == null ? Map.of() : Collections.unmodifiableMap(m.stageMs()),
                 m.opMs() == null ? Map.of() : Collections.unmodifiableMap(m.opMs()), m.error());
     }

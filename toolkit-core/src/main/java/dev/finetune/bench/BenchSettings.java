@@ -16,7 +16,11 @@ import java.util.List;
  * @param threads intra-op threads of libtorch, on both sides
  * @param torch also run PyTorch's side and the TorchScript ceiling, and compare
  * @param isolate run every workload in a fresh child JVM (true for peak-RSS figures that mean something)
- * @param profile also time each stage of inference and of the folded backbone
+ * @param profile also time each stage of inference and of the folded backbone, and profile ops with libtorch's
+ *     profiler (after the timed iterations, which never run under the profiler)
+ * @param maxForeignLoad percent of the machine's CPU that other processes may use during a measurement: the run
+ *     waits for an idle machine before each workload and repeats (up to 3 times) one that other processes
+ *     disturbed more; 100 disables both
  * @param dataDir ImageFolder tree for the loader workload
  * @param python the interpreter with torch and torchvision (Debian's {@code /usr/bin/python3})
  * @param torchScript {@code scripts/bench/torch_bench.py}
@@ -30,6 +34,7 @@ public record BenchSettings(
         boolean torch,
         boolean isolate,
         boolean profile,
+        double maxForeignLoad,
         Path dataDir,
         String python,
         Path torchScript) {
@@ -52,6 +57,10 @@ public record BenchSettings(
         }
         if (warmup < 0) {
             throw new FinetuneException(ErrorKind.USAGE, "warmup must be >= 0, found " + warmup);
+        }
+        if (!(maxForeignLoad > 0 && maxForeignLoad <= 100)) {
+            throw new FinetuneException(
+                    ErrorKind.USAGE, "max foreign load must be in (0, 100] percent, found " + maxForeignLoad);
         }
         if (threads < 1) {
             throw new FinetuneException(ErrorKind.USAGE, "threads must be >= 1, found " + threads);
@@ -76,6 +85,7 @@ public record BenchSettings(
                 .optTorch(torch)
                 .optIsolate(isolate)
                 .optProfile(profile)
+                .optMaxForeignLoad(maxForeignLoad)
                 .optDataDir(dataDir)
                 .optPython(python)
                 .optTorchScript(torchScript);
@@ -91,6 +101,7 @@ public record BenchSettings(
         private boolean torch;
         private boolean isolate = true;
         private boolean profile;
+        private double maxForeignLoad = 10;
         private Path dataDir = Path.of("data", "fashion-mnist-b", "train");
         private String python = "/usr/bin/python3";
         private Path torchScript = Path.of("scripts", "bench", "torch_bench.py");
@@ -149,6 +160,12 @@ public record BenchSettings(
             return this;
         }
 
+        /** Default 10 (percent of the machine); 100 disables waiting and repeating. */
+        public Builder optMaxForeignLoad(double maxForeignLoad) {
+            this.maxForeignLoad = maxForeignLoad;
+            return this;
+        }
+
         /** Default {@code data/fashion-mnist-b/train}. */
         public Builder optDataDir(Path dataDir) {
             this.dataDir = dataDir;
@@ -169,7 +186,8 @@ public record BenchSettings(
 
         public BenchSettings build() {
             return new BenchSettings(
-                    shapes, workloads, iters, warmup, threads, torch, isolate, profile, dataDir, python, torchScript);
+                    shapes, workloads, iters, warmup, threads, torch, isolate, profile, maxForeignLoad, dataDir, python,
+                    torchScript);
         }
     }
 }

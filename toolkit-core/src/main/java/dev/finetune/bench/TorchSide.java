@@ -35,7 +35,8 @@ final class TorchSide {
         String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
         JsonNode root = runScript(progress,
                 "--shapes", shapes, "--iters", Integer.toString(settings.iters()),
-                "--warmup", Integer.toString(settings.warmup()), "--threads", Integer.toString(settings.threads()));
+                "--warmup", Integer.toString(settings.warmup()), "--threads", Integer.toString(settings.threads()),
+                "--max-foreign-load", Double.toString(settings.maxForeignLoad()));
         List<Measurement> out = new ArrayList<>();
         for (JsonNode r : root.get("results")) {
             List<Double> times = new ArrayList<>();
@@ -46,7 +47,8 @@ final class TorchSide {
             Workload ours = Workload.parse(workload);
             long flops = batch * FlopCount.forWorkload(ours, size);
             out.add(new Measurement(workload, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
-                    r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(), null, null, null));
+                    r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(),
+                    r.path("foreign_cpu_percent").asDouble(), null, null, null));
         }
         return new Results(root.get("torch_version").asText(), out);
     }

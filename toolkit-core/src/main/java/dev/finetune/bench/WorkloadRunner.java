@@ -108,7 +108,9 @@ final class WorkloadRunner {
                             (xi, yi) -> ft.trainStep(prefix.forward(xi), yi, LR, prefix.toStage());
                     default -> throw new IllegalStateException(workload.toString());
                 };
+                SystemLoad.Snapshot before = SystemLoad.now();
                 List<Double> times = time(ft.manager(), x, y, step);
+                double foreign = SystemLoad.foreignPercent(before, SystemLoad.now());
                 long peakRss = ProcessMemory.peakRssKb();
                 Map<String, Double> stages = null;
                 Map<String, Double> ops = null;
@@ -119,7 +121,7 @@ final class WorkloadRunner {
                     ops = OpProfile.of(() -> once(ft.manager(), x, y, step), PROFILED_ITERATIONS, PROFILED_OPS);
                 }
                 return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                        perImage * shape.batch(), setupRss, peakRss, stages, ops, null);
+                        perImage * shape.batch(), setupRss, peakRss, foreign, stages, ops, null);
             }
         }
     }
@@ -247,9 +249,11 @@ final class WorkloadRunner {
                 step = (xi, yi) -> block.forward(ps, new NDList(xi), false);
             }
             long setupRss = ProcessMemory.rssKb();
+            SystemLoad.Snapshot before = SystemLoad.now();
             List<Double> times = time(inputs, x, y, step);
+            double foreign = SystemLoad.foreignPercent(before, SystemLoad.now());
             return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), null, null, null);
+                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), foreign, null, null, null);
         }
     }
 
@@ -305,8 +309,10 @@ final class WorkloadRunner {
                 .build();
         List<Double> times = new ArrayList<>();
         long setupRss;
+        SystemLoad.Snapshot before;
         try (NDManager manager = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
             setupRss = ProcessMemory.rssKb();
+            before = SystemLoad.now();
             for (int i = 0; i < warmup + iters; i++) {
                 double imagesPerSecond;
                 try (BatchLoader loader = new BatchLoader(data, manager, options, i)) {
@@ -318,7 +324,8 @@ final class WorkloadRunner {
             }
         }
         return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times, 0,
-                setupRss, ProcessMemory.peakRssKb(), null, null, null);
+                setupRss, ProcessMemory.peakRssKb(), SystemLoad.foreignPercent(before, SystemLoad.now()), null, null,
+                null);
     }
 
     /** Batches timed per loader epoch: many more than the loader's prefetch window. */

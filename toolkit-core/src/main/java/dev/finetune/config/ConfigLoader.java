@@ -120,7 +120,12 @@ public final class ConfigLoader {
         dev.finetune.model.ResNetArch.parse(c.model().arch());
         c.optimizer().toSettings();
         c.freeze().toPolicy();
-        for (var r : c.model().remap()) {
+        for (int i = 0; i < c.model().remap().size(); i++) {
+            var r = c.model().remap().get(i);
+            if (r.from() == null || r.to() == null) {
+                throw new ConfigException("model.remap[" + i + "]", "needs 'from' (a Java regex) and 'to' (its"
+                        + " replacement), e.g. {from: \"^head\\\\.\", to: \"fc.\"}");
+            }
             new dev.finetune.weights.KeyMapping.Remap(r.from(), r.to());
         }
         if (c.train().earlyStopping() != null) {

@@ -22,6 +22,35 @@ public final class Evaluator {
         return evaluate(ft.model(), ft.parameterStore(), loader, classes);
     }
 
+    /** Evaluates from cached prefix outputs: the rest of the network, eval mode, no graph. */
+    public static EpochMetrics evaluate(FineTuner ft, FeatureCache cache, int batchSize, int classes) {
+        ClassificationMetrics metrics = new ClassificationMetrics(classes);
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            for (int start = 0; start < cache.size(); start += batchSize) {
+                int n = Math.min(batchSize, cache.size() - start);
+                int[] idx = new int[n];
+                for (int i = 0; i < n; i++) {
+                    idx[i] = start + i;
+                }
+                try (ai.djl.ndarray.NDManager m = ft.manager().newSubManager()) {
+                    NDArray[] xy = cache.batch(idx, m);
+                    NDArray logits = ft.model().forwardStages(ft.parameterStore(), new NDList(xy[0]), false,
+                            cache.stage(), ResNet.stageNames().size()).singletonOrThrow();
+                    logits.attach(m);
+                    NDArray loss = LOSS.evaluate(new NDList(xy[1]), new NDList(logits));
+                    metrics.addLoss(loss.getFloat() * (double) n, n);
+                    long[] labels = xy[1].toLongArray();
+                    int[] y = new int[n];
+                    for (int i = 0; i < n; i++) {
+                        y[i] = (int) labels[i];
+                    }
+                    metrics.add(logits.toFloatArray(), y, n, classes);
+                }
+            }
+        }
+        return metrics.result();
+    }
+
     /** Evaluates {@code model} (eval mode, no graph) on every batch of {@code loader}. */
     public static EpochMetrics evaluate(ResNet model, ParameterStore ps, BatchLoader loader, int classes) {
         ClassificationMetrics metrics = new ClassificationMetrics(classes);

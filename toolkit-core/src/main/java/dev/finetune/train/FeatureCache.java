@@ -54,15 +54,21 @@ public final class FeatureCache implements AutoCloseable {
      */
     public static FeatureCache build(FineTuner ft, TrainingData data, int stage, int batchSize, long maxBytes,
             String key) {
+        return build(ft, data, data.train(), stage, batchSize, maxBytes, key);
+    }
+
+    /** The same for any data set of the run (the validation set is cached too: its prefix outputs are as fixed). */
+    public static FeatureCache build(FineTuner ft, TrainingData data, dev.finetune.data.ImageDataset dataset,
+            int stage, int batchSize, long maxBytes, String key) {
         long perImage = perImageElements(ft.model(), stage, data.transforms().imageSize());
-        if (perImage * 4L * data.train().size() > maxBytes) {
+        if (perImage * 4L * dataset.size() > maxBytes) {
             return null;
         }
         NDManager m = ft.manager().newSubManager();
         try {
             List<NDArray> chunks = new ArrayList<>();
             List<NDArray> labelChunks = new ArrayList<>();
-            try (BatchLoader loader = new BatchLoader(data.train(), m, data.evalOptions(batchSize), 0)) {
+            try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(batchSize), 0)) {
                 while (loader.hasNext()) {
                     try (LoadedBatch b = loader.next()) {
                         NDArray f = ft.prefixFeatures(b.images(), stage);
@@ -98,6 +104,11 @@ public final class FeatureCache implements AutoCloseable {
             channels *= 2;
         }
         return channels * side * side;
+    }
+
+    /** Number of cached samples. */
+    public int size() {
+        return (int) labels.size();
     }
 
     /**

@@ -69,6 +69,7 @@ public final class Trainer {
                     stepsPerEpoch, tc.epochs());
             listeners.forEach(l -> l.onTrainStart(ctx));
             FeatureCache cache = null;
+            FeatureCache valCache = null;
             try {
                 for (int epoch = state.epochsCompleted() + 1; epoch <= tc.epochs(); epoch++) {
                     int applied = state.unfreezeApplied();
@@ -81,11 +82,19 @@ public final class Trainer {
                             cache.close();
                             cache = null;
                         }
+                        if (valCache != null) {
+                            valCache.close();
+                            valCache = null;
+                        }
                     }
                     state = state.withUnfreezeApplied(applied);
                     ctx.setState(state);
                     if (cache == null && tc.featureCache()) {
                         cache = maybeCache(ft, data, tc);
+                        if (cache != null && data.val() != null && data.val().size() > 0) {
+                            valCache = FeatureCache.build(ft, data, data.val(), cache.stage(), tc.batchSize(),
+                                    Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), cache.key());
+                        }
                     }
                     long t0 = System.nanoTime();
                     int batches = Math.min(stepsPerEpoch, plannedBatches(data, tc, epoch));
@@ -98,9 +107,13 @@ public final class Trainer {
                     state = er.state;
                     ctx.setState(state);
                     EpochMetrics val = null;
-                    try (BatchLoader vl = data.valLoader(ft.manager(), tc.batchSize())) {
-                        if (vl != null) {
-                            val = Evaluator.evaluate(ft, vl, data.numClasses());
+                    if (valCache != null) {
+                        val = Evaluator.evaluate(ft, valCache, tc.batchSize(), data.numClasses());
+                    } else {
+                        try (BatchLoader vl = data.valLoader(ft.manager(), tc.batchSize())) {
+                            if (vl != null) {
+                                val = Evaluator.evaluate(ft, vl, data.numClasses());
+                            }
                         }
                     }
                     ctx.setFrozenVerified(guard.verify(ft.model(), ft.plan()));
@@ -124,6 +137,9 @@ public final class Trainer {
             } finally {
                 if (cache != null) {
                     cache.close();
+                }
+                if (valCache != null) {
+                    valCache.close();
                 }
             }
             listeners.forEach(l -> l.onTrainEnd(ctx));

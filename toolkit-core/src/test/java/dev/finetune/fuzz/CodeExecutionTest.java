@@ -118,7 +118,7 @@ class CodeExecutionTest {
             // lookups (protocol 4), so these would reach function internals.
             {"collections", "OrderedDict.__init__.__globals__"}, {"torch._utils", "_rebuild_tensor_v2.__globals__"},
             {"torch", "FloatStorage.__new__"}, {"torch._utils ", "_rebuild_tensor_v2"},
-            {"collections", "OrderedDict "}, {"torch", "_utils._rebuild_tensor_v2"}, {"__main__", "OrderedDict"},
+            {"collections", "OrderedDict "}, {"__main__", "OrderedDict"}, {"torch", "Tensor"},
         };
         long childrenBefore = ProcessHandle.current().descendants().count();
         int files = 0;

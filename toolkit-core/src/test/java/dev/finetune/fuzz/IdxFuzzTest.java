@@ -51,6 +51,9 @@ class IdxFuzzTest {
         Corpus corpus = new Corpus()
                 .error("missing file", "does not exist", f -> { })
                 .error("a directory", "is a folder", Files::createDirectory)
+                .error("a link to /dev/zero", "stores IDX data type 0x00",
+                        f -> Files.createSymbolicLink(f, Path.of("/dev/zero")))
+                .error("a link to /dev/urandom", "IDX", f -> Files.createSymbolicLink(f, Path.of("/dev/urandom")))
                 .error("zero-length", "is shorter than the 16-byte IDX header", f -> Files.write(f, new byte[0]))
                 .error("3 bytes", "is shorter than the 16-byte IDX header", f -> Files.write(f, new byte[] {0, 0, 8}))
                 .error("labels magic in an images file", "is an IDX labels file (magic 0x00000801)",

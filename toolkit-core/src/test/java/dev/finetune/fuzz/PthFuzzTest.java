@@ -87,6 +87,8 @@ class PthFuzzTest {
                         "m/data.pkl", Pickle.oneTensor("w"), "m/constants.pkl", new byte[] {(byte) 0x80, 2, ')', '.'},
                         "m/code/__torch__.py", "def forward(self): ...".getBytes(StandardCharsets.US_ASCII)),
                         ZipEntry.STORED))
+                .error("a link to /dev/zero", "unknown checkpoint format | not a zip archive",
+                        f -> Files.createSymbolicLink(f, Path.of("/dev/zero")))
                 .ok("hand-made valid file", f -> pth(f, Pickle.oneTensor("w"), 2))
                 // Sizes that a reader must not believe.
                 .error("100 GB storage in 8 bytes", "holds 8 bytes but data.pkl claims 25000000000 x F32", f ->

@@ -46,6 +46,8 @@ class SafetensorsFuzzTest {
                 .error("zero-length", "is empty | too short for safetensors", f -> Files.write(f, new byte[0]))
                 .error("7 bytes", "unknown checkpoint format | too short for safetensors",
                         f -> Files.write(f, new byte[] {2, 0, 0, 0, 0, 0, 0}))
+                .error("a link to /dev/zero", "unknown checkpoint format | is 0 bytes",
+                        f -> Files.createSymbolicLink(f, Path.of("/dev/zero")))
                 .error("header length 2^63", "unknown checkpoint format | header length 9223372036854775808",
                         f -> Files.write(f, withLength(Long.MIN_VALUE, w, 8)))
                 .error("header length 2^63-1", "header length 9223372036854775807 (first 8 bytes) runs past the end",
