@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.function.Function;
 
 /**
@@ -100,23 +101,23 @@ final class Corpus {
         }
     }
 
-    private static java.util.Optional<String> check(Case c, FuzzRun.Outcome o, String label) {
+    private static Optional<String> check(Case c, FuzzRun.Outcome o, String label) {
         if (o.kind() == FuzzRun.Kind.OTHER || c.expect() == null) {
-            return java.util.Optional.empty(); // "other" outcomes are reported by FuzzRun.report()
+            return Optional.empty(); // "other" outcomes are reported by FuzzRun.report()
         }
         if (c.expect().isEmpty()) {
-            return o.kind() == FuzzRun.Kind.OK ? java.util.Optional.empty()
-                    : java.util.Optional.of(label + ": expected a successful read, got: " + o.message());
+            return o.kind() == FuzzRun.Kind.OK ? Optional.empty()
+                    : Optional.of(label + ": expected a successful read, got: " + o.message());
         }
         if (o.kind() == FuzzRun.Kind.OK) {
-            return java.util.Optional.of(label + ": expected an error containing '" + c.expect() + "', but it read");
+            return Optional.of(label + ": expected an error containing '" + c.expect() + "', but it read");
         }
         for (String alternative : c.expect().split(" \\| ")) {
             if (o.message().contains(alternative)) {
-                return java.util.Optional.empty();
+                return Optional.empty();
             }
         }
-        return java.util.Optional.of(label + ": expected '" + c.expect() + "' in: " + o.message());
+        return Optional.of(label + ": expected '" + c.expect() + "' in: " + o.message());
     }
 
     /** Readers by name, in order. */

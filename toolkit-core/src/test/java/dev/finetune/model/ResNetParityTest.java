@@ -41,6 +41,30 @@ class ResNetParityTest {
     }
 
     @Test
+    void theSameWeightsThroughSafetensorsGiveTheSameLogits(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp)
+            throws Exception {
+        TorchReference ref = TorchReference.get();
+        Checkpoint pth = Checkpoints.read(ref.checkpoint());
+        java.nio.file.Path st = tmp.resolve("resnet18.safetensors");
+        dev.finetune.checkpoint.SafetensorsWriter.write(st, pth.tensors(), java.util.Map.of(), "F32");
+        Checkpoint safetensors = Checkpoints.read(st);
+        assertEquals(dev.finetune.checkpoint.CheckpointFormat.SAFETENSORS, safetensors.format());
+        Engines.pytorch();
+        try (NDManager m = NDManager.newBaseManager()) {
+            ResNet net = ResNet.create(ResNetArch.RESNET18, 1000).initialize(m);
+            assertTrue(WeightLoader.load(net, safetensors, WeightLoader.Options.defaults()).isClean());
+            NDArray x = m.create(ref.array("input"), new Shape(ref.shape("input")));
+            float[] eval;
+            try (var g = Engines.noGrad()) {
+                eval = net.forward(new ParameterStore(m, false), new NDList(x), false).singletonOrThrow()
+                        .toFloatArray();
+            }
+            double d = TorchReference.maxAbsDiff(eval, ref.array("eval_logits"));
+            assertTrue(d < 1e-4, "safetensors eval logits differ from torchvision by " + d);
+        }
+    }
+
+    @Test
     void evalAndTrainModeMatchTorchvision() throws Exception {
         TorchReference ref = TorchReference.get();
         Checkpoint ckpt = Checkpoints.read(ref.checkpoint());
@@ -58,6 +82,7 @@ class ResNetParityTest {
                 eval = net.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray();
             }
             double evalDiff = TorchReference.maxAbsDiff(eval, ref.array("eval_logits"));
+            System.out.printf("parity: eval logits max |diff| %.3g%n", evalDiff);
             assertTrue(evalDiff < 1e-4, "eval logits differ from torchvision by " + evalDiff);
 
             float[] train;
@@ -65,6 +90,7 @@ class ResNetParityTest {
                 train = net.forward(ps, new NDList(x), true).singletonOrThrow().toFloatArray();
             }
             double trainDiff = TorchReference.maxAbsDiff(train, ref.array("train_logits"));
+            System.out.printf("parity: train-mode logits max |diff| %.3g%n", trainDiff);
             assertTrue(trainDiff < 1e-4, "train-mode logits differ from torchvision by " + trainDiff);
             var t = net.namedTensors();
             assertTrue(TorchReference.maxAbsDiff(t.get("bn1.running_mean").getArray().toFloatArray(),

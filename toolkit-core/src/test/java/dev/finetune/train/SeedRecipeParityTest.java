@@ -58,6 +58,7 @@ class SeedRecipeParityTest {
                     ref.array("seed_fc3_weight"));
             double b = TorchReference.maxAbsDiff(t.get("fc.bias").getArray().toFloatArray(),
                     ref.array("seed_fc3_bias"));
+            System.out.printf("parity: seed recipe fc.weight after 3 steps max |diff| %.3g, fc.bias %.3g%n", w, b);
             assertTrue(w < 1e-4, "fc.weight after 3 steps differs from PyTorch by " + w);
             assertTrue(b < 1e-4, "fc.bias after 3 steps differs from PyTorch by " + b);
 
