@@ -25,16 +25,9 @@ public final class BasicBlock extends TorchModule implements ResidualBlock {
         bn1 = child("bn1", new BatchNorm2d(planes));
         conv2 = child("conv2", new Conv2d(planes, planes, 3, 1, 1));
         bn2 = child("bn2", new BatchNorm2d(planes));
-        if (stride != 1 || inPlanes != planes * EXPANSION) {
-            downsample =
-                    child(
-                            "downsample",
-                            new Sequential(
-                                    new Conv2d(inPlanes, planes * EXPANSION, 1, stride, 0),
-                                    new BatchNorm2d(planes * EXPANSION)));
-        } else {
-            downsample = null;
-        }
+        downsample = stride != 1 || inPlanes != planes * EXPANSION
+                ? child("downsample", Sequential.downsample(inPlanes, planes * EXPANSION, stride))
+                : null;
     }
 
     @Override

@@ -31,16 +31,9 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
         bn2 = child("bn2", new BatchNorm2d(planes));
         conv3 = child("conv3", new Conv2d(planes, planes * EXPANSION, 1, 1, 0));
         bn3 = child("bn3", new BatchNorm2d(planes * EXPANSION));
-        if (stride != 1 || inPlanes != planes * EXPANSION) {
-            downsample =
-                    child(
-                            "downsample",
-                            new Sequential(
-                                    new Conv2d(inPlanes, planes * EXPANSION, 1, stride, 0),
-                                    new BatchNorm2d(planes * EXPANSION)));
-        } else {
-            downsample = null;
-        }
+        downsample = stride != 1 || inPlanes != planes * EXPANSION
+                ? child("downsample", Sequential.downsample(inPlanes, planes * EXPANSION, stride))
+                : null;
     }
 
     @Override

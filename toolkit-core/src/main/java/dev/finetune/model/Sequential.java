@@ -15,6 +15,11 @@ public final class Sequential extends TorchModule {
         }
     }
 
+    /** torchvision's shortcut projection: {@code Sequential(conv1x1(in, out, stride), BatchNorm2d(out))}. */
+    static Sequential downsample(int in, int out, int stride) {
+        return new Sequential(new Conv2d(in, out, 1, stride, 0), new BatchNorm2d(out));
+    }
+
     /** The i-th child. */
     public Block get(int i) {
         return children.get(Integer.toString(i));
