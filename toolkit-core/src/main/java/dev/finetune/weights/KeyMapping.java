@@ -65,13 +65,42 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
      */
     public record Remap(String from, String to) {
         public Remap {
+            if (from == null || to == null) {
+                throw new FinetuneException(ErrorKind.CONFIG, "model.remap: each rule needs 'from' (a regex) and 'to'");
+            }
+            Pattern compiled;
             try {
-                Pattern.compile(from);
+                compiled = Pattern.compile(from);
             } catch (PatternSyntaxException e) {
                 throw new FinetuneException(
                         ErrorKind.CONFIG,
                         "model.remap: invalid regex '" + from + "': " + e.getDescription()
                                 + "; write a Java regex such as '^head\\\\.'");
+            }
+            checkReplacement(to, compiled.matcher("").groupCount());
+        }
+
+        /** A replacement's {@code $n} must name a group of {@code from}, and a backslash must escape something. */
+        private static void checkReplacement(String to, int groups) {
+            for (int i = 0; i < to.length(); i++) {
+                char c = to.charAt(i);
+                if (c == '\\') {
+                    if (++i >= to.length()) {
+                        throw new FinetuneException(ErrorKind.CONFIG, "model.remap: replacement '" + to
+                                + "' ends with a lone backslash");
+                    }
+                } else if (c == '$') {
+                    int j = i + 1;
+                    while (j < to.length() && Character.isDigit(to.charAt(j))) {
+                        j++;
+                    }
+                    if (j == i + 1 || Integer.parseInt(to.substring(i + 1, Math.min(j, i + 4))) > groups) {
+                        throw new FinetuneException(ErrorKind.CONFIG, "model.remap: replacement '" + to
+                                + "' refers to a group the regex does not have (it has " + groups + "); write $1"
+                                + " for the first group, \\$ for a dollar sign");
+                    }
+                    i = j - 1;
+                }
             }
         }
 
