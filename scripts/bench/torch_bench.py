@@ -16,7 +16,7 @@ the end) is its own. Before each one the script waits for an idle machine, and i
 which other processes used more than --max-foreign-load percent of the CPU (from /proc/stat minus this process's own
 /proc/self/stat), keeping the least disturbed. Prints one JSON object on stdout: {"torch_version", "threads",
 "results": [...]}, each result {"workload", "batch", "size", "threads", "times_ms", "setup_rss_kb", "peak_rss_kb",
-"foreign_cpu_percent"}.
+"foreign_cpu_percent", "kernel_cpu_percent", "minor_faults_per_iteration"} (CPU and faults over the timed iterations).
 
     --trace DIR   writes DIR/resnet18_eval.pt (traced in eval mode) and DIR/resnet18_train.pt (traced in train
                   mode: BN uses batch statistics) -- the same network as one TorchScript graph, for the Java side
@@ -45,20 +45,26 @@ def vm_kb(field):
 
 
 def cpu_ticks():
-    """(busy, total) ticks of all CPUs and this process's own (utime + stime) ticks."""
+    """(machine busy ticks, machine total ticks, own user ticks, own system ticks, own minor faults)."""
     with open("/proc/stat") as f:
         fields = [int(v) for v in f.readline().split()[1:9]]
     busy = sum(fields) - fields[3] - fields[4]
     with open("/proc/self/stat") as f:
-        own = f.read().rsplit(")", 1)[1].split()
-    return busy, sum(fields), int(own[11]) + int(own[12])
+        own = f.read().rsplit(")", 1)[1].split()  # own[0] is field 3: minflt 10, utime 14, stime 15
+    return busy, sum(fields), int(own[11]), int(own[12]), int(own[7])
 
 
 def foreign_percent(a, b):
     total = b[1] - a[1]
     if total <= 0:
         return 0.0
-    return max(0.0, 100.0 * ((b[0] - a[0]) - (b[2] - a[2])) / total)
+    own = (b[2] + b[3]) - (a[2] + a[3])
+    return max(0.0, 100.0 * ((b[0] - a[0]) - own) / total)
+
+
+def kernel_percent(a, b):
+    own = (b[2] + b[3]) - (a[2] + a[3])
+    return 100.0 * (b[3] - a[3]) / own if own > 0 else 0.0
 
 
 def wait_until_idle(threshold, max_wait=1800):
@@ -130,6 +136,9 @@ def run_one(workload, batch, size, iters, warmup, threads):
         t1 = time.perf_counter()
         if i >= warmup:
             times.append((t1 - t0) * 1e3)
+        if i == warmup - 1:
+            before = cpu_ticks()
+    after = cpu_ticks()
     return {
         "workload": workload,
         "batch": batch,
@@ -138,7 +147,9 @@ def run_one(workload, batch, size, iters, warmup, threads):
         "times_ms": times,
         "setup_rss_kb": setup_rss,
         "peak_rss_kb": vm_kb("VmHWM"),
-        "foreign_cpu_percent": foreign_percent(before, cpu_ticks()),
+        "foreign_cpu_percent": foreign_percent(before, after),
+        "kernel_cpu_percent": kernel_percent(before, after),
+        "minor_faults_per_iteration": (after[4] - before[4]) // max(1, iters),
     }
 
 
@@ -194,7 +205,7 @@ def main():
                                      % (workload, batch, size, done.returncode))
                 r = json.loads(done.stdout.strip().splitlines()[-1])
                 times = sorted(r["times_ms"])
-                print("torch %-16s %dx%d %8.1f ms median, peak RSS %.0f MB, other processes %.0f%% CPU"
+                print("torch %-20s %dx%d %8.1f ms median, peak RSS %.0f MB, other processes %.0f%% CPU"
                       % (workload, batch, size, times[len(times) // 2], r["peak_rss_kb"] / 1024.0,
                          r["foreign_cpu_percent"]), file=sys.stderr, flush=True)
                 if best is None or r["foreign_cpu_percent"] < best["foreign_cpu_percent"]:

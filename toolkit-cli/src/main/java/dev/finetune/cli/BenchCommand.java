@@ -49,7 +49,8 @@ final class BenchCommand implements Callable<Integer> {
             + " ceiling, and print ratios")
     boolean torch;
 
-    @Option(names = "--profile", description = "also time each stage of inference and of the folded backbone")
+    @Option(names = "--profile", description = "also time each stage of inference and of the folded backbone,"
+            + " and list the ops with the most self time (libtorch profiler, after the timed iterations)")
     boolean profile;
 
     @Option(names = "--data", description = "image folder for the loader (default: ${DEFAULT-VALUE})",
@@ -59,6 +60,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--python", description = "interpreter with torch and torchvision (default: ${DEFAULT-VALUE})",
             defaultValue = "/usr/bin/python3")
     String python;
+
+    @Option(names = "--max-foreign-load", paramLabel = "PCT", defaultValue = "10", description = "wait for an idle"
+            + " machine before each workload and repeat (up to 3 times) a run in which other processes used more than"
+            + " PCT%% of the CPU; 100 disables (default: ${DEFAULT-VALUE})")
+    double maxForeignLoad;
 
     @Option(names = "--in-process", description = "run every workload in this JVM (faster; peak RSS then"
             + " accumulates and is not per workload)")
@@ -83,6 +89,7 @@ final class BenchCommand implements Callable<Integer> {
                 .optTorch(torch)
                 .optProfile(profile)
                 .optIsolate(!inProcess)
+                .optMaxForeignLoad(maxForeignLoad)
                 .optDataDir(data)
                 .optPython(python);
         if (!batches.isEmpty()) {

@@ -76,18 +76,22 @@ public record BenchReport(
                     + " any run in which other processes used > %.0f%% of the CPU (column other%%)%n",
                     maxForeignLoad));
         }
-        b.append(String.format(Locale.ROOT, "%n%-8s %-22s %-7s %9s %8s %7s %7s %6s %8s %8s %6s%n",
+        b.append("columns: GFLOP = conv+linear work per iteration; %peak of the AVX2-formula peak; kern% = share of the"
+                + " process's CPU time in the kernel; faults = minor page faults per iteration\n");
+        b.append(String.format(Locale.ROOT, "%n%-8s %-26s %-7s %9s %8s %6s %7s %6s %8s %7s %6s %6s %7s%n",
                 "side", "workload", "shape", "median ms", "img/s", "GFLOP", "GFLOP/s", "%peak", "setup MB",
-                "peak MB", "other%"));
+                "peak MB", "other%", "kern%", "faults"));
         for (BenchResult r : results) {
             if (!r.ok()) {
-                b.append(String.format(Locale.ROOT, "%-8s %-22s %-7s FAILED: %s%n",
+                b.append(String.format(Locale.ROOT, "%-8s %-26s %-7s FAILED: %s%n",
                         r.side(), r.workload(), r.shape(), r.error()));
                 continue;
             }
-            b.append(String.format(Locale.ROOT, "%-8s %-22s %-7s %9.1f %8.1f %7.1f %7.1f %6.1f %8.0f %8.0f %6.1f%n",
+            b.append(String.format(Locale.ROOT,
+                    "%-8s %-26s %-7s %9.1f %8.1f %6.1f %7.1f %6.1f %8.0f %7.0f %6.1f %6.1f %6.0fk%n",
                     r.side(), r.workload(), r.shape(), r.medianMs(), r.imagesPerSecond(), r.gflopPerIteration(),
-                    r.achievedGflops(), r.percentOfPeak(), r.setupRssMb(), r.peakRssMb(), r.foreignCpuPercent()));
+                    r.achievedGflops(), r.percentOfPeak(), r.setupRssMb(), r.peakRssMb(), r.foreignCpuPercent(),
+                    r.kernelCpuPercent(), r.minorFaultsPerIteration() / 1000.0));
         }
         for (BenchResult r : results) {
             if (!r.stageMs().isEmpty()) {
@@ -109,10 +113,10 @@ public record BenchReport(
             }
         }
         if (!comparisons.isEmpty()) {
-            b.append(String.format(Locale.ROOT, "%n%-22s %-28s %-7s %12s %10s%n",
+            b.append(String.format(Locale.ROOT, "%n%-26s %-28s %-7s %12s %10s%n",
                     "ours", "versus", "shape", "speed ratio", "RSS ratio"));
             for (Comparison c : comparisons) {
-                b.append(String.format(Locale.ROOT, "%-22s %-28s %-7s %12.2f %10.2f%n",
+                b.append(String.format(Locale.ROOT, "%-26s %-28s %-7s %12.2f %10.2f%n",
                         c.workload(), c.reference(), c.shape(), c.speedRatio(), c.rssRatio()));
             }
             b.append("(speed ratio = our images/s / theirs; RSS ratio = our peak RSS / theirs)\n");
@@ -120,7 +124,7 @@ public record BenchReport(
         if (!targets.isEmpty()) {
             b.append('\n');
             for (TargetCheck t : targets) {
-                b.append(String.format(Locale.ROOT, "target %-62s %-7s %6.2f  %s%n",
+                b.append(String.format(Locale.ROOT, "target %-66s %-7s %6.2f  %s%n",
                         t.target(), t.shape(), t.value(), t.met() ? "MET" : "MISSED"));
             }
         }
@@ -180,8 +184,7 @@ public record BenchReport(
             if (!r.ok() || !r.side().equals("ours")) {
                 continue;
             }
-            if (r.workload().equals(Workload.FROZEN_STEP_FOLDED.configName())
-                    || r.workload().equals(Workload.FROZEN_STEP_FOLDED_CL.configName())) {
+            if (Workload.parse(r.workload()).foldedLayout() != null) {
                 find(results, "ours", Workload.INFERENCE.configName(), r).ifPresent(inf -> {
                     double ratio = r.medianMs() / inf.medianMs();
                     out.add(new TargetCheck(r.workload() + " time <= 0.9x inference forward time", r.shape(), ratio,

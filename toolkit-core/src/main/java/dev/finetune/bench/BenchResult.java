@@ -23,6 +23,8 @@ import java.util.Map;
  * @param setupRssMb resident memory after set-up, MiB
  * @param peakRssMb peak resident memory of the process, MiB
  * @param foreignCpuPercent CPU other processes used during the timed iterations, percent of the machine
+ * @param kernelCpuPercent share of the process's own CPU time spent in the kernel while timed
+ * @param minorFaultsPerIteration minor page faults per timed iteration
  * @param stageMs per-stage median ms when profiled, else empty
  * @param opMs ops with the most self time, ms per iteration, when profiled, else empty
  * @param error why it could not run, else null
@@ -45,6 +47,8 @@ public record BenchResult(
         double setupRssMb,
         double peakRssMb,
         double foreignCpuPercent,
+        double kernelCpuPercent,
+        long minorFaultsPerIteration,
         Map<String, Double> stageMs,
         Map<String, Double> opMs,
         String error) {
@@ -60,6 +64,7 @@ public record BenchResult(
                 ok ? m.medianMs() : Double.NaN, min, max, ok ? m.imagesPerSecond() : Double.NaN,
                 m.flopsPerIteration() / 1e9, gflops, 100 * gflops / peakGflops,
                 m.setupRssKb() / 1024.0, m.peakRssKb() / 1024.0, m.foreignCpuPercent(),
+                m.kernelCpuPercent(), m.minorFaultsPerIteration(),
                 m.stageMs() == null ? Map.of() : Collections.unmodifiableMap(m.stageMs()),
                 m.opMs() == null ? Map.of() : Collections.unmodifiableMap(m.opMs()), m.error());
     }

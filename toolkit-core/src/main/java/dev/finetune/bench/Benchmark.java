@@ -120,7 +120,7 @@ public final class Benchmark {
                 return m;
             }
             progress.accept(String.format(java.util.Locale.ROOT,
-                    "%-22s %-7s %8.1f ms  %7.1f img/s  peak RSS %.0f MB  other processes %.0f%% CPU",
+                    "%-26s %-7s %8.1f ms  %7.1f img/s  peak RSS %.0f MB  other processes %.0f%% CPU",
                     w.configName(), shape, m.medianMs(), m.imagesPerSecond(), m.peakRssKb() / 1024.0,
                     m.foreignCpuPercent()));
             if (best == null || m.foreignCpuPercent() < best.foreignCpuPercent()) {

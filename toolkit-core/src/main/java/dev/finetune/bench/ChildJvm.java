@@ -26,8 +26,10 @@ final class ChildJvm {
         List<String> cmd = new ArrayList<>();
         cmd.add(javaBinary());
         for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            // Heap size and system properties (ai.djl.offline, thread settings); not agents or debug ports.
-            if (arg.startsWith("-Xmx") || arg.startsWith("-Xms") || arg.startsWith("-D")) {
+            // Heap size and system properties (ai.djl.offline, ...); not agents or debug ports, and not a thread count
+            // that would override --threads.
+            boolean threadCount = arg.startsWith("-Dai.djl.pytorch.num_threads=");
+            if (arg.startsWith("-Xmx") || arg.startsWith("-Xms") || (arg.startsWith("-D") && !threadCount)) {
                 cmd.add(arg);
             }
         }

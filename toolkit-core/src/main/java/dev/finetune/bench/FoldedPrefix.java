@@ -14,6 +14,7 @@ import dev.finetune.model.ResNet;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 
 /**
  * Stages {@code [fromStage, toStage)} of a {@link ResNet} (see {@link ResNet#stageNames()}) with every conv+BN pair
@@ -21,23 +22,36 @@ import java.util.Map;
  *
  * <p>A benchmark helper: the same math as {@code model.forwardStages(ps, x, true, fromStage, toStage)} under no-grad
  * for stages whose convs and BNs are all frozen and in frozen-stats mode (checked at {@link #fold}), within float32
- * rounding. Optionally runs in channels-last memory layout ({@link #channelsLast}), which oneDNN convolutions consume
- * without reordering every activation to and from its blocked layout.
+ * rounding. Two exact rewrites beyond the folding: the stem applies ReLU after the max-pool rather than before
+ * (ReLU is monotone, so they commute; the pooled tensor is a quarter of the size), and the activations can be kept in
+ * channels-last memory layout ({@link Layout}), which libtorch's oneDNN convolutions and its max-pool kernel handle
+ * faster than NCHW on CPU.
  */
 public final class FoldedPrefix implements AutoCloseable {
-    private final List<Unit> units;
+
+    /** Memory layout of the activations inside the folded stages; input and output are always contiguous NCHW. */
+    public enum Layout {
+        /** Contiguous NCHW throughout, as the unfolded network runs. */
+        CONTIGUOUS,
+        /** Channels-last (NHWC strides, NCHW shape) throughout. */
+        CHANNELS_LAST,
+        /** Channels-last for the stem only (conv1 + max-pool), contiguous NCHW from {@code layer1} on. */
+        CHANNELS_LAST_STEM
+    }
+
+    /** The folded units, one list per stage in {@code [fromStage, toStage)}. */
+    private final List<List<Unit>> stages;
     private final List<FoldedConvBn> folds;
     private final int fromStage;
     private final int toStage;
-    private final boolean channelsLast;
+    private final Layout layout;
 
-    private FoldedPrefix(
-            List<Unit> units, List<FoldedConvBn> folds, int fromStage, int toStage, boolean channelsLast) {
-        this.units = units;
+    private FoldedPrefix(List<List<Unit>> stages, List<FoldedConvBn> folds, int fromStage, int toStage, Layout layout) {
+        this.stages = stages;
         this.folds = folds;
         this.fromStage = fromStage;
         this.toStage = toStage;
-        this.channelsLast = channelsLast;
+        this.layout = layout;
     }
 
     /** One step of the prefix: the stem, or one residual unit. */
@@ -45,43 +59,82 @@ public final class FoldedPrefix implements AutoCloseable {
         NDArray apply(NDArray x);
     }
 
-    /** Folds the prefix {@code [0, toStage)}: {@code fold(model, 0, toStage, channelsLast, manager)}. */
-    public static FoldedPrefix fold(ResNet model, int toStage, boolean channelsLast, NDManager manager) {
-        return fold(model, 0, toStage, channelsLast, manager);
+    /** Folds the prefix {@code [0, toStage)}: {@code fold(model, 0, toStage, layout, manager)}. */
+    public static FoldedPrefix fold(ResNet model, int toStage, Layout layout, NDManager manager) {
+        return fold(model, 0, toStage, layout, manager);
     }
 
     /**
      * Folds stages {@code [fromStage, toStage)}, {@code 0 <= fromStage < toStage <= 5} (stage 5, the head, has no BN).
      * The folded tensors live on sub-managers of {@code manager}.
      *
-     * @param channelsLast run in channels-last (NHWC-strided) layout
      * @throws IllegalArgumentException naming the first conv/BN pair that is not a fixed function
      */
-    public static FoldedPrefix fold(
-            ResNet model, int fromStage, int toStage, boolean channelsLast, NDManager manager) {
+    public static FoldedPrefix fold(ResNet model, int fromStage, int toStage, Layout layout, NDManager manager) {
         if (fromStage < 0 || toStage > 5 || fromStage >= toStage) {
             throw new IllegalArgumentException(
                     "need 0 <= fromStage < toStage <= 5 (stem..layer4), found [" + fromStage + ", " + toStage + ")");
         }
         Map<String, Block> modules = model.namedModules();
         List<FoldedConvBn> folds = new ArrayList<>();
-        List<Unit> units = new ArrayList<>();
+        List<List<Unit>> stages = new ArrayList<>();
         try {
-            if (fromStage == 0) {
-                FoldedConvBn stem = foldPair(modules, "conv1", "bn1", manager, folds);
-                units.add(x -> Pool.maxPool2d(
-                        Activation.relu(stem.forward(x)), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false));
-            }
-            for (int s = Math.max(1, fromStage); s < toStage; s++) {
-                for (int u = 0; modules.containsKey("layer" + s + "." + u); u++) {
-                    units.add(residualUnit(modules, "layer" + s + "." + u + ".", manager, folds));
+            for (int s = fromStage; s < toStage; s++) {
+                List<Unit> units = new ArrayList<>();
+                if (s == 0) {
+                    FoldedConvBn stem = foldPair(modules, "conv1", "bn1", manager, folds);
+                    units.add(x -> Activation.relu(Pool.maxPool2d(
+                            stem.forward(x), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false)));
+                } else {
+                    for (int u = 0; modules.containsKey("layer" + s + "." + u); u++) {
+                        units.add(residualUnit(modules, "layer" + s + "." + u + ".", manager, folds));
+                    }
                 }
+                stages.add(List.copyOf(units));
             }
-            return new FoldedPrefix(List.copyOf(units), folds, fromStage, toStage, channelsLast);
+            return new FoldedPrefix(List.copyOf(stages), folds, fromStage, toStage, layout);
         } catch (RuntimeException e) {
             folds.forEach(FoldedConvBn::close);
             throw e;
         }
+    }
+
+    /**
+     * The longest foldable prefix: the largest {@code k <= 5} such that every conv+BN pair of stages {@code [0, k)}
+     * is a fixed function ({@link FoldedConvBn#whyNotFoldable}); 0 if the stem is not. Under a freeze policy this is
+     * the backward frontier, unless a frozen stage keeps a BN in train mode.
+     */
+    public static int foldablePrefix(ResNet model) {
+        Map<String, Block> modules = model.namedModules();
+        int k = 0;
+        while (k < 5 && stageFoldable(modules, k)) {
+            k++;
+        }
+        return k;
+    }
+
+    private static boolean stageFoldable(Map<String, Block> modules, int stage) {
+        List<String[]> pairs = new ArrayList<>();
+        if (stage == 0) {
+            pairs.add(new String[] {"conv1", "bn1"});
+        } else {
+            for (int u = 0; modules.containsKey("layer" + stage + "." + u); u++) {
+                String p = "layer" + stage + "." + u + ".";
+                for (int i = 1; modules.containsKey(p + "conv" + i); i++) {
+                    pairs.add(new String[] {p + "conv" + i, p + "bn" + i});
+                }
+                if (modules.containsKey(p + "downsample")) {
+                    pairs.add(new String[] {p + "downsample.0", p + "downsample.1"});
+                }
+            }
+        }
+        for (String[] pair : pairs) {
+            if (!(modules.get(pair[0]) instanceof Conv2d conv) || !(modules.get(pair[1]) instanceof BatchNorm2d bn)
+                    || FoldedConvBn.whyNotFoldable(conv, bn) != null) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** BasicBlock (conv1, conv2) or Bottleneck (conv1..conv3): relu after all but the last, then add and relu. */
@@ -131,22 +184,54 @@ public final class FoldedPrefix implements AutoCloseable {
         return toStage;
     }
 
-    public boolean channelsLast() {
-        return channelsLast;
+    public Layout layout() {
+        return layout;
     }
 
     /**
-     * Runs the folded stages with autograd off on this thread. The output is on {@code input}'s manager, in the
-     * standard (contiguous NCHW) layout.
+     * Runs the folded stages with autograd off on this thread, freeing each unit's intermediates as soon as the next
+     * unit's input exists ({@link StepScopes}). Input and output are contiguous NCHW; the output is on {@code input}'s
+     * manager.
      */
     public NDArray forward(NDArray input) {
-        try (Engines.NoGrad g = Engines.noGrad()) {
-            NDArray x = channelsLast ? toChannelsLast(input) : input;
-            for (Unit unit : units) {
-                x = unit.apply(x);
+        List<UnaryOperator<NDArray>> steps = new ArrayList<>();
+        boolean channelsLast = false;
+        for (int i = 0; i < stages.size(); i++) {
+            boolean wanted = channelsLastAt(fromStage + i);
+            if (wanted != channelsLast) {
+                steps.add(wanted ? FoldedPrefix::toChannelsLast : FoldedPrefix::toContiguous);
+                channelsLast = wanted;
             }
-            return channelsLast ? toContiguous(x) : x;
+            for (Unit unit : stages.get(i)) {
+                steps.add(unit::apply);
+            }
         }
+        if (channelsLast) {
+            steps.add(FoldedPrefix::toContiguous);
+        }
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            return StepScopes.run(input, steps);
+        }
+    }
+
+    /**
+     * Runs the folded stages on an input already in this prefix's layout for {@code fromStage}, and leaves the output
+     * in the layout of the last stage: the stage-by-stage profile, which must not time the layout conversions.
+     */
+    NDArray forwardInLayout(NDArray x) {
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            for (List<Unit> stage : stages) {
+                for (Unit unit : stage) {
+                    x = unit.apply(x);
+                }
+            }
+            return x;
+        }
+    }
+
+    /** Whether stage {@code s} runs channels-last. */
+    boolean channelsLastAt(int s) {
+        return layout == Layout.CHANNELS_LAST || (layout == Layout.CHANNELS_LAST_STEM && s == 0);
     }
 
     /**

@@ -18,6 +18,9 @@ import java.util.Map;
  * @param setupRssKb resident memory after setup (model built, input created), before the first iteration
  * @param peakRssKb peak resident memory of the whole process (VmHWM) at the end
  * @param foreignCpuPercent CPU used by other processes during the timed iterations, percent of the machine
+ * @param kernelCpuPercent share of this process's CPU time spent in the kernel during the timed iterations (page
+ *     faults of freshly allocated buffers, mostly)
+ * @param minorFaultsPerIteration minor page faults per timed iteration
  * @param stageMs per-stage median milliseconds when profiled, else null
  * @param opMs the ops with the most self time, milliseconds per iteration ({@link OpProfile}) when profiled, else null
  * @param error why the workload could not run, else null
@@ -33,6 +36,8 @@ public record Measurement(
         long setupRssKb,
         long peakRssKb,
         double foreignCpuPercent,
+        double kernelCpuPercent,
+        long minorFaultsPerIteration,
         Map<String, Double> stageMs,
         Map<String, Double> opMs,
         String error) {
@@ -40,7 +45,7 @@ public record Measurement(
     /** A workload that could not run. */
     public static Measurement failed(String workload, String side, InputShape shape, int threads, String error) {
         return new Measurement(
-                workload, side, shape.batch(), shape.size(), threads, List.of(), 0, 0, 0, 0, null, null, error);
+                workload, side, shape.batch(), shape.size(), threads, List.of(), 0, 0, 0, 0, 0, 0, null, null, error);
     }
 
     public boolean ok() {

@@ -15,13 +15,19 @@ import java.util.function.Consumer;
 final class SystemLoad {
     private SystemLoad() {}
 
-    /** CPU time counters at one instant, in clock ticks. */
-    record Snapshot(long busyTicks, long totalTicks, long ownTicks) {}
+    /**
+     * Counters at one instant: machine-wide busy and total CPU ticks, this process's user and kernel ticks, and its
+     * minor page faults.
+     */
+    record Snapshot(long busyTicks, long totalTicks, long ownUserTicks, long ownSystemTicks, long minorFaults) {
+        long ownTicks() {
+            return ownUserTicks + ownSystemTicks;
+        }
+    }
 
     static Snapshot now() {
         long busy = 0;
         long total = 0;
-        long own = 0;
         try {
             String cpu = Files.readAllLines(Path.of("/proc/stat")).get(0);
             String[] f = cpu.trim().split("\\s+");
@@ -34,13 +40,19 @@ final class SystemLoad {
                 }
             }
             String self = Files.readString(Path.of("/proc/self/stat"));
-            // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+            // Fields after the parenthesised command name.
             String[] g = self.substring(self.lastIndexOf(')') + 2).trim().split("\\s+");
-            own = Long.parseLong(g[11]) + Long.parseLong(g[12]);
+            // g[0] is field 3 (state): minflt is field 10, utime 14, stime 15.
+            return new Snapshot(busy, total, Long.parseLong(g[11]), Long.parseLong(g[12]), Long.parseLong(g[7]));
         } catch (IOException | RuntimeException e) {
-            return new Snapshot(0, 0, 0);
+            return new Snapshot(0, 0, 0, 0, 0);
         }
-        return new Snapshot(busy, total, own);
+    }
+
+    /** Percent of this process's CPU time spent in the kernel between two snapshots. */
+    static double kernelPercent(Snapshot from, Snapshot to) {
+        long own = to.ownTicks() - from.ownTicks();
+        return own <= 0 ? 0 : 100.0 * (to.ownSystemTicks() - from.ownSystemTicks()) / own;
     }
 
     /** Percent of the machine's CPU capacity used by other processes between two snapshots (0 without procfs). */

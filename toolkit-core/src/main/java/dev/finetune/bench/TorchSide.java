@@ -48,7 +48,8 @@ final class TorchSide {
             long flops = batch * FlopCount.forWorkload(ours, size);
             out.add(new Measurement(workload, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
                     r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(),
-                    r.path("foreign_cpu_percent").asDouble(), null, null, null));
+                    r.path("foreign_cpu_percent").asDouble(), r.path("kernel_cpu_percent").asDouble(),
+                    r.path("minor_faults_per_iteration").asLong(), null, null, null));
         }
         return new Results(root.get("torch_version").asText(), out);
     }

@@ -11,6 +11,11 @@ import java.util.List;
 public enum Workload {
     /** (a) Forward with no autograd graph, BN in eval mode: {@code FineTuner.predictLogits}. */
     INFERENCE("inference", "inference, no graph", "inference"),
+    /**
+     * (a) run residual unit by residual unit, each unit's intermediates freed before the next runs
+     * ({@link StepScopes}): what plain inference would cost if it did not keep every activation until the batch ends.
+     */
+    INFERENCE_SCOPED("inference-scoped", "inference, intermediates freed per unit", "inference"),
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
@@ -22,6 +27,9 @@ public enum Workload {
     /** As {@link #FROZEN_STEP_FOLDED}, with the backbone's activations in channels-last layout. */
     FROZEN_STEP_FOLDED_CL(
             "frozen-step-folded-cl", "frozen step, BN-folded + channels-last, no autograd", "frozen-step"),
+    /** As {@link #FROZEN_STEP_FOLDED}, with only the stem (conv1, max-pool) in channels-last layout. */
+    FROZEN_STEP_FOLDED_CL_STEM(
+            "frozen-step-folded-cl-stem", "frozen step, BN-folded + channels-last stem, no autograd", "frozen-step"),
     /** torchvision's resnet18 traced to one TorchScript graph, run by DJL's PtSymbolBlock: inference. */
     TORCHSCRIPT_INFERENCE("ts-inference", "TorchScript graph on libtorch 2.7.1: inference", "inference"),
     /** The same TorchScript graph: forward, backward, SGD step, every parameter trainable. */
@@ -30,8 +38,9 @@ public enum Workload {
     LOADER("loader", "data loader only (decode, crop, flip, normalize)", null);
 
     /** The workloads of our own model, in report order. */
-    public static final List<Workload> OURS = List.of(
-            INFERENCE, FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL);
+    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, FULL_STEP, FROZEN_STEP,
+            LAST_STAGE_STEP,
+            FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM);
 
     /** The engine ceiling workloads (need a TorchScript archive traced by Python). */
     public static final List<Workload> TORCHSCRIPT = List.of(TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP);
@@ -60,15 +69,26 @@ public enum Workload {
         return torchCounterpart;
     }
 
+    /** The layout of the folded backbone of a folded workload, else null. */
+    public FoldedPrefix.Layout foldedLayout() {
+        return switch (this) {
+            case FROZEN_STEP_FOLDED -> FoldedPrefix.Layout.CONTIGUOUS;
+            case FROZEN_STEP_FOLDED_CL -> FoldedPrefix.Layout.CHANNELS_LAST;
+            case FROZEN_STEP_FOLDED_CL_STEM -> FoldedPrefix.Layout.CHANNELS_LAST_STEM;
+            default -> null;
+        };
+    }
+
     /** Whether an iteration runs a backward pass and an optimizer step. */
     public boolean trains() {
-        return this != INFERENCE && this != TORCHSCRIPT_INFERENCE && this != LOADER;
+        return this != INFERENCE && this != INFERENCE_SCOPED && this != TORCHSCRIPT_INFERENCE && this != LOADER;
     }
 
     /** The freeze policy of a {@code FineTuner}-based workload. */
     public FreezePolicy policy() {
         return switch (this) {
-            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL -> FreezePolicy.linearProbe();
+            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM ->
+                    FreezePolicy.linearProbe();
             case LAST_STAGE_STEP -> new FreezePolicy(
                     false, -1, List.of(FreezePolicy.Rule.train("bench.last_stage", "layer4", "fc")), BnPolicy.AUTO);
             default -> FreezePolicy.trainAll();

@@ -33,6 +33,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 
 /**
  * Runs one workload at one input shape in this JVM: set-up, {@code warmup} untimed iterations, {@code iters} timed
@@ -51,6 +52,8 @@ final class WorkloadRunner {
     private final int iters;
     private final int warmup;
     private final int threads;
+    private SystemLoad.Snapshot timedFrom;
+    private SystemLoad.Snapshot timedTo;
 
     WorkloadRunner(Workload workload, InputShape shape, int iters, int warmup, int threads) {
         this.workload = workload;
@@ -92,10 +95,9 @@ final class WorkloadRunner {
                         .seed(0)
                         .build();
                 NDManager inputs = ft.manager().newSubManager()) {
-            boolean folded = workload == Workload.FROZEN_STEP_FOLDED || workload == Workload.FROZEN_STEP_FOLDED_CL;
-            try (FoldedPrefix prefix = folded
-                    ? FoldedPrefix.fold(ft.model(), 5, workload == Workload.FROZEN_STEP_FOLDED_CL, ft.manager())
-                    : null) {
+            FoldedPrefix.Layout layout = workload.foldedLayout();
+            boolean folded = layout != null;
+            try (FoldedPrefix prefix = folded ? FoldedPrefix.fold(ft.model(), 5, layout, ft.manager()) : null) {
                 NDArray x = inputs.randomNormal(new Shape(shape.batch(), 3, shape.size(), shape.size()));
                 NDArray y = inputs.create(randomLabels(shape.batch()));
                 FlopCount flops = FlopCount.of(ft.model(), shape.size());
@@ -103,37 +105,67 @@ final class WorkloadRunner {
                 long setupRss = ProcessMemory.rssKb();
                 Iteration step = switch (workload) {
                     case INFERENCE -> (xi, yi) -> ft.predictLogits(xi);
+                    case INFERENCE_SCOPED -> {
+                        List<UnaryOperator<NDArray>> units = unitByUnit(ft.model(), ft.parameterStore());
+                        yield (xi, yi) -> {
+                            try (Engines.NoGrad g = Engines.noGrad()) {
+                                StepScopes.run(xi, units);
+                            }
+                        };
+                    }
                     case FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP -> (xi, yi) -> ft.trainStep(xi, yi, LR);
-                    case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL ->
+                    case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM ->
                             (xi, yi) -> ft.trainStep(prefix.forward(xi), yi, LR, prefix.toStage());
                     default -> throw new IllegalStateException(workload.toString());
                 };
-                SystemLoad.Snapshot before = SystemLoad.now();
                 List<Double> times = time(ft.manager(), x, y, step);
-                double foreign = SystemLoad.foreignPercent(before, SystemLoad.now());
+                SystemLoad.Snapshot before = timedFrom;
+                SystemLoad.Snapshot after = timedTo;
                 long peakRss = ProcessMemory.peakRssKb();
                 Map<String, Double> stages = null;
                 Map<String, Double> ops = null;
                 if (profile) {
                     if (workload == Workload.INFERENCE || folded) {
-                        stages = profileStages(ft, x, y, folded ? prefix.channelsLast() : null);
+                        stages = profileStages(ft, x, y, layout);
                     }
                     ops = OpProfile.of(() -> once(ft.manager(), x, y, step), PROFILED_ITERATIONS, PROFILED_OPS);
                 }
                 return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                        perImage * shape.batch(), setupRss, peakRss, foreign, stages, ops, null);
+                        perImage * shape.batch(), setupRss, peakRss, SystemLoad.foreignPercent(before, after),
+                        SystemLoad.kernelPercent(before, after), faultsPerIteration(before, after), stages, ops, null);
             }
         }
     }
 
-    private List<Double> time(NDManager parent, NDArray x, NDArray y, Iteration step) {
-        List<Double> times = new ArrayList<>();
-        for (int i = 0; i < warmup + iters; i++) {
-            double ms = once(parent, x, y, step);
-            if (i >= warmup) {
-                times.add(ms);
+    /** Warm-up, then the timed iterations; {@link #timedFrom}/{@link #timedTo} bracket the timed ones. */
+    /**
+     * The eval forward of {@code model} as steps: the stem, each residual unit ({@code layer1.0} ...), the head —
+     * the same blocks {@code ResNet.forward} runs, so the same math.
+     */
+    private static List<UnaryOperator<NDArray>> unitByUnit(ResNet model, ParameterStore ps) {
+        List<UnaryOperator<NDArray>> steps = new ArrayList<>();
+        steps.add(x -> model.forwardStages(ps, new NDList(x), false, 0, 1).singletonOrThrow());
+        Map<String, Block> modules = model.namedModules();
+        for (int s = 1; s <= 4; s++) {
+            for (int u = 0; modules.containsKey("layer" + s + "." + u); u++) {
+                Block unit = modules.get("layer" + s + "." + u);
+                steps.add(x -> unit.forward(ps, new NDList(x), false).singletonOrThrow());
             }
         }
+        steps.add(x -> model.forwardStages(ps, new NDList(x), false, 5, 6).singletonOrThrow());
+        return steps;
+    }
+
+    private List<Double> time(NDManager parent, NDArray x, NDArray y, Iteration step) {
+        for (int i = 0; i < warmup; i++) {
+            once(parent, x, y, step);
+        }
+        List<Double> times = new ArrayList<>();
+        timedFrom = SystemLoad.now();
+        for (int i = 0; i < iters; i++) {
+            times.add(once(parent, x, y, step));
+        }
+        timedTo = SystemLoad.now();
         return times;
     }
 
@@ -160,10 +192,10 @@ final class WorkloadRunner {
     private static final int PROFILED_OPS = 10;
 
     /**
-     * Median milliseconds of each stage alone: the plain no-graph eval forward ({@code channelsLast == null}), or the
-     * folded stages and then the head's training step.
+     * Median milliseconds of each stage alone: the plain no-graph eval forward ({@code layout == null}), or the folded
+     * stages (inputs already in the stage's layout: conversions are not timed) and then the head's training step.
      */
-    private Map<String, Double> profileStages(FineTuner ft, NDArray x, NDArray y, Boolean channelsLast) {
+    private Map<String, Double> profileStages(FineTuner ft, NDArray x, NDArray y, FoldedPrefix.Layout layout) {
         ResNet model = ft.model();
         ParameterStore ps = ft.parameterStore();
         Map<String, Double> out = new LinkedHashMap<>();
@@ -174,22 +206,28 @@ final class WorkloadRunner {
             for (int s = 0; s < names.size(); s++) {
                 final int stage = s;
                 Iteration run;
+                NDArray stageInput = in;
                 FoldedPrefix fold = null;
-                if (channelsLast == null) {
+                if (layout == null) {
                     run = (xi, yi) -> {
                         try (Engines.NoGrad g = Engines.noGrad()) {
                             model.forwardStages(ps, new NDList(xi), false, stage, stage + 1);
                         }
                     };
                 } else if (s < 5) {
-                    fold = FoldedPrefix.fold(model, s, s + 1, channelsLast, stageInputs);
+                    fold = FoldedPrefix.fold(model, s, s + 1, layout, stageInputs);
                     FoldedPrefix f = fold;
-                    run = (xi, yi) -> f.forward(xi);
+                    if (f.channelsLastAt(s)) {
+                        try (Engines.NoGrad g = Engines.noGrad()) {
+                            stageInput = FoldedPrefix.toChannelsLast(in);
+                        }
+                    }
+                    run = (xi, yi) -> f.forwardInLayout(xi);
                 } else {
                     run = (xi, yi) -> ft.trainStep(xi, yi, LR, stage);
                 }
                 try {
-                    out.put(names.get(s), Measurement.median(time(stageInputs, in, y, run)));
+                    out.put(names.get(s), Measurement.median(time(stageInputs, stageInput, y, run)));
                     if (s < names.size() - 1) {
                         try (Engines.NoGrad g = Engines.noGrad()) {
                             NDArray next = model.forwardStages(ps, new NDList(in), false, s, s + 1)
@@ -223,6 +261,7 @@ final class WorkloadRunner {
             NDArray x = inputs.randomNormal(new Shape(shape.batch(), 3, shape.size(), shape.size()));
             NDArray y = inputs.create(randomLabels(shape.batch()));
             long perImage = FlopCount.forWorkload(workload, shape.size());
+            long setupRss = ProcessMemory.rssKb();
             Iteration step;
             if (train) {
                 List<Parameter> params = new ArrayList<>();
@@ -245,15 +284,23 @@ final class WorkloadRunner {
                     }
                     sgd.step();
                 };
+                // One untimed step proves the backward reached the first layer: its weight must move.
+                float[] first = params.get(0).getArray().toFloatArray();
+                once(inputs, x, y, step);
+                if (java.util.Arrays.equals(first, params.get(0).getArray().toFloatArray())) {
+                    throw new IllegalStateException("a TorchScript training step left " + block.getParameters().get(0)
+                            .getKey() + " unchanged: no gradient reached it");
+                }
             } else {
                 step = (xi, yi) -> block.forward(ps, new NDList(xi), false);
             }
-            long setupRss = ProcessMemory.rssKb();
-            SystemLoad.Snapshot before = SystemLoad.now();
             List<Double> times = time(inputs, x, y, step);
-            double foreign = SystemLoad.foreignPercent(before, SystemLoad.now());
+            SystemLoad.Snapshot before = timedFrom;
+            SystemLoad.Snapshot after = timedTo;
             return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(), foreign, null, null, null);
+                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(),
+                    SystemLoad.foreignPercent(before, after), SystemLoad.kernelPercent(before, after),
+                    faultsPerIteration(before, after), null, null, null);
         }
     }
 
@@ -314,6 +361,9 @@ final class WorkloadRunner {
             setupRss = ProcessMemory.rssKb();
             before = SystemLoad.now();
             for (int i = 0; i < warmup + iters; i++) {
+                if (i == warmup) {
+                    before = SystemLoad.now();
+                }
                 double imagesPerSecond;
                 try (BatchLoader loader = new BatchLoader(data, manager, options, i)) {
                     imagesPerSecond = loader.measureThroughput(LOADER_BATCHES);
@@ -323,13 +373,19 @@ final class WorkloadRunner {
                 }
             }
         }
+        SystemLoad.Snapshot after = SystemLoad.now();
         return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times, 0,
-                setupRss, ProcessMemory.peakRssKb(), SystemLoad.foreignPercent(before, SystemLoad.now()), null, null,
-                null);
+                setupRss, ProcessMemory.peakRssKb(), SystemLoad.foreignPercent(before, after),
+                SystemLoad.kernelPercent(before, after), faultsPerIteration(before, after), null, null, null);
     }
 
     /** Batches timed per loader epoch: many more than the loader's prefetch window. */
     static final int LOADER_BATCHES = 24;
+
+    /** Minor page faults per timed iteration (a loader epoch for the loader). */
+    private long faultsPerIteration(SystemLoad.Snapshot before, SystemLoad.Snapshot after) {
+        return (after.minorFaults() - before.minorFaults()) / Math.max(1, iters);
+    }
 
     private static long[] randomLabels(int n) {
         SplittableRandom r = new SplittableRandom(1);

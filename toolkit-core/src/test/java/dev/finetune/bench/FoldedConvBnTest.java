@@ -78,17 +78,18 @@ class FoldedConvBnTest {
             FreezePlan.applyTo(net, FreezePolicy.linearProbe());
             NDArray x = m.randomNormal(new Shape(2, 3, 64, 64));
             ParameterStore ps = new ParameterStore(m, false);
-            try (var g = Engines.noGrad();
-                    FoldedPrefix plain = FoldedPrefix.fold(net, 5, false, m);
-                    FoldedPrefix channelsLast = FoldedPrefix.fold(net, 5, true, m)) {
+            try (var g = Engines.noGrad()) {
                 NDArray expected = net.forwardStages(ps, new NDList(x), true, 0, 5).singletonOrThrow();
                 float scale = Math.max(1, expected.abs().max().getFloat());
-                for (FoldedPrefix p : new FoldedPrefix[] {plain, channelsLast}) {
-                    NDArray actual = p.forward(x);
-                    assertEquals(new Shape(2, 512, 2, 2), actual.getShape());
-                    float diff = expected.sub(actual).abs().max().getFloat();
-                    assertTrue(diff <= 1e-4 * scale, "channelsLast=" + p.channelsLast() + ": folded backbone differs"
-                            + " by " + diff + " (max |output| " + scale + ")");
+                for (FoldedPrefix.Layout layout : FoldedPrefix.Layout.values()) {
+                    try (FoldedPrefix p = FoldedPrefix.fold(net, 5, layout, m)) {
+                        NDArray actual = p.forward(x);
+                        assertEquals(new Shape(2, 512, 2, 2), actual.getShape());
+                        float diff = expected.sub(actual).abs().max().getFloat();
+                        // Relative to the output's scale: eight residual units of random statistics amplify it.
+                        assertTrue(diff <= 1e-4 * scale, layout + ": folded backbone differs by " + diff
+                                + " (max |output| " + scale + ")");
+                    }
                 }
             }
         }
@@ -99,8 +100,14 @@ class FoldedConvBnTest {
         Engines.pytorch();
         try (NDManager m = NDManager.newBaseManager()) {
             ResNet net = ResNet.create(ResNetArch.RESNET18, 10).initialize(m);
+            FreezePlan.applyTo(net, FreezePolicy.linearProbe());
+            assertEquals(5, FoldedPrefix.foldablePrefix(net), "linear probe: the whole backbone");
+            FreezePlan.applyTo(net, FreezePolicy.linearProbe().withRule(FreezePolicy.Rule.train("t", "layer3")));
+            assertEquals(3, FoldedPrefix.foldablePrefix(net), "layer3 trains: stem, layer1, layer2");
             FreezePlan.applyTo(net, FreezePolicy.trainAll());
-            var e = assertThrows(IllegalArgumentException.class, () -> FoldedPrefix.fold(net, 2, false, m));
+            assertEquals(0, FoldedPrefix.foldablePrefix(net));
+            var e = assertThrows(IllegalArgumentException.class,
+                    () -> FoldedPrefix.fold(net, 2, FoldedPrefix.Layout.CONTIGUOUS, m));
             assertTrue(e.getMessage().startsWith("cannot fold conv1 + bn1"), e.getMessage());
         }
     }

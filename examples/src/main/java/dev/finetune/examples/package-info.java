@@ -1,0 +1,2 @@
+/** The toolkit used as a library from an application. */
+package dev.finetune.examples;
