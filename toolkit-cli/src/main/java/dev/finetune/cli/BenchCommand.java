@@ -20,8 +20,9 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmark ResNet-18 on this machine: inference, full / frozen-backbone / last-stage training"
-                + " steps, the BN-folded frozen step and the data loader; with --torch, PyTorch's eager side and the"
-                + " same network as one TorchScript graph, and the ratios.")
+                + " steps, the BN-folded frozen step and the data loader, each in a fresh process; with --torch,"
+                + " PyTorch's eager side and the same network as one TorchScript graph, and the ratios."
+                + " See docs/performance.md.")
 final class BenchCommand implements Callable<Integer> {
     @Option(names = "--batch", paramLabel = "B", description = "batch size; with --size, replaces the default shapes"
             + " (32x224 and 128x64); repeat both for several shapes")
@@ -42,7 +43,8 @@ final class BenchCommand implements Callable<Integer> {
     Integer threads;
 
     @Option(names = "--workloads", split = ",", paramLabel = "W", description = "which of ours to run (default: all):"
-            + " inference, full-step, frozen-step, last-stage-step, frozen-step-folded, frozen-step-folded-cl, loader")
+            + " inference, inference-scoped, full-step, frozen-step, last-stage-step, frozen-step-folded,"
+            + " frozen-step-folded-cl, frozen-step-folded-cl-stem, loader")
     List<String> workloads = new ArrayList<>();
 
     @Option(names = "--torch", description = "also run PyTorch (Debian's /usr/bin/python3) and the TorchScript"

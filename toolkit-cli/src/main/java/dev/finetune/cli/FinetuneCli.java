@@ -23,6 +23,7 @@ import picocli.CommandLine.Command;
             PredictCommand.class,
             ExportCommand.class,
             ExperimentCommand.class,
+            BenchCommand.class,
             CommandLine.HelpCommand.class
         },
         exitCodeListHeading = "%nExit codes:%n",

@@ -74,9 +74,14 @@ public final class Benchmark {
                 deleteTree(dir);
             }
             progress.accept("running PyTorch's side (" + settings.python() + " " + settings.torchScript() + ")");
-            TorchSide.Results results = side.run(progress);
-            torchVersion = results.torchVersion();
-            torch = results.measurements();
+            try {
+                TorchSide.Results results = side.run(progress);
+                torchVersion = results.torchVersion();
+                torch = results.measurements();
+            } catch (FinetuneException e) {
+                // Our own measurements are still worth reporting.
+                notes.add("PyTorch's side not measured: " + e.getMessage());
+            }
         }
         List<BenchResult> results = new ArrayList<>();
         Stream.concat(ours.stream(), torch.stream())

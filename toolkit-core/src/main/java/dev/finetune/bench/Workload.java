@@ -1,5 +1,7 @@
 package dev.finetune.bench;
 
+import dev.finetune.model.FoldedPrefix;
+import dev.finetune.model.StepScopes;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.policy.BnPolicy;

@@ -1,5 +1,7 @@
 package dev.finetune.bench;
 
+import dev.finetune.model.FoldedPrefix;
+import dev.finetune.model.StepScopes;
 import ai.djl.Device;
 import ai.djl.MalformedModelException;
 import ai.djl.Model;
@@ -28,6 +30,7 @@ import dev.finetune.train.FineTuner;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -287,7 +290,7 @@ final class WorkloadRunner {
                 // One untimed step proves the backward reached the first layer: its weight must move.
                 float[] first = params.get(0).getArray().toFloatArray();
                 once(inputs, x, y, step);
-                if (java.util.Arrays.equals(first, params.get(0).getArray().toFloatArray())) {
+                if (Arrays.equals(first, params.get(0).getArray().toFloatArray())) {
                     throw new IllegalStateException("a TorchScript training step left " + block.getParameters().get(0)
                             .getKey() + " unchanged: no gradient reached it");
                 }

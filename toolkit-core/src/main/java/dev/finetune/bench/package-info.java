@@ -2,14 +2,18 @@
  * Measuring what fine-tuning costs on this machine: {@code finetune bench}.
  *
  * <p>{@link dev.finetune.bench.Benchmark} runs each {@link dev.finetune.bench.Workload} (inference, a full fine-tune
- * step, a frozen-backbone step, a last-stage step, the frozen step with its prefix BN-folded, TorchScript's ceiling,
+ * step, a frozen-backbone step, a last-stage step, the frozen step with its backbone BN-folded, TorchScript's ceiling,
  * the data loader) at each {@link dev.finetune.bench.InputShape} in a fresh child JVM, so the peak resident memory of
  * one workload is not inflated by another, and reports the median time per iteration, images per second, achieved
  * GFLOP/s against the {@link dev.finetune.bench.MachineInfo machine's} peak estimate ({@link
  * dev.finetune.bench.FlopCount} counts the conv and linear work from the network's shapes) and, with PyTorch's side
- * ({@link dev.finetune.bench.TorchSide}, Debian's torch), the ratios between the two.
+ * (Debian's torch, {@code scripts/bench/torch_bench.py}), the ratios between the two. It waits for an idle machine
+ * and repeats a measurement that other processes disturbed.
+ *
+ * <p>{@link dev.finetune.bench.FoldedPrefix} runs frozen stages BN-folded ({@link dev.finetune.model.FoldedConvBn}),
+ * with no autograd and each unit's intermediates freed at once; it is here until {@code FineTuner} uses it.
  *
  * <p>Nothing here is a test: timings depend on the machine and its load. The unit tests of this package check only
- * the deterministic parts (FLOP counts, folding equivalence).
+ * the deterministic parts (FLOP counts, folding equivalence). Results and method: {@code docs/performance.md}.
  */
 package dev.finetune.bench;

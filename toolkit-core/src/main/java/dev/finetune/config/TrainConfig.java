@@ -16,6 +16,7 @@ import java.util.List;
  * @param bestMetric the metric that picks the {@code best} checkpoint (default val_top1)
  * @param featureCache train on cached outputs of a deterministic frozen prefix (default true; see the docs)
  * @param maxStepsPerEpoch cap on steps per epoch (quick runs and tests; default none)
+ * @param foldFrozenBn fold frozen BatchNorm into the frozen convolutions for training steps (default true)
  */
 public record TrainConfig(
         Integer epochs,
@@ -27,7 +28,8 @@ public record TrainConfig(
         EarlyStoppingConfig earlyStopping,
         String bestMetric,
         Boolean featureCache,
-        Integer maxStepsPerEpoch) {
+        Integer maxStepsPerEpoch,
+        Boolean foldFrozenBn) {
 
     public TrainConfig {
         epochs = epochs == null ? 10 : epochs;
@@ -38,6 +40,7 @@ public record TrainConfig(
         unfreeze = unfreeze == null ? List.of() : List.copyOf(unfreeze);
         bestMetric = bestMetric == null ? "val_top1" : bestMetric;
         featureCache = featureCache == null ? Boolean.TRUE : featureCache;
+        foldFrozenBn = foldFrozenBn == null ? Boolean.TRUE : foldFrozenBn;
         if (epochs < 1) {
             throw new ConfigException("train.epochs", "must be >= 1, found " + epochs);
         }
@@ -71,7 +74,7 @@ public record TrainConfig(
 
     /** Defaults throughout. */
     public static TrainConfig defaults() {
-        return new TrainConfig(null, null, null, null, null, null, null, null, null, null);
+        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null);
     }
 
     /**

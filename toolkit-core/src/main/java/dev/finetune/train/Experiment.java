@@ -48,7 +48,8 @@ public final class Experiment {
                 .policy(c.freeze().toPolicy())
                 .optimizer(c.optimizer().toSettings())
                 .seed(c.train().seed())
-                .threads(c.train().threads());
+                .threads(c.train().threads())
+                .foldFrozenPrefix(c.train().foldFrozenBn());
         ModelConfig.HeadConfig head = c.model().head();
         if (head != null) {
             if (!head.auto()) {

@@ -18,17 +18,70 @@ import java.util.Map;
 /**
  * Proof that frozen means frozen: SHA-256 of every frozen parameter and of the running statistics of every BN layer
  * in frozen-stats mode, taken before training and compared after. Any change is a hard failure naming the tensor.
+ *
+ * <p>Between epochs the check compares against native copies (libtorch {@code equal}: memory bandwidth, no copy to
+ * the JVM); {@link #verify} does the full SHA-256 comparison, for the report at the end.
  */
-public final class FrozenGuard {
+public final class FrozenGuard implements AutoCloseable {
     private final Map<String, String> before;
+    private final ai.djl.ndarray.NDManager copiesManager;
+    private final Map<String, ai.djl.ndarray.NDArray> copies = new LinkedHashMap<>();
 
-    private FrozenGuard(Map<String, String> before) {
+    private FrozenGuard(Map<String, String> before, ResNet model, ai.djl.ndarray.NDManager parent) {
         this.before = before;
+        this.copiesManager = parent == null ? null : parent.newSubManager();
+        if (copiesManager != null) {
+            Map<String, Parameter> tensors = model.namedTensors();
+            for (String name : before.keySet()) {
+                ai.djl.ndarray.NDArray c = tensors.get(name).getArray().duplicate();
+                c.attach(copiesManager);
+                copies.put(name, c);
+            }
+        }
     }
 
     /** Fingerprints what {@code plan} freezes in {@code model} now. */
     public static FrozenGuard capture(ResNet model, FreezePlan plan) {
-        return new FrozenGuard(checksums(model, plan));
+        return new FrozenGuard(checksums(model, plan), model, null);
+    }
+
+    /** Fingerprints and keeps native copies on {@code manager} for the fast per-epoch {@link #verifyQuick}. */
+    public static FrozenGuard capture(ResNet model, FreezePlan plan, ai.djl.ndarray.NDManager manager) {
+        return new FrozenGuard(checksums(model, plan), model, manager);
+    }
+
+    /** Compares every guarded tensor with its copy in native memory; a change is a hard failure naming it. */
+    public int verifyQuick(ResNet model) {
+        if (copiesManager == null) {
+            throw new IllegalStateException("captured without native copies");
+        }
+        Map<String, Parameter> tensors = model.namedTensors();
+        List<String> changed = new ArrayList<>();
+        try (dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+            copies.forEach((name, copy) -> {
+                if (!tensors.get(name).getArray().contentEquals(copy)) {
+                    changed.add(name);
+                }
+            });
+        }
+        fail(changed);
+        return copies.size();
+    }
+
+    @Override
+    public void close() {
+        if (copiesManager != null) {
+            copiesManager.close();
+        }
+    }
+
+    private static void fail(List<String> changed) {
+        if (!changed.isEmpty()) {
+            throw new FinetuneException(
+                    ErrorKind.INTERNAL,
+                    "invariant broken: frozen tensors changed during training: " + changed
+                            + "; this is a bug in the toolkit, please report it with your config");
+        }
     }
 
     /** Names of the guarded tensors. */
@@ -48,12 +101,7 @@ public final class FrozenGuard {
                 changed.add(e.getKey());
             }
         }
-        if (!changed.isEmpty()) {
-            throw new FinetuneException(
-                    ErrorKind.INTERNAL,
-                    "invariant broken: frozen tensors changed during training: " + changed
-                            + "; this is a bug in the toolkit, please report it with your config");
-        }
+        fail(changed);
         return before.size();
     }
 

@@ -63,7 +63,7 @@ public final class Trainer {
                 ft.applyPolicy(policy);
                 ft.optimizer().importState(resumeFrom.optimizerState());
             }
-            FrozenGuard guard = FrozenGuard.capture(ft.model(), ft.plan());
+            FrozenGuard guard = FrozenGuard.capture(ft.model(), ft.plan(), ft.manager());
             int stepsPerEpoch = stepsPerEpoch(data, tc);
             LrSchedule schedule = new LrSchedule(tc.schedule(), loaded.config().optimizer().toSettings().lr(),
                     stepsPerEpoch, tc.epochs());
@@ -77,7 +77,8 @@ public final class Trainer {
                         policy = withUnfreeze(policy, tc.unfreeze().get(applied), applied);
                         ft.applyPolicy(policy);
                         applied++;
-                        guard = FrozenGuard.capture(ft.model(), ft.plan());
+                        guard.close();
+                        guard = FrozenGuard.capture(ft.model(), ft.plan(), ft.manager());
                         if (cache != null) {
                             cache.close();
                             cache = null;
@@ -116,7 +117,7 @@ public final class Trainer {
                             }
                         }
                     }
-                    ctx.setFrozenVerified(guard.verify(ft.model(), ft.plan()));
+                    ctx.setFrozenVerified(guard.verifyQuick(ft.model()));
                     if (cache != null) {
                         ctx.setFeatureCacheUsed();
                     }
@@ -134,7 +135,10 @@ public final class Trainer {
                         break;
                     }
                 }
+                // The full bit-level proof once, at the end (the per-epoch check compares native copies).
+                ctx.setFrozenVerified(guard.verify(ft.model(), ft.plan()));
             } finally {
+                guard.close();
                 if (cache != null) {
                     cache.close();
                 }
@@ -160,6 +164,7 @@ public final class Trainer {
                 .optimizer(loaded.config().optimizer().toSettings())
                 .seed(loaded.config().train().seed())
                 .threads(loaded.config().train().threads())
+                .foldFrozenPrefix(loaded.config().train().foldFrozenBn())
                 .dropout(loaded.config().model().head() == null ? 0f
                         : loaded.config().model().head().dropout().floatValue())
                 .build();
@@ -194,8 +199,8 @@ public final class Trainer {
             return null;
         }
         long max = Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES);
-        String key = FrozenGuard.capture(ft.model(), ft.plan()).guarded().size() + " frozen tensors|"
-                + data.transforms() + "|" + data.train().fingerprint();
+        String key = ft.plan().frozenParameterCount() + " frozen parameters, prefix to " + f.firstTrainableStage()
+                + "|" + data.transforms() + "|" + data.train().fingerprint();
         return FeatureCache.build(ft, data, stage, tc.batchSize(), max, key);
     }
 

@@ -1,5 +1,7 @@
 package dev.finetune.bench;
 
+import dev.finetune.model.FoldedPrefix;
+import dev.finetune.model.StepScopes;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -1,4 +1,4 @@
-package dev.finetune.bench;
+package dev.finetune.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -7,10 +7,6 @@ import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.pooling.Pool;
 import dev.finetune.engine.Engines;
-import dev.finetune.model.BatchNorm2d;
-import dev.finetune.model.Conv2d;
-import dev.finetune.model.FoldedConvBn;
-import dev.finetune.model.ResNet;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -218,7 +214,7 @@ public final class FoldedPrefix implements AutoCloseable {
      * Runs the folded stages on an input already in this prefix's layout for {@code fromStage}, and leaves the output
      * in the layout of the last stage: the stage-by-stage profile, which must not time the layout conversions.
      */
-    NDArray forwardInLayout(NDArray x) {
+    public NDArray forwardInLayout(NDArray x) {
         try (Engines.NoGrad g = Engines.noGrad()) {
             for (List<Unit> stage : stages) {
                 for (Unit unit : stage) {
@@ -230,7 +226,7 @@ public final class FoldedPrefix implements AutoCloseable {
     }
 
     /** Whether stage {@code s} runs channels-last. */
-    boolean channelsLastAt(int s) {
+    public boolean channelsLastAt(int s) {
         return layout == Layout.CHANNELS_LAST || (layout == Layout.CHANNELS_LAST_STEM && s == 0);
     }
 
@@ -239,7 +235,7 @@ public final class FoldedPrefix implements AutoCloseable {
      * so libtorch copies into NHWC order), and permute back to an NCHW view with NHWC strides — libtorch's
      * {@code x.contiguous(memory_format=torch.channels_last)}, which DJL does not expose.
      */
-    static NDArray toChannelsLast(NDArray nchw) {
+    public static NDArray toChannelsLast(NDArray nchw) {
         Shape s = nchw.getShape();
         return nchw.transpose(0, 2, 3, 1)
                 .reshape(s.get(0), s.get(2) * s.get(3) * s.get(1))
@@ -248,7 +244,7 @@ public final class FoldedPrefix implements AutoCloseable {
     }
 
     /** Back to contiguous NCHW storage: flatten (a copy for a channels-last array) and restore the shape. */
-    static NDArray toContiguous(NDArray x) {
+    public static NDArray toContiguous(NDArray x) {
         Shape s = x.getShape();
         return x.reshape(s.get(0), -1).reshape(s);
     }

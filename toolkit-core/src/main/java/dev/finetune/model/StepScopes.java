@@ -1,4 +1,4 @@
-package dev.finetune.bench;
+package dev.finetune.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -14,11 +14,11 @@ import java.util.function.UnaryOperator;
  * its input attached to a fresh sub-manager; the step's output moves to the next sub-manager and the old one, with
  * everything the step allocated, is closed. Only valid without autograd: a graph would need those intermediates.
  */
-final class StepScopes {
+public final class StepScopes {
     private StepScopes() {}
 
     /** Applies {@code steps} in order; the result is on {@code input}'s manager, nothing else survives. */
-    static NDArray run(NDArray input, List<UnaryOperator<NDArray>> steps) {
+    public static NDArray run(NDArray input, List<UnaryOperator<NDArray>> steps) {
         NDManager parent = input.getManager();
         NDManager scope = parent.newSubManager();
         try {
