@@ -117,6 +117,21 @@ class InterruptResumeTest {
     }
 
     @Test
+    void sigtermWritesAResumableCheckpointAndExits143() throws Exception {
+        Path cfg = config("sigterm", "{epochs: 50, batch_size: 32, seed: 4}");
+        Path run = tmp.resolve("run");
+        Path log = tmp.resolve("log.txt");
+        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
+        Cli.awaitText(log, "epoch 1:", 120);
+        Cli.signal(p, "TERM");
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process did not stop after SIGTERM");
+        String out = Files.readString(log);
+        assertEquals(143, p.exitValue(), out);
+        assertTrue(out.contains("error: terminated in epoch "), out);
+        assertTrue(TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors")).meta().state().globalStep() > 0);
+    }
+
+    @Test
     void sigkillMidEpochThenResumeFromTheLastCheckpoint() throws Exception {
         Path cfg = config("sigkill", "{epochs: 50, batch_size: 32, seed: 2}");
         Path run = tmp.resolve("run");
