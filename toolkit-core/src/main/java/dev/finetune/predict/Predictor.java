@@ -54,7 +54,7 @@ public final class Predictor {
             try (NDManager m = model.manager().newSubManager();
                     Engines.NoGrad g = Engines.noGrad()) {
                 NDArray x = load(f, m);
-                NDArray logits = model.model().forward(ps, new NDList(x.expandDims(0)), false).singletonOrThrow();
+                NDArray logits = model.model().inferLogits(ps, x.expandDims(0));
                 logits.attach(m);
                 float[] p = logits.softmax(1).toFloatArray();
                 out.add(new Prediction(f.toString(), topK(p, k)));

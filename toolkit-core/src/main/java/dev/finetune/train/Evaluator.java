@@ -57,7 +57,7 @@ public final class Evaluator {
         try (Engines.NoGrad g = Engines.noGrad()) {
             while (loader.hasNext()) {
                 try (LoadedBatch b = loader.next()) {
-                    NDArray logits = model.forward(ps, new NDList(b.images()), false).singletonOrThrow();
+                    NDArray logits = model.inferLogits(ps, b.images());
                     logits.attach(b.manager());
                     NDArray loss = LOSS.evaluate(new NDList(b.labels()), new NDList(logits));
                     metrics.addLoss(loss.getFloat() * (double) b.size(), b.size());

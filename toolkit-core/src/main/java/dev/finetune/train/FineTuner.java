@@ -199,9 +199,7 @@ public final class FineTuner implements AutoCloseable {
 
     /** Logits with no autograd graph on this thread (BN in eval mode, dropout off). */
     public NDArray predictLogits(NDArray images) {
-        try (Engines.NoGrad g = Engines.noGrad()) {
-            return model.forward(parameterStore, new NDList(images), false).singletonOrThrow();
-        }
+        return model.inferLogits(parameterStore, images);
     }
 
     /**
