@@ -13,6 +13,7 @@ public final class TrainContext {
     private String stopReason;
     private int frozenVerified;
     private boolean featureCacheUsed;
+    private double cacheBuildSeconds;
 
     TrainContext(ConfigLoader.Loaded config, FineTuner fineTuner, TrainingData data, RunDirectory run,
             TrainState state) {
@@ -76,5 +77,14 @@ public final class TrainContext {
 
     void setFeatureCacheUsed() {
         featureCacheUsed = true;
+    }
+
+    /** Seconds spent running the frozen prefix once over the data to fill the feature cache. */
+    public double cacheBuildSeconds() {
+        return cacheBuildSeconds;
+    }
+
+    void addCacheBuildSeconds(double s) {
+        cacheBuildSeconds += s;
     }
 }

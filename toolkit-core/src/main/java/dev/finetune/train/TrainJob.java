@@ -120,6 +120,7 @@ public final class TrainJob {
             out.put("stopped_early", ctx.stopReason());
             out.put("frozen_tensors_bit_identical", ctx.frozenVerified());
             out.put("feature_cache_used", ctx.featureCacheUsed());
+            out.put("feature_cache_build_seconds", ctx.cacheBuildSeconds());
             out.put("skipped_images", ctx.data().skipped().files());
             out.put("wall_seconds", seconds);
             out.put("peak_rss_bytes", dev.finetune.predict.MemoryUse.peakRssBytes());

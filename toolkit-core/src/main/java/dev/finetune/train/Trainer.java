@@ -91,10 +91,14 @@ public final class Trainer {
                     state = state.withUnfreezeApplied(applied);
                     ctx.setState(state);
                     if (cache == null && tc.featureCache()) {
+                        long c0 = System.nanoTime();
                         cache = maybeCache(ft, data, tc);
                         if (cache != null && data.val() != null && data.val().size() > 0) {
                             valCache = FeatureCache.build(ft, data, data.val(), cache.stage(), tc.batchSize(),
                                     Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), cache.key());
+                        }
+                        if (cache != null) {
+                            ctx.addCacheBuildSeconds((System.nanoTime() - c0) / 1e9);
                         }
                     }
                     long t0 = System.nanoTime();
