@@ -2,7 +2,6 @@ package dev.finetune.cli;
 
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.Checkpoints;
-import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.engine.Engines;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
@@ -98,9 +97,5 @@ final class CheckpointCommand implements Runnable {
             out.flush();
             return report.isClean() ? 0 : dev.finetune.ErrorKind.CHECKPOINT.exitCode();
         }
-    }
-
-    static long numel(HostTensor t) {
-        return t.numel();
     }
 }

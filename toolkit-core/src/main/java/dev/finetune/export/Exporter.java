@@ -12,7 +12,6 @@ import dev.finetune.checkpoint.SafetensorsWriter;
 import dev.finetune.io.AtomicFiles;
 import dev.finetune.predict.TrainedModel;
 import dev.finetune.weights.StateDicts;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -91,9 +90,5 @@ public final class Exporter {
             throw new IllegalStateException(e);
         }
         return sidecar;
-    }
-
-    static String utf8(byte[] b) {
-        return new String(b, StandardCharsets.UTF_8);
     }
 }
