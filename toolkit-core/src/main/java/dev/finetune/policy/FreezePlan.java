@@ -30,22 +30,19 @@ public record FreezePlan(
     /** The tensor list of a model, as the policy sees it. */
     public static List<TensorInfo> describe(ResNet model) {
         List<TensorInfo> out = new ArrayList<>();
+        Map<String, ai.djl.nn.Block> modules = model.namedModules();
         for (Map.Entry<String, Parameter> e : model.namedTensors().entrySet()) {
             String name = e.getKey();
             boolean buffer = name.endsWith(".running_mean") || name.endsWith(".running_var");
             String bn = null;
             int dot = name.lastIndexOf('.');
             String module = dot < 0 ? "" : name.substring(0, dot);
-            if (isBatchNorm(model, module)) {
+            if (modules.get(module) instanceof BatchNorm2d) {
                 bn = module;
             }
             out.add(new TensorInfo(name, e.getValue().getShape().getShape(), buffer, bn));
         }
         return out;
-    }
-
-    private static boolean isBatchNorm(ResNet model, String module) {
-        return model.namedModules().get(module) instanceof BatchNorm2d;
     }
 
     /** Plans {@code policy} for {@code model} and applies it. */

@@ -102,7 +102,7 @@ public final class Trainer {
                         }
                     }
                     long t0 = System.nanoTime();
-                    int batches = Math.min(stepsPerEpoch, plannedBatches(data, tc, epoch));
+                    int batches = Math.min(stepsPerEpoch, plannedBatches(data, tc));
                     for (TrainingListener l : listeners) {
                         l.onEpochStart(ctx, epoch, batches);
                     }
@@ -189,7 +189,7 @@ public final class Trainer {
         return tc.maxStepsPerEpoch() == null ? n : Math.min(n, tc.maxStepsPerEpoch());
     }
 
-    private static int plannedBatches(TrainingData data, TrainConfig tc, int epoch) {
+    private static int plannedBatches(TrainingData data, TrainConfig tc) {
         return (data.train().size() + tc.batchSize() - 1) / tc.batchSize();
     }
 
