@@ -22,17 +22,25 @@ public final class FoldedConvBn implements AutoCloseable {
     private static final double BN_EPS = 1e-5;
 
     private final NDManager manager;
+    private final String name;
     private final NDArray weight;
     private final NDArray bias;
+    private final int inChannels;
+    private final int outChannels;
+    private final int kernel;
     private final int stride;
     private final int padding;
 
-    private FoldedConvBn(NDManager manager, NDArray weight, NDArray bias, int stride, int padding) {
+    private FoldedConvBn(NDManager manager, String name, Conv2d conv, NDArray weight, NDArray bias) {
         this.manager = manager;
+        this.name = name;
         this.weight = weight;
         this.bias = bias;
-        this.stride = stride;
-        this.padding = padding;
+        this.inChannels = conv.inChannels();
+        this.outChannels = conv.outChannels();
+        this.kernel = conv.kernel();
+        this.stride = conv.stride();
+        this.padding = conv.padding();
     }
 
     /**
@@ -62,6 +70,11 @@ public final class FoldedConvBn implements AutoCloseable {
      * @throws IllegalArgumentException if the pair is not a fixed function ({@link #whyNotFoldable})
      */
     public static FoldedConvBn fold(Conv2d conv, BatchNorm2d bn, NDManager parent) {
+        return fold(conv.toString(), conv, bn, parent);
+    }
+
+    /** {@link #fold(Conv2d, BatchNorm2d, NDManager)} with the conv's module name, for reports ({@code layer4.0.conv1}). */
+    public static FoldedConvBn fold(String name, Conv2d conv, BatchNorm2d bn, NDManager parent) {
         String problem = whyNotFoldable(conv, bn);
         if (problem != null) {
             throw new IllegalArgumentException("cannot fold " + conv + " + " + bn + ": " + problem);
@@ -80,7 +93,7 @@ public final class FoldedConvBn implements AutoCloseable {
             NDArray bias = shift.toType(DataType.FLOAT32, true);
             weight.attach(manager);
             bias.attach(manager);
-            return new FoldedConvBn(manager, weight, bias, conv.stride(), conv.padding());
+            return new FoldedConvBn(manager, name, conv, weight, bias);
         } catch (RuntimeException | Error e) {
             manager.close();
             throw e;
@@ -101,6 +114,29 @@ public final class FoldedConvBn implements AutoCloseable {
         return ai.djl.nn.convolutional.Conv2d.conv2d(
                         x, weight, bias, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), 1)
                 .singletonOrThrow();
+    }
+
+    /** The conv's module name ({@code layer4.0.downsample.0}). */
+    public String name() {
+        return name;
+    }
+
+    /** The convolution's shape, as a report reads it: {@code 1x1 stride 2, 256->512}. */
+    public String describeShape() {
+        return kernel + "x" + kernel + " stride " + stride + " padding " + padding + ", " + inChannels + "->"
+                + outChannels;
+    }
+
+    public int inChannels() {
+        return inChannels;
+    }
+
+    public int outChannels() {
+        return outChannels;
+    }
+
+    public int kernel() {
+        return kernel;
     }
 
     /** The folded weight {@code w·s}, shape {@code (out, in, k, k)}. */

@@ -16,12 +16,14 @@ import java.util.function.UnaryOperator;
  * Stages {@code [fromStage, toStage)} of a {@link ResNet} (see {@link ResNet#stageNames()}) with every conv+BN pair
  * folded ({@link FoldedConvBn}) and no autograd: what a frozen prefix costs when it is run as the fixed function it is.
  *
- * <p>A benchmark helper: the same math as {@code model.forwardStages(ps, x, true, fromStage, toStage)} under no-grad
- * for stages whose convs and BNs are all frozen and in frozen-stats mode (checked at {@link #fold}), within float32
- * rounding. Two exact rewrites beyond the folding: the stem applies ReLU after the max-pool rather than before
- * (ReLU is monotone, so they commute; the pooled tensor is a quarter of the size), and the activations can be kept in
- * channels-last memory layout ({@link Layout}), which libtorch's oneDNN convolutions and its max-pool kernel handle
- * faster than NCHW on CPU.
+ * <p>The same math as {@code model.forwardStages(ps, x, true, fromStage, toStage)} under no-grad for stages whose
+ * convs and BNs are all frozen and in frozen-stats mode (checked at {@link #fold}), within float32 rounding. Two exact
+ * rewrites beyond the folding: the stem applies ReLU after the max-pool rather than before (ReLU is monotone, so they
+ * commute; the pooled tensor is a quarter of the size), and the activations can be kept in channels-last memory layout
+ * ({@link Layout}), which libtorch's oneDNN convolutions and its max-pool kernel handle faster than NCHW on CPU.
+ *
+ * <p>Channels-last is per stage and can be switched off stage by stage ({@link #useContiguous}): the engine can compute
+ * it wrongly on some CPUs. Training never runs this class directly: {@link GuardedPrefix} checks it first.
  */
 public final class FoldedPrefix implements AutoCloseable {
 
@@ -41,6 +43,8 @@ public final class FoldedPrefix implements AutoCloseable {
     private final int fromStage;
     private final int toStage;
     private final Layout layout;
+    /** Per stage of {@code [fromStage, toStage)}: runs channels-last. Starts from {@link #layout}; can only turn off. */
+    private final boolean[] channelsLast;
 
     private FoldedPrefix(List<List<Unit>> stages, List<FoldedConvBn> folds, int fromStage, int toStage, Layout layout) {
         this.stages = stages;
@@ -48,11 +52,36 @@ public final class FoldedPrefix implements AutoCloseable {
         this.fromStage = fromStage;
         this.toStage = toStage;
         this.layout = layout;
+        this.channelsLast = new boolean[toStage - fromStage];
+        for (int s = fromStage; s < toStage; s++) {
+            channelsLast[s - fromStage] = layout == Layout.CHANNELS_LAST
+                    || (layout == Layout.CHANNELS_LAST_STEM && s == 0);
+        }
     }
+
+    /**
+     * How one folded convolution is run: {@link #DIRECT} calls it; a checker ({@link GuardedPrefix}) also runs it on
+     * NCHW and compares.
+     */
+    @FunctionalInterface
+    public interface ConvCall {
+        /**
+         * @param conv the folded convolution
+         * @param x its input
+         * @param stage the stage it belongs to
+         * @param channelsLast whether {@code x} is stored channels-last
+         */
+        NDArray apply(FoldedConvBn conv, NDArray x, int stage, boolean channelsLast);
+    }
+
+    /** Runs the convolution (with the test-only fault of {@link KernelFaults} on channels-last inputs, if set). */
+    public static final ConvCall DIRECT = (conv, x, stage, cl) -> {
+        return KernelFaults.apply(conv, conv.forward(x), cl);
+    };
 
     /** One step of the prefix: the stem, or one residual unit. */
     private interface Unit {
-        NDArray apply(NDArray x);
+        NDArray apply(NDArray x, ConvCall call, boolean channelsLast);
     }
 
     /** Folds the prefix {@code [0, toStage)}: {@code fold(model, 0, toStage, layout, manager)}. */
@@ -79,11 +108,11 @@ public final class FoldedPrefix implements AutoCloseable {
                 List<Unit> units = new ArrayList<>();
                 if (s == 0) {
                     FoldedConvBn stem = foldPair(modules, "conv1", "bn1", manager, folds);
-                    units.add(x -> Activation.relu(Pool.maxPool2d(
-                            stem.forward(x), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false)));
+                    units.add((x, call, cl) -> Activation.relu(Pool.maxPool2d(
+                            call.apply(stem, x, 0, cl), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false)));
                 } else {
                     for (int u = 0; modules.containsKey("layer" + s + "." + u); u++) {
-                        units.add(residualUnit(modules, "layer" + s + "." + u + ".", manager, folds));
+                        units.add(residualUnit(modules, s, "layer" + s + "." + u + ".", manager, folds));
                     }
                 }
                 stages.add(List.copyOf(units));
@@ -135,7 +164,7 @@ public final class FoldedPrefix implements AutoCloseable {
 
     /** BasicBlock (conv1, conv2) or Bottleneck (conv1..conv3): relu after all but the last, then add and relu. */
     private static Unit residualUnit(
-            Map<String, Block> modules, String prefix, NDManager manager, List<FoldedConvBn> folds) {
+            Map<String, Block> modules, int stage, String prefix, NDManager manager, List<FoldedConvBn> folds) {
         List<FoldedConvBn> chain = new ArrayList<>();
         for (int i = 1; modules.containsKey(prefix + "conv" + i); i++) {
             chain.add(foldPair(modules, prefix + "conv" + i, prefix + "bn" + i, manager, folds));
@@ -143,15 +172,15 @@ public final class FoldedPrefix implements AutoCloseable {
         FoldedConvBn down = modules.containsKey(prefix + "downsample")
                 ? foldPair(modules, prefix + "downsample.0", prefix + "downsample.1", manager, folds)
                 : null;
-        return x -> {
+        return (x, call, cl) -> {
             NDArray y = x;
             for (int i = 0; i < chain.size(); i++) {
-                y = chain.get(i).forward(y);
+                y = call.apply(chain.get(i), y, stage, cl);
                 if (i < chain.size() - 1) {
                     y = Activation.relu(y);
                 }
             }
-            NDArray identity = down == null ? x : down.forward(x);
+            NDArray identity = down == null ? x : call.apply(down, x, stage, cl);
             return Activation.relu(y.add(identity));
         };
     }
@@ -165,7 +194,7 @@ public final class FoldedPrefix implements AutoCloseable {
         if (problem != null) {
             throw new IllegalArgumentException("cannot fold " + convName + " + " + bnName + ": " + problem);
         }
-        FoldedConvBn f = FoldedConvBn.fold(conv, bn, manager);
+        FoldedConvBn f = FoldedConvBn.fold(convName, conv, bn, manager);
         folds.add(f);
         return f;
     }
@@ -190,6 +219,11 @@ public final class FoldedPrefix implements AutoCloseable {
      * manager.
      */
     public NDArray forward(NDArray input) {
+        return forward(input, DIRECT);
+    }
+
+    /** {@link #forward(NDArray)} with every folded convolution run through {@code call}. */
+    public NDArray forward(NDArray input, ConvCall call) {
         List<UnaryOperator<NDArray>> steps = new ArrayList<>();
         boolean channelsLast = false;
         for (int i = 0; i < stages.size(); i++) {
@@ -198,8 +232,9 @@ public final class FoldedPrefix implements AutoCloseable {
                 steps.add(wanted ? FoldedPrefix::toChannelsLast : FoldedPrefix::toContiguous);
                 channelsLast = wanted;
             }
+            boolean cl = wanted;
             for (Unit unit : stages.get(i)) {
-                steps.add(unit::apply);
+                steps.add(x -> unit.apply(x, call, cl));
             }
         }
         if (channelsLast) {
@@ -216,9 +251,10 @@ public final class FoldedPrefix implements AutoCloseable {
      */
     public NDArray forwardInLayout(NDArray x) {
         try (Engines.NoGrad g = Engines.noGrad()) {
-            for (List<Unit> stage : stages) {
-                for (Unit unit : stage) {
-                    x = unit.apply(x);
+            for (int i = 0; i < stages.size(); i++) {
+                boolean cl = channelsLastAt(fromStage + i);
+                for (Unit unit : stages.get(i)) {
+                    x = unit.apply(x, DIRECT, cl);
                 }
             }
             return x;
@@ -227,7 +263,44 @@ public final class FoldedPrefix implements AutoCloseable {
 
     /** Whether stage {@code s} runs channels-last. */
     public boolean channelsLastAt(int s) {
-        return layout == Layout.CHANNELS_LAST || (layout == Layout.CHANNELS_LAST_STEM && s == 0);
+        return s >= fromStage && s < toStage && channelsLast[s - fromStage];
+    }
+
+    /** Runs stage {@code s} on contiguous NCHW from now on (a guard found channels-last wrong there). */
+    public void useContiguous(int s) {
+        channelsLast[s - fromStage] = false;
+    }
+
+    /** Whether any stage still runs channels-last. */
+    public boolean anyChannelsLast() {
+        for (boolean b : channelsLast) {
+            if (b) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The layout in words: {@code channels-last: stem, layer1; NCHW: layer4}. */
+    public String describeLayout() {
+        List<String> cl = new ArrayList<>();
+        List<String> nchw = new ArrayList<>();
+        for (int s = fromStage; s < toStage; s++) {
+            (channelsLastAt(s) ? cl : nchw).add(ResNet.stageNames().get(s));
+        }
+        StringBuilder b = new StringBuilder();
+        if (!cl.isEmpty()) {
+            b.append("channels-last: ").append(String.join(", ", cl));
+        }
+        if (!nchw.isEmpty()) {
+            b.append(b.length() > 0 ? "; " : "").append("NCHW: ").append(String.join(", ", nchw));
+        }
+        return b.toString();
+    }
+
+    /** The folded convolutions, in forward order. */
+    public List<FoldedConvBn> convolutions() {
+        return List.copyOf(folds);
     }
 
     /**

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.finetune.Versions;
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.model.FastPathReport;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -68,6 +69,8 @@ public final class TrainJob {
         private final boolean resumed;
         private final Map<String, Object> summary = new LinkedHashMap<>();
         private TrainContext ctx;
+        private Map<String, Object> info;
+        private String infoFile;
 
         RunInfoListener(boolean resumed) {
             this.resumed = resumed;
@@ -94,8 +97,20 @@ public final class TrainJob {
             info.put("policy", ctx.fineTuner().plan().policy().describe());
             info.put("trainable_params", ctx.fineTuner().plan().trainableParameterCount());
             info.put("frozen_params", ctx.fineTuner().plan().frozenParameterCount());
-            ctx.run().writeText(resumed ? "run-resumed-" + ctx.state().epochsCompleted() + ".json" : "run.json",
-                    json(info));
+            this.info = info;
+            this.infoFile = resumed ? "run-resumed-" + ctx.state().epochsCompleted() + ".json" : "run.json";
+            writeInfo();
+        }
+
+        /** run.json with the fast-path guard's report as it stands (what runs, what was checked, any fallback). */
+        private void writeInfo() {
+            info.put("fast_path", ctx.fineTuner().fastPathReports().stream().map(FastPathReport::toMap).toList());
+            ctx.run().writeText(infoFile, json(info));
+        }
+
+        @Override
+        public void onTrainEnd(TrainContext ctx) {
+            writeInfo();
         }
 
         @Override

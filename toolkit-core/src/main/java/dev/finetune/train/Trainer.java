@@ -2,6 +2,7 @@ package dev.finetune.train;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
@@ -63,6 +64,7 @@ public final class Trainer {
                 ft.applyPolicy(policy);
                 ft.optimizer().importState(resumeFrom.optimizerState());
             }
+            verifyFastPath(ft, data, tc);
             FrozenGuard guard = FrozenGuard.capture(ft.model(), ft.plan(), ft.manager());
             int stepsPerEpoch = stepsPerEpoch(data, tc);
             LrSchedule schedule = new LrSchedule(tc.schedule(), loaded.config().optimizer().toSettings().lr(),
@@ -76,6 +78,7 @@ public final class Trainer {
                     while (applied < tc.unfreeze().size() && tc.unfreeze().get(applied).atEpoch() <= epoch) {
                         policy = withUnfreeze(policy, tc.unfreeze().get(applied), applied);
                         ft.applyPolicy(policy);
+                        verifyFastPath(ft, data, tc);
                         applied++;
                         guard.close();
                         guard = FrozenGuard.capture(ft.model(), ft.plan(), ft.manager());
@@ -182,6 +185,20 @@ public final class Trainer {
             pats.add(NamePattern.parse(u.match().get(i), where + ".match"));
         }
         return policy.withRule(new FreezePolicy.Rule(true, pats, where));
+    }
+
+    /**
+     * Checks the folded frozen prefix against the plain network on this host before the first step, at the batch
+     * shapes this run will use, so that run.json records what runs (other shapes are checked when first seen).
+     */
+    private static void verifyFastPath(FineTuner ft, TrainingData data, TrainConfig tc) {
+        int side = data.transforms().imageSize();
+        int n = data.train().size();
+        int full = Math.min(tc.batchSize(), Math.max(1, n));
+        ft.verifyFastPath(new Shape(full, 3, side, side));
+        if (n > full && n % full != 0) {
+            ft.verifyFastPath(new Shape(n % full, 3, side, side));
+        }
     }
 
     private static int stepsPerEpoch(TrainingData data, TrainConfig tc) {

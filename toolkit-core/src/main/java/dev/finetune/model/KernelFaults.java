@@ -1,0 +1,60 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * A simulated kernel defect, so that the fast-path guard ({@link GuardedPrefix}) can be tested on a host whose libtorch
+ * computes correctly. Off unless set.
+ *
+ * <p>The defect it imitates was seen on an AMD Zen 5 host: libtorch 2.7.1 computes a 1×1, stride-2 convolution with
+ * 512 output channels wrongly on a channels-last input (off by 1.3–1.7 at |y| ≈ 5). With
+ * {@code -Dfinetune.fault.channels_last_conv=512:1:2} (output channels : kernel : stride) or
+ * {@link #setChannelsLastConv(String)}, every folded convolution of that shape run channels-last gets 1.5 added to its
+ * output, as that host would have it. A fourth field {@code :any} makes the fault hit NCHW runs of the folded
+ * convolution too (a defect the per-convolution check cannot see, which the whole-prefix check must catch).
+ */
+public final class KernelFaults {
+    /** The system property that sets the fault at start-up. */
+    public static final String PROPERTY = "finetune.fault.channels_last_conv";
+
+    private static volatile int[] channelsLastConv = parse(System.getProperty(PROPERTY));
+
+    private KernelFaults() {}
+
+    /** Sets ({@code "512:1:2"}, {@code "512:1:2:any"}) or clears ({@code null}) the simulated defect. */
+    public static void setChannelsLastConv(String spec) {
+        channelsLastConv = parse(spec);
+    }
+
+    private static int[] parse(String spec) {
+        if (spec == null || spec.isBlank()) {
+            return null;
+        }
+        String[] parts = spec.trim().split(":");
+        boolean any = parts.length == 4 && parts[3].trim().equals("any");
+        if (parts.length != 3 && !any) {
+            throw new IllegalArgumentException(
+                    PROPERTY + " must be OUT:KERNEL:STRIDE[:any] (e.g. 512:1:2), found " + spec);
+        }
+        int[] out = new int[4];
+        for (int i = 0; i < 3; i++) {
+            out[i] = Integer.parseInt(parts[i].trim());
+        }
+        out[3] = any ? 1 : 0;
+        return out;
+    }
+
+    /**
+     * {@code y}, or {@code y} with the simulated defect when {@code conv} has the faulty shape and layout.
+     *
+     * @param channelsLast whether {@code conv} ran on a channels-last input
+     */
+    static NDArray apply(FoldedConvBn conv, NDArray y, boolean channelsLast) {
+        int[] f = channelsLastConv;
+        if (f == null || (!channelsLast && f[3] == 0) || conv.outChannels() != f[0] || conv.kernel() != f[1]
+                || conv.stride() != f[2]) {
+            return y;
+        }
+        return y.add(1.5f);
+    }
+}
