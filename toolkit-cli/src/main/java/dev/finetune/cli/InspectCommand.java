@@ -30,6 +30,10 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--json", description = "machine-readable output")
     boolean json;
 
+    @Option(names = "--epoch", paramLabel = "N", description = "the state during epoch N (default 1): after the"
+            + " train.unfreeze steps with at_epoch <= N, each in its own optimizer group")
+    int epoch = 1;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -40,7 +44,10 @@ final class InspectCommand implements Callable<Integer> {
         if (dataClasses == null && loaded.config().data() != null) {
             dataClasses = dev.finetune.train.TrainingData.open(loaded, loaded.config().train().seed()).numClasses();
         }
-        InspectReport report = Experiment.inspect(loaded, dataClasses);
+        if (epoch < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--epoch must be >= 1, found " + epoch);
+        }
+        InspectReport report = Experiment.inspect(loaded, dataClasses, epoch);
         PrintWriter out = spec.commandLine().getOut();
         out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
         out.flush();

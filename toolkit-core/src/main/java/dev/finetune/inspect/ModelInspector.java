@@ -7,6 +7,7 @@ import dev.finetune.model.BatchNorm2d;
 import dev.finetune.model.BnMode;
 import dev.finetune.model.Conv2d;
 import dev.finetune.model.ResNet;
+import dev.finetune.optim.AddedGroup;
 import dev.finetune.optim.GroupedOptimizer;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.optim.ParamSlot;
@@ -28,9 +29,15 @@ public final class ModelInspector {
      */
     public static InspectReport inspect(
             String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer, int imageSize, String load) {
+        return inspect(experiment, model, plan, optimizer, List.of(), imageSize, load);
+    }
+
+    /** {@link #inspect} with the optimizer groups added by gradual unfreezing so far. */
+    public static InspectReport inspect(String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer,
+            List<AddedGroup> added, int imageSize, String load) {
         Map<String, Parameter> tensors = model.namedTensors();
         Map<String, ParamSlot> slots = new HashMap<>();
-        for (ParamSlot s : GroupedOptimizer.slotsFor(optimizer, tensors, plan)) {
+        for (ParamSlot s : GroupedOptimizer.slotsFor(optimizer, tensors, plan, added)) {
             slots.put(s.name(), s);
         }
         List<InspectReport.Row> rows = new ArrayList<>();

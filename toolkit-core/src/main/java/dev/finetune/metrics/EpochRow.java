@@ -14,13 +14,15 @@ import java.util.Map;
  * @param valLoss mean validation loss; NaN when the epoch was not validated
  * @param valTop1 validation top-1 accuracy as a fraction; NaN when not validated
  * @param valTop5 validation top-5 accuracy (top-min(5, classes)) as a fraction; NaN when not validated
- * @param lr the learning rate at the end of the epoch (of the head's parameter group when groups differ)
+ * @param lr the base learning rate at the end of the epoch ({@code optimizer.lr} under the schedule)
  * @param epochSeconds wall-clock time of the epoch including validation
  * @param imagesPerSecond training throughput
  * @param trainableParams how many parameters were trainable during the epoch (changes when layers are unfrozen)
  * @param perClassAccuracy validation accuracy by class name; NaN for a class without validation samples; empty when
  *     not validated
  * @param confusionMatrix validation confusion matrix (rows true, columns predicted); null when not validated
+ * @param lrByGroup the learning rate of each optimizer group at the end of the epoch ({@code base},
+ *     {@code optimizer.groups[0]}, {@code train.unfreeze[0]} ...); JSONL only
  */
 public record EpochRow(
         int epoch,
@@ -33,7 +35,8 @@ public record EpochRow(
         double imagesPerSecond,
         long trainableParams,
         Map<String, Double> perClassAccuracy,
-        long[][] confusionMatrix) {
+        long[][] confusionMatrix,
+        Map<String, Double> lrByGroup) {
 
     /** Copies the map and matrix so the row cannot change after it is built. */
     public EpochRow {
@@ -47,6 +50,7 @@ public record EpochRow(
             }
             confusionMatrix = copy;
         }
+        lrByGroup = lrByGroup == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(lrByGroup));
     }
 
     /**
@@ -57,13 +61,21 @@ public record EpochRow(
      */
     public static EpochRow of(int epoch, double trainLoss, EpochMetrics validation, List<String> classNames,
             double lr, double epochSeconds, double imagesPerSecond, long trainableParams) {
+        return of(epoch, trainLoss, validation, classNames, lr, epochSeconds, imagesPerSecond, trainableParams,
+                Map.of());
+    }
+
+    /** {@link #of(int, double, EpochMetrics, List, double, double, double, long)} with each group's learning rate. */
+    public static EpochRow of(int epoch, double trainLoss, EpochMetrics validation, List<String> classNames,
+            double lr, double epochSeconds, double imagesPerSecond, long trainableParams,
+            Map<String, Double> lrByGroup) {
         if (validation == null) {
             return new EpochRow(epoch, trainLoss, Double.NaN, Double.NaN, Double.NaN, lr, epochSeconds,
-                    imagesPerSecond, trainableParams, Map.of(), null);
+                    imagesPerSecond, trainableParams, Map.of(), null, lrByGroup);
         }
         return new EpochRow(epoch, trainLoss, validation.loss(), validation.top1(), validation.top5(), lr,
                 epochSeconds, imagesPerSecond, trainableParams, validation.perClassAccuracy(classNames),
-                validation.confusion());
+                validation.confusion(), lrByGroup);
     }
 
     /** A copy of the confusion matrix, or null when not validated. */

@@ -45,12 +45,28 @@ public final class GroupedOptimizer implements AutoCloseable {
      */
     public static GroupedOptimizer build(
             OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan, NDManager manager) {
-        return new GroupedOptimizer(settings, slotsFor(settings, tensors, plan), manager);
+        return build(settings, tensors, plan, List.of(), manager);
+    }
+
+    /**
+     * {@link #build(OptimizerSettings, Map, FreezePlan, NDManager)} with groups added while training (gradual
+     * unfreezing): a parameter in an added group takes that group's learning-rate multiplier; a later added group
+     * wins over an earlier one.
+     */
+    public static GroupedOptimizer build(OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan,
+            List<AddedGroup> added, NDManager manager) {
+        return new GroupedOptimizer(settings, slotsFor(settings, tensors, plan, added), manager);
     }
 
     /** The slots {@link #build} would create, without allocating anything (for {@code inspect}). */
     public static List<ParamSlot> slotsFor(
             OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan) {
+        return slotsFor(settings, tensors, plan, List.of());
+    }
+
+    /** The slots with groups added while training ({@link AddedGroup}). */
+    public static List<ParamSlot> slotsFor(
+            OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan, List<AddedGroup> added) {
         List<NamePattern> patterns = new ArrayList<>();
         for (int i = 0; i < settings.groups().size(); i++) {
             String where = "optimizer.groups[" + i + "].match";
@@ -77,6 +93,12 @@ public final class GroupedOptimizer implements AutoCloseable {
                     mult = g.lrMult() == null ? 1 : g.lrMult();
                     wd = g.weightDecay() != null ? g.weightDecay() : (noDecay ? 0 : settings.weightDecay());
                     group = "optimizer.groups[" + i + "]";
+                }
+            }
+            for (AddedGroup a : added) {
+                if (a.params().contains(name)) {
+                    mult = a.lrMult();
+                    group = a.name();
                 }
             }
             out.add(new ParamSlot(name, p, mult, wd, group));

@@ -6,6 +6,7 @@ import dev.finetune.config.ConfigException;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.config.ExperimentConfig;
 import dev.finetune.config.ModelConfig;
+import dev.finetune.config.TrainConfig;
 import dev.finetune.inspect.InspectReport;
 import dev.finetune.inspect.ModelInspector;
 import dev.finetune.model.ResNetArch;
@@ -74,15 +75,26 @@ public final class Experiment {
         return b.build();
     }
 
-    /** What {@code finetune inspect} reports for the config. */
+    /** What {@code finetune inspect} reports for the config, before training. */
     public static InspectReport inspect(ConfigLoader.Loaded loaded, Integer dataClasses) {
+        return inspect(loaded, dataClasses, 1);
+    }
+
+    /**
+     * What {@code finetune inspect --epoch N} reports: the state during epoch {@code epoch}, after the gradual
+     * unfreezing steps with {@code at_epoch <= epoch} (their parameters in their own optimizer groups).
+     */
+    public static InspectReport inspect(ConfigLoader.Loaded loaded, Integer dataClasses, int epoch) {
         Checkpoint ckpt = checkpoint(loaded);
         try (FineTuner ft = fineTuner(loaded, ckpt, dataClasses)) {
+            List<TrainConfig.UnfreezeConfig> steps = loaded.config().train().unfreeze();
+            for (int i = 0; i < steps.size() && steps.get(i).atEpoch() <= epoch; i++) {
+                Trainer.unfreeze(ft, steps.get(i), i);
+            }
             int size = loaded.config().data() == null ? 224 : loaded.config().data().imageSize();
             String load = ft.loadReport() == null ? null : ft.loadReport().summary();
-            return ModelInspector.inspect(
-                    loaded.config().name(), ft.model(), ft.plan(), loaded.config().optimizer().toSettings(), size,
-                    load);
+            return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
+                    loaded.config().optimizer().toSettings(), ft.addedGroups(), size, load);
         }
     }
 

@@ -17,6 +17,7 @@ import dev.finetune.model.FoldedPrefix;
 import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
+import dev.finetune.optim.AddedGroup;
 import dev.finetune.optim.GroupedOptimizer;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.FreezePlan;
@@ -25,7 +26,9 @@ import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.LoadReport;
 import dev.finetune.weights.WeightLoader;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The library's front door: a pretrained ResNet with a freeze policy applied, a new head, and an optimizer over only
@@ -56,6 +59,8 @@ public final class FineTuner implements AutoCloseable {
     private GuardedPrefix folded;
     /** Reports of folded prefixes replaced by a re-plan (gradual unfreezing), oldest first. */
     private final List<FastPathReport> pastReports = new ArrayList<>();
+    /** Optimizer groups added by gradual unfreezing, oldest first. */
+    private final List<AddedGroup> addedGroups = new ArrayList<>();
 
     private FineTuner(Builder b) {
         Engine engine = Engines.pytorch(b.threads);
@@ -107,12 +112,38 @@ public final class FineTuner implements AutoCloseable {
         plan = FreezePlan.applyTo(model, policy);
         refold();
         GroupedOptimizer old = optimizer;
-        optimizer = GroupedOptimizer.build(optimizerSettings, model.namedTensors(), plan, manager);
+        optimizer = GroupedOptimizer.build(optimizerSettings, model.namedTensors(), plan, addedGroups, manager);
         if (old != null) {
             optimizer.importState(old.exportState());
             old.close();
         }
         return plan;
+    }
+
+    /**
+     * Gradual unfreezing, as Lightning's {@code unfreeze_and_add_param_group}: appends {@code rule} (a train rule) to
+     * the policy, applies it, and puts the parameters it newly makes trainable into their own optimizer group with
+     * learning rate {@code base lr × lrMult} (PyTorch's {@code add_param_group}). Parameters that were trainable before
+     * keep their group and their state.
+     *
+     * @return the new plan
+     */
+    public FreezePlan unfreeze(FreezePolicy.Rule rule, double lrMult) {
+        if (!rule.train()) {
+            throw new IllegalArgumentException(rule.where() + ": an unfreeze step needs a train rule");
+        }
+        Set<String> before = new HashSet<>(plan.trainableNames());
+        FreezePolicy next = plan.policy().withRule(rule);
+        List<String> added = next.plan(FreezePlan.describe(model)).trainableNames().stream()
+                .filter(n -> !before.contains(n))
+                .toList();
+        addedGroups.add(new AddedGroup(rule.where(), lrMult, added));
+        return applyPolicy(next);
+    }
+
+    /** The optimizer groups added by {@link #unfreeze}, oldest first. */
+    public List<AddedGroup> addedGroups() {
+        return List.copyOf(addedGroups);
     }
 
     /**

@@ -2,7 +2,10 @@ package dev.finetune.train;
 
 import dev.finetune.metrics.EpochRow;
 import dev.finetune.metrics.MetricsLog;
+import dev.finetune.optim.ParamSlot;
 import dev.finetune.report.Plots;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /**
  * Appends each epoch to {@code metrics.csv} and {@code metrics.jsonl} and redraws the curves and the confusion
@@ -20,8 +23,12 @@ public final class MetricsListener implements TrainingListener {
 
     @Override
     public void onEpochEnd(TrainContext ctx, EpochSummary s) {
+        Map<String, Double> byGroup = new LinkedHashMap<>();
+        for (ParamSlot slot : ctx.fineTuner().optimizer().slots()) {
+            byGroup.putIfAbsent(slot.group(), s.lr() * slot.lrMult());
+        }
         EpochRow row = EpochRow.of(s.epoch(), s.trainLoss(), s.val(), ctx.classNames(), s.lr(), s.seconds(),
-                s.imagesPerSecond(), s.trainableParams());
+                s.imagesPerSecond(), s.trainableParams(), byGroup);
         log.append(row);
         Plots.curves(log.csvPath(), ctx.run().plots().resolve("curves.png"));
         if (s.val() != null) {

@@ -56,12 +56,10 @@ public final class Trainer {
                 ? resumed(data)
                 : Experiment.fineTuner(loaded, start, data.numClasses())) {
             TrainContext ctx = new TrainContext(loaded, ft, data, run, state);
-            FreezePolicy policy = loaded.config().freeze().toPolicy();
             for (int i = 0; i < state.unfreezeApplied(); i++) {
-                policy = withUnfreeze(policy, tc.unfreeze().get(i), i);
+                unfreeze(ft, tc.unfreeze().get(i), i);
             }
             if (resumeFrom != null) {
-                ft.applyPolicy(policy);
                 ft.optimizer().importState(resumeFrom.optimizerState());
             }
             verifyFastPath(ft, data, tc);
@@ -76,8 +74,7 @@ public final class Trainer {
                 for (int epoch = state.epochsCompleted() + 1; epoch <= tc.epochs(); epoch++) {
                     int applied = state.unfreezeApplied();
                     while (applied < tc.unfreeze().size() && tc.unfreeze().get(applied).atEpoch() <= epoch) {
-                        policy = withUnfreeze(policy, tc.unfreeze().get(applied), applied);
-                        ft.applyPolicy(policy);
+                        unfreeze(ft, tc.unfreeze().get(applied), applied);
                         verifyFastPath(ft, data, tc);
                         applied++;
                         guard.close();
@@ -177,14 +174,17 @@ public final class Trainer {
                 .build();
     }
 
-    /** An unfreeze step as one more train rule at the end of the policy, with its learning-rate multiplier. */
-    static FreezePolicy withUnfreeze(FreezePolicy policy, TrainConfig.UnfreezeConfig u, int index) {
+    /**
+     * An unfreeze step: one more train rule at the end of the policy, and the parameters it newly makes trainable in
+     * their own optimizer group with its learning-rate multiplier (default 1).
+     */
+    static void unfreeze(FineTuner ft, TrainConfig.UnfreezeConfig u, int index) {
         String where = "train.unfreeze[" + index + "]";
         List<NamePattern> pats = new ArrayList<>();
         for (int i = 0; i < u.match().size(); i++) {
             pats.add(NamePattern.parse(u.match().get(i), where + ".match"));
         }
-        return policy.withRule(new FreezePolicy.Rule(true, pats, where));
+        ft.unfreeze(new FreezePolicy.Rule(true, pats, where), u.lrMult() == null ? 1.0 : u.lrMult());
     }
 
     /**

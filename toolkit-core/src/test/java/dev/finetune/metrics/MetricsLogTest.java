@@ -32,7 +32,7 @@ class MetricsLogTest {
         perClass.put("cat", 0.75);
         perClass.put("dog", Double.NaN);
         return new EpochRow(epoch, 0.5, 0.25, 0.75, 1.0, 0.001, 12.5, 80.0, 5130, perClass,
-                new long[][] {{3, 1}, {0, 0}});
+                new long[][] {{3, 1}, {0, 0}}, Map.of("base", 0.001));
     }
 
     private static Map<String, Object> mapRow(int epoch, double loss) {
