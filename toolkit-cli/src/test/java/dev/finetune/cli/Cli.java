@@ -39,10 +39,16 @@ final class Cli {
 
     /** Starts {@code finetune ARGS} as a separate JVM (for signals and kills). */
     static Process start(Path log, String... args) throws IOException {
+        return start(log, List.of(), args);
+    }
+
+    /** Starts {@code finetune ARGS} as a separate JVM with extra JVM options ({@code -Dkey=value}). */
+    static Process start(Path log, List<String> jvmOptions, String... args) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Dai.djl.offline=true");
         cmd.add("-Xmx4g");
+        cmd.addAll(jvmOptions);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add("dev.finetune.cli.FinetuneCli");
