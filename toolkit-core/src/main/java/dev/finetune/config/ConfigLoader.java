@@ -30,6 +30,8 @@ import java.util.stream.Collectors;
  */
 public final class ConfigLoader {
     private static final ObjectMapper YAML = mapper();
+    /** Largest config or policy file read. */
+    public static final long MAX_FILE_BYTES = 1L << 20;
 
     private ConfigLoader() {}
 
@@ -158,6 +160,13 @@ public final class ConfigLoader {
             throw new ConfigException("", "config file not found: " + file);
         }
         try {
+            // Checked before parsing: SnakeYAML's code-point limit does not count comments, and a large comment
+            // takes minutes to scan.
+            long size = Files.size(file);
+            if (size > MAX_FILE_BYTES) {
+                throw new ConfigException("", file + " is " + size + " bytes; a config or policy file may have at most "
+                        + MAX_FILE_BYTES + " bytes (1 MiB). Is it the right file?");
+            }
             JsonNode n = YAML.readTree(file.toFile());
             if (n == null || !n.isObject()) {
                 throw new ConfigException("", file + ": expected a YAML mapping at the top (model:, optimizer:, …)");

@@ -110,17 +110,19 @@ class ConfigFuzzTest {
                         "base: &b {arch: resnet18}\nmodel:\n  <<: *b\n" + "optimizer: {lr: 0.1}\n"))
                 .error("flow nesting 10,000 deep", "not valid YAML", f -> Files.writeString(f, minimal + "name: "
                         + "[".repeat(10_000) + "]".repeat(10_000) + "\n"))
-                .error("block nesting 2,000 deep", "not valid YAML", f -> {
+                .error("block nesting 1,200 deep", "not valid YAML", f -> {
                     StringBuilder b = new StringBuilder(minimal).append("train:\n");
-                    for (int i = 0; i < 2000; i++) {
+                    for (int i = 0; i < 1200; i++) {
                         b.append(" ".repeat(i + 1)).append("k").append(i).append(":\n");
                     }
                     Files.writeString(f, b.toString());
                 })
-                .error("4 MB document", "not valid YAML", f -> Files.writeString(f, minimal + "name: \""
+                .error("4 MB document", "may have at most 1048576 bytes", f -> Files.writeString(f, minimal + "name: \""
                         + "x".repeat(4 << 20) + "\"\n"))
                 .error("100,000-character key", "not valid YAML | unknown key", f -> Files.writeString(f, minimal
                         + "k".repeat(100_000) + ": 1\n"))
+                .error("30 MB comment", "may have at most 1048576 bytes", f -> Files.writeString(f, minimal + "#"
+                        + "c".repeat(30 << 20) + "\n"))
                 .error("Python object tag", "optimizer.momentum", f -> Files.writeString(f, minimal.replace(
                         "lr: 0.1}", "lr: 0.1, momentum: !!python/object/apply:os.system [\"touch " + marker + "\"]}")))
                 .error("Java class tags", "data.root", f -> Files.writeString(f, minimal
