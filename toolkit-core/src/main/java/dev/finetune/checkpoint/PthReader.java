@@ -134,7 +134,7 @@ public final class PthReader implements CheckpointReader {
         PyDict stateDict = top;
         String wrappedKey = null;
         for (String key : WRAPPER_KEYS) {
-            if (top.items.get(key) instanceof PyDict inner && holdsTensor(inner)) {
+            if (top.get(key) instanceof PyDict inner && holdsTensor(inner)) {
                 stateDict = inner;
                 wrappedKey = key;
                 break;
@@ -142,9 +142,14 @@ public final class PthReader implements CheckpointReader {
         }
         LinkedHashMap<String, TensorRef> tensors = new LinkedHashMap<>();
         List<String> ignored = new ArrayList<>();
-        for (Map.Entry<Object, Object> e : stateDict.items.entrySet()) {
+        for (Map.Entry<Object, Object> e : stateDict.entries()) {
             String name = keyName(e.getKey());
             if (e.getValue() instanceof TensorRef t) {
+                if (!(e.getKey() instanceof String)) {
+                    throw new CheckpointException(file, "a tensor is stored under the key " + name + ", a "
+                            + RestrictedUnpickler.typeName(e.getKey()) + "; a state_dict's keys are parameter names"
+                            + " (str). Re-save it with torch.save(model.state_dict(), f)");
+                }
                 tensors.put(name, t);
             } else {
                 ignored.add(name);
@@ -153,7 +158,7 @@ public final class PthReader implements CheckpointReader {
         }
         if (wrappedKey != null) {
             metadata.put("wrapped_key", wrappedKey);
-            for (Map.Entry<Object, Object> e : top.items.entrySet()) {
+            for (Map.Entry<Object, Object> e : top.entries()) {
                 String name = keyName(e.getKey());
                 if (!name.equals(wrappedKey)) {
                     ignored.add(name);
@@ -166,7 +171,7 @@ public final class PthReader implements CheckpointReader {
         }
         if (tensors.isEmpty()) {
             List<String> keys = new ArrayList<>();
-            for (Object k : top.items.keySet()) {
+            for (Object k : top.keys()) {
                 if (keys.size() == 20) {
                     keys.add("...");
                     break;
@@ -180,7 +185,7 @@ public final class PthReader implements CheckpointReader {
     }
 
     private static boolean holdsTensor(PyDict dict) {
-        for (Object v : dict.items.values()) {
+        for (Object v : dict.values()) {
             if (v instanceof TensorRef) {
                 return true;
             }

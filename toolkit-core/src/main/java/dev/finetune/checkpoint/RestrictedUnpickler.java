@@ -67,9 +67,107 @@ final class RestrictedUnpickler {
         final List<Object> items = new ArrayList<>();
     }
 
-    /** A Python dict or OrderedDict, in insertion order; identity semantics like {@link PyList}. */
+    /**
+     * A Python dict or OrderedDict, in insertion order; identity semantics like {@link PyList}.
+     *
+     * <p>Why not a map keyed by the Python values themselves: a crafted file can give 80,000 tuple keys one Java
+     * {@code hashCode}, and a {@code HashMap} bucket of keys that are not {@link Comparable} is a list, so inserting
+     * them takes quadratic time (142 s measured). Keys are stored as {@link Key}s instead: comparable, so a colliding
+     * bucket becomes a balanced tree (logarithmic); equal exactly when Python's keys are equal ({@code 1 == 1.0 ==
+     * True}; {@code 1 != '1'}).
+     */
     static final class PyDict {
-        final LinkedHashMap<Object, Object> items = new LinkedHashMap<>();
+        private final LinkedHashMap<Key, Map.Entry<Object, Object>> items = new LinkedHashMap<>();
+
+        void put(Object key, Object value) {
+            items.put(Key.of(key), Map.entry(key, value == null ? None.NONE : value));
+        }
+
+        Object get(Object key) {
+            Map.Entry<Object, Object> e = items.get(Key.of(key));
+            return e == null ? null : e.getValue();
+        }
+
+        boolean isEmpty() {
+            return items.isEmpty();
+        }
+
+        int size() {
+            return items.size();
+        }
+
+        /** (original key, value) pairs in insertion order; the first key of equal keys, as Python keeps it. */
+        java.util.Collection<Map.Entry<Object, Object>> entries() {
+            return items.values();
+        }
+
+        java.util.List<Object> keys() {
+            return items.values().stream().map(Map.Entry::getKey).toList();
+        }
+
+        java.util.List<Object> values() {
+            return items.values().stream().map(Map.Entry::getValue).toList();
+        }
+    }
+
+    /**
+     * A dict key by Python equality: a type tag (numbers share one: {@code 1}, {@code 1.0} and {@code True} are one key
+     * in Python) and a canonical text. Comparable, so that hash collisions cost a tree lookup, not a list scan.
+     */
+    record Key(char type, String text) implements Comparable<Key> {
+        static Key of(Object o) {
+            StringBuilder b = new StringBuilder();
+            char type = encode(o, b);
+            return new Key(type, b.toString());
+        }
+
+        private static char encode(Object o, StringBuilder b) {
+            if (o instanceof String s) {
+                b.append(s);
+                return 's';
+            }
+            if (o instanceof Boolean v) {
+                b.append(v ? 1 : 0);
+                return 'n';
+            }
+            if (o instanceof Long || o instanceof BigInteger) {
+                b.append(o);
+                return 'n';
+            }
+            if (o instanceof Double d) {
+                if (d == Math.rint(d) && !Double.isInfinite(d) && Math.abs(d) < 0x1p62) {
+                    b.append((long) (double) d);
+                } else {
+                    b.append(Double.isNaN(d) ? "nan" : Double.toString(d));
+                }
+                return 'n';
+            }
+            if (o instanceof Tuple t) {
+                b.append('(');
+                for (Object item : t.items()) {
+                    StringBuilder inner = new StringBuilder();
+                    char c = encode(item, inner);
+                    // Length-prefixed, so that no string inside a tuple can fake the tuple's structure.
+                    b.append(c).append(inner.length()).append(':').append(inner);
+                }
+                b.append(')');
+                return 't';
+            }
+            if (o == None.NONE) {
+                return '0';
+            }
+            if (o instanceof Global g) {
+                b.append(g.qualifiedName());
+                return 'g';
+            }
+            throw new IllegalArgumentException("unhashable " + o);
+        }
+
+        @Override
+        public int compareTo(Key o) {
+            int c = Character.compare(type, o.type);
+            return c != 0 ? c : text.compareTo(o.text);
+        }
     }
 
     /** What an allowlisted global stands for. */
@@ -291,7 +389,7 @@ final class RestrictedUnpickler {
                     Object kwargs = pop();
                     Object args = pop();
                     Object cls = pop();
-                    if (!(kwargs instanceof PyDict d) || !d.items.isEmpty()) {
+                    if (!(kwargs instanceof PyDict d) || !d.isEmpty()) {
                         throw fail("NEWOBJ_EX with keyword arguments is not used by state_dicts");
                     }
                     push(newObject(cls, args));
@@ -525,7 +623,7 @@ final class RestrictedUnpickler {
             throw fail("a dict key (" + typeName(key) + ") larger than " + MAX_KEY_SIZE + " characters or elements;"
                     + " a state_dict's keys are parameter names");
         }
-        dict.items.put(key, value);
+        dict.put(key, value);
     }
 
     /** The size of a key, counted only up to just past {@code limit} so that a shared-tuple bomb stays cheap. */

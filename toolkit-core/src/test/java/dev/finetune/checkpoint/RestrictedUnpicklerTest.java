@@ -27,11 +27,11 @@ class RestrictedUnpicklerTest {
                 List.of(Dtype.F32, Dtype.F32));
 
         PyDict dict = assertInstanceOf(PyDict.class, load(pickle));
-        TensorRef a = assertInstanceOf(TensorRef.class, dict.items.get("a"));
+        TensorRef a = assertInstanceOf(TensorRef.class, dict.get("a"));
         assertArrayEquals(new long[] {2, 1, 1, 3}, a.shape());
         assertArrayEquals(new long[] {3, 3, 3, 1}, a.stride());
         assertEquals(6, a.storage().numel());
-        TensorRef big = assertInstanceOf(TensorRef.class, dict.items.get("big"));
+        TensorRef big = assertInstanceOf(TensorRef.class, dict.get("big"));
         assertEquals(70000, big.storage().numel());
         assertEquals("1", big.storage().key());
     }
