@@ -213,6 +213,9 @@ public final class PthReader implements CheckpointReader {
         // could claim billions of values over a one-element storage. Real state_dicts hold fewer values than bytes.
         long budget = 4 * fileSize + (1 << 20);
         long total = 0;
+        // torch.save stores storages uncompressed, so together they fit in the file; a crafted zip of deflated
+        // storages could otherwise inflate a 3.5 MB file to gigabytes (each storage alone passes the size check).
+        long storageBytes = 0;
         Map<String, ByteBuffer> storages = new HashMap<>();
         LinkedHashMap<String, HostTensor> tensors = new LinkedHashMap<>();
         for (Map.Entry<String, TensorRef> e : refs.entrySet()) {
@@ -226,9 +229,15 @@ public final class PthReader implements CheckpointReader {
                         + numel + " values); refusing to allocate them");
             }
             StorageRef storage = ref.storage();
+            if (numel == 0) {
+                // An empty tensor reads nothing; its storage is neither read nor counted.
+                tensors.put(name, new HostTensor(storage.dtype().name(), ref.shape().clone(), new float[0]));
+                continue;
+            }
             ByteBuffer bytes = storages.get(storage.key());
             if (bytes == null) {
-                bytes = readStorage(file, zip, archive, storage, fileSize).order(order);
+                bytes = readStorage(file, zip, archive, storage, fileSize, storageBytes).order(order);
+                storageBytes += bytes.capacity();
                 storages.put(storage.key(), bytes);
             }
             float[] values = gather(file, name, ref, (int) numel, bytes);
@@ -253,8 +262,13 @@ public final class PthReader implements CheckpointReader {
         return n;
     }
 
-    private static ByteBuffer readStorage(Path file, ZipFile zip, String archive, StorageRef s, long fileSize)
-            throws IOException {
+    /**
+     * Reads one storage, after checking its claimed size against the zip entry and the file.
+     *
+     * @param readBefore bytes of the distinct storages read so far
+     */
+    private static ByteBuffer readStorage(Path file, ZipFile zip, String archive, StorageRef s, long fileSize,
+            long readBefore) throws IOException {
         String entryName = archive + "/data/" + s.key();
         ZipEntry entry = zip.getEntry(entryName);
         if (entry == null) {
@@ -278,6 +292,11 @@ public final class PthReader implements CheckpointReader {
         if (claimed > MAX_TENSOR_ELEMENTS) {
             throw new CheckpointException(file, "storage " + entryName + " is " + claimed
                     + " bytes; this reader holds at most " + MAX_TENSOR_ELEMENTS + " bytes per storage");
+        }
+        if (readBefore + claimed > fileSize) {
+            throw new CheckpointException(file, "its storages add up to more than " + (readBefore + claimed)
+                    + " bytes, more than the whole " + fileSize + "-byte file (torch.save stores them uncompressed):"
+                    + " a compressed or crafted file; refusing to inflate it");
         }
         byte[] bytes = new byte[(int) claimed];
         int read;

@@ -158,6 +158,11 @@ class PthFuzzTest {
                         concat(new byte[] {EMPTY_TUPLE}, repeat(0x85, 1000), new byte[] {STOP}), 0))
                 .error("tuple DAG 90 deep as a dict key (2^90 paths)", "dict key", f -> pth(f, tupleDagKey(90), 0))
                 .ok("100,000 tuple keys with one Java hashCode", f -> pth(f, collidingTupleKeys(100_000), 2))
+                .error("200 deflated storages, each nearly as large as the file", "storages add up to more than",
+                        PthFuzzTest::deflatedStorages)
+                .ok("an empty tensor over a missing storage", f -> Pickle.writePth(f, new Pickle().proto(2)
+                        .orderedDict().op(MARK).str("w").floatTensor("0", 2).str("e").floatTensor("9", 0)
+                        .op(SETITEMS, STOP).bytes(), Map.of("0", Pickle.floats(2))))
                 .error("tensors under the int key 1 and the str key '1'", "stored under the key 1, a int",
                         f -> pth(f, new Pickle().proto(2).orderedDict().op(MARK).integer(1).floatTensor("0", 2)
                                 .str("1").floatTensor("0", 2).op(SETITEMS, STOP).bytes(), 2))
@@ -288,6 +293,22 @@ class PthFuzzTest {
             p.op(SETITEM);
         }
         return p.op(STOP).bytes();
+    }
+
+    /**
+     * 200 tensors, each on its own storage of 16,000 fp32 zeros (64 KB, deflated to a few hundred bytes), in a file
+     * padded to about 80 KB: each storage fits the file, together they are 160 times its size.
+     */
+    private static void deflatedStorages(Path f) throws IOException {
+        Pickle p = new Pickle().proto(2).orderedDict().op(MARK);
+        Map<String, byte[]> entries = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < 200; i++) {
+            p.str("t" + i).floatTensor(Integer.toString(i), 16_000);
+            entries.put("archive/data/" + i, new byte[64_000]);
+        }
+        entries.put("archive/data.pkl", p.op(SETITEMS, STOP).bytes());
+        entries.put("archive/padding", randomBytes(9, 80_000));
+        Pickle.writeZip(f, entries, java.util.zip.ZipEntry.DEFLATED);
     }
 
     /**
