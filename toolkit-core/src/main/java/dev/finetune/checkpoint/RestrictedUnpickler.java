@@ -80,7 +80,11 @@ final class RestrictedUnpickler {
         private final LinkedHashMap<Key, Map.Entry<Object, Object>> items = new LinkedHashMap<>();
 
         void put(Object key, Object value) {
-            items.put(Key.of(key), Map.entry(key, value == null ? None.NONE : value));
+            put(Key.of(key), key, value);
+        }
+
+        void put(Key k, Object key, Object value) {
+            items.put(k, Map.entry(key, value == null ? None.NONE : value));
         }
 
         Object get(Object key) {
@@ -228,6 +232,7 @@ final class RestrictedUnpickler {
     private ArrayList<Object> stack = new ArrayList<>();
     private final ArrayList<ArrayList<Object>> marks = new ArrayList<>();
     private final HashMap<Long, Object> memo = new HashMap<>();
+    private final java.util.IdentityHashMap<Object, Key> tupleKeys = new java.util.IdentityHashMap<>();
     private final Map<String, StorageRef> storages = new LinkedHashMap<>();
     private int objects;
 
@@ -623,7 +628,9 @@ final class RestrictedUnpickler {
             throw fail("a dict key (" + typeName(key) + ") larger than " + MAX_KEY_SIZE + " characters or elements;"
                     + " a state_dict's keys are parameter names");
         }
-        dict.put(key, value);
+        // A pickle can use one large tuple object as a key many times (memo): encode each tuple object once.
+        Key k = key instanceof Tuple ? tupleKeys.computeIfAbsent(key, Key::of) : Key.of(key);
+        dict.put(k, key, value);
     }
 
     /** The size of a key, counted only up to just past {@code limit} so that a shared-tuple bomb stays cheap. */
