@@ -31,6 +31,9 @@ public record TrainConfig(
         Integer maxStepsPerEpoch,
         Boolean foldFrozenBn) {
 
+    /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
+    public static final int MAX_THREADS = 256;
+
     public TrainConfig {
         epochs = epochs == null ? 10 : epochs;
         batchSize = batchSize == null ? 32 : batchSize;
@@ -47,8 +50,10 @@ public record TrainConfig(
         if (batchSize < 1) {
             throw new ConfigException("train.batch_size", "must be >= 1, found " + batchSize);
         }
-        if (threads < 0) {
-            throw new ConfigException("train.threads", "must be >= 0 (0: all cores), found " + threads);
+        if (threads < 0 || threads > MAX_THREADS) {
+            throw new ConfigException("train.threads", "must be 0 (all cores) to " + MAX_THREADS + ", found " + threads
+                    + (threads > MAX_THREADS ? "; this machine has " + Runtime.getRuntime().availableProcessors()
+                            + " cores" : ""));
         }
         if (maxStepsPerEpoch != null && maxStepsPerEpoch < 1) {
             throw new ConfigException("train.max_steps_per_epoch", "must be >= 1, found " + maxStepsPerEpoch);
@@ -102,13 +107,24 @@ public record TrainConfig(
                 throw new ConfigException("train.schedule.name", "unknown schedule '" + name
                         + "'; choose constant, step, cosine or onecycle");
             }
-            if (warmupEpochs != null && warmupEpochs < 0) {
-                throw new ConfigException("train.schedule.warmup_epochs", "must be >= 0, found " + warmupEpochs);
+            if (warmupEpochs != null && !(warmupEpochs >= 0 && warmupEpochs < Double.POSITIVE_INFINITY)) {
+                throw new ConfigException("train.schedule.warmup_epochs", "must be a number >= 0, found "
+                        + warmupEpochs);
+            }
+            if (gamma != null && !(gamma > 0 && gamma <= 1)) {
+                throw new ConfigException("train.schedule.gamma", "must be in (0, 1] (the factor the lr is multiplied"
+                        + " by at each step), found " + gamma);
+            }
+            if (minLr != null && !(minLr >= 0 && minLr < Double.POSITIVE_INFINITY)) {
+                throw new ConfigException("train.schedule.min_lr", "must be a number >= 0, found " + minLr);
+            }
+            if (maxLrMult != null && !(maxLrMult > 0 && maxLrMult < Double.POSITIVE_INFINITY)) {
+                throw new ConfigException("train.schedule.max_lr_mult", "must be a number > 0, found " + maxLrMult);
             }
             if ("step".equals(name) && (stepSize == null || stepSize < 1)) {
                 throw new ConfigException("train.schedule.step_size", "required for the step schedule, >= 1");
             }
-            if (pctStart != null && (pctStart <= 0 || pctStart >= 1)) {
+            if (pctStart != null && !(pctStart > 0 && pctStart < 1)) {
                 throw new ConfigException("train.schedule.pct_start", "must be in (0, 1), found " + pctStart);
             }
         }
@@ -141,6 +157,10 @@ public record TrainConfig(
             minDelta = minDelta == null ? 0.0 : minDelta;
             if (patience < 1) {
                 throw new ConfigException("train.early_stopping.patience", "must be >= 1, found " + patience);
+            }
+            if (!(minDelta >= 0 && minDelta < Double.POSITIVE_INFINITY)) {
+                throw new ConfigException("train.early_stopping.min_delta", "must be a number >= 0, found "
+                        + minDelta);
             }
         }
     }

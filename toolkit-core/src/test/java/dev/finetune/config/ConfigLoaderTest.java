@@ -608,6 +608,37 @@ class ConfigLoaderTest {
         assertEquals("default: freeze, {train: fc.*}, batchnorm: auto", policy.describe());
     }
 
+    @Test
+    void valuesThatWouldPassUnnoticedAreRefused() throws IOException {
+        String[][] cases = {
+            {"train: {threads: 3000}", "train.threads: must be 0 (all cores) to 256, found 3000"},
+            {"train: {schedule: {name: cosine, min_lr: NaN}}", "train.schedule.min_lr: must be a number >= 0, found NaN"},
+            {"train: {schedule: {name: onecycle, max_lr_mult: NaN}}",
+                "train.schedule.max_lr_mult: must be a number > 0, found NaN"},
+            {"train: {schedule: {name: step, step_size: 1, gamma: -1}}",
+                "train.schedule.gamma: must be in (0, 1] (the factor the lr is multiplied by at each step), found -1.0"},
+            {"train: {early_stopping: {min_delta: NaN}}",
+                "train.early_stopping.min_delta: must be a number >= 0, found NaN"},
+            {"train: {schedule: {warmup_epochs: Infinity}}",
+                "train.schedule.warmup_epochs: must be a number >= 0, found Infinity"},
+        };
+        for (String[] c : cases) {
+            Path cfg = write("v.yaml", MINIMAL + c[0] + "\n");
+            FinetuneException e = assertThrows(FinetuneException.class, () -> loadAndBuild(cfg), c[0]);
+            assertEquals(ErrorKind.CONFIG, e.kind(), c[0]);
+            assertTrue(e.getMessage().startsWith(c[1]), e.getMessage());
+        }
+    }
+
+    @Test
+    void aKeyGivenTwiceIsAnError() throws IOException {
+        Path cfg = write("dup.yaml", "model: {arch: resnet18}\noptimizer: {lr: 0.01, lr: 0.1}\n");
+        FinetuneException e = assertThrows(FinetuneException.class, () -> loadAndBuild(cfg));
+        assertEquals(ErrorKind.CONFIG, e.kind());
+        assertTrue(e.getMessage().contains("Duplicate field 'lr'"), e.getMessage());
+        assertTrue(e.getMessage().contains("dup.yaml:2:"), "names the file and line: " + e.getMessage());
+    }
+
     // ---------------------------------------------------------------- helpers
 
     /** Loads and builds what the trainer builds from the config (where optimizer and policy are checked today). */
