@@ -44,6 +44,9 @@ final class InspectCommand implements Callable<Integer> {
         if (dataClasses == null && loaded.config().data() != null) {
             dataClasses = dev.finetune.train.TrainingData.open(loaded, loaded.config().train().seed()).numClasses();
         }
+        if (classes != null && classes < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--classes must be >= 1, found " + classes);
+        }
         if (epoch < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--epoch must be >= 1, found " + epoch);
         }

@@ -28,6 +28,33 @@ public record Checkpoint(
         metadata = Collections.unmodifiableMap(new LinkedHashMap<>(metadata));
     }
 
+    /** Most classes a classifier head read from a checkpoint may have (a 512 × 1,000,000 head is 2 GB). */
+    public static final long MAX_HEAD_CLASSES = 1_000_000;
+
+    /**
+     * The class count of the classifier head this checkpoint holds: the rows of its {@code fc.weight} (after any
+     * wrapper prefix such as {@code module.}), or empty when it has none.
+     *
+     * @throws CheckpointException if the row count is not a plausible class count (0, or more than
+     *     {@link #MAX_HEAD_CLASSES})
+     */
+    public java.util.OptionalInt headClasses() {
+        for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
+            String k = e.getKey();
+            long[] shape = e.getValue().shape();
+            if ((k.equals("fc.weight") || k.endsWith(".fc.weight")) && shape.length == 2) {
+                long rows = shape[0];
+                if (rows < 1 || rows > MAX_HEAD_CLASSES) {
+                    throw new CheckpointException(source, k + " has " + rows + " rows, so the head would have " + rows
+                            + " classes; a classifier needs 1 to " + MAX_HEAD_CLASSES + " (corrupt or not a"
+                            + " classifier checkpoint)");
+                }
+                return java.util.OptionalInt.of(Math.toIntExact(rows));
+            }
+        }
+        return java.util.OptionalInt.empty();
+    }
+
     /** Total number of values over all tensors, parameters and buffers alike (11,699,132 for resnet18). */
     public long parameterCount() {
         long n = 0;

@@ -89,15 +89,7 @@ public final class FineTuner implements AutoCloseable {
     }
 
     private static int checkpointClasses(Checkpoint c, int fallback) {
-        if (c == null) {
-            return fallback;
-        }
-        for (var e : c.tensors().entrySet()) {
-            if (e.getKey().endsWith("fc.weight") && e.getValue().shape().length == 2) {
-                return (int) e.getValue().shape()[0];
-            }
-        }
-        return fallback;
+        return c == null ? fallback : c.headClasses().orElse(fallback);
     }
 
     public static Builder builder() {

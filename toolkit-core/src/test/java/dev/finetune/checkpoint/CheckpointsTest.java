@@ -73,4 +73,25 @@ class CheckpointsTest {
         assertEquals(ErrorKind.DOWNLOAD, e.kind());
         assertTrue(e.getMessage().contains("place it at " + dir.resolve("resnet18-f37072fd.pth")), e.getMessage());
     }
+
+    @Test
+    void headClassesAreCheckedNotTruncated() {
+        assertEquals(7, head(7, 2).headClasses().getAsInt());
+        assertEquals(3, new Checkpoint(Path.of("m.pth"), CheckpointFormat.PYTORCH_PTH, new java.util.LinkedHashMap<>(Map.of(
+                "module.fc.weight", HostTensor.of(new long[] {3, 1}, new float[3]))), Map.of()).headClasses()
+                .getAsInt(), "after a wrapper prefix");
+        for (long rows : new long[] {0, (1L << 32) + 1, 1L << 31, -1}) {
+            FinetuneException e = assertThrows(FinetuneException.class, () -> head(rows, 0).headClasses());
+            assertEquals(ErrorKind.CHECKPOINT, e.kind());
+            assertTrue(e.getMessage().contains("fc.weight has " + rows + " rows"), e.getMessage());
+        }
+        assertTrue(new Checkpoint(Path.of("x.pth"), CheckpointFormat.PYTORCH_PTH, new java.util.LinkedHashMap<>(),
+                Map.of()).headClasses().isEmpty());
+    }
+
+    private static Checkpoint head(long rows, int cols) {
+        var tensors = new java.util.LinkedHashMap<String, HostTensor>();
+        tensors.put("fc.weight", HostTensor.of(new long[] {rows, cols}, new float[(int) Math.max(0, rows * cols)]));
+        return new Checkpoint(Path.of("x.pth"), CheckpointFormat.PYTORCH_PTH, tensors, Map.of());
+    }
 }
