@@ -77,8 +77,8 @@ class CliErrorsTest {
         Files.writeString(run.resolve("precious.txt"), "keep me");
         Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", run.toString());
         assertEquals(7, r.code());
-        assertEquals("error: run directory " + run + " already exists and is not empty; choose another --run-dir,"
-                + " or continue it with --resume " + run + "\n", r.err());
+        assertEquals("error: run directory " + run + " already exists and holds files that are not a finetune"
+                + " run's; choose another --run-dir\n", r.err());
         assertEquals("keep me", Files.readString(run.resolve("precious.txt")));
     }
 

@@ -33,21 +33,30 @@ public final class TrainJob {
 
     /** Starts a new run of {@code config} in {@code runDir}. */
     public static Result start(ConfigLoader.Loaded config, Path runDir, List<TrainingListener> extra) {
-        RunDirectory run = RunDirectory.create(runDir);
-        run.writeText("config.yaml", yaml(config));
-        return go(config, run, extra, null);
+        // The data, the checkpoint and the model are checked before the folder exists: a mistake leaves nothing.
+        try (Trainer.Prepared prepared = Trainer.prepare(config, null);
+                RunDirectory run = RunDirectory.create(runDir)) {
+            run.writeText("config.yaml", yaml(config));
+            return go(config, run, extra, null, prepared);
+        }
     }
 
-    /** Continues the run in {@code runDir} from its last checkpoint, with the config saved there. */
+    /**
+     * Continues the run in {@code runDir} from its last checkpoint, with the config saved there; a run that stopped
+     * before its first checkpoint starts again from the beginning.
+     */
     public static Result resume(Path runDir, List<String> sets, List<TrainingListener> extra) {
-        RunDirectory run = RunDirectory.existing(runDir);
-        TrainingCheckpoint.Loaded last = TrainingCheckpoint.read(run.lastCheckpoint());
-        ConfigLoader.Loaded config = ConfigLoader.load(run.config(), sets);
-        return go(config, run, extra, last);
+        try (RunDirectory run = RunDirectory.existing(runDir)) {
+            ConfigLoader.Loaded config = ConfigLoader.load(run.config(), sets);
+            TrainingCheckpoint.Loaded last = run.started() ? TrainingCheckpoint.read(run.lastCheckpoint()) : null;
+            try (Trainer.Prepared prepared = Trainer.prepare(config, last)) {
+                return go(config, run, extra, last, prepared);
+            }
+        }
     }
 
     private static Result go(ConfigLoader.Loaded config, RunDirectory run, List<TrainingListener> extra,
-            TrainingCheckpoint.Loaded resume) {
+            TrainingCheckpoint.Loaded resume, Trainer.Prepared prepared) {
         long t0 = System.nanoTime();
         List<TrainingListener> listeners = new ArrayList<>();
         if (config.config().train().earlyStopping() != null) {
@@ -58,7 +67,7 @@ public final class TrainJob {
         listeners.addAll(extra);
         RunInfoListener info = new RunInfoListener(resume != null);
         listeners.add(info);
-        TrainState state = new Trainer(config, run, listeners, resume).fit();
+        TrainState state = new Trainer(config, run, listeners, resume, prepared).fit();
         Map<String, Object> summary = info.summary(state, (System.nanoTime() - t0) / 1e9);
         run.writeText("summary.json", json(summary));
         return new Result(run.root(), state, summary);

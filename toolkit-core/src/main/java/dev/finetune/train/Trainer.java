@@ -33,28 +33,53 @@ public final class Trainer {
     private final List<TrainingListener> listeners;
     private final TrainingCheckpoint.Loaded resumeFrom;
 
+    private final Prepared prepared;
+
+    /**
+     * The data and the model of a run, built and checked before the run folder is touched: every error a user can
+     * cause in the config, the data folder or the checkpoint surfaces here.
+     *
+     * @param data the opened data
+     * @param fineTuner the model, policy and optimizer (closed with this)
+     */
+    public record Prepared(TrainingData data, FineTuner fineTuner) implements AutoCloseable {
+        @Override
+        public void close() {
+            fineTuner.close();
+        }
+    }
+
+    /** Opens the data and builds the model of {@code loaded} (from {@code resumeFrom} when resuming, else null). */
+    public static Prepared prepare(ConfigLoader.Loaded loaded, TrainingCheckpoint.Loaded resumeFrom) {
+        TrainingData data = TrainingData.open(loaded, loaded.config().train().seed());
+        FineTuner ft = resumeFrom != null
+                ? resumed(loaded, resumeFrom, data)
+                : Experiment.fineTuner(loaded, Experiment.checkpoint(loaded), data.numClasses());
+        return new Prepared(data, ft);
+    }
+
     /**
      * A trainer for {@code loaded}, writing into {@code run}.
      *
      * @param resumeFrom the checkpoint to continue from, or null for a new run
+     * @param prepared the data and model from {@link #prepare} for the same config and checkpoint
      */
     public Trainer(ConfigLoader.Loaded loaded, RunDirectory run, List<TrainingListener> listeners,
-            TrainingCheckpoint.Loaded resumeFrom) {
+            TrainingCheckpoint.Loaded resumeFrom, Prepared prepared) {
         this.loaded = loaded;
         this.run = run;
         this.listeners = List.copyOf(listeners);
         this.resumeFrom = resumeFrom;
+        this.prepared = prepared;
     }
 
     /** Runs to the end (or early stop) and returns the final state. Interrupts end in a FinetuneException. */
     public TrainState fit() {
         TrainConfig tc = loaded.config().train();
-        TrainingData data = TrainingData.open(loaded, tc.seed());
-        Checkpoint start = resumeFrom != null ? resumeFrom.checkpoint() : Experiment.checkpoint(loaded);
+        TrainingData data = prepared.data();
         TrainState state = resumeFrom != null ? resumeFrom.meta().state() : TrainState.start(tc.seed());
-        try (FineTuner ft = resumeFrom != null
-                ? resumed(data)
-                : Experiment.fineTuner(loaded, start, data.numClasses())) {
+        {
+            FineTuner ft = prepared.fineTuner();
             TrainContext ctx = new TrainContext(loaded, ft, data, run, state);
             for (int i = 0; i < state.unfreezeApplied(); i++) {
                 unfreeze(ft, tc.unfreeze().get(i), i);
@@ -155,7 +180,8 @@ public final class Trainer {
         }
     }
 
-    private FineTuner resumed(TrainingData data) {
+    private static FineTuner resumed(ConfigLoader.Loaded loaded, TrainingCheckpoint.Loaded resumeFrom,
+            TrainingData data) {
         TrainingCheckpoint.Meta meta = resumeFrom.meta();
         if (!meta.classNames().equals(data.classNames())) {
             throw new FinetuneException(ErrorKind.DATA, "the data's classes " + data.classNames()
@@ -304,8 +330,11 @@ public final class Trainer {
         } catch (FinetuneException e) {
             if (e.kind() == ErrorKind.DIVERGED) {
                 throw new FinetuneException(ErrorKind.DIVERGED, "training diverged at epoch " + epoch + ", batch "
-                        + (b + 1) + " (global step " + (step + 1) + "): " + e.getMessage()
-                        + ". The last good checkpoint is kept in " + run.lastCheckpoint().getParent());
+                        + (b + 1) + " (global step " + (step + 1) + "): " + e.getMessage() + ". "
+                        + (java.nio.file.Files.exists(run.lastCheckpoint())
+                                ? "The last good checkpoint is kept in " + run.lastCheckpoint().getParent()
+                                : "No checkpoint was written yet; run again with the fix, the run directory "
+                                        + run.root() + " is reused"));
             }
             throw e;
         }
