@@ -44,6 +44,16 @@ public final class FinetuneCli implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
+    /** Allows fetching torchvision: weights missing from PyTorch's cache, for this command. */
+    @CommandLine.Option(names = "--download", scope = CommandLine.ScopeType.INHERIT,
+            description = "allow downloading torchvision: weights that are not in PyTorch's cache (default: never;"
+                    + " also FINETUNE_DOWNLOAD=true)")
+    void download(boolean allow) {
+        if (allow) {
+            System.setProperty(dev.finetune.checkpoint.TorchvisionWeights.DOWNLOAD_PROPERTY, "true");
+        }
+    }
+
     @Override
     public void run() {
         throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (see --help)");

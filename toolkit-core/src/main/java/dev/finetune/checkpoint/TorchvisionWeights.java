@@ -23,7 +23,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The torchvision ImageNet weights, named {@code torchvision:resnet18}, fetched once into PyTorch's own cache
+ * The torchvision ImageNet weights, named {@code torchvision:resnet18} (also resnet34, resnet50 and
+ * {@code resnet50:IMAGENET1K_V2}), fetched once into PyTorch's own cache
  * ({@code $TORCH_HOME/hub/checkpoints}, by default {@code ~/.cache/torch/hub/checkpoints} or
  * {@code $XDG_CACHE_HOME/torch/hub/checkpoints}) so that Python and this toolkit share one copy.
  *
@@ -38,8 +39,24 @@ public final class TorchvisionWeights {
     /** Where torchvision publishes its weights. */
     public static final URI DEFAULT_BASE_URL = URI.create("https://download.pytorch.org/models/");
 
-    /** IMAGENET1K_V1 files by model name, as torchvision.models lists them. */
-    private static final Map<String, String> FILES = new TreeMap<>(Map.of("resnet18", "resnet18-f37072fd.pth"));
+    /**
+     * Files by model name, as torchvision 0.14's {@code models/resnet.py} lists them: the bare name is IMAGENET1K_V1
+     * (what {@code pretrained=True} loads); {@code :IMAGENET1K_V2} names the newer recipe where there is one.
+     */
+    private static final Map<String, String> FILES = new TreeMap<>(Map.of(
+            "resnet18", "resnet18-f37072fd.pth",
+            "resnet34", "resnet34-b627a593.pth",
+            "resnet50", "resnet50-0676ba61.pth",
+            "resnet50:IMAGENET1K_V2", "resnet50-11ad3fa6.pth"));
+
+    /** System property that allows downloading weights missing from the cache (the CLI's {@code --download}). */
+    public static final String DOWNLOAD_PROPERTY = "finetune.download";
+    /** Environment variable with the same effect as {@link #DOWNLOAD_PROPERTY}. */
+    public static final String DOWNLOAD_ENV = "FINETUNE_DOWNLOAD";
+    /** System property naming another base URL (a mirror of download.pytorch.org/models/). */
+    public static final String URL_PROPERTY = "finetune.torchvision.url";
+    /** Environment variable with the same effect as {@link #URL_PROPERTY}. */
+    public static final String URL_ENV = "FINETUNE_TORCHVISION_URL";
 
     /** torch.hub's rule: the hash prefix is the hex run after the last '-' of the name, before the extension. */
     private static final Pattern HASH_IN_NAME = Pattern.compile("-([0-9a-f]+)\\.[^-]*$");
@@ -66,13 +83,20 @@ public final class TorchvisionWeights {
     }
 
     /**
-     * The real torchvision URL and PyTorch's cache directory; offline if the system property {@code ai.djl.offline}
-     * or the environment variable {@code DJL_OFFLINE} is {@code true}, as DJL's own downloads are.
+     * torchvision's URL (or the mirror in {@code finetune.torchvision.url} / {@code FINETUNE_TORCHVISION_URL}) and
+     * PyTorch's cache directory. Never downloads unless the user allowed it: the system property
+     * {@code finetune.download=true} (the CLI's {@code --download}) or {@code FINETUNE_DOWNLOAD=true}. The engine's own
+     * offline switch ({@code ai.djl.offline}) is a separate matter and stays on.
      */
     public static TorchvisionWeights fromEnvironment() {
-        boolean offline = Boolean.parseBoolean(System.getProperty("ai.djl.offline"))
-                || Boolean.parseBoolean(System.getenv("DJL_OFFLINE"));
-        return new TorchvisionWeights(DEFAULT_BASE_URL, defaultCacheDir(), offline);
+        boolean allowed = isTrue(System.getProperty(DOWNLOAD_PROPERTY)) || isTrue(System.getenv(DOWNLOAD_ENV));
+        String url = System.getProperty(URL_PROPERTY, System.getenv(URL_ENV));
+        URI base = url == null || url.isBlank() ? DEFAULT_BASE_URL : URI.create(url.trim());
+        return new TorchvisionWeights(base, defaultCacheDir(), !allowed);
+    }
+
+    private static boolean isTrue(String v) {
+        return v != null && (v.equalsIgnoreCase("true") || v.equals("1") || v.equalsIgnoreCase("yes"));
     }
 
     /** PyTorch's checkpoint cache for this user and environment, as {@code torch.hub.get_dir()} computes it. */
@@ -151,8 +175,8 @@ public final class TorchvisionWeights {
         }
         if (offline) {
             throw new FinetuneException(ErrorKind.DOWNLOAD, fileName + " is not in the cache " + cacheDir
-                    + " and offline mode (ai.djl.offline / DJL_OFFLINE) forbids downloading it. Download " + url
-                    + " elsewhere and place it at " + target);
+                    + " and downloading is off. Allow it with --download (or FINETUNE_DOWNLOAD=true), or download "
+                    + url + " elsewhere and place it at " + target);
         }
         try {
             Files.createDirectories(cacheDir);

@@ -136,7 +136,7 @@ class TorchvisionWeightsTest {
         FinetuneException e = assertThrows(FinetuneException.class,
                 () -> new TorchvisionWeights(base, cache, true).resolve("torchvision:resnet18"));
         assertEquals(ErrorKind.DOWNLOAD, e.kind());
-        assertTrue(e.getMessage().contains("offline mode"), e.getMessage());
+        assertTrue(e.getMessage().contains("downloading is off. Allow it with --download"), e.getMessage());
         assertTrue(e.getMessage().contains("place it at " + cache.resolve("resnet18-f37072fd.pth")), e.getMessage());
         assertEquals(0, requests.get());
     }
@@ -167,5 +167,21 @@ class TorchvisionWeightsTest {
         assertEquals("f37072fd", TorchvisionWeights.hashPrefix("resnet18-f37072fd.pth"));
         assertEquals("0676ba61", TorchvisionWeights.hashPrefix("resnet-50-0676ba61.pth"));
         assertThrows(IllegalArgumentException.class, () -> TorchvisionWeights.hashPrefix("weights.pth"));
+    }
+
+    @Test
+    void knowsTheResNetFilesOfTorchvision014() {
+        // File names as torchvision 0.14's models/resnet.py lists them (IMAGENET1K_V1 unless named).
+        Map<String, String> expected = Map.of(
+                "torchvision:resnet18", "resnet18-f37072fd.pth",
+                "torchvision:resnet34", "resnet34-b627a593.pth",
+                "torchvision:resnet50", "resnet50-0676ba61.pth",
+                "torchvision:resnet50:IMAGENET1K_V2", "resnet50-11ad3fa6.pth");
+        expected.forEach((source, file) -> {
+            FinetuneException e = assertThrows(FinetuneException.class,
+                    () -> new TorchvisionWeights(base, cache, true).resolve(source));
+            assertTrue(e.getMessage().startsWith(file + " is not in the cache"), e.getMessage());
+        });
+        assertEquals(0, requests.get());
     }
 }

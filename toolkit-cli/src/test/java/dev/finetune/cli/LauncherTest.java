@@ -1,0 +1,118 @@
+package dev.finetune.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.sun.net.httpserver.HttpServer;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The {@code ./finetune} launcher: the engine stays offline, the user's Java options win, and torchvision weights are
+ * downloaded only when allowed ({@code --download} or {@code FINETUNE_DOWNLOAD=true}) — checked against a loopback
+ * server standing in for download.pytorch.org.
+ */
+class LauncherTest {
+    @TempDir
+    Path tmp;
+
+    private HttpServer server;
+    private final List<String> requests = new CopyOnWriteArrayList<>();
+    private String base;
+    private Path root;
+
+    @BeforeEach
+    void setUp() throws Exception {
+        server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
+        server.createContext("/models/", exchange -> {
+            requests.add(exchange.getRequestURI().getPath());
+            byte[] body = "these are not resnet18's weights".getBytes();
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+            exchange.close();
+        });
+        server.start();
+        base = "http://127.0.0.1:" + server.getAddress().getPort() + "/models/";
+        // A copy of the launcher over the built CLI: it finds its stamp fresh and runs without building.
+        root = Files.createDirectories(tmp.resolve("repo"));
+        Path target = Files.createDirectories(root.resolve("toolkit-cli/target"));
+        Path built = Cli.repo().resolve("toolkit-cli/target");
+        Files.createSymbolicLink(target.resolve("classes"), built.resolve("classes"));
+        Files.createSymbolicLink(target.resolve("lib"), built.resolve("lib"));
+        Files.writeString(target.resolve(".built"), "");
+        Files.copy(Cli.repo().resolve("finetune"), root.resolve("finetune"));
+        root.resolve("finetune").toFile().setExecutable(true);
+    }
+
+    @AfterEach
+    void stop() {
+        server.stop(0);
+    }
+
+    private Cli.Result launch(Map<String, String> env, String... args) throws Exception {
+        List<String> cmd = new java.util.ArrayList<>(List.of(root.resolve("finetune").toString()));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().put("TORCH_HOME", tmp.resolve("torch").toString());
+        pb.environment().put("FINETUNE_TORCHVISION_URL", base);
+        pb.environment().remove("FINETUNE_DOWNLOAD");
+        pb.environment().put("PATH", Path.of(System.getProperty("java.home"), "bin") + ":"
+                + System.getenv("PATH"));
+        pb.environment().putAll(env);
+        Path out = tmp.resolve("out.txt");
+        Path err = tmp.resolve("err.txt");
+        Process p = pb.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "launcher did not finish");
+        return new Cli.Result(p.exitValue(), Files.readString(out), Files.readString(err));
+    }
+
+    @Test
+    void downloadsOnlyWhenAllowed() throws Exception {
+        Cli.Result off = launch(Map.of(), "checkpoint", "inspect", "torchvision:resnet18");
+        assertEquals(8, off.code(), off.err());
+        assertTrue(off.err().contains("downloading is off. Allow it with --download"), off.err());
+        assertTrue(requests.isEmpty(), "nothing fetched without permission: " + requests);
+
+        // The old way round: a user's -Dai.djl.offline=false now reaches the JVM (it comes last), but it is the
+        // engine's switch, not permission to fetch weights.
+        Cli.Result engine = launch(Map.of("FINETUNE_JAVA_OPTS", "-Xmx1g -Dai.djl.offline=false"), "checkpoint",
+                "inspect", "torchvision:resnet18");
+        assertEquals(8, engine.code(), engine.err());
+        assertTrue(requests.isEmpty());
+
+        for (Cli.Result allowed : List.of(
+                launch(Map.of(), "checkpoint", "inspect", "torchvision:resnet18", "--download"),
+                launch(Map.of("FINETUNE_DOWNLOAD", "true"), "checkpoint", "inspect", "torchvision:resnet18"))) {
+            assertEquals(8, allowed.code(), allowed.err());
+            assertTrue(allowed.err().contains("does not match its published hash: expected SHA-256 starting with"
+                    + " f37072fd"), allowed.err());
+        }
+        assertEquals(List.of("/models/resnet18-f37072fd.pth", "/models/resnet18-f37072fd.pth"), requests);
+        try (var s = Files.list(tmp.resolve("torch/hub/checkpoints"))) {
+            assertEquals(0, s.count(), "a file failing its hash never reaches the cache");
+        }
+    }
+
+    @Test
+    void userJavaOptionsComeAfterTheDefaults() throws Exception {
+        Cli.Result r = launch(Map.of("FINETUNE_JAVA_OPTS", "-Xmx1g -Dai.djl.offline=false"), "--version");
+        assertEquals(0, r.code(), r.err());
+        String script = Files.readString(root.resolve("finetune"));
+        int engineDefault = script.indexOf("-Dai.djl.offline=true");
+        int userOpts = script.indexOf("${FINETUNE_JAVA_OPTS");
+        assertTrue(engineDefault >= 0 && userOpts > engineDefault, "java keeps the last -D: user options go last");
+    }
+}
