@@ -1,14 +1,12 @@
 package dev.finetune.data;
 
-import ai.djl.modality.cv.Image;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
-import ai.djl.translate.Pipeline;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
+import java.nio.FloatBuffer;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Deque;
@@ -57,7 +55,6 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
     private final Options options;
     private final int epoch;
     private final int[][] plan;
-    private final Pipeline evalPipeline;
     private final ExecutorService pool;
     private final Deque<Future<LoadedBatch>> inFlight = new ArrayDeque<>();
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -79,7 +76,6 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         this.options = options;
         this.epoch = epoch;
         this.plan = plan(dataset.size(), options, epoch);
-        this.evalPipeline = options.transforms().evalPipeline();
         if (options.numWorkers() > 0) {
             this.pool = Executors.newFixedThreadPool(options.numWorkers(), workerThreads(parent));
             submitAhead();
@@ -215,52 +211,44 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
     private LoadedBatch build(int batchIndex) {
         int[] indices = plan[batchIndex];
         List<ImageDataset.Sample> samples = dataset.samples();
+        TransformSpec transforms = options.transforms();
+        int length = transforms.tensorLength();
+        // The whole batch is preprocessed in Java (torchvision's PIL arithmetic) and copied to native memory once.
+        float[] pixels = new float[indices.length * length];
+        int[] kept = new int[indices.length];
+        long[] labels = new long[indices.length];
+        int n = 0;
+        for (int sampleIndex : indices) {
+            if (closed.get()) {
+                throw new CancellationException("loader closed");
+            }
+            ImageDataset.Sample sample = samples.get(sampleIndex);
+            RgbImage image;
+            try {
+                image = sample.decode();
+            } catch (DataException e) {
+                if (options.onBadImage() == BadImagePolicy.SKIP) {
+                    options.skipped().record(sample.source(), e.getMessage());
+                    continue;
+                }
+                throw e;
+            }
+            RgbImage input = options.augment()
+                    ? transforms.trainImage(image, options.seed(), epoch, sampleIndex)
+                    : transforms.evalImage(image);
+            transforms.toTensor(input, pixels, n * length);
+            kept[n] = sampleIndex;
+            labels[n] = sample.label();
+            n++;
+        }
+        if (n == 0) {
+            return null;
+        }
+        int size = transforms.imageSize();
         NDManager batchManager = parent.newSubManager();
         try {
-            int[] kept = new int[indices.length];
-            long[] labels = new long[indices.length];
-            int n = 0;
-            NDArray images = null;
-            try (NDManager staging = batchManager.newSubManager()) {
-                NDList tensors = new NDList(indices.length);
-                for (int sampleIndex : indices) {
-                    if (closed.get()) {
-                        throw new CancellationException("loader closed");
-                    }
-                    ImageDataset.Sample sample = samples.get(sampleIndex);
-                    Image image;
-                    try {
-                        image = sample.decode();
-                    } catch (DataException e) {
-                        if (options.onBadImage() == BadImagePolicy.SKIP) {
-                            options.skipped().record(sample.source(), e.getMessage());
-                            continue;
-                        }
-                        throw e;
-                    }
-                    // Intermediates of one sample die with its own manager; only the final tensor moves on.
-                    try (NDManager sampleManager = staging.newSubManager()) {
-                        NDArray hwc = image.toNDArray(sampleManager, Image.Flag.COLOR);
-                        Pipeline pipeline = options.augment()
-                                ? options.transforms().trainPipeline(options.seed(), epoch, sampleIndex)
-                                : evalPipeline;
-                        NDArray chw = pipeline.transform(new NDList(hwc)).singletonOrThrow();
-                        chw.attach(staging);
-                        tensors.add(chw);
-                    }
-                    kept[n] = sampleIndex;
-                    labels[n] = sample.label();
-                    n++;
-                }
-                if (n > 0) {
-                    images = NDArrays.stack(tensors);
-                    images.attach(batchManager);
-                }
-            }
-            if (n == 0) {
-                batchManager.close();
-                return null;
-            }
+            FloatBuffer data = FloatBuffer.wrap(pixels, 0, n * length);
+            NDArray images = batchManager.create(data, new Shape(n, 3, size, size));
             NDArray labelArray = batchManager.create(Arrays.copyOf(labels, n));
             return new LoadedBatch(batchIndex, batchManager, images, labelArray, Arrays.copyOf(kept, n));
         } catch (RuntimeException | Error e) {
@@ -335,7 +323,7 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
      * @param shuffle reorder samples every epoch (seeded); off for evaluation
      * @param dropLast leave out the last batch if it is smaller than {@code batchSize}
      * @param seed seeds the order and the augmentations
-     * @param augment use {@link TransformSpec#trainPipeline} (training) rather than {@link TransformSpec#evalPipeline}
+     * @param augment use {@link TransformSpec#trainImage} (training) rather than {@link TransformSpec#evalImage}
      * @param transforms the preprocessing
      * @param numWorkers worker threads; 0 builds batches on the consumer thread, without prefetch
      * @param prefetchBatches batches being built or waiting, at least {@code numWorkers} are kept busy

@@ -118,7 +118,8 @@ public final class FashionMnistExport {
             }
             for (int i = 0; i < subset.size(); i++) {
                 ImageDataset.Sample sample = subset.samples().get(i);
-                BufferedImage gray = (BufferedImage) sample.decode().getWrappedImage();
+                BufferedImage gray = new BufferedImage(data.cols(), data.rows(), BufferedImage.TYPE_BYTE_GRAY);
+                gray.getRaster().setDataElements(0, 0, data.cols(), data.rows(), data.image(subset.fileIndex(i)));
                 Path file = classDirs.get(sample.label()).resolve(String.format("%05d.png", subset.fileIndex(i)));
                 if (!ImageIO.write(gray, "png", file.toFile())) {
                     throw new IOException("no PNG writer in this Java runtime");

@@ -1,10 +1,7 @@
 package dev.finetune.data;
 
-import ai.djl.modality.cv.BufferedImageFactory;
-import ai.djl.modality.cv.Image;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
-import java.awt.image.BufferedImage;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -18,8 +15,9 @@ import java.util.List;
  * An {@link ImageDataset} over the images of an {@link IdxImages}, optionally restricted to some classes (renumbered
  * 0..k-1 in the order given, keeping their names) and to the first N images of each class in file order.
  *
- * <p>Images are grayscale; {@link Sample#decode()} returns an 8-bit gray image, which DJL repeats into three equal
- * channels when asked for colour, so the ImageNet-pretrained stem sees the input it expects.
+ * <p>Images are grayscale; {@link Sample#decode()} repeats each value into three equal channels, as PIL's
+ * {@code convert("RGB")} does for a mode {@code "L"} image (torchvision's {@code FashionMNIST} gives mode L images),
+ * so the ImageNet-pretrained stem sees the input it expects.
  *
  * <pre>{@code
  * IdxImages train = FashionMnist.readTrain(FashionMnist.DEBIAN_DIR);
@@ -31,9 +29,6 @@ import java.util.List;
  * }</pre>
  */
 public final class IdxImageDataset implements ImageDataset {
-    // The image factory is fixed to BufferedImage because the gray raster below is built as one.
-    private static final BufferedImageFactory IMAGES = new BufferedImageFactory();
-
     private final IdxImages data;
     private final List<String> classNames;
     private final List<Sample> samples;
@@ -146,10 +141,8 @@ public final class IdxImageDataset implements ImageDataset {
         }
 
         @Override
-        public Image decode() {
-            BufferedImage gray = new BufferedImage(data.cols(), data.rows(), BufferedImage.TYPE_BYTE_GRAY);
-            gray.getRaster().setDataElements(0, 0, data.cols(), data.rows(), data.image(index));
-            return IMAGES.fromImage(gray);
+        public RgbImage decode() {
+            return RgbImage.fromGray(data.cols(), data.rows(), data.image(index));
         }
 
         @Override

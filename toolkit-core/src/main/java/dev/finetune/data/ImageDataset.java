@@ -1,6 +1,5 @@
 package dev.finetune.data;
 
-import ai.djl.modality.cv.Image;
 import java.util.List;
 
 /**
@@ -45,11 +44,11 @@ public interface ImageDataset {
         String source();
 
         /**
-         * Decodes the image. Colour, grayscale and images with alpha all come back as an {@link Image} whose
-         * {@code toNDArray(manager, Image.Flag.COLOR)} is an RGB uint8 HWC array.
+         * Decodes the image to what torchvision would get from {@code PIL.Image.open(f).convert("RGB")}: colour,
+         * grayscale, palette and images with alpha all come back as RGB (alpha dropped, as PIL does).
          *
          * @throws DataException naming {@link #source()} if the image cannot be read or decoded
          */
-        Image decode();
+        RgbImage decode();
     }
 }

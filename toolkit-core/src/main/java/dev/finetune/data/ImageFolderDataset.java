@@ -1,7 +1,5 @@
 package dev.finetune.data;
 
-import ai.djl.modality.cv.Image;
-import ai.djl.modality.cv.ImageFactory;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -12,9 +10,9 @@ import java.util.HexFormat;
 import java.util.List;
 
 /**
- * An {@link ImageDataset} over the files of an {@link ImageFolderIndex}, decoded by DJL's {@link ImageFactory}
- * (ImageIO unless OpenCV is on the class path). Grayscale, palette and RGBA files all become RGB when converted with
- * {@code Image.Flag.COLOR}; alpha is dropped, as PIL's {@code convert("RGB")} does in torchvision.
+ * An {@link ImageDataset} over the files of an {@link ImageFolderIndex}, decoded by {@link ImageDecoder} to exactly
+ * what torchvision's {@code ImageFolder} loader gets, {@code PIL.Image.open(f).convert("RGB")}: grayscale, palette and
+ * RGBA files all become RGB, alpha dropped.
  */
 public final class ImageFolderDataset implements ImageDataset {
     private final ImageFolderIndex index;
@@ -97,12 +95,12 @@ public final class ImageFolderDataset implements ImageDataset {
         }
 
         @Override
-        public Image decode() {
+        public RgbImage decode() {
             try {
-                return ImageFactory.getInstance().fromFile(entry.file());
+                return ImageDecoder.read(entry.file());
             } catch (IOException | RuntimeException e) {
-                // ImageIO reports broken files with IIOException, null (wrapped as IOException by DJL) or, for some
-                // malformed headers, unchecked exceptions; to the user they are all the same problem.
+                // A missing file, a corrupt or truncated one, or a variant PIL cannot open: to the user they are all
+                // the same problem.
                 throw new DataException(
                         entry.file(),
                         "cannot be decoded as an image (" + e.getMessage() + "); replace or delete the file, or use"

@@ -1,21 +1,19 @@
 package dev.finetune.data;
 
-import ai.djl.modality.cv.Image;
-import ai.djl.modality.cv.util.NDImageUtils;
-import ai.djl.ndarray.NDArray;
-import ai.djl.translate.Transform;
 import java.util.SplittableRandom;
 
 /**
- * torchvision's {@code RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3))} on an HWC image, drawing from a
- * given {@link SplittableRandom}.
+ * torchvision's {@code RandomResizedCrop(size, scale=(0.08, 1), ratio=(3/4, 4/3))} on an {@link RgbImage}, drawing
+ * from a given {@link SplittableRandom}.
  *
  * <p>Why not DJL's {@code RandomResizedCrop}: it draws from {@code ai.djl.util.RandomUtils}, one JVM-wide
  * {@code Random} shared by all loader threads, so which sample gets which crop depends on thread timing; and its
  * sampling differs from torchvision's (uniform rather than log-uniform aspect ratio, no retry before the fallback).
- * Here the parameters follow torchvision's {@code get_params} and the pixels go through DJL's crop and resize.
+ * Here the parameters follow torchvision's {@code get_params} (from a seeded generator, not torch's), and the pixels
+ * are exactly torchvision's for that box: {@code F.resized_crop}, the uint8 crop resized by Pillow's bilinear
+ * ({@link PilTransforms#resizedCrop}).
  */
-public final class SeededRandomResizedCrop implements Transform {
+public final class SeededRandomResizedCrop {
     static final double MIN_SCALE = 0.08;
     static final double MAX_SCALE = 1.0;
     static final double MIN_RATIO = 3.0 / 4.0;
@@ -33,19 +31,15 @@ public final class SeededRandomResizedCrop implements Transform {
         this.random = random;
     }
 
-    @Override
-    public NDArray transform(NDArray array) {
-        int height = (int) array.getShape().get(0);
-        int width = (int) array.getShape().get(1);
-        int[] box = sampleBox(height, width, random);
-        // NDImageUtils.crop/resize rather than centerCrop/randomResizedCrop: those guess HWC vs CHW from the shape
-        // and misread an image 1 or 3 pixels high.
-        NDArray cropped = NDImageUtils.crop(array, box[1], box[0], box[3], box[2]);
-        return NDImageUtils.resize(cropped, size, size, Image.Interpolation.BILINEAR);
+    /** Draws a box and returns it resized to {@code size x size}. */
+    public RgbImage apply(RgbImage image) {
+        int[] box = sampleBox(image.height(), image.width(), random);
+        return PilTransforms.resizedCrop(image, box[0], box[1], box[2], box[3], size);
     }
 
     /**
-     * torchvision's {@code RandomResizedCrop.get_params}: ten tries at a box with a random area fraction in
+     * torchvision's {@code RandomResizedCrop.get_params} ({@code int(round(x))} is Python's round, half to even,
+     * hence {@code Math.rint}): ten tries at a box with a random area fraction in
      * [0.08, 1] and a log-uniform aspect ratio in [3/4, 4/3], then a centre crop clamped to that ratio range.
      *
      * @return {top, left, height, width}
@@ -57,8 +51,8 @@ public final class SeededRandomResizedCrop implements Transform {
         for (int attempt = 0; attempt < 10; attempt++) {
             double targetArea = area * (MIN_SCALE + (MAX_SCALE - MIN_SCALE) * random.nextDouble());
             double aspect = Math.exp(logMin + (logMax - logMin) * random.nextDouble());
-            int w = (int) Math.round(Math.sqrt(targetArea * aspect));
-            int h = (int) Math.round(Math.sqrt(targetArea / aspect));
+            int w = (int) Math.rint(Math.sqrt(targetArea * aspect));
+            int h = (int) Math.rint(Math.sqrt(targetArea / aspect));
             if (w > 0 && w <= width && h > 0 && h <= height) {
                 int top = random.nextInt(height - h + 1);
                 int left = random.nextInt(width - w + 1);
@@ -70,10 +64,10 @@ public final class SeededRandomResizedCrop implements Transform {
         int h;
         if (inRatio < MIN_RATIO) {
             w = width;
-            h = (int) Math.round(w / MIN_RATIO);
+            h = (int) Math.rint(w / MIN_RATIO);
         } else if (inRatio > MAX_RATIO) {
             h = height;
-            w = (int) Math.round(h * MAX_RATIO);
+            w = (int) Math.rint(h * MAX_RATIO);
         } else {
             w = width;
             h = height;

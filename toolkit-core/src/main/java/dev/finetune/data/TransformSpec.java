@@ -1,11 +1,5 @@
 package dev.finetune.data;
 
-import ai.djl.modality.cv.transform.CenterCrop;
-import ai.djl.modality.cv.transform.Normalize;
-import ai.djl.modality.cv.transform.ResizeShort;
-import ai.djl.modality.cv.transform.ToTensor;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.translate.Pipeline;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import java.util.Arrays;
@@ -16,8 +10,9 @@ import java.util.SplittableRandom;
  *
  * <p>Evaluation is {@code Resize(resizeSize) + CenterCrop(imageSize) + ToTensor + Normalize(mean, std)}. Training is
  * {@code RandomResizedCrop(imageSize)} (or the evaluation resize and crop when {@code randomResizedCrop} is off),
- * then {@code RandomHorizontalFlip} if {@code horizontalFlip}, then {@code ToTensor + Normalize}. Pipelines take an
- * RGB uint8 HWC array and produce a float32 CHW array.
+ * then {@code RandomHorizontalFlip} if {@code horizontalFlip}, then {@code ToTensor + Normalize}. Both take the
+ * {@link RgbImage} of {@code PIL.Image.open(f).convert("RGB")} and give a float32 CHW array equal to torchvision
+ * 0.14's on that PIL image, bit for bit: the resizes are Pillow's bilinear on uint8 ({@link PilTransforms}).
  *
  * @param imageSize side of the square network input, default 224
  * @param resizeSize shorter side after the evaluation resize, before the centre crop; default 256
@@ -73,41 +68,77 @@ public record TransformSpec(
         return std.clone();
     }
 
-    /** Deterministic preprocessing for validation and inference. */
-    public Pipeline evalPipeline() {
-        Pipeline pipeline = new Pipeline();
-        pipeline.add(array -> array.toType(DataType.FLOAT32, false));
-        pipeline.add(new ResizeShort(resizeSize));
-        pipeline.add(new CenterCrop(imageSize, imageSize));
-        return finish(pipeline);
+    /** Size of one preprocessed sample: {@code 3 * imageSize * imageSize} floats. */
+    public int tensorLength() {
+        return 3 * imageSize * imageSize;
     }
 
     /**
-     * Training preprocessing for one sample of one epoch. The random crop and flip are drawn from a generator seeded
-     * by {@code (seed, epoch, sampleIndex)} alone, so a run repeated with the same seed sees the same augmentations
-     * whatever the number of loader threads, and each epoch sees new ones.
+     * The evaluation image before {@code ToTensor}: {@code CenterCrop(imageSize)(Resize(resizeSize)(image))}, uint8,
+     * always {@code imageSize x imageSize}.
      */
-    public Pipeline trainPipeline(long seed, int epoch, int sampleIndex) {
-        SplittableRandom random = new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
-        Pipeline pipeline = new Pipeline();
-        // Resizing in float keeps the interpolated values; DJL would otherwise round them back to uint8 by truncation.
-        pipeline.add(array -> array.toType(DataType.FLOAT32, false));
-        if (randomResizedCrop) {
-            pipeline.add(new SeededRandomResizedCrop(imageSize, random));
-        } else {
-            pipeline.add(new ResizeShort(resizeSize));
-            pipeline.add(new CenterCrop(imageSize, imageSize));
-        }
-        if (horizontalFlip) {
-            pipeline.add(new SeededHorizontalFlip(random));
-        }
-        return finish(pipeline);
+    public RgbImage evalImage(RgbImage image) {
+        return PilTransforms.resizeAndCenterCrop(image, resizeSize, imageSize);
     }
 
-    private Pipeline finish(Pipeline pipeline) {
-        pipeline.add(new ToTensor());
-        pipeline.add(new Normalize(mean, std));
-        return pipeline;
+    /**
+     * The training image of one sample of one epoch, before {@code ToTensor}: {@code RandomResizedCrop(imageSize)}
+     * (or the evaluation resize and crop when {@code randomResizedCrop} is off), then {@code RandomHorizontalFlip}
+     * if {@code horizontalFlip}. The crop and the flip are drawn from a generator seeded by
+     * {@code (seed, epoch, sampleIndex)} alone, so a run repeated with the same seed sees the same augmentations
+     * whatever the number of loader threads, and each epoch sees new ones.
+     */
+    public RgbImage trainImage(RgbImage image, long seed, int epoch, int sampleIndex) {
+        SplittableRandom random = new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
+        RgbImage out = randomResizedCrop
+                ? new SeededRandomResizedCrop(imageSize, random).apply(image)
+                : evalImage(image);
+        return horizontalFlip ? new SeededHorizontalFlip(random).apply(out) : out;
+    }
+
+    /** {@code Normalize(mean, std)(ToTensor()(image))} into {@code out[offset ...]}, CHW float32. */
+    public void toTensor(RgbImage image, float[] out, int offset) {
+        PilTransforms.toTensor(image, mean, std, out, offset);
+    }
+
+    /** The evaluation tensor {@code (3, imageSize, imageSize)}, exactly torchvision's; see {@link #evalImage}. */
+    public float[] evalTensor(RgbImage image) {
+        float[] out = new float[tensorLength()];
+        toTensor(evalImage(image), out, 0);
+        return out;
+    }
+
+    /** The training tensor of one sample of one epoch; see {@link #trainImage}. */
+    public float[] trainTensor(RgbImage image, long seed, int epoch, int sampleIndex) {
+        float[] out = new float[tensorLength()];
+        toTensor(trainImage(image, seed, epoch, sampleIndex), out, 0);
+        return out;
+    }
+
+    /**
+     * The torchvision code that gives the evaluation tensor of a file, bit for bit:
+     * {@code transforms.Compose([transforms.Resize(R), transforms.CenterCrop(C), transforms.ToTensor(),
+     * transforms.Normalize(mean=[...], std=[...])])(PIL.Image.open(f).convert("RGB"))}. The numbers are written
+     * so that Python reads back exactly the float32 values used here.
+     */
+    public String torchvisionEvalRecipe() {
+        return "transforms.Compose([transforms.Resize(" + resizeSize + "), transforms.CenterCrop(" + imageSize
+                + "), transforms.ToTensor(), transforms.Normalize(mean=" + pythonFloats(mean) + ", std="
+                + pythonFloats(std) + ")])(PIL.Image.open(f).convert(\"RGB\"))";
+    }
+
+    /** Decimal text that Python parses to a double which rounds back to exactly this float32 value. */
+    static String pythonFloats(float[] values) {
+        StringBuilder text = new StringBuilder("[");
+        for (int i = 0; i < values.length; i++) {
+            String s = Float.toString(values[i]);
+            // Python: text -> nearest double -> torch rounds to float32; the short form can round differently.
+            if ((float) Double.parseDouble(s) != values[i] || s.contains("E")) {
+                s = new java.math.BigDecimal(values[i]).toPlainString();
+            }
+            text.append(i == 0 ? "" : ", ").append(s);
+        }
+        return text.append("]").toString();
     }
 
     /** SplitMix64's finaliser: neighbouring (seed, epoch, index) triples get unrelated generator seeds. */

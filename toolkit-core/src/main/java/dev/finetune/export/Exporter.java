@@ -19,7 +19,9 @@ import java.util.Map;
 /**
  * Takes a model back to PyTorch: a torchvision state_dict as {@code .pth} (loads with
  * {@code torch.load(f, weights_only=True)} into {@code torchvision.models.resnet18(num_classes=N)}) or safetensors
- * (the same tensors under the same names), plus {@code FILE.json} beside it with the class names and preprocessing.
+ * (the same tensors under the same names), plus {@code FILE.json} beside it with the class names and the
+ * preprocessing, including the torchvision code that reproduces the toolkit's input tensors exactly
+ * ({@link dev.finetune.data.TransformSpec#torchvisionEvalRecipe()}).
  */
 public final class Exporter {
     private Exporter() {}
@@ -74,8 +76,10 @@ public final class Exporter {
         prep.put("center_crop", p.imageSize());
         prep.put("mean", p.mean());
         prep.put("std", p.std());
-        prep.put("torchvision", "transforms.Compose([Resize(" + p.resize() + "), CenterCrop(" + p.imageSize()
-                + "), ToTensor(), Normalize(mean, std)])");
+        // The exact recipe: this pipeline on PIL gives the tensor `finetune predict` feeds the model, bit for bit.
+        prep.put("interpolation", "bilinear (Pillow, on uint8)");
+        prep.put("torchvision", p.toTransformSpec().torchvisionEvalRecipe());
+        prep.put("torchvision_imports", "import PIL.Image; from torchvision import transforms");
         side.put("preprocessing", prep);
         side.put("load_in_python", "m = torchvision.models." + model.model().arch().configName() + "(num_classes="
                 + model.classNames().size() + "); m.load_state_dict(torch.load('" + out.getFileName()

@@ -1,14 +1,13 @@
 package dev.finetune.predict;
 
-import ai.djl.modality.cv.Image;
-import ai.djl.modality.cv.ImageFactory;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.translate.Pipeline;
+import ai.djl.ndarray.types.Shape;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
+import dev.finetune.data.ImageDecoder;
+import dev.finetune.data.RgbImage;
+import dev.finetune.data.TransformSpec;
 import dev.finetune.engine.Engines;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -18,15 +17,16 @@ import java.util.List;
 
 /**
  * Top-k predictions for image files, with the model's own evaluation preprocessing (for a 224-pixel model:
- * shorter side to 256, center crop 224, mean/std) and no autograd graph on the calling thread.
+ * shorter side to 256, center crop 224, mean/std), exactly torchvision's on {@code PIL.Image.open(f).convert("RGB")}
+ * (see {@link TransformSpec}), and no autograd graph on the calling thread.
  */
 public final class Predictor {
     private final TrainedModel model;
-    private final Pipeline pipeline;
+    private final TransformSpec transforms;
 
     public Predictor(TrainedModel model) {
         this.model = model;
-        this.pipeline = model.preprocessing().toTransformSpec().evalPipeline();
+        this.transforms = model.preprocessing().toTransformSpec();
     }
 
     /**
@@ -63,21 +63,20 @@ public final class Predictor {
         return out;
     }
 
-    /** The preprocessed tensor (3, H, W) of an image file. */
+    /** The preprocessed tensor (3, H, W) float32 of an image file, as torchvision computes it. */
     public NDArray load(Path f, NDManager m) {
         if (!Files.isRegularFile(f)) {
             throw new FinetuneException(ErrorKind.DATA, f + ": no such image file");
         }
-        Image img;
+        RgbImage image;
         try {
-            img = ImageFactory.getInstance().fromFile(f);
+            image = ImageDecoder.read(f);
         } catch (IOException | RuntimeException e) {
             throw new FinetuneException(ErrorKind.DATA, f + ": cannot decode the image (" + e.getMessage()
-                    + "); supported: png, jpeg, bmp, gif");
+                    + "); supported: png, jpeg, bmp, gif", e);
         }
-        NDArray hwc = img.toNDArray(m, Image.Flag.COLOR);
-        NDList t = pipeline.transform(new NDList(hwc));
-        return t.singletonOrThrow().toType(DataType.FLOAT32, false);
+        int size = transforms.imageSize();
+        return m.create(transforms.evalTensor(image), new Shape(3, size, size));
     }
 
     private List<Scored> topK(float[] p, int k) {

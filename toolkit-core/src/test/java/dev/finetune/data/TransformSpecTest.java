@@ -7,34 +7,15 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.translate.Pipeline;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
+import java.util.Arrays;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 class TransformSpecTest {
-    private NDManager manager;
-
-    @BeforeEach
-    void open() {
-        manager = NDManager.newBaseManager();
-    }
-
-    @AfterEach
-    void close() {
-        manager.close();
-    }
-
-    /** An HWC uint8 image whose red channel is the column, green the row, blue 0. */
-    private NDArray gradient(int height, int width) {
+    /** An RGB image whose red channel is the column, green the row, blue 0. */
+    static RgbImage gradient(int height, int width) {
         byte[] data = new byte[height * width * 3];
         for (int y = 0; y < height; y++) {
             for (int x = 0; x < width; x++) {
@@ -42,11 +23,12 @@ class TransformSpecTest {
                 data[(y * width + x) * 3 + 1] = (byte) y;
             }
         }
-        return manager.create(java.nio.ByteBuffer.wrap(data), new Shape(height, width, 3), DataType.UINT8);
+        return RgbImage.of(width, height, data);
     }
 
-    private static NDArray run(Pipeline pipeline, NDArray hwc) {
-        return pipeline.transform(new NDList(hwc)).singletonOrThrow();
+    /** Value of channel c at (y, x) of a CHW tensor of side `size`. */
+    private static float at(float[] chw, int size, int c, int y, int x) {
+        return chw[(c * size + y) * size + x];
     }
 
     @Test
@@ -95,49 +77,86 @@ class TransformSpecTest {
     void evalResizesShorterSideThenCropsCentreAndNormalises() {
         TransformSpec spec = new TransformSpec(16, 32, true, true, new float[] {0, 0, 0}, new float[] {1, 1, 1});
         // 64 high, 128 wide: shorter side 64 -> 32, so 32x64, centre 16x16 is rows 8..23, columns 24..39.
-        NDArray out = run(spec.evalPipeline(), gradient(64, 128));
-        assertEquals(new Shape(3, 16, 16), out.getShape());
-        assertEquals(DataType.FLOAT32, out.getDataType());
-        // Bilinear 2x downscale of a ramp: output column c samples source 2c + 0.5.
-        float red = out.getFloat(0, 0, 0) * 255f;
-        float green = out.getFloat(1, 0, 0) * 255f;
-        assertEquals(2 * 24 + 0.5f, red, 1e-3);
-        assertEquals(2 * 8 + 0.5f, green, 1e-3);
-        assertEquals(0f, out.getFloat(2, 5, 5), 0f);
+        float[] out = spec.evalTensor(gradient(64, 128));
+        assertEquals(3 * 16 * 16, out.length);
+        // Pillow's 2x bilinear downscale of a ramp (antialiased: weights 1/8, 3/8, 3/8, 1/8) gives 2c + 0.5,
+        // rounded half up in its fixed-point arithmetic: 48.5 -> 49 and 16.5 -> 17, in uint8 before ToTensor.
+        assertEquals(49 / 255f, at(out, 16, 0, 0, 0), 0f);
+        assertEquals(17 / 255f, at(out, 16, 1, 0, 0), 0f);
+        assertEquals(0f, at(out, 16, 2, 5, 5), 0f);
+        assertEquals(PilTransforms.centerCrop(PilTransforms.resize(gradient(64, 128), 32), 16),
+                spec.evalImage(gradient(64, 128)));
     }
 
     @Test
     void normalisesWithMeanAndStd() {
         TransformSpec spec = TransformSpec.defaults().withImageSize(8);
-        NDArray white = manager.full(new Shape(20, 20, 3), 255, DataType.UINT8);
-        NDArray out = run(spec.evalPipeline(), white);
+        byte[] white = new byte[20 * 20 * 3];
+        Arrays.fill(white, (byte) 255);
+        float[] out = spec.evalTensor(RgbImage.of(20, 20, white));
         float[] mean = spec.mean();
         float[] std = spec.std();
         for (int c = 0; c < 3; c++) {
-            assertEquals((1 - mean[c]) / std[c], out.getFloat(c, 3, 3), 1e-5);
+            assertEquals((1f - mean[c]) / std[c], at(out, 8, c, 3, 3), 0f);
         }
     }
 
     @Test
     void tinyFashionMnistImagesAreUpscaledToTheInputSize() {
-        NDArray out = run(TransformSpec.defaults().evalPipeline(), gradient(28, 28));
-        assertEquals(new Shape(3, 224, 224), out.getShape());
-        NDArray train = run(TransformSpec.defaults().trainPipeline(1, 0, 0), gradient(28, 28));
-        assertEquals(new Shape(3, 224, 224), train.getShape());
+        assertEquals(3 * 224 * 224, TransformSpec.defaults().evalTensor(gradient(28, 28)).length);
+        RgbImage train = TransformSpec.defaults().trainImage(gradient(28, 28), 1, 0, 0);
+        assertEquals(224, train.width());
+        assertEquals(224, train.height());
+    }
+
+    @Test
+    void oddSizesComeOutExactlyCropSized() {
+        // 29x28 with resize = crop = 32: Resize gives 33x32, CenterCrop takes columns round(0.5) = 0 .. 31.
+        TransformSpec spec = new TransformSpec(32, 32, false, false, new float[] {0, 0, 0}, new float[] {1, 1, 1});
+        RgbImage out = spec.evalImage(gradient(28, 29));
+        assertEquals(32, out.width());
+        assertEquals(32, out.height());
+        assertEquals(3 * 32 * 32, spec.evalTensor(gradient(28, 29)).length);
+        for (int[] hw : new int[][] {{28, 29}, {29, 28}, {31, 32}, {300, 15}, {15, 300}, {33, 33}}) {
+            RgbImage train = spec.withAugmentation(true, true).trainImage(gradient(hw[0], hw[1]), 3, 1, 4);
+            assertEquals(32, train.width(), Arrays.toString(hw));
+            assertEquals(32, train.height(), Arrays.toString(hw));
+            assertEquals(32, spec.evalImage(gradient(hw[0], hw[1])).width(), Arrays.toString(hw));
+        }
     }
 
     @Test
     void trainAugmentationDependsOnlyOnSeedEpochAndSample() {
         TransformSpec spec = TransformSpec.defaults().withImageSize(32);
-        NDArray image = gradient(60, 90);
-        NDArray a = run(spec.trainPipeline(7, 3, 11), image);
-        NDArray b = run(spec.trainPipeline(7, 3, 11), image);
-        NDArray otherEpoch = run(spec.trainPipeline(7, 4, 11), image);
-        NDArray otherSample = run(spec.trainPipeline(7, 3, 12), image);
-        assertEquals(new Shape(3, 32, 32), a.getShape());
-        assertTrue(a.contentEquals(b));
-        assertFalse(a.contentEquals(otherEpoch));
-        assertFalse(a.contentEquals(otherSample));
+        RgbImage image = gradient(60, 90);
+        float[] a = spec.trainTensor(image, 7, 3, 11);
+        float[] b = spec.trainTensor(image, 7, 3, 11);
+        float[] otherEpoch = spec.trainTensor(image, 7, 4, 11);
+        float[] otherSample = spec.trainTensor(image, 7, 3, 12);
+        assertEquals(3 * 32 * 32, a.length);
+        assertArrayEquals(a, b, 0f);
+        assertFalse(Arrays.equals(a, otherEpoch));
+        assertFalse(Arrays.equals(a, otherSample));
+    }
+
+    @Test
+    void randomResizedCropIsTorchvisionsResizedCropOfTheSampledBox() {
+        RgbImage image = gradient(60, 90);
+        int[] box = SeededRandomResizedCrop.sampleBox(60, 90, new SplittableRandom(42));
+        RgbImage expected = PilTransforms.resizedCrop(image, box[0], box[1], box[2], box[3], 24);
+        assertEquals(expected, new SeededRandomResizedCrop(24, new SplittableRandom(42)).apply(image));
+    }
+
+    @Test
+    void sidecarRecipeIsTheTorchvisionCodeWithExactFloats() {
+        assertEquals("transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),"
+                        + " transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])"
+                        + "(PIL.Image.open(f).convert(\"RGB\"))",
+                TransformSpec.defaults().torchvisionEvalRecipe());
+        for (float f : new float[] {0.1f, 1e-8f, 0.33333334f, 123456.79f, 0.5f}) {
+            String text = TransformSpec.pythonFloats(new float[] {f});
+            assertEquals(f, (float) Double.parseDouble(text.substring(1, text.length() - 1)), 0f, text);
+        }
     }
 
     @Test
@@ -168,25 +187,26 @@ class TransformSpecTest {
         // 4 high, 400 wide: no box with ratio <= 4/3 covers >= 8% of it, so torchvision's fallback applies.
         int[] box = SeededRandomResizedCrop.sampleBox(4, 400, new SplittableRandom(1));
         assertArrayEquals(new int[] {0, (400 - 5) / 2, 4, 5}, box);
-        NDArray out = new SeededRandomResizedCrop(8, new SplittableRandom(1)).transform(
-                gradient(3, 400).toType(DataType.FLOAT32, false));
-        assertEquals(new Shape(8, 8, 3), out.getShape());
+        RgbImage out = new SeededRandomResizedCrop(8, new SplittableRandom(1)).apply(gradient(3, 400));
+        assertEquals(8, out.width());
+        assertEquals(8, out.height());
     }
 
     @Test
     void flipMirrorsLeftRightForAboutHalfTheSamples() {
-        NDArray image = gradient(2, 5).toType(DataType.FLOAT32, false);
-        NDArray mirrored = image.flip(1);
+        RgbImage image = gradient(2, 5);
+        RgbImage mirrored = PilTransforms.hflip(image);
         int flips = 0;
         for (int i = 0; i < 200; i++) {
-            NDArray out = new SeededHorizontalFlip(new SplittableRandom(i)).transform(image);
-            if (out.contentEquals(mirrored)) {
+            RgbImage out = new SeededHorizontalFlip(new SplittableRandom(i)).apply(image);
+            if (out.equals(mirrored)) {
                 flips++;
             } else {
-                assertTrue(out.contentEquals(image));
+                assertEquals(image, out);
             }
         }
         assertTrue(flips > 70 && flips < 130, "flipped " + flips + " of 200");
-        assertNotEquals(0f, mirrored.getFloat(0, 0, 0));
+        assertEquals(4, mirrored.get(0, 0, 0));
+        assertNotEquals(image, mirrored);
     }
 }
