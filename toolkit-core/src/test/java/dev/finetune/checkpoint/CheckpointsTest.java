@@ -60,8 +60,8 @@ class CheckpointsTest {
         FinetuneException e = assertThrows(FinetuneException.class,
                 () -> Checkpoints.read("torchvision:resnet99", offline));
         assertEquals(ErrorKind.CHECKPOINT, e.kind());
-        assertEquals("torchvision:resnet99: unknown torchvision weights; supported: torchvision:resnet18",
-                e.getMessage());
+        assertEquals("torchvision:resnet99: unknown torchvision weights; supported: torchvision:resnet18,"
+                + " torchvision:resnet34, torchvision:resnet50, torchvision:resnet50:IMAGENET1K_V2", e.getMessage());
     }
 
     @Test

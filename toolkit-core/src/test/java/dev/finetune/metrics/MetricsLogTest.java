@@ -53,7 +53,7 @@ class MetricsLogTest {
                 Files.readString(dir.resolve("metrics.csv")));
         assertEquals("{\"epoch\":1,\"train_loss\":0.5,\"val_loss\":0.25,\"val_top1\":0.75,\"val_top5\":1.0,"
                 + "\"lr\":0.001,\"epoch_seconds\":12.5,\"images_per_second\":80.0,\"trainable_params\":5130,"
-                + "\"per_class_accuracy\":{\"cat\":0.75,\"dog\":null},\"confusion_matrix\":[[3,1],[0,0]]}\n",
+                + "\"per_class_accuracy\":{\"cat\":0.75,\"dog\":null},\"confusion_matrix\":[[3,1],[0,0]],\"lr_by_group\":{\"base\":0.001}}\n",
                 Files.readString(dir.resolve("metrics.jsonl")));
     }
 
