@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.stream.Collectors;
 
@@ -80,6 +81,17 @@ enum Dtype {
     /** Writes {@code values} in this dtype, little-endian, a chunk at a time so no second full copy is made. */
     void writeAll(float[] values, OutputStream out) throws IOException {
         ByteBuffer buf = ByteBuffer.allocate(Math.max(size, (1 << 16) / size * size)).order(ByteOrder.LITTLE_ENDIAN);
+        if (this == F32) {
+            // Bulk copies: a checkpoint holds tens of millions of fp32 values.
+            FloatBuffer fb = buf.asFloatBuffer();
+            for (int at = 0; at < values.length; at += fb.capacity()) {
+                int n = Math.min(fb.capacity(), values.length - at);
+                fb.clear();
+                fb.put(values, at, n);
+                out.write(buf.array(), 0, n * 4);
+            }
+            return;
+        }
         for (float v : values) {
             if (buf.remaining() < size) {
                 out.write(buf.array(), 0, buf.position());
@@ -88,6 +100,39 @@ enum Dtype {
             write(buf, v);
         }
         out.write(buf.array(), 0, buf.position());
+    }
+
+    /**
+     * Reads {@code n} values from {@code buf} (positions 0 .. n·size) into {@code out} from {@code offset}: bulk paths
+     * for fp32 and a table for fp16, the element-wise {@link #read} otherwise.
+     */
+    void readAll(ByteBuffer buf, int n, float[] out, int offset) {
+        if (this == F32) {
+            // A view from position 0 (the buffer's position may be anywhere after a read), in the buffer's order.
+            buf.duplicate().position(0).order(buf.order()).asFloatBuffer().get(0, out, offset, n);
+            return;
+        }
+        if (this == F16) {
+            float[] table = HalfTable.VALUES;
+            for (int i = 0; i < n; i++) {
+                out[offset + i] = table[buf.getShort(2 * i) & 0xFFFF];
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            out[offset + i] = read(buf, i * size);
+        }
+    }
+
+    /** Every fp16 bit pattern's fp32 value, computed once (256 KB). */
+    private static final class HalfTable {
+        static final float[] VALUES = new float[1 << 16];
+
+        static {
+            for (int h = 0; h < VALUES.length; h++) {
+                VALUES[h] = halfToFloat((short) h);
+            }
+        }
     }
 
     static float halfToFloat(short half) {

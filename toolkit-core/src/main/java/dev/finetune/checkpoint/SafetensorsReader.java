@@ -247,9 +247,7 @@ public final class SafetensorsReader implements CheckpointReader {
             } catch (EOFException eof) {
                 throw new CheckpointException(file, "file ends inside tensor '" + e.name() + "' (truncated)", eof);
             }
-            for (int i = 0; i < n; i++) {
-                out[done + i] = e.dtype().read(buf, i * size);
-            }
+            e.dtype().readAll(buf, n, out, done);
             done += n;
             position += (long) n * size;
         }
