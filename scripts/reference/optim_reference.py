@@ -26,6 +26,7 @@ Output JSON:
 Values are float32 tensors written with .tolist() (exact as doubles).
 """
 import json
+import os
 import sys
 
 import torch
@@ -145,5 +146,9 @@ def main(out):
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: optim_reference.py OUT.json")
-    main(sys.argv[1])
+        sys.exit("usage: optim_reference.py OUT.json | OUT_DIR")
+    target = sys.argv[1]
+    if not target.endswith(".json"):
+        os.makedirs(target, exist_ok=True)
+        target = os.path.join(target, "optim_reference.json")
+    main(target)

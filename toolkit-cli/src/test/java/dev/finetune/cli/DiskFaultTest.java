@@ -76,6 +76,7 @@ class DiskFaultTest {
         Path cfg = Cli.config(tmp, "ro", "{default: freeze, rules: [{train: \"fc.*\"}]}", "{epochs: 1}");
         Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
         assertEquals(7, r.code(), r.err());
-        assertTrue(r.err().startsWith("error: cannot create run directory " + run), r.err());
+        assertTrue(r.err().startsWith("error: run directory " + run + " cannot be locked"), r.err());
+        assertTrue(r.err().contains("choose a writable --run-dir"), r.err());
     }
 }

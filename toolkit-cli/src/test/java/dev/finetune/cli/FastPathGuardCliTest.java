@@ -30,7 +30,7 @@ class FastPathGuardCliTest {
     @Test
     void defectiveHostFallsBackSaysSoOnceAndTrainsAsThePlainNetwork() throws Exception {
         Path cfg = Cli.config(tmp, "guard", "{default: freeze, rules: [{train: \"fc.*\"}]}",
-                "{epochs: 2, batch_size: 32, seed: 3}");
+                "{epochs: 2, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 4));
         Path log = tmp.resolve("train.log");
         Process p = Cli.start(log, List.of("-D" + KernelFaults.PROPERTY + "=512:1:2"), "train", "-c",
                 cfg.toString(), "--run-dir", tmp.resolve("faulty").toString(), "--quiet");

@@ -22,7 +22,7 @@ class FeatureCacheEquivalenceTest {
     @Test
     void cachedAndUncachedLinearProbesTrainToTheSameWeights() throws Exception {
         Path cfg = Cli.config(tmp, "cache", "{default: freeze, rules: [{train: \"fc.*\"}]}",
-                "{epochs: 3, batch_size: 32, seed: 3}");
+                "{epochs: 3, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 4));
         TrainJob.Result cached = TrainJob.start(ConfigLoader.load(cfg, List.of()), tmp.resolve("cached"),
                 List.of());
         TrainJob.Result plain = TrainJob.start(ConfigLoader.load(cfg, List.of("train.feature_cache=false")),

@@ -52,11 +52,8 @@ class GroupedOptimizerParityTest {
 
     @BeforeAll
     static void reference() throws IOException, InterruptedException {
-        Path out = Path.of("target", "torch-reference", "optim_reference.json").toAbsolutePath();
-        Files.createDirectories(out.getParent());
-        TorchReference.runPython(
-                TorchReference.repoRoot().resolve("scripts/reference/optim_reference.py").toString(), out.toString());
-        ref = new ObjectMapper().readTree(out.toFile());
+        Path dir = TorchReference.cached("optim-reference", "optim_reference.json", "optim_reference.py");
+        ref = new ObjectMapper().readTree(dir.resolve("optim_reference.json").toFile());
     }
 
     @BeforeEach

@@ -33,13 +33,33 @@ public final class TorchReference {
     /** The shared reference directory, generated on first use. */
     public static synchronized TorchReference get() throws IOException, InterruptedException {
         if (instance == null) {
-            Path dir = Path.of("target", "torch-reference").toAbsolutePath();
-            if (!Files.exists(dir.resolve("reference.json"))) {
-                runPython(repoRoot().resolve("scripts/reference/torch_reference.py").toString(), dir.toString());
-            }
-            instance = new TorchReference(dir);
+            instance = new TorchReference(cached("torch-reference", "reference.json", "torch_reference.py"));
         }
         return instance;
+    }
+
+    /**
+     * {@code target/<name>}, made once by {@code scripts/reference/<script> [args...] <dir>} and reused by every test
+     * and every test JVM of this build: a lock file serialises test JVMs running side by side, and {@code done} (a file
+     * the script writes last) tells a finished directory from a half-written one.
+     */
+    public static Path cached(String name, String done, String script, String... args)
+            throws IOException, InterruptedException {
+        Path dir = Path.of("target", name).toAbsolutePath();
+        Files.createDirectories(dir.getParent());
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(
+                        dir.resolveSibling(name + ".lock"), java.nio.file.StandardOpenOption.CREATE,
+                        java.nio.file.StandardOpenOption.WRITE);
+                java.nio.channels.FileLock lock = ch.lock()) {
+            if (!Files.exists(dir.resolve(done))) {
+                List<String> cmd = new ArrayList<>();
+                cmd.add(repoRoot().resolve("scripts/reference").resolve(script).toString());
+                cmd.addAll(List.of(args));
+                cmd.add(dir.toString());
+                runPython(cmd.toArray(String[]::new));
+            }
+        }
+        return dir;
     }
 
     /** Runs a Python script with Debian's interpreter; fails with its output when it fails. */

@@ -55,6 +55,9 @@ class EquivalenceMatrixTest {
     private static final List<String> STAGES = ResNet.stageNames();
 
     private static final Map<String, FineTuner> MODELS = new LinkedHashMap<>();
+    private static final Map<String, FoldedPrefix> FOLDS = new LinkedHashMap<>();
+    /** weights/stage pairs whose raw channels-last fold was wrong on this host (dynamic tests run in order). */
+    private static final java.util.Set<String> CHANNELS_LAST_WRONG = new java.util.HashSet<>();
     private static Ref ref;
 
     @TestFactory
@@ -64,9 +67,14 @@ class EquivalenceMatrixTest {
         for (String w : WEIGHTS) {
             for (int side : SIDES) {
                 for (int batch : BATCHES) {
-                    tests.add(DynamicTest.dynamicTest(w + " " + side + "x" + side + " batch " + batch,
-                            () -> check(w, side, batch)));
+                    tests.add(DynamicTest.dynamicTest(w + " " + side + "x" + side + " batch " + batch
+                            + ": plain, stage-scoped, folded stages", () -> checkInput(w, side, batch)));
                 }
+            }
+            for (int k = 1; k <= 5; k++) {
+                int cut = k;
+                tests.add(DynamicTest.dynamicTest(w + " frozen up to " + STAGES.get(k)
+                        + ": guarded prefix and cached features at every size and batch", () -> checkCut(w, cut)));
             }
         }
         return tests.stream();
@@ -74,6 +82,8 @@ class EquivalenceMatrixTest {
 
     @AfterAll
     static void closeModels() {
+        FOLDS.values().forEach(FoldedPrefix::close);
+        FOLDS.clear();
         MODELS.values().forEach(FineTuner::close);
         MODELS.clear();
     }
@@ -86,92 +96,122 @@ class EquivalenceMatrixTest {
                 .build());
     }
 
-    private static void check(String weights, int side, int batch) throws IOException {
-        Engines.pytorch();
+    /** Stage {@code s} of a weight set folded in {@code layout}, folded once (a fold depends on weights only). */
+    private static FoldedPrefix fold(String weights, int s, FoldedPrefix.Layout layout) {
         FineTuner ft = model(weights);
-        ft.applyPolicy(FreezePolicy.linearProbe());
+        return FOLDS.computeIfAbsent(weights + "/" + s + "/" + layout,
+                k -> FoldedPrefix.fold(ft.model(), s, s + 1, layout, ft.manager()));
+    }
+
+    private static Map<String, NDArray> torch(NDManager m, String weights, int side, int batch) throws IOException {
+        Map<String, NDArray> torch = new LinkedHashMap<>();
+        for (String k : List.of("input", "stem", "layer1", "layer2", "layer3", "layer4", "logits")) {
+            torch.put(k, ref.array(m, weights + "_" + side + "_" + k).get(new NDIndex("0:" + batch)));
+        }
+        return torch;
+    }
+
+    /** Plain eager, stage-scoped inference and each folded stage, for one input. */
+    private static void checkInput(String weights, int side, int batch) throws IOException {
+        Engines.pytorch();
+        // The fine-tuner is built with the linear probe and each weight set's cut tests run after its input tests:
+        // every BN here keeps its statistics, as folding needs.
+        FineTuner ft = model(weights);
         try (NDManager m = ft.manager().newSubManager()) {
             ResNet model = ft.model();
             ParameterStore ps = ft.parameterStore();
-            Map<String, NDArray> torch = new LinkedHashMap<>();
-            for (String k : List.of("input", "stem", "layer1", "layer2", "layer3", "layer4", "logits")) {
-                torch.put(k, ref.array(m, weights + "_" + side + "_" + k).get(new NDIndex("0:" + batch)));
-            }
+            Map<String, NDArray> torch = torch(m, weights, side, batch);
             NDArray x = torch.get("input");
             Diffs d = new Diffs(weights + " " + side + "x" + side + " batch " + batch);
 
             // Plain eager, stage by stage on its own outputs; then the whole eval forward.
-            List<NDArray> plain = new ArrayList<>();
             try (var g = Engines.noGrad()) {
                 NDArray h = x;
                 for (int s = 0; s < 6; s++) {
                     h = model.forwardStages(ps, new NDList(h), false, s, s + 1).singletonOrThrow();
-                    plain.add(h);
                     d.check("plain " + STAGES.get(s) + " vs torch", torchOut(torch, s), h);
                 }
                 NDArray logits = model.forward(ps, new NDList(x), false).singletonOrThrow();
                 d.check("plain forward logits vs torch", torch.get("logits"), logits);
+                // Stage-scoped inference.
+                NDArray scoped = ft.predictLogits(x);
+                d.check("stage-scoped logits vs torch", torch.get("logits"), scoped);
+                d.check("stage-scoped logits vs plain", logits, scoped);
             }
-            // Stage-scoped inference.
-            NDArray scoped = ft.predictLogits(x);
-            d.check("stage-scoped logits vs torch", torch.get("logits"), scoped);
-            d.check("stage-scoped logits vs plain", plain.get(5), scoped);
 
-            // Folded stages, each on PyTorch's input to that stage.
-            List<Integer> channelsLastWrong = new ArrayList<>();
+            // Folded stages, each on PyTorch's input to that stage. Raw channels-last may be wrong on a host: then
+            // the guard (checkCut) must have moved that stage to NCHW.
             for (FoldedPrefix.Layout layout : List.of(FoldedPrefix.Layout.CONTIGUOUS,
                     FoldedPrefix.Layout.CHANNELS_LAST)) {
                 for (int s = 0; s < 5; s++) {
                     NDArray in = s == 0 ? x : torchOut(torch, s - 1);
-                    try (FoldedPrefix f = FoldedPrefix.fold(model, s, s + 1, layout, m)) {
-                        NDArray out = f.forward(in);
-                        String what = "folded " + layout + " " + STAGES.get(s);
-                        if (layout == FoldedPrefix.Layout.CHANNELS_LAST) {
-                            if (!d.within(torchOut(torch, s), out)) {
-                                channelsLastWrong.add(s);
-                                d.note(what + ": raw channels-last is wrong on this host ("
-                                        + d.relative(torchOut(torch, s), out) + "); the guard must avoid it");
-                            } else {
-                                d.check(what + " vs torch", torchOut(torch, s), out);
-                            }
+                    NDArray out = fold(weights, s, layout).forward(in);
+                    String what = "folded " + layout + " " + STAGES.get(s);
+                    if (layout == FoldedPrefix.Layout.CHANNELS_LAST) {
+                        if (!d.within(torchOut(torch, s), out)) {
+                            CHANNELS_LAST_WRONG.add(weights + "/" + s);
+                            d.note(what + ": raw channels-last is wrong on this host ("
+                                    + d.relative(torchOut(torch, s), out) + "); the guard must avoid it");
                         } else {
                             d.check(what + " vs torch", torchOut(torch, s), out);
-                            try (var g = Engines.noGrad()) {
-                                NDArray p = model.forwardStages(ps, new NDList(in), false, s, s + 1)
-                                        .singletonOrThrow();
-                                d.check(what + " vs plain", p, out);
-                            }
+                        }
+                    } else {
+                        d.check(what + " vs torch", torchOut(torch, s), out);
+                        try (var g = Engines.noGrad()) {
+                            NDArray p = model.forwardStages(ps, new NDList(in), false, s, s + 1).singletonOrThrow();
+                            d.check(what + " vs plain", p, out);
                         }
                     }
-                }
-            }
-
-            // The production path at every cut: frozen [0, k), guarded fold, what the feature cache stores.
-            for (int k = 1; k <= 5; k++) {
-                ft.applyPolicy(new FreezePolicy(true, k - 1, List.of(), BnPolicy.AUTO));
-                NDArray features = ft.prefixFeatures(x, k);
-                d.check("cache features at " + STAGES.get(k) + " vs torch", torchOut(torch, k - 1), features);
-                d.check("cache features at " + STAGES.get(k) + " vs plain", plain.get(k - 1), features);
-                try (var g = Engines.noGrad()) {
-                    NDArray logits = model.forwardStages(ps, new NDList(features), false, k, 6).singletonOrThrow();
-                    d.check("logits from cache at " + STAGES.get(k) + " vs torch", torch.get("logits"), logits);
-                }
-                List<FastPathReport> reports = ft.fastPathReports();
-                FastPathReport r = reports.get(reports.size() - 1);
-                for (int s : channelsLastWrong) {
-                    if (s < k) {
-                        assertTrue(!r.inUse().contains("channels-last: ") || !stageListed(r.inUse(), s),
-                                "raw channels-last " + STAGES.get(s) + " is wrong here, yet the guard runs it: "
-                                        + r.toMap());
-                    }
-                }
-                if (k == 5) {
-                    d.note("guard at cut head: " + r.inUse() + (r.degraded() ? " " + r.fallbacks() : ""));
                 }
             }
             System.out.println(d);
             d.assertAll();
         }
+    }
+
+    /**
+     * The production path with stages {@code [0, k)} frozen: the guarded, folded, channels-last prefix that training
+     * steps and the feature cache run ({@link FineTuner#prefixFeatures}), and the logits computed from its output, at
+     * every size and batch.
+     */
+    private static void checkCut(String weights, int k) throws IOException {
+        Engines.pytorch();
+        FineTuner ft = model(weights);
+        ft.applyPolicy(new FreezePolicy(true, k - 1, List.of(), BnPolicy.AUTO));
+        ResNet model = ft.model();
+        ParameterStore ps = ft.parameterStore();
+        Diffs d = new Diffs(weights + " frozen up to " + STAGES.get(k));
+        for (int side : SIDES) {
+            for (int batch : BATCHES) {
+                try (NDManager m = ft.manager().newSubManager()) {
+                    Map<String, NDArray> torch = torch(m, weights, side, batch);
+                    NDArray x = torch.get("input");
+                    String at = side + "x" + side + " batch " + batch + ": ";
+                    NDArray features = ft.prefixFeatures(x, k);
+                    d.check(at + "cache features vs torch", torchOut(torch, k - 1), features);
+                    try (var g = Engines.noGrad()) {
+                        NDArray plain = model.forwardStages(ps, new NDList(x), false, 0, k).singletonOrThrow();
+                        d.check(at + "cache features vs plain", plain, features);
+                        NDArray logits = model.forwardStages(ps, new NDList(features), false, k, 6)
+                                .singletonOrThrow();
+                        d.check(at + "logits from the cache vs torch", torch.get("logits"), logits);
+                    }
+                }
+            }
+        }
+        List<FastPathReport> reports = ft.fastPathReports();
+        FastPathReport r = reports.get(reports.size() - 1);
+        for (int s = 0; s < k; s++) {
+            if (CHANNELS_LAST_WRONG.contains(weights + "/" + s)) {
+                assertTrue(!r.inUse().contains("channels-last: ") || !stageListed(r.inUse(), s),
+                        "raw channels-last " + STAGES.get(s) + " is wrong here, yet the guard runs it: " + r.toMap());
+            }
+        }
+        assertEquals(SIDES.length * BATCHES.length, r.checks().stream().filter(FastPathReport.Check::passed)
+                .map(FastPathReport.Check::input).distinct().count(), "every input shape checked once: " + r.toMap());
+        d.note("guard: " + r.inUse() + (r.degraded() ? " " + r.fallbacks() : ""));
+        System.out.println(d);
+        d.assertAll();
     }
 
     /** Whether the channels-last part of {@code inUse} lists stage {@code s}. */
@@ -249,12 +289,9 @@ class EquivalenceMatrixTest {
 
         static synchronized Ref get() throws IOException, InterruptedException {
             if (instance == null) {
-                Path dir = Path.of("target", "equivalence-reference").toAbsolutePath();
-                if (!Files.exists(dir.resolve("reference.json"))) {
-                    Path repo = TorchReference.repoRoot();
-                    TorchReference.runPython(repo.resolve("scripts/reference/equivalence_reference.py").toString(),
-                            repo.resolve("models/resnet18-fmnist-a.safetensors").toString(), dir.toString());
-                }
+                Path dir = TorchReference.cached("equivalence-reference", "reference.json",
+                        "equivalence_reference.py",
+                        TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors").toString());
                 instance = new Ref(dir);
             }
             return instance;
