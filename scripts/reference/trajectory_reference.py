@@ -16,7 +16,8 @@ which parameters train (requires_grad), which BatchNorm layers are in eval mode 
 under batchnorm: auto; every BN keeps them under freeze-stats; every BN updates them under train), and gradual
 unfreezing as optimizer.add_param_group({'params': newly trainable, 'lr': lr * lr_mult}).
 
-Writes OUT_DIR/RUN/losses.json and OUT_DIR/RUN/NAME.f32 for every state_dict entry, with OUT_DIR/RUN/index.json.
+Writes OUT_DIR/RUN/result.json (losses, tensor shapes) and OUT_DIR/RUN/NAME.f32 for every state_dict entry training can
+change: the trainable parameters and the running statistics of BatchNorm layers that were in train mode.
 """
 import json
 import os
@@ -62,14 +63,15 @@ POLICIES = {
 }
 
 
-def set_bn_modes(model, bn_setting):
+def set_bn_modes(model, bn_setting, updating):
+    """Train mode, then eval mode for the BN layers that keep their statistics; records the ones that update."""
     model.train()
     for name, m in model.named_modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            if bn_setting == "train":
-                continue
-            if bn_setting == "freeze-stats" or not m.weight.requires_grad:
+            if bn_setting != "train" and (bn_setting == "freeze-stats" or not m.weight.requires_grad):
                 m.eval()
+            else:
+                updating.add(name)
 
 
 def replay(run, inputs, labels, state):
@@ -86,6 +88,7 @@ def replay(run, inputs, labels, state):
     opt = torch.optim.SGD(params, lr=run["lr"], momentum=run["momentum"])
     groups_mult = [1.0]
     losses = []
+    updating = set()
     applied = 0
     for step in run["steps"]:
         while applied < len(run["unfreeze"]) and run["unfreeze"][applied]["at_epoch"] <= step["epoch"]:
@@ -98,7 +101,7 @@ def replay(run, inputs, labels, state):
             applied += 1
         for g, mult in zip(opt.param_groups, groups_mult):
             g["lr"] = step["lr"] * mult
-        set_bn_modes(model, bn_setting)
+        set_bn_modes(model, bn_setting, updating)
         idx = torch.tensor(step["indices"])
         x = inputs[idx]
         y = labels[idx]
@@ -107,11 +110,16 @@ def replay(run, inputs, labels, state):
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    return losses, model.state_dict()
+    # What training can change: the trainable parameters and the statistics of BN layers in train mode. The rest is
+    # the initial state, which the toolkit checks bit for bit itself (frozen_tensors_bit_identical).
+    changed = {n for n, p in model.named_parameters() if p.requires_grad}
+    for m in updating:
+        changed |= {m + ".running_mean", m + ".running_var"}
+    return losses, {k: v for k, v in model.state_dict().items() if k in changed}
 
 
 def main(src, out):
-    torch.set_num_threads(1)
+    torch.set_num_threads(2)
     meta = json.load(open(os.path.join(src, "data.json")))
     inputs = torch.from_numpy(np.fromfile(os.path.join(src, "images.f32"), dtype="<f4").reshape(meta["images"]))
     labels = torch.from_numpy(np.fromfile(os.path.join(src, "labels.f32"), dtype="<f4").astype(np.int64))

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -84,7 +83,7 @@ class CliErrorsTest {
 
     @Test
     void emptyClassFolderIsNamed() throws Exception {
-        Path data = copyData(tmp.resolve("data"));
+        Path data = Cli.smallData(tmp.resolve("data"), 8, 2);
         Path empty = data.resolve("train/zebra");
         Files.createDirectories(empty);
         Path cfg = Cli.config(tmp, "empty", LINEAR_PROBE, ONE_EPOCH);
@@ -98,7 +97,7 @@ class CliErrorsTest {
 
     @Test
     void corruptImageFailsNamingTheFileOrIsSkippedAndCounted() throws Exception {
-        Path data = copyData(tmp.resolve("data"));
+        Path data = Cli.smallData(tmp.resolve("data"), 8, 2);
         Path broken = data.resolve("train/bag/99999.png");
         Files.write(broken, new byte[] {(byte) 0x89, 'P', 'N', 'G', 1, 2, 3});
         Path cfg = Cli.config(tmp, "corrupt", LINEAR_PROBE, ONE_EPOCH);
@@ -132,20 +131,5 @@ class CliErrorsTest {
         Cli.Result r = Cli.run("train", "--bogus");
         assertEquals(2, r.code());
         assertTrue(r.err().startsWith("error: "), r.err());
-    }
-
-    private static Path copyData(Path to) throws Exception {
-        Path from = Cli.repo().resolve("data/fashion-mnist-b");
-        try (var s = Files.walk(from)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Path t = to.resolve(from.relativize(p).toString());
-                if (Files.isDirectory(p)) {
-                    Files.createDirectories(t);
-                } else {
-                    Files.copy(p, t, StandardCopyOption.REPLACE_EXISTING);
-                }
-            }
-        }
-        return to;
     }
 }

@@ -135,18 +135,25 @@ class CliOddSizeImagesTest {
                 NDManager manager = NDManager.newBaseManager()) {
             Predictor predictor = new Predictor(model);
             double worst = 0;
-            for (String image : new String[] {"val/stripes/0.png", "val/rings/3.jpg", "train/rings/4.png"}) {
+            String[] images = {"val/stripes/0.png", "val/rings/3.jpg", "train/rings/4.png"};
+            java.util.List<String> args = new java.util.ArrayList<>(java.util.List.of(
+                    Cli.repo().resolve("scripts/reference/check_recipe.py").toString(), sidecar.toString()));
+            for (int i = 0; i < images.length; i++) {
+                args.add(data.resolve(images[i]).toString());
+                args.add(tmp.resolve("recipe" + i + ".f32").toString());
+            }
+            String shapes = Cli.python(args.toArray(String[]::new));
+            assertEquals(images.length, shapes.lines().filter(l -> l.startsWith("(3, 32, 32)")).count(), shapes);
+            for (int i = 0; i < images.length; i++) {
+                String image = images[i];
                 Path f = data.resolve(image);
-                Path out = tmp.resolve("recipe.f32");
-                String shape = Cli.python(Cli.repo().resolve("scripts/reference/check_recipe.py").toString(),
-                        sidecar.toString(), f.toString(), out.toString());
-                assertTrue(shape.startsWith("(3, 32, 32)"), shape);
+                Path out = tmp.resolve("recipe" + i + ".f32");
                 float[] theirs = new float[3 * 32 * 32];
                 ByteBuffer.wrap(Files.readAllBytes(out)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(theirs);
                 float[] ours = predictor.load(f, manager).toFloatArray();
                 assertEquals(theirs.length, ours.length);
-                for (int i = 0; i < ours.length; i++) {
-                    worst = Math.max(worst, Math.abs(ours[i] - theirs[i]));
+                for (int j = 0; j < ours.length; j++) {
+                    worst = Math.max(worst, Math.abs(ours[j] - theirs[j]));
                 }
                 assertTrue(Arrays.equals(ours, theirs), image + ": the recipe's tensor differs by " + worst);
             }

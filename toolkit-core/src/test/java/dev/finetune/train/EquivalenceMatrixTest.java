@@ -37,7 +37,7 @@ import org.junit.jupiter.api.TestFactory;
  * <ul>
  *   <li>plain eager, stage by stage, and the eval logits;
  *   <li>stage-scoped inference ({@code predictLogits}, {@link dev.finetune.model.StepScopes});
- *   <li>BN-folded stages, NCHW and channels-last, each stage on PyTorch's input to it;
+ *   <li>BN-folded stages, NCHW and channels-last, each stage on the plain network's input to it;
  *   <li>the production frozen-prefix path ({@link FineTuner#prefixFeatures}: folded, channels-last, guarded), which
  *       is what the feature cache stores, at every cut (stem … layer4), and the logits computed from it.
  * </ul>
@@ -56,6 +56,9 @@ class EquivalenceMatrixTest {
 
     private static final Map<String, FineTuner> MODELS = new LinkedHashMap<>();
     private static final Map<String, FoldedPrefix> FOLDS = new LinkedHashMap<>();
+    /** The plain network's stage outputs per weights/side/batch, from the input tests, for the cut tests. */
+    private static final Map<String, List<NDArray>> PLAIN = new LinkedHashMap<>();
+    private static final Map<String, NDManager> PLAIN_MANAGER = new LinkedHashMap<>();
     /** weights/stage pairs whose raw channels-last fold was wrong on this host (dynamic tests run in order). */
     private static final java.util.Set<String> CHANNELS_LAST_WRONG = new java.util.HashSet<>();
     private static Ref ref;
@@ -82,6 +85,8 @@ class EquivalenceMatrixTest {
 
     @AfterAll
     static void closeModels() {
+        PLAIN_MANAGER.values().forEach(NDManager::close);
+        PLAIN_MANAGER.clear();
         FOLDS.values().forEach(FoldedPrefix::close);
         FOLDS.clear();
         MODELS.values().forEach(FineTuner::close);
@@ -124,44 +129,40 @@ class EquivalenceMatrixTest {
             NDArray x = torch.get("input");
             Diffs d = new Diffs(weights + " " + side + "x" + side + " batch " + batch);
 
-            // Plain eager, stage by stage on its own outputs; then the whole eval forward.
+            // Plain eager, stage by stage on its own outputs (kept for the cut tests), and stage-scoped inference.
+            List<NDArray> plain = new ArrayList<>();
+            NDManager keep = PLAIN_MANAGER.computeIfAbsent(weights, w -> ft.manager().newSubManager());
             try (var g = Engines.noGrad()) {
                 NDArray h = x;
                 for (int s = 0; s < 6; s++) {
                     h = model.forwardStages(ps, new NDList(h), false, s, s + 1).singletonOrThrow();
                     d.check("plain " + STAGES.get(s) + " vs torch", torchOut(torch, s), h);
+                    NDArray kept = h.duplicate();
+                    kept.attach(keep);
+                    plain.add(kept);
                 }
-                NDArray logits = model.forward(ps, new NDList(x), false).singletonOrThrow();
-                d.check("plain forward logits vs torch", torch.get("logits"), logits);
-                // Stage-scoped inference.
                 NDArray scoped = ft.predictLogits(x);
                 d.check("stage-scoped logits vs torch", torch.get("logits"), scoped);
-                d.check("stage-scoped logits vs plain", logits, scoped);
+                d.check("stage-scoped logits vs plain", plain.get(5), scoped);
             }
+            PLAIN.put(weights + "/" + side + "/" + batch, plain);
 
-            // Folded stages, each on PyTorch's input to that stage. Raw channels-last may be wrong on a host: then
-            // the guard (checkCut) must have moved that stage to NCHW.
+            // Folded stages, each on the plain network's input to that stage. Raw channels-last may be wrong on a
+            // host: then the guard (checkCut) must have moved that stage to NCHW.
             for (FoldedPrefix.Layout layout : List.of(FoldedPrefix.Layout.CONTIGUOUS,
                     FoldedPrefix.Layout.CHANNELS_LAST)) {
                 for (int s = 0; s < 5; s++) {
-                    NDArray in = s == 0 ? x : torchOut(torch, s - 1);
+                    NDArray in = s == 0 ? x : plain.get(s - 1);
                     NDArray out = fold(weights, s, layout).forward(in);
                     String what = "folded " + layout + " " + STAGES.get(s);
-                    if (layout == FoldedPrefix.Layout.CHANNELS_LAST) {
-                        if (!d.within(torchOut(torch, s), out)) {
-                            CHANNELS_LAST_WRONG.add(weights + "/" + s);
-                            d.note(what + ": raw channels-last is wrong on this host ("
-                                    + d.relative(torchOut(torch, s), out) + "); the guard must avoid it");
-                        } else {
-                            d.check(what + " vs torch", torchOut(torch, s), out);
-                        }
-                    } else {
-                        d.check(what + " vs torch", torchOut(torch, s), out);
-                        try (var g = Engines.noGrad()) {
-                            NDArray p = model.forwardStages(ps, new NDList(in), false, s, s + 1).singletonOrThrow();
-                            d.check(what + " vs plain", p, out);
-                        }
+                    if (layout == FoldedPrefix.Layout.CHANNELS_LAST && !d.within(torchOut(torch, s), out)) {
+                        CHANNELS_LAST_WRONG.add(weights + "/" + s);
+                        d.note(what + ": raw channels-last is wrong on this host ("
+                                + d.relative(torchOut(torch, s), out) + "); the guard must avoid it");
+                        continue;
                     }
+                    d.check(what + " vs torch", torchOut(torch, s), out);
+                    d.check(what + " vs plain", plain.get(s), out);
                 }
             }
             System.out.println(d);
@@ -190,7 +191,7 @@ class EquivalenceMatrixTest {
                     NDArray features = ft.prefixFeatures(x, k);
                     d.check(at + "cache features vs torch", torchOut(torch, k - 1), features);
                     try (var g = Engines.noGrad()) {
-                        NDArray plain = model.forwardStages(ps, new NDList(x), false, 0, k).singletonOrThrow();
+                        NDArray plain = PLAIN.get(weights + "/" + side + "/" + batch).get(k - 1);
                         d.check(at + "cache features vs plain", plain, features);
                         NDArray logits = model.forwardStages(ps, new NDList(features), false, k, 6)
                                 .singletonOrThrow();
@@ -210,6 +211,9 @@ class EquivalenceMatrixTest {
         assertEquals(SIDES.length * BATCHES.length, r.checks().stream().filter(FastPathReport.Check::passed)
                 .map(FastPathReport.Check::input).distinct().count(), "every input shape checked once: " + r.toMap());
         d.note("guard: " + r.inUse() + (r.degraded() ? " " + r.fallbacks() : ""));
+        if (k == 5) {
+            PLAIN_MANAGER.remove(weights).close();
+        }
         System.out.println(d);
         d.assertAll();
     }

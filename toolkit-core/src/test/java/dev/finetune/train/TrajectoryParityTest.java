@@ -65,8 +65,10 @@ class TrajectoryParityTest {
         train("resumed-last-stage", "policies/last-stage.yaml",
                 "{epochs: 2, batch_size: 16, seed: 2, max_steps_per_epoch: 3}", 2, in);
         reference = tmp.resolve("torch");
+        long t0 = System.nanoTime();
         TorchReference.runPython(repo.resolve("scripts/reference/trajectory_reference.py").toString(),
                 in.toString(), reference.toString());
+        System.out.printf("PyTorch replayed the runs in %.1f s%n", (System.nanoTime() - t0) / 1e9);
     }
 
     /** The first {@code train} and {@code val} images of each class of an image folder, copied. */
@@ -204,8 +206,18 @@ class TrajectoryParityTest {
                 failures.add(String.format("%s: %s differs by %.3g (scale %.3g)", r.name(), name, diff, scale));
             }
         }
-        report.append(String.format("%n   %d tensors, worst relative difference %.2e (%s)", compared, worst,
-                worstName));
+        // Every tensor is accounted for: compared with PyTorch, or verified bit-identical to its initial value by the
+        // run itself (which fails if one moved).
+        int frozen = ((Number) r.summary().get("frozen_tensors_bit_identical")).intValue();
+        long model = ours.keySet().stream()
+                .filter(k -> !k.startsWith("optimizer.") && !k.endsWith("num_batches_tracked")).count();
+        if (compared + frozen != model) {
+            failures.add(r.name() + ": " + compared + " tensors compared + " + frozen + " verified frozen != "
+                    + model + " state_dict tensors (without num_batches_tracked)");
+        }
+        report.append(String.format("%n   %d tensors that training changes, worst relative difference %.2e (%s);"
+                + " frozen tensors bit-identical: %s", compared, worst, worstName,
+                r.summary().get("frozen_tensors_bit_identical")));
         System.out.println(report);
         return failures;
     }
