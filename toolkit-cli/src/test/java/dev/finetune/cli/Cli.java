@@ -47,7 +47,9 @@ final class Cli {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Dai.djl.offline=true");
-        cmd.add("-Xmx4g");
+        // One libtorch thread: tests start several of these side by side on a 2-core machine.
+        cmd.add("-Dai.djl.pytorch.num_threads=1");
+        cmd.add("-Xmx2g");
         cmd.addAll(jvmOptions);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));

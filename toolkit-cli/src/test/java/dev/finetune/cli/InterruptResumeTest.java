@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,12 +29,49 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class InterruptResumeTest {
     @TempDir
-    Path tmp;
+    static Path tmp;
+
+    /** The three signalled processes, started together (each is mostly JVM and engine start-up). */
+    private static Signalled sigint;
+    private static Signalled sigterm;
+    private static Signalled sigkill;
+
+    /** A real {@code finetune train} process that gets {@code signal} once {@code after} appears in its output. */
+    private record Signalled(Path run, Path log, Process process, java.util.concurrent.Future<Integer> exit) {}
+
+    @BeforeAll
+    static void startSignalledProcesses() throws Exception {
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(3);
+        sigint = start(pool, "sigint", 1, "epoch 1:", "INT");
+        sigterm = start(pool, "sigterm", 4, "epoch 1:", "TERM");
+        sigkill = start(pool, "sigkill", 2, "epoch 2:", "KILL");
+        pool.shutdown();
+    }
+
+    private static Signalled start(java.util.concurrent.ExecutorService pool, String name, int seed, String after,
+            String signal) throws Exception {
+        Path cfg = config(name, "{epochs: 50, batch_size: 16, seed: " + seed + "}");
+        Path run = tmp.resolve("run-" + name);
+        Path log = tmp.resolve(name + ".log");
+        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
+        return new Signalled(run, log, p, pool.submit(() -> {
+            Cli.awaitText(log, after, 180);
+            if (signal.equals("KILL")) {
+                Thread.sleep(300);
+            }
+            Cli.signal(p, signal);
+            if (!p.waitFor(120, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError(name + ": the process did not stop after SIG" + signal);
+            }
+            return p.exitValue();
+        }));
+    }
 
     /** layer4 + fc train (BN statistics update there), random crops and flips, dropout: every RNG is exercised. */
     private static final String LAST_STAGE = "{default: freeze, rules: [{train: [layer4, fc]}]}";
 
-    private Path config(String name, String train) throws Exception {
+    private static synchronized Path config(String name, String train) throws Exception {
         // 16 training and 4 validation images per class: the same kind of run as the quickstart's, five times faster.
         Path data = tmp.resolve("data");
         if (!Files.exists(data)) {
@@ -102,15 +140,10 @@ class InterruptResumeTest {
 
     @Test
     void ctrlCOnARealProcessWritesAResumableCheckpointAndExits130() throws Exception {
-        Path cfg = config("sigint", "{epochs: 50, batch_size: 16, seed: 1}");
-        Path run = tmp.resolve("run");
-        Path log = tmp.resolve("log.txt");
-        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
-        Cli.awaitText(log, "epoch 1:", 120);
-        Cli.signal(p, "INT");
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process did not stop after SIGINT");
-        String out = Files.readString(log);
-        assertEquals(130, p.exitValue(), out);
+        int code = sigint.exit().get(200, TimeUnit.SECONDS);
+        String out = Files.readString(sigint.log());
+        Path run = sigint.run();
+        assertEquals(130, code, out);
         assertTrue(out.contains("a resumable checkpoint is in"), out);
         assertTrue(out.contains("finetune train --resume " + run), out);
         TrainingCheckpoint.Loaded last = TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors"));
@@ -123,30 +156,19 @@ class InterruptResumeTest {
 
     @Test
     void sigtermWritesAResumableCheckpointAndExits143() throws Exception {
-        Path cfg = config("sigterm", "{epochs: 50, batch_size: 16, seed: 4}");
-        Path run = tmp.resolve("run");
-        Path log = tmp.resolve("log.txt");
-        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
-        Cli.awaitText(log, "epoch 1:", 120);
-        Cli.signal(p, "TERM");
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "process did not stop after SIGTERM");
-        String out = Files.readString(log);
-        assertEquals(143, p.exitValue(), out);
+        int code = sigterm.exit().get(200, TimeUnit.SECONDS);
+        String out = Files.readString(sigterm.log());
+        assertEquals(143, code, out);
         assertTrue(out.contains("error: terminated in epoch "), out);
-        assertTrue(TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors")).meta().state().globalStep() > 0);
+        assertTrue(TrainingCheckpoint.read(sigterm.run().resolve("checkpoints/last.safetensors")).meta().state()
+                .globalStep() > 0);
     }
 
     @Test
     void sigkillMidEpochThenResumeFromTheLastCheckpoint() throws Exception {
-        Path cfg = config("sigkill", "{epochs: 50, batch_size: 16, seed: 2}");
-        Path run = tmp.resolve("run");
-        Path log = tmp.resolve("log.txt");
-        Process p = Cli.start(log, "train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
-        Cli.awaitText(log, "epoch 2:", 180);
-        Thread.sleep(300);
-        Cli.signal(p, "KILL");
-        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
-        assertEquals(137, p.exitValue());
+        int code = sigkill.exit().get(200, TimeUnit.SECONDS);
+        assertEquals(137, code);
+        Path run = sigkill.run();
         TrainingCheckpoint.Loaded last = TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors"));
         int done = last.meta().state().epochsCompleted();
         assertTrue(done >= 2, "the checkpoint of a completed epoch survives a SIGKILL, found " + done);
