@@ -108,8 +108,7 @@ class LauncherTest {
 
     @Test
     void userJavaOptionsComeAfterTheDefaults() throws Exception {
-        Cli.Result r = launch(Map.of("FINETUNE_JAVA_OPTS", "-Xmx1g -Dai.djl.offline=false"), "--version");
-        assertEquals(0, r.code(), r.err());
+        // That the JVM starts with them is shown by downloadsOnlyWhenAllowed; here, their place on the command line.
         String script = Files.readString(root.resolve("finetune"));
         int engineDefault = script.indexOf("-Dai.djl.offline=true");
         int userOpts = script.indexOf("${FINETUNE_JAVA_OPTS");
