@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 RUN="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 
 echo "== inspect: what trains, what is frozen =="
-./finetune inspect -c configs/quickstart.yaml --classes 5 | tail -n 9
+./finetune inspect -c configs/quickstart.yaml --classes 5 | sed -n '/^trainable parameters/,$p'
 
 echo "== train =="
 ./finetune train -c configs/quickstart.yaml --run-dir "$RUN" --quiet

@@ -54,12 +54,7 @@ final class CheckpointCommand implements Runnable {
         public Integer call() {
             Checkpoint ckpt = Checkpoints.read(source);
             ResNetArch a = ResNetArch.parse(arch);
-            int classes = 1000;
-            for (var e : ckpt.tensors().entrySet()) {
-                if (e.getKey().endsWith("fc.weight") && e.getValue().shape().length == 2) {
-                    classes = (int) e.getValue().shape()[0];
-                }
-            }
+            int classes = ckpt.headClasses().orElse(1000);
             Engines.pytorch();
             LoadReport report;
             try (NDManager m = NDManager.newBaseManager()) {
@@ -73,6 +68,9 @@ final class CheckpointCommand implements Runnable {
                 o.put("file", ckpt.source().toString());
                 o.put("format", ckpt.format().name());
                 o.put("tensors", ckpt.tensors().size());
+                o.put("parameters", ckpt.parameterValues());
+                o.put("buffer_values", ckpt.bufferValues());
+                o.put("optimizer_values", ckpt.optimizerValues());
                 o.put("elements", ckpt.parameterCount());
                 o.put("dtypes", ckpt.dtypeCounts());
                 o.put("metadata", ckpt.metadata());
@@ -84,7 +82,9 @@ final class CheckpointCommand implements Runnable {
             } else {
                 out.printf("file:     %s%n", ckpt.source());
                 out.printf("format:   %s%n", ckpt.format());
-                out.printf("tensors:  %d (%,d elements)%n", ckpt.tensors().size(), ckpt.parameterCount());
+                out.printf("tensors:  %d: %,d parameters, %,d buffer values%s%n", ckpt.tensors().size(),
+                        ckpt.parameterValues(), ckpt.bufferValues(), ckpt.optimizerValues() == 0 ? ""
+                                : String.format(", %,d optimizer state values", ckpt.optimizerValues()));
                 out.printf("dtypes:   %s%n", ckpt.dtypeSummary());
                 if (!ckpt.metadata().isEmpty()) {
                     out.printf("metadata: %s%n", ckpt.metadata().keySet());

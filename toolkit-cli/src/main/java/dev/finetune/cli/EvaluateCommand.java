@@ -11,6 +11,7 @@ import dev.finetune.metrics.EpochMetrics;
 import dev.finetune.predict.MemoryUse;
 import dev.finetune.predict.TrainedModel;
 import dev.finetune.train.Evaluator;
+import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,9 +19,9 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /** {@code finetune evaluate --checkpoint F|RUN_DIR --data DIR [--json]}. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
@@ -43,6 +44,7 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        StopSignal.install("stopping after the current batch");
         PrintWriter out = spec.commandLine().getOut();
         Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
         try (TrainedModel model = TrainedModel.open(checkpoint, null)) {

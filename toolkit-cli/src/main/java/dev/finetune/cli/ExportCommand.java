@@ -26,6 +26,9 @@ final class ExportCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "f32", description = "f32 (default) or f16 (safetensors only)")
     String dtype;
 
+    @Option(names = "--force", description = "replace an existing output file and its sidecar")
+    boolean force;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -34,7 +37,7 @@ final class ExportCommand implements Callable<Integer> {
         Exporter.Format f = Exporter.Format.parse(format);
         PrintWriter o = spec.commandLine().getOut();
         try (TrainedModel model = TrainedModel.open(checkpoint, null)) {
-            Path side = Exporter.export(model, f, out, dtype.toUpperCase(java.util.Locale.ROOT));
+            Path side = Exporter.export(model, f, out, dtype.toUpperCase(java.util.Locale.ROOT), force);
             o.printf("wrote %s (%s, %d classes) and %s%n", out, f.name().toLowerCase(), model.classNames().size(),
                     side);
         }

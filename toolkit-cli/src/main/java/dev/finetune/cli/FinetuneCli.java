@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             CheckpointCommand.class,
             InspectCommand.class,
+            ConfigCommand.class,
             TrainCommand.class,
             EvaluateCommand.class,
             PredictCommand.class,
@@ -66,6 +67,10 @@ public final class FinetuneCli implements Runnable {
         cl.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();
             err.println("error: " + ex.getMessage());
+            if (ex instanceof CommandLine.UnmatchedArgumentException u) {
+                // "tarin" → "Did you mean: train?"
+                CommandLine.UnmatchedArgumentException.printSuggestions(u, err);
+            }
             err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help'.");
             return ErrorKind.USAGE.exitCode();
         });

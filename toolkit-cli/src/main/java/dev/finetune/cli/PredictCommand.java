@@ -3,6 +3,7 @@ package dev.finetune.cli;
 import dev.finetune.predict.MemoryUse;
 import dev.finetune.predict.Predictor;
 import dev.finetune.predict.TrainedModel;
+import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -10,10 +11,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine;
 
 /** {@code finetune predict --checkpoint F IMAGES… [--top-k 5] [--json]}. */
 @Command(name = "predict", mixinStandardHelpOptions = true,
@@ -26,7 +27,7 @@ final class PredictCommand implements Callable<Integer> {
     @Option(names = "--arch", description = "architecture for plain .pth/.safetensors files (default resnet18)")
     String arch;
 
-    @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "image files")
+    @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "image files, or folders (every image below)")
     List<Path> images;
 
     @Option(names = "--top-k", defaultValue = "5", description = "classes to show (${DEFAULT-VALUE})")
@@ -40,6 +41,7 @@ final class PredictCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        StopSignal.install("stopping after the current image");
         if (topK < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--top-k must be >= 1, found " + topK);
         }

@@ -31,6 +31,11 @@ final class ProgressListener implements TrainingListener {
         out.printf(Locale.ROOT, "data: %s (%d train, %d val images, %d classes)%n", ctx.data().description(),
                 ctx.data().train().size(), ctx.data().val() == null ? 0 : ctx.data().val().size(),
                 ctx.data().numClasses());
+        if (!ctx.hasValidation()) {
+            out.printf(Locale.ROOT, "warning: there is no validation set (no val/ folder, data.val_split 0): accuracy"
+                    + " is not measured and the best checkpoint is the one with the lowest train_loss; set"
+                    + " data.val_split: 0.1 to hold out 10%% of the images%n");
+        }
         out.printf(Locale.ROOT, "policy: %s%n", ft.plan().policy().describe());
         out.printf(Locale.ROOT, "trainable %,d of %,d parameters (%.2f%%)%n", ft.plan().trainableParameterCount(),
                 ft.plan().trainableParameterCount() + ft.plan().frozenParameterCount(),
@@ -80,8 +85,8 @@ final class ProgressListener implements TrainingListener {
             progress = null;
         }
         String val = s.val() == null ? "no validation data"
-                : String.format(Locale.ROOT, "val_loss %.4f  top1 %.2f%%  top5 %.2f%%", s.val().loss(),
-                        100 * s.val().top1(), 100 * s.val().top5());
+                : String.format(Locale.ROOT, "val_loss %.4f  top1 %.2f%%  top%d %.2f%%", s.val().loss(),
+                        100 * s.val().top1(), s.val().topK(), 100 * s.val().top5());
         out.printf(Locale.ROOT, "epoch %d: train_loss %.4f  %s  lr %.3g  %.1f s  %.0f img/s%s%n", s.epoch(),
                 s.trainLoss(), val, s.lr(), s.seconds(), s.imagesPerSecond(),
                 s.featureCache() ? "  (feature cache)" : "");

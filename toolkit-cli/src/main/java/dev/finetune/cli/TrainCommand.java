@@ -10,6 +10,7 @@ import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -56,8 +57,13 @@ final class TrainCommand implements Callable<Integer> {
             r = TrainJob.start(loaded, dir, extra);
         }
         out.printf("done: %s%n", r.runDir());
-        out.printf("best %s: %s (checkpoints/best.safetensors)%n", r.summary().get("best_metric"),
-                r.summary().get("best_value"));
+        if (r.summary().get("best_checkpoint") != null) {
+            out.printf(Locale.ROOT, "best %s: %.4f in epoch %s (%s)%n", r.summary().get("best_metric"),
+                    ((Number) r.summary().get("best_value")).doubleValue(), r.summary().get("best_epoch"),
+                    r.summary().get("best_checkpoint"));
+        } else {
+            out.printf("no best checkpoint: %s was never measured%n", r.summary().get("best_metric"));
+        }
         out.flush();
         return 0;
     }

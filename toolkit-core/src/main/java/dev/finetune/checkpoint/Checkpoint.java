@@ -55,6 +55,47 @@ public record Checkpoint(
         return java.util.OptionalInt.empty();
     }
 
+    /**
+     * Values in parameters, counted as {@code sum(p.numel() for p in model.parameters())} does (11,689,512 for
+     * torchvision's resnet18): every tensor but BatchNorm buffers and optimizer state.
+     */
+    public long parameterValues() {
+        long n = 0;
+        for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
+            if (!isBuffer(e.getKey()) && !e.getKey().startsWith("optimizer.")) {
+                n += e.getValue().numel();
+            }
+        }
+        return n;
+    }
+
+    /** Values in buffers: BatchNorm running statistics and {@code num_batches_tracked} counters (9,620 for resnet18). */
+    public long bufferValues() {
+        long n = 0;
+        for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
+            if (isBuffer(e.getKey())) {
+                n += e.getValue().numel();
+            }
+        }
+        return n;
+    }
+
+    /** Values of optimizer state (a finetune training checkpoint's {@code optimizer.} tensors). */
+    public long optimizerValues() {
+        long n = 0;
+        for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
+            if (e.getKey().startsWith("optimizer.")) {
+                n += e.getValue().numel();
+            }
+        }
+        return n;
+    }
+
+    private static boolean isBuffer(String name) {
+        return !name.startsWith("optimizer.") && (name.endsWith(".running_mean") || name.endsWith(".running_var")
+                || name.endsWith(".num_batches_tracked"));
+    }
+
     /** Total number of values over all tensors, parameters and buffers alike (11,699,132 for resnet18). */
     public long parameterCount() {
         long n = 0;

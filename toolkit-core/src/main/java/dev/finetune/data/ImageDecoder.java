@@ -60,8 +60,37 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
 public final class ImageDecoder {
     private ImageDecoder() {}
 
+    /** The system property that sets {@link #maxPixels()}. */
+    public static final String MAX_PIXELS_PROPERTY = "finetune.max_image_pixels";
+    /** Default largest image, in pixels: 100 megapixels (300 MB decoded), far above any training photo. */
+    public static final long DEFAULT_MAX_PIXELS = 100_000_000L;
+    /** Largest image file read (a decoded image is checked by {@link #maxPixels()}; this bounds the file itself). */
+    public static final long MAX_FILE_BYTES = 512L << 20;
+
+    /**
+     * The largest image decoded, in pixels: a decompression bomb (a 0.9 MB PNG of 30000² pixels) is refused from its
+     * header before anything is allocated. {@code -Dfinetune.max_image_pixels=N} changes it.
+     */
+    public static long maxPixels() {
+        String v = System.getProperty(MAX_PIXELS_PROPERTY);
+        if (v == null) {
+            return DEFAULT_MAX_PIXELS;
+        }
+        try {
+            long n = Long.parseLong(v.trim());
+            return n > 0 ? n : DEFAULT_MAX_PIXELS;
+        } catch (NumberFormatException e) {
+            return DEFAULT_MAX_PIXELS;
+        }
+    }
+
     /** Reads and decodes a file; see {@link #decode(byte[])}. */
     public static RgbImage read(Path file) throws IOException {
+        long size = Files.size(file);
+        if (size > MAX_FILE_BYTES) {
+            throw new IOException("the file is " + size + " bytes, more than the " + MAX_FILE_BYTES
+                    + " an image file may have");
+        }
         return decode(Files.readAllBytes(file));
     }
 
@@ -638,6 +667,11 @@ public final class ImageDecoder {
     private static void checkSize(int width, int height) throws IOException {
         if (width < 1 || height < 1) {
             throw new IOException("the header gives an empty image (" + width + "x" + height + ")");
+        }
+        long max = maxPixels();
+        if ((long) width * height > max) {
+            throw new IOException("the image is " + width + "x" + height + " pixels, more than the " + max
+                    + " allowed (a decompression bomb, or raise -D" + MAX_PIXELS_PROPERTY + ")");
         }
         if (3L * width * height > Integer.MAX_VALUE - 16) {
             throw new IOException("the image is too large to decode (" + width + "x" + height + " pixels)");

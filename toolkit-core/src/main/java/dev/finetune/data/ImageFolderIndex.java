@@ -278,26 +278,50 @@ public final class ImageFolderIndex {
         return new LinkedHashMap<>(byClass);
     }
 
+    /**
+     * Symbolic links are followed only where they lead inside the data folder: a link to {@code /usr} would otherwise
+     * add a system folder's images to a class (and read files the user never meant to hand over).
+     */
+    private static void insideRoot(Path rootReal, Path p) throws IOException {
+        Path real = p.toRealPath();
+        if (!real.startsWith(rootReal)) {
+            throw new DataException(p, "is a symbolic link out of the data folder " + rootReal + " (to " + real
+                    + "); links may only point inside it: copy or move those images into the data folder");
+        }
+    }
+
     private static List<Entry> scanClass(Path root, Path classDir) {
         List<Entry> found = new ArrayList<>();
         List<String> otherFiles = new ArrayList<>();
         try {
+            Path rootReal = root.toRealPath();
+            insideRoot(rootReal, classDir);
             Files.walkFileTree(
                     classDir,
                     EnumSet.of(FileVisitOption.FOLLOW_LINKS),
                     Integer.MAX_VALUE,
                     new SimpleFileVisitor<>() {
                         @Override
-                        public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs) {
+                        public FileVisitResult preVisitDirectory(Path dir, BasicFileAttributes attrs)
+                                throws IOException {
                             boolean hidden = !dir.equals(classDir) && dir.getFileName().toString().startsWith(".");
-                            return hidden ? FileVisitResult.SKIP_SUBTREE : FileVisitResult.CONTINUE;
+                            if (hidden) {
+                                return FileVisitResult.SKIP_SUBTREE;
+                            }
+                            if (Files.isSymbolicLink(dir)) {
+                                insideRoot(rootReal, dir);
+                            }
+                            return FileVisitResult.CONTINUE;
                         }
 
                         @Override
-                        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) {
+                        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
                             String name = file.getFileName().toString();
                             if (name.startsWith(".") || !attrs.isRegularFile()) {
                                 return FileVisitResult.CONTINUE;
+                            }
+                            if (Files.isSymbolicLink(file)) {
+                                insideRoot(rootReal, file);
                             }
                             if (isImageName(name)) {
                                 String relative = root.relativize(file).toString().replace('\\', '/');
@@ -317,6 +341,8 @@ public final class ImageFolderIndex {
                             throw e;
                         }
                     });
+        } catch (DataException e) {
+            throw e;
         } catch (IOException e) {
             throw new DataException(classDir, "cannot be read (" + e + ")", e);
         }
@@ -332,7 +358,8 @@ public final class ImageFolderIndex {
         return found;
     }
 
-    private static boolean isImageName(String name) {
+    /** Whether a file name ends in one of {@link #IMAGE_EXTENSIONS}, in any case. */
+    public static boolean isImageName(String name) {
         String lower = name.toLowerCase(Locale.ROOT);
         for (String ext : IMAGE_EXTENSIONS) {
             if (lower.endsWith(ext)) {

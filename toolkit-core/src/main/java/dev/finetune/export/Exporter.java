@@ -12,8 +12,11 @@ import dev.finetune.checkpoint.SafetensorsWriter;
 import dev.finetune.io.AtomicFiles;
 import dev.finetune.predict.TrainedModel;
 import dev.finetune.weights.StateDicts;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -50,8 +53,36 @@ public final class Exporter {
      * precision; the loader converts back to fp32). Returns the sidecar path.
      */
     public static Path export(TrainedModel model, Format format, Path out, String dtype) {
-        if (!dtype.equals("F32") && !(dtype.equals("F16") && format == Format.SAFETENSORS)) {
-            throw new FinetuneException(ErrorKind.USAGE, "--dtype: f32, or f16 for safetensors, found " + dtype);
+        return export(model, format, out, dtype, false);
+    }
+
+    /**
+     * {@link #export(TrainedModel, Format, Path, String)}; the output folder is created, and an existing model file or
+     * sidecar is replaced only when {@code overwrite} (the CLI's {@code --force}).
+     */
+    public static Path export(TrainedModel model, Format format, Path out, String dtype, boolean overwrite) {
+        Path sidecarPath = out.resolveSibling(out.getFileName() + ".json");
+        for (Path f : List.of(out, sidecarPath)) {
+            if (Files.exists(f) && !overwrite) {
+                throw new FinetuneException(ErrorKind.OUTPUT, f + " already exists; choose another --out, or add"
+                        + " --force to replace it");
+            }
+        }
+        try {
+            Path parent = out.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.OUTPUT, "cannot create the folder of " + out + ": " + e, e);
+        }
+        if (dtype.equals("F16") && format != Format.SAFETENSORS) {
+            throw new FinetuneException(ErrorKind.USAGE, "--dtype f16 works with --format safetensors only; a "
+                    + format.name().toLowerCase(java.util.Locale.ROOT) + " export is written in f32");
+        }
+        if (!dtype.equals("F32") && !dtype.equals("F16")) {
+            throw new FinetuneException(ErrorKind.USAGE, "--dtype must be f32 or f16 (safetensors only), found "
+                    + dtype.toLowerCase(java.util.Locale.ROOT));
         }
         LinkedHashMap<String, HostTensor> sd = StateDicts.export(model.model());
         if (format == Format.PTH) {
@@ -81,12 +112,15 @@ public final class Exporter {
         prep.put("torchvision", p.toTransformSpec().torchvisionEvalRecipe());
         prep.put("torchvision_imports", "import PIL.Image; from torchvision import transforms");
         side.put("preprocessing", prep);
-        side.put("load_in_python", "m = torchvision.models." + model.model().arch().configName() + "(num_classes="
-                + model.classNames().size() + "); m.load_state_dict(torch.load('" + out.getFileName()
-                + "', weights_only=True))");
+        String build = "m = torchvision.models." + model.model().arch().configName() + "(num_classes="
+                + model.classNames().size() + "); ";
+        side.put("load_in_python", format == Format.PTH
+                ? build + "m.load_state_dict(torch.load('" + out.getFileName() + "', weights_only=True))"
+                : "from safetensors.torch import load_file; " + build + "m.load_state_dict(load_file('"
+                        + out.getFileName() + "'))");
         side.put("source", model.source().toString());
         side.put("versions", Versions.all());
-        Path sidecar = out.resolveSibling(out.getFileName() + ".json");
+        Path sidecar = sidecarPath;
         try {
             byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(side);
             AtomicFiles.write(sidecar, o -> o.write(json));

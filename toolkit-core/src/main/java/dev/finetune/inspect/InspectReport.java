@@ -76,6 +76,8 @@ public record InspectReport(
      * @param imageSize the input size the estimate is for
      * @param deterministicPrefix whether the no-grad prefix is a fixed function (its BN layers keep statistics), so
      *     its output can be cached
+     * @param randomAugmentation whether training augments at random, so the prefix's input changes every epoch and
+     *     its output is not cached although the prefix is a fixed function
      */
     public record Frontier(
             String firstTrainableStage,
@@ -83,7 +85,14 @@ public record InspectReport(
             long savedActivationBytesPerImage,
             long totalActivationBytesPerImage,
             int imageSize,
-            boolean deterministicPrefix) {}
+            boolean deterministicPrefix,
+            boolean randomAugmentation) {
+
+        /** Whether training caches the prefix's output (the feature cache). */
+        public boolean cacheable() {
+            return deterministicPrefix && !randomAugmentation && !noGradStages.isEmpty();
+        }
+    }
 
     /** Percentage of parameters that train. */
     public double trainablePercent() {
@@ -126,8 +135,10 @@ public record InspectReport(
                 frontier.savedActivationBytesPerImage() / 1048576.0,
                 frontier.totalActivationBytesPerImage() / 1048576.0,
                 frontier.imageSize(), frontier.imageSize(),
-                frontier.deterministicPrefix() && !frontier.noGradStages().isEmpty()
-                        ? "; the prefix is a fixed function (cacheable)" : ""));
+                frontier.cacheable() ? "; the prefix is a fixed function (cacheable)"
+                        : frontier.deterministicPrefix() && !frontier.noGradStages().isEmpty()
+                                ? "; the prefix is a fixed function, not cached: random augmentation changes its input"
+                                        + " every epoch" : ""));
         if (load != null) {
             b.append("checkpoint: ").append(load);
         }

@@ -35,6 +35,12 @@ public final class ModelInspector {
     /** {@link #inspect} with the optimizer groups added by gradual unfreezing so far. */
     public static InspectReport inspect(String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer,
             List<AddedGroup> added, int imageSize, String load) {
+        return inspect(experiment, model, plan, optimizer, added, imageSize, false, load);
+    }
+
+    /** {@link #inspect} for training with or without random augmentation (which rules out the feature cache). */
+    public static InspectReport inspect(String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer,
+            List<AddedGroup> added, int imageSize, boolean randomAugmentation, String load) {
         Map<String, Parameter> tensors = model.namedTensors();
         Map<String, ParamSlot> slots = new HashMap<>();
         for (ParamSlot s : GroupedOptimizer.slotsFor(optimizer, tensors, plan, added)) {
@@ -74,12 +80,18 @@ public final class ModelInspector {
                 plan.frozenParameterCount(),
                 buffers,
                 bns,
-                frontier(model, plan, imageSize),
+                frontier(model, plan, imageSize, randomAugmentation),
                 load);
     }
 
     /** The first stage with a trainable parameter, and what running the stages before it without autograd saves. */
     public static InspectReport.Frontier frontier(ResNet model, FreezePlan plan, int imageSize) {
+        return frontier(model, plan, imageSize, false);
+    }
+
+    /** {@link #frontier(ResNet, FreezePlan, int)} for training with or without random augmentation. */
+    public static InspectReport.Frontier frontier(ResNet model, FreezePlan plan, int imageSize,
+            boolean randomAugmentation) {
         List<String> stages = ResNet.stageNames();
         int first = stages.size() - 1;
         for (String name : plan.trainableNames()) {
@@ -102,7 +114,8 @@ public final class ModelInspector {
             }
         }
         return new InspectReport.Frontier(
-                stages.get(first), List.copyOf(stages.subList(0, first)), saved, total, imageSize, deterministic);
+                stages.get(first), List.copyOf(stages.subList(0, first)), saved, total, imageSize, deterministic,
+                randomAugmentation);
     }
 
     /**

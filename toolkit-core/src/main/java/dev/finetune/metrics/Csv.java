@@ -27,8 +27,10 @@ final class Csv {
             if (Double.isInfinite(d)) {
                 return d > 0 ? "inf" : "-inf";
             }
-            // Float.toString, not the widened double, or 0.1f would be written as 0.10000000149011612.
-            return value instanceof Float f ? Float.toString(f) : Double.toString(d);
+            // Float.toString, not the widened double, or 0.1f would be written as 0.10000000149011612; then without an
+            // exponent (0.000853, not 8.53E-4), which reads the same in every CSV reader and in a spreadsheet.
+            String shortest = value instanceof Float f ? Float.toString(f) : Double.toString(d);
+            return new BigDecimal(shortest).toPlainString();
         }
         if (value instanceof Integer || value instanceof Long || value instanceof Short || value instanceof Byte
                 || value instanceof BigInteger) {

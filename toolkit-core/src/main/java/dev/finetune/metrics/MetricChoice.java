@@ -37,6 +37,19 @@ public record MetricChoice(String name, Mode mode) {
         MAX
     }
 
+    /** Whether the metric is measured on the validation set ({@code val_*}). */
+    public boolean needsValidation() {
+        return name.startsWith("val_");
+    }
+
+    /**
+     * This metric, or {@code train_loss} when it needs a validation set and there is none: a {@code val_*} metric
+     * would be NaN every epoch, so no checkpoint would ever be "best" and early stopping would never act.
+     */
+    public MetricChoice orTrainLossWithout(boolean hasValidation) {
+        return hasValidation || !needsValidation() ? this : new MetricChoice("train_loss", Mode.MIN);
+    }
+
     /** Requires both parts; use {@link #parse} to get a known metric with its inferred mode. */
     public MetricChoice {
         if (name == null || name.isEmpty() || mode == null) {

@@ -46,11 +46,40 @@ public final class Predictor {
      */
     public record Scored(int index, String label, double probability) {}
 
-    /** Predicts each file (one at a time; each unreadable file is a data error naming it). */
+    /**
+     * The image files that {@code paths} name: a file as it is, a folder as every image below it (by extension, sorted
+     * by path, symbolic links not followed).
+     */
+    public static List<Path> expand(List<Path> paths) {
+        List<Path> out = new ArrayList<>();
+        for (Path p : paths) {
+            if (!Files.isDirectory(p)) {
+                out.add(p);
+                continue;
+            }
+            try (var s = Files.walk(p)) {
+                List<Path> images = s.filter(f -> Files.isRegularFile(f, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                                && dev.finetune.data.ImageFolderIndex.isImageName(f.getFileName().toString()))
+                        .sorted()
+                        .toList();
+                if (images.isEmpty()) {
+                    throw new FinetuneException(ErrorKind.DATA, p + ": a folder with no images ("
+                            + String.join(" ", dev.finetune.data.ImageFolderIndex.IMAGE_EXTENSIONS) + ")");
+                }
+                out.addAll(images);
+            } catch (java.io.IOException e) {
+                throw new FinetuneException(ErrorKind.DATA, p + ": cannot list the folder: " + e.getMessage(), e);
+            }
+        }
+        return out;
+    }
+
+    /** Predicts each file (one at a time; each unreadable file is a data error naming it); folders are expanded. */
     public List<Prediction> predict(List<Path> files, int k) {
         List<Prediction> out = new ArrayList<>();
         var ps = model.parameterStore();
-        for (Path f : files) {
+        for (Path f : expand(files)) {
+            dev.finetune.train.StopSignal.throwIfRequested("prediction");
             try (NDManager m = model.manager().newSubManager();
                     Engines.NoGrad g = Engines.noGrad()) {
                 NDArray x = load(f, m);

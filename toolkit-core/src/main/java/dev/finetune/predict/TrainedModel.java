@@ -2,7 +2,10 @@ package dev.finetune.predict;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.ParameterStore;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.engine.Engines;
@@ -11,6 +14,7 @@ import dev.finetune.model.ResNetArch;
 import dev.finetune.train.TrainingCheckpoint;
 import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.WeightLoader;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -39,7 +43,10 @@ public final class TrainedModel implements AutoCloseable {
 
     /**
      * Opens a checkpoint: a run directory (its {@code checkpoints/best.safetensors}), a toolkit checkpoint, a
-     * {@code .pth} / safetensors file, or {@code torchvision:resnet18}.
+     * {@code .pth} / safetensors file, or {@code torchvision:resnet18}. A plain file exported by {@code finetune export}
+     * brings its class names and preprocessing from the sidecar written next to it ({@code model.pth.json}).
+     *
+     * @param arch the architecture of a plain file without a sidecar (null: resnet18)
      */
     public static TrainedModel open(String source, String arch) {
         Path p = Path.of(source);
@@ -49,27 +56,41 @@ public final class TrainedModel implements AutoCloseable {
             source = p.toString();
         }
         Checkpoint c = Checkpoints.read(source);
+        int rows = c.headClasses().orElse(1000);
+        List<String> names;
+        TrainingCheckpoint.Preprocessing prep;
+        ResNetArch a;
+        if (c.format() == CheckpointFormat.FINETUNE) {
+            TrainingCheckpoint.Meta meta = TrainingCheckpoint.meta(c.source(), c.metadata());
+            names = meta.classNames();
+            prep = meta.preprocessing();
+            a = ResNetArch.parse(meta.arch());
+        } else {
+            Sidecar side = Sidecar.next(c.source());
+            if (side != null) {
+                names = side.classNames();
+                prep = side.preprocessing();
+                a = ResNetArch.parse(side.arch());
+                if (arch != null && !ResNetArch.parse(arch).equals(a)) {
+                    throw new CheckpointException(c.source(), "--arch " + arch + " but its sidecar " + side.file()
+                            + " says " + side.arch());
+                }
+            } else {
+                a = ResNetArch.parse(arch == null ? "resnet18" : arch);
+                names = new ArrayList<>();
+                for (int i = 0; i < rows; i++) {
+                    names.add("class_" + i);
+                }
+                prep = TrainingCheckpoint.Preprocessing.imagenet();
+            }
+        }
+        if (names.size() != rows) {
+            throw new CheckpointException(c.source(), "it names " + names.size() + " classes but its fc.weight has "
+                    + rows + " rows");
+        }
         Engines.pytorch();
         NDManager m = NDManager.newBaseManager();
         try {
-            List<String> names;
-            TrainingCheckpoint.Preprocessing prep;
-            ResNetArch a;
-            if (c.format() == CheckpointFormat.FINETUNE) {
-                TrainingCheckpoint.Meta meta = TrainingCheckpoint.meta(c.source(), c.metadata());
-                names = meta.classNames();
-                prep = meta.preprocessing();
-                a = ResNetArch.parse(meta.arch());
-            } else {
-                a = ResNetArch.parse(arch == null ? "resnet18" : arch);
-                int classes = headClasses(c);
-                names = new ArrayList<>();
-                for (int i = 0; i < classes; i++) {
-                    names.add("class_" + i);
-                }
-                prep = new TrainingCheckpoint.Preprocessing(224, 256, new float[] {0.485f, 0.456f, 0.406f},
-                        new float[] {0.229f, 0.224f, 0.225f});
-            }
             ResNet net = ResNet.create(a, names.size()).initialize(m);
             WeightLoader.load(net, c, new WeightLoader.Options(KeyMapping.defaults(), true, false));
             return new TrainedModel(m, net, names, prep, c.source());
@@ -79,13 +100,72 @@ public final class TrainedModel implements AutoCloseable {
         }
     }
 
-    private static int headClasses(Checkpoint c) {
-        for (var e : c.tensors().entrySet()) {
-            if (e.getKey().endsWith("fc.weight") && e.getValue().shape().length == 2) {
-                return (int) e.getValue().shape()[0];
+    /**
+     * The sidecar {@code finetune export} writes next to a model file ({@code model.pth.json}): class names,
+     * preprocessing and architecture, read back so that an exported file predicts as its run did.
+     *
+     * @param file the sidecar
+     * @param arch architecture name
+     * @param classNames class names in label order
+     * @param preprocessing the evaluation preprocessing
+     */
+    public record Sidecar(Path file, String arch, List<String> classNames,
+            TrainingCheckpoint.Preprocessing preprocessing) {
+        /** Largest sidecar read (one holds a few hundred bytes per class). */
+        static final long MAX_BYTES = 64L << 20;
+
+        /** The sidecar of {@code weights}, or null when there is none (or it describes another file). */
+        static Sidecar next(Path weights) {
+            Path f = weights.resolveSibling(weights.getFileName() + ".json");
+            if (!Files.isRegularFile(f)) {
+                return null;
+            }
+            try {
+                if (Files.size(f) > MAX_BYTES) {
+                    throw new CheckpointException(f, "is " + Files.size(f) + " bytes; a sidecar has at most " + MAX_BYTES);
+                }
+                JsonNode n = new ObjectMapper().readTree(f.toFile());
+                if (n == null || !n.isObject() || !weights.getFileName().toString().equals(n.path("weights").asText())) {
+                    return null;
+                }
+                if (n.path("format_version").asInt() != 1) {
+                    throw new CheckpointException(f, "sidecar format_version " + n.path("format_version")
+                            + " is not supported (reads 1)");
+                }
+                List<String> names = new ArrayList<>();
+                for (JsonNode x : n.path("class_names")) {
+                    names.add(x.isTextual() ? x.asText() : null);
+                }
+                JsonNode p = n.path("preprocessing");
+                TrainingCheckpoint.Preprocessing prep = new TrainingCheckpoint.Preprocessing(
+                        intValue(f, p, "center_crop"), intValue(f, p, "resize_shorter_side"), floats(f, p, "mean"),
+                        floats(f, p, "std"));
+                return new Sidecar(f, n.path("arch").asText("resnet18"), TrainingCheckpoint.checkClassNames(f, names),
+                        prep.checked(f));
+            } catch (IOException e) {
+                throw new CheckpointException(f, "unreadable sidecar: " + e.getMessage());
             }
         }
-        return 1000;
+
+        private static int intValue(Path f, JsonNode p, String key) {
+            JsonNode v = p.path(key);
+            if (!v.canConvertToInt()) {
+                throw new CheckpointException(f, "sidecar preprocessing." + key + " must be a whole number, found " + v);
+            }
+            return v.asInt();
+        }
+
+        private static float[] floats(Path f, JsonNode p, String key) {
+            JsonNode v = p.path(key);
+            if (!v.isArray() || v.size() != 3) {
+                throw new CheckpointException(f, "sidecar preprocessing." + key + " must be 3 numbers, found " + v);
+            }
+            float[] out = new float[3];
+            for (int i = 0; i < 3; i++) {
+                out[i] = (float) v.get(i).asDouble(Double.NaN);
+            }
+            return out;
+        }
     }
 
     public ResNet model() {

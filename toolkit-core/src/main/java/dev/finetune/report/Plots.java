@@ -166,6 +166,11 @@ public final class Plots {
      * @throws FinetuneException {@link ErrorKind#OUTPUT} if the PNG cannot be written
      */
     public static void confusionMatrix(long[][] cm, List<String> classNames, Path outPng) {
+        confusionMatrix(cm, classNames, outPng, CONFUSION_TITLE);
+    }
+
+    /** {@link #confusionMatrix(long[][], List, Path)} with its own title (which epoch it shows). */
+    public static void confusionMatrix(long[][] cm, List<String> classNames, Path outPng, String titleText) {
         int n = checkMatrix(cm, classNames);
         ConfusionLayout layout = ConfusionLayout.of(classNames);
 
@@ -245,7 +250,7 @@ public final class Plots {
         // Antialiased blocks leave faint seams between neighbouring cells; text still gets antialiasing.
         chart.setAntiAlias(false);
         chart.setTextAntiAlias(true);
-        TextTitle title = new TextTitle(CONFUSION_TITLE, layout.titleFont());
+        TextTitle title = new TextTitle(titleText, layout.titleFont());
         chart.setTitle(title);
         String summary = total == 0
                 ? "no samples"

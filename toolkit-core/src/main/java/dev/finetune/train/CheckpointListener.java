@@ -10,10 +10,22 @@ import com.fasterxml.jackson.core.JsonProcessingException;
  * full disk mid-write leaves the previous file intact.
  */
 public final class CheckpointListener implements TrainingListener {
-    private final MetricChoice bestMetric;
+    private final MetricChoice configured;
+    private MetricChoice bestMetric;
 
     public CheckpointListener(String bestMetric) {
-        this.bestMetric = MetricChoice.parse("train.best_metric", bestMetric);
+        this.configured = MetricChoice.parse("train.best_metric", bestMetric);
+        this.bestMetric = configured;
+    }
+
+    @Override
+    public void onTrainStart(TrainContext ctx) {
+        bestMetric = configured.orTrainLossWithout(ctx.hasValidation());
+    }
+
+    /** The metric that picks the best checkpoint: the configured one, or train_loss when there is no validation. */
+    public MetricChoice metric() {
+        return bestMetric;
     }
 
     @Override
@@ -23,7 +35,7 @@ public final class CheckpointListener implements TrainingListener {
         boolean improved = !Double.isNaN(value)
                 && (Double.isNaN(state.best()) || bestMetric.improves(value, state.best(), 0));
         if (improved) {
-            state = state.withBest(value);
+            state = state.withBest(value, s.epoch());
             ctx.setState(state);
             write(ctx, ctx.run().bestCheckpoint(), state, false);
         }

@@ -5,14 +5,22 @@ import dev.finetune.metrics.MetricChoice;
 
 /** Stops the run when the chosen metric has not improved for {@code patience} epochs. */
 public final class EarlyStoppingListener implements TrainingListener {
-    private final MetricChoice metric;
+    private final MetricChoice configured;
+    private MetricChoice metric;
     private final int patience;
     private final double minDelta;
 
     public EarlyStoppingListener(TrainConfig.EarlyStoppingConfig config) {
-        this.metric = MetricChoice.parse(config.metric());
+        this.configured = MetricChoice.parse(config.metric());
+        this.metric = configured;
         this.patience = config.patience();
         this.minDelta = config.minDelta();
+    }
+
+    @Override
+    public void onTrainStart(TrainContext ctx) {
+        // Without a validation set a val_* metric is NaN every epoch and would never stop anything.
+        metric = configured.orTrainLossWithout(ctx.hasValidation());
     }
 
     @Override

@@ -51,11 +51,15 @@ public final class Evaluator {
         return metrics.result();
     }
 
-    /** Evaluates {@code model} (eval mode, no graph) on every batch of {@code loader}. */
+    /**
+     * Evaluates {@code model} (eval mode, no graph) on every batch of {@code loader}; a Ctrl-C or SIGTERM (with
+     * {@link StopSignal#install(String)}) ends it between batches.
+     */
     public static EpochMetrics evaluate(ResNet model, ParameterStore ps, BatchLoader loader, int classes) {
         ClassificationMetrics metrics = new ClassificationMetrics(classes);
         try (Engines.NoGrad g = Engines.noGrad()) {
             while (loader.hasNext()) {
+                StopSignal.throwIfRequested("evaluation");
                 try (LoadedBatch b = loader.next()) {
                     NDArray logits = model.inferLogits(ps, b.images());
                     logits.attach(b.manager());

@@ -93,8 +93,9 @@ public final class Experiment {
             }
             int size = loaded.config().data() == null ? 224 : loaded.config().data().imageSize();
             String load = ft.loadReport() == null ? null : ft.loadReport().summary();
+            boolean augment = loaded.config().data() != null && loaded.config().data().augment();
             return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
-                    loaded.config().optimizer().toSettings(), ft.addedGroups(), size, load);
+                    loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load);
         }
     }
 

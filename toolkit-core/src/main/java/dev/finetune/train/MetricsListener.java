@@ -31,8 +31,11 @@ public final class MetricsListener implements TrainingListener {
                 s.imagesPerSecond(), s.trainableParams(), byGroup);
         log.append(row);
         Plots.curves(log.csvPath(), ctx.run().plots().resolve("curves.png"));
-        if (s.val() != null) {
-            Plots.confusionMatrix(s.val().confusion(), ctx.classNames(), ctx.run().plots().resolve("confusion.png"));
+        // The confusion matrix of the best checkpoint (the one evaluate, predict and export use), redrawn when a new
+        // best is found; CheckpointListener has already recorded it.
+        if (s.val() != null && ctx.state().bestEpoch() == s.epoch()) {
+            Plots.confusionMatrix(s.val().confusion(), ctx.classNames(), ctx.run().plots().resolve("confusion.png"),
+                    "Confusion matrix of the best checkpoint, epoch " + s.epoch() + " (rows: true, columns: predicted)");
         }
     }
 

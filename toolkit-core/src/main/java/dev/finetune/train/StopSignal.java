@@ -1,6 +1,7 @@
 package dev.finetune.train;
 
 import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
 import sun.misc.Signal;
 
 /**
@@ -13,8 +14,19 @@ public final class StopSignal {
 
     private StopSignal() {}
 
-    /** Installs the INT and TERM handlers (once per JVM). */
+    private static volatile String onStop = "finishing the current step and writing a resumable checkpoint";
+
+    /** Installs the handlers for training: stop at the next step boundary with a resumable checkpoint. */
     public static synchronized void install() {
+        install("finishing the current step and writing a resumable checkpoint");
+    }
+
+    /**
+     * Installs the INT and TERM handlers (once per JVM) for a command that stops at its next boundary, saying
+     * {@code onStop} when asked to. Without them the JVM exits at once while libtorch may be in the middle of an op.
+     */
+    public static synchronized void install(String whatHappens) {
+        onStop = whatHappens;
         if (installed) {
             return;
         }
@@ -31,12 +43,24 @@ public final class StopSignal {
         }
         requested = why;
         System.err.println(System.lineSeparator() + (why == ErrorKind.INTERRUPTED ? "Ctrl-C" : "SIGTERM")
-                + ": finishing the current step and writing a resumable checkpoint (Ctrl-C again to quit at once)");
+                + ": " + onStop + " (Ctrl-C again to quit at once)");
     }
 
     /** The pending stop request, or null. */
     public static ErrorKind requested() {
         return requested;
+    }
+
+    /**
+     * Ends {@code what} (e.g. "evaluation") with exit 130 / 143 if a stop was requested: the orderly stop of a command
+     * that has nothing to save.
+     */
+    public static void throwIfRequested(String what) {
+        ErrorKind why = requested;
+        if (why != null) {
+            throw new FinetuneException(why, what + " " + (why == ErrorKind.INTERRUPTED ? "interrupted" : "terminated")
+                    + "; nothing was written");
+        }
     }
 
     /** Clears a handled request (tests, or a library caller that continues). */

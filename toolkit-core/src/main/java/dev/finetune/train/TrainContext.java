@@ -32,6 +32,11 @@ public final class TrainContext {
         return fineTuner;
     }
 
+    /** Whether the run has a validation set (a val/ folder, data.val_split, or IDX test images). */
+    public boolean hasValidation() {
+        return data.val() != null && data.val().size() > 0;
+    }
+
     public TrainingData data() {
         return data;
     }

@@ -62,10 +62,11 @@ public final class TrainJob {
         if (config.config().train().earlyStopping() != null) {
             listeners.add(new EarlyStoppingListener(config.config().train().earlyStopping()));
         }
-        listeners.add(new CheckpointListener(config.config().train().bestMetric()));
+        CheckpointListener checkpoints = new CheckpointListener(config.config().train().bestMetric());
+        listeners.add(checkpoints);
         listeners.add(new MetricsListener());
         listeners.addAll(extra);
-        RunInfoListener info = new RunInfoListener(resume != null);
+        RunInfoListener info = new RunInfoListener(resume != null, checkpoints);
         listeners.add(info);
         TrainState state = new Trainer(config, run, listeners, resume, prepared).fit();
         Map<String, Object> summary = info.summary(state, (System.nanoTime() - t0) / 1e9);
@@ -81,8 +82,11 @@ public final class TrainJob {
         private Map<String, Object> info;
         private String infoFile;
 
-        RunInfoListener(boolean resumed) {
+        private final CheckpointListener checkpoints;
+
+        RunInfoListener(boolean resumed, CheckpointListener checkpoints) {
             this.resumed = resumed;
+            this.checkpoints = checkpoints;
         }
 
         @Override
@@ -139,8 +143,12 @@ public final class TrainJob {
             out.put("epochs_completed", state.epochsCompleted());
             out.put("global_step", state.globalStep());
             out.putAll(summary);
-            out.put("best_metric", ctx.config().config().train().bestMetric());
-            out.put("best_value", state.best());
+            out.put("best_metric", checkpoints.metric().name());
+            out.put("best_value", Double.isNaN(state.best()) ? null : state.best());
+            out.put("best_epoch", state.bestEpoch() == 0 ? null : state.bestEpoch());
+            out.put("best_checkpoint", state.bestEpoch() == 0 ? null
+                    : ctx.run().root().relativize(ctx.run().bestCheckpoint()).toString());
+            out.put("validation", ctx.hasValidation());
             out.put("stopped_early", ctx.stopReason());
             out.put("frozen_tensors_bit_identical", ctx.frozenVerified());
             out.put("feature_cache_used", ctx.featureCacheUsed());

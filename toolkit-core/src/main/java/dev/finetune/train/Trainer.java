@@ -257,8 +257,9 @@ public final class Trainer {
             TrainState state) {
         FineTuner ft = ctx.fineTuner();
         int skip = state.batchesIntoEpoch();
-        double lossSum = 0;
-        int seen = 0;
+        // A resumed epoch's mean loss covers the batches before the stop too.
+        double lossSum = state.epochLossSum();
+        int seen = state.batchesIntoEpoch();
         long images = 0;
         long t0 = System.nanoTime();
         long step = state.globalStep();
@@ -282,7 +283,7 @@ public final class Trainer {
                         l.onStep(ctx, b, batch.size(), loss, lr);
                     }
                 }
-                checkStop(ctx, epoch, step, b);
+                checkStop(ctx, epoch, step, b, lossSum);
             }
         }
         double secs = (System.nanoTime() - t0) / 1e9;
@@ -296,8 +297,9 @@ public final class Trainer {
         int[][] plan = BatchLoader.plan(ctx.data().train().size(), ctx.data().trainOptions(tc.batchSize(),
                 tc.seed()), epoch - 1);
         int limit = Math.min(plan.length, stepsPerEpoch(ctx.data(), tc));
-        double lossSum = 0;
-        int seen = 0;
+        // A resumed epoch's mean loss covers the batches before the stop too.
+        double lossSum = state.epochLossSum();
+        int seen = state.batchesIntoEpoch();
         long images = 0;
         long t0 = System.nanoTime();
         long step = state.globalStep();
@@ -314,7 +316,7 @@ public final class Trainer {
                     l.onStep(ctx, b + 1, plan[b].length, loss, lr);
                 }
             }
-            checkStop(ctx, epoch, step, b + 1);
+            checkStop(ctx, epoch, step, b + 1, lossSum);
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         TrainState s = state.at(state.epochsCompleted(), step, 0);
@@ -341,13 +343,13 @@ public final class Trainer {
     }
 
     /** On Ctrl-C / SIGTERM: write a resumable checkpoint at this step boundary and stop with 130 / 143. */
-    private void checkStop(TrainContext ctx, int epoch, long step, int batchesDone) {
+    private void checkStop(TrainContext ctx, int epoch, long step, int batchesDone, double lossSum) {
         ErrorKind why = StopSignal.requested();
         if (why == null) {
             return;
         }
         TrainState s = ctx.state();
-        TrainState mid = s.at(epoch - 1, step, batchesDone);
+        TrainState mid = s.at(epoch - 1, step, batchesDone).withEpochLossSum(lossSum);
         CheckpointListener.writeLast(ctx, mid);
         throw new FinetuneException(why, (why == ErrorKind.INTERRUPTED ? "interrupted" : "terminated")
                 + " in epoch " + epoch + " after " + batchesDone + " batches; a resumable checkpoint is in "

@@ -3,6 +3,7 @@ package dev.finetune.train;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.finetune.FinetuneException;
 import dev.finetune.Versions;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.CheckpointException;
@@ -61,6 +62,34 @@ public final class TrainingCheckpoint {
      * @param std RGB std
      */
     public record Preprocessing(int imageSize, int resize, float[] mean, float[] std) {
+        /** Largest image size or resize a checkpoint may ask for (a 30000 would ask for gigabytes per image). */
+        public static final int MAX_SIDE = 4096;
+
+        /** torchvision's ImageNet evaluation recipe: Resize(256), CenterCrop(224), ImageNet mean and std. */
+        public static Preprocessing imagenet() {
+            return new Preprocessing(224, 256, new float[] {0.485f, 0.456f, 0.406f},
+                    new float[] {0.229f, 0.224f, 0.225f});
+        }
+
+        /**
+         * This preprocessing if it is one a file may ask for: sides 8 to {@link #MAX_SIDE}, resize at least the image
+         * size, three finite means and positive finite standard deviations.
+         *
+         * @throws CheckpointException naming {@code file} otherwise
+         */
+        public Preprocessing checked(Path file) {
+            if (imageSize < 8 || imageSize > MAX_SIDE || resize < imageSize || resize > MAX_SIDE) {
+                throw new CheckpointException(file, "its preprocessing asks for image size " + imageSize + " and resize "
+                        + resize + "; both must be 8 to " + MAX_SIDE + ", resize at least the image size");
+            }
+            try {
+                toTransformSpec();
+            } catch (FinetuneException e) {
+                throw new CheckpointException(file, "its preprocessing is invalid: " + e.getMessage());
+            }
+            return this;
+        }
+
         public static Preprocessing of(TransformSpec t) {
             return new Preprocessing(t.imageSize(), t.resizeSize(), t.mean(), t.std());
         }
@@ -120,8 +149,9 @@ public final class TrainingCheckpoint {
             throw new CheckpointException(file, "finetune checkpoint format_version " + v + " is not supported by"
                     + " this version (" + Versions.toolkit() + ", reads version " + FORMAT_VERSION + ")");
         }
+        Meta meta;
         try {
-            return new Meta(
+            meta = new Meta(
                     md.get("arch"),
                     JSON.readValue(md.get("class_names"), new TypeReference<List<String>>() {}),
                     JSON.readValue(md.get("preprocessing"), Preprocessing.class),
@@ -131,6 +161,41 @@ public final class TrainingCheckpoint {
         } catch (JsonProcessingException | IllegalArgumentException | NullPointerException e) {
             throw new CheckpointException(file, "finetune checkpoint metadata is damaged: " + e.getMessage());
         }
+        if (meta.preprocessing() == null) {
+            throw new CheckpointException(file, "finetune checkpoint metadata has no preprocessing");
+        }
+        meta.preprocessing().checked(file);
+        checkClassNames(file, meta.classNames());
+        return meta;
+    }
+
+    /**
+     * Class names as a file may give them: at least one, none null or empty, at most 200 characters, no control
+     * characters (a name is printed: an escape sequence or a line break in it would forge the output).
+     *
+     * @throws CheckpointException naming {@code file} otherwise
+     */
+    public static List<String> checkClassNames(Path file, List<String> names) {
+        if (names == null || names.isEmpty()) {
+            throw new CheckpointException(file, "its class names are missing or empty; a classifier has at least one");
+        }
+        if (names.size() > Checkpoint.MAX_HEAD_CLASSES) {
+            throw new CheckpointException(file, "it names " + names.size() + " classes, more than "
+                    + Checkpoint.MAX_HEAD_CLASSES);
+        }
+        for (int i = 0; i < names.size(); i++) {
+            String n = names.get(i);
+            if (n == null || n.isEmpty() || n.length() > 200) {
+                throw new CheckpointException(file, "class name " + i + " is "
+                        + (n == null ? "null" : n.isEmpty() ? "empty" : n.length() + " characters long")
+                        + "; names are 1 to 200 characters");
+            }
+            if (n.codePoints().anyMatch(c -> Character.isISOControl(c) || c == 0x2028 || c == 0x2029)) {
+                throw new CheckpointException(file, "class name " + i + " contains control characters; names are"
+                        + " printed, so they may not");
+            }
+        }
+        return List.copyOf(names);
     }
 
     private static String json(Object o) {

@@ -66,7 +66,12 @@ public record LoadReport(
             b.append("converted to fp32: ").append(converted).append(System.lineSeparator());
         }
         for (ShapeMismatch h : headReplaced) {
-            b.append("new head (model.head), not loaded from the checkpoint: ").append(h).append(System.lineSeparator());
+            b.append("new head (model.head): ").append(h.name()).append(' ')
+                    .append(java.util.Arrays.toString(h.modelShape())).append(" starts fresh");
+            b.append(java.util.Arrays.equals(h.checkpointShape(), h.modelShape())
+                    ? "; the checkpoint's is not loaded"
+                    : " instead of the checkpoint's " + java.util.Arrays.toString(h.checkpointShape()));
+            b.append(System.lineSeparator());
         }
         limit(b, "missing", missing);
         limit(b, "unexpected", unexpected);
