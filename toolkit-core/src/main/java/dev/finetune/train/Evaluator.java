@@ -28,12 +28,8 @@ public final class Evaluator {
         try (Engines.NoGrad g = Engines.noGrad()) {
             for (int start = 0; start < cache.size(); start += batchSize) {
                 int n = Math.min(batchSize, cache.size() - start);
-                int[] idx = new int[n];
-                for (int i = 0; i < n; i++) {
-                    idx[i] = start + i;
-                }
                 try (ai.djl.ndarray.NDManager m = ft.manager().newSubManager()) {
-                    NDArray[] xy = cache.batch(idx, m);
+                    NDArray[] xy = cache.rows(start, n, m);
                     NDArray logits = ft.model().forwardStages(ft.parameterStore(), new NDList(xy[0]), false,
                             cache.stage(), ResNet.stageNames().size()).singletonOrThrow();
                     logits.attach(m);

@@ -26,12 +26,16 @@ public final class FeatureCache implements AutoCloseable {
     private final int stage;
     private final String key;
 
-    private FeatureCache(NDManager manager, NDArray features, NDArray labels, int stage, String key) {
+    /** Data set index → row of {@link #features}; -1 for an image the loader skipped (on_bad_image: skip). */
+    private final int[] rowOf;
+
+    private FeatureCache(NDManager manager, NDArray features, NDArray labels, int stage, String key, int[] rowOf) {
         this.manager = manager;
         this.features = features;
         this.labels = labels;
         this.stage = stage;
         this.key = key;
+        this.rowOf = rowOf;
     }
 
     /** The stage index at which cached features enter the network. */
@@ -68,6 +72,9 @@ public final class FeatureCache implements AutoCloseable {
         try {
             List<NDArray> chunks = new ArrayList<>();
             List<NDArray> labelChunks = new ArrayList<>();
+            int[] rowOf = new int[dataset.size()];
+            java.util.Arrays.fill(rowOf, -1);
+            int rows = 0;
             try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(batchSize), 0)) {
                 while (loader.hasNext()) {
                     try (LoadedBatch b = loader.next()) {
@@ -76,6 +83,9 @@ public final class FeatureCache implements AutoCloseable {
                         b.labels().attach(m);
                         chunks.add(f);
                         labelChunks.add(b.labels());
+                        for (int i : b.sampleIndices()) {
+                            rowOf[i] = rows++;
+                        }
                     }
                 }
             }
@@ -83,7 +93,7 @@ public final class FeatureCache implements AutoCloseable {
             NDArray y = NDArrays.concat(new NDList(labelChunks));
             chunks.forEach(NDArray::close);
             labelChunks.forEach(NDArray::close);
-            return new FeatureCache(m, all, y, stage, key);
+            return new FeatureCache(m, all, y, stage, key, rowOf);
         } catch (RuntimeException e) {
             m.close();
             throw e;
@@ -113,16 +123,26 @@ public final class FeatureCache implements AutoCloseable {
 
     /**
      * One batch of cached inputs and labels, as the loader would have ordered them (the indices come from
-     * {@link BatchLoader#plan}). The arrays belong to {@code batchManager}.
+     * {@link BatchLoader#plan}); images the loader skipped are left out, as the loader leaves them out. The arrays
+     * belong to {@code batchManager}; null when every image of the batch was skipped.
      */
     public NDArray[] batch(int[] indices, NDManager batchManager) {
-        long[] idx = new long[indices.length];
-        for (int i = 0; i < idx.length; i++) {
-            idx[i] = indices[i];
+        long[] idx = java.util.Arrays.stream(indices).filter(i -> rowOf[i] >= 0).mapToLong(i -> rowOf[i]).toArray();
+        if (idx.length == 0) {
+            return null; // every image of this batch was skipped, as the loader would have skipped the batch
         }
         NDArray index = batchManager.create(idx);
         NDArray x = features.get(new NDIndex("{}", index));
         NDArray y = labels.get(new NDIndex("{}", index));
+        x.attach(batchManager);
+        y.attach(batchManager);
+        return new NDArray[] {x, y};
+    }
+
+    /** Rows {@code [from, from + count)} of the cache, in cache order (every image kept), on {@code batchManager}. */
+    public NDArray[] rows(int from, int count, NDManager batchManager) {
+        NDArray x = features.get(new NDIndex(from + ":" + (from + count)));
+        NDArray y = labels.get(new NDIndex(from + ":" + (from + count)));
         x.attach(batchManager);
         y.attach(batchManager);
         return new NDArray[] {x, y};

@@ -306,14 +306,18 @@ public final class Trainer {
         for (int b = state.batchesIntoEpoch(); b < limit; b++) {
             try (NDManager bm = ft.manager().newSubManager()) {
                 NDArray[] xy = cache.batch(plan[b], bm);
+                if (xy == null) {
+                    continue;
+                }
                 double lr = schedule.lr(step);
                 float loss = step(ft, xy[0], xy[1], lr, cache.stage(), step, epoch, b);
                 step++;
                 lossSum += loss;
                 seen++;
-                images += plan[b].length;
+                int size = (int) xy[1].size();
+                images += size;
                 for (TrainingListener l : listeners) {
-                    l.onStep(ctx, b + 1, plan[b].length, loss, lr);
+                    l.onStep(ctx, b + 1, size, loss, lr);
                 }
             }
             checkStop(ctx, epoch, step, b + 1, lossSum);
