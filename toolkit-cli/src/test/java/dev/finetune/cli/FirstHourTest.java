@@ -244,8 +244,8 @@ class FirstHourTest {
 
     @Test
     void sigtermDuringEvaluateStopsInOrder() throws Exception {
-        // A copy of the embedded model with a sidecar asking for 448-pixel inputs: evaluation takes long enough to be
-        // interrupted, and the sidecar is what names the classes.
+        // A copy of the embedded model with a sidecar asking for 224-pixel inputs, on the 500 training images:
+        // evaluation takes long enough to be interrupted, and the sidecar is what names the classes.
         Path model = tmp.resolve("slow.safetensors");
         Files.copy(Cli.repo().resolve("models/resnet18-fmnist-a.safetensors"), model);
         Map<String, Object> side = new LinkedHashMap<>();
@@ -253,12 +253,12 @@ class FirstHourTest {
         side.put("weights", "slow.safetensors");
         side.put("arch", "resnet18");
         side.put("class_names", List.of("ankle_boot", "bag", "sandal", "shirt", "sneaker"));
-        side.put("preprocessing", Map.of("resize_shorter_side", 512, "center_crop", 448,
+        side.put("preprocessing", Map.of("resize_shorter_side", 256, "center_crop", 224,
                 "mean", List.of(0.5, 0.5, 0.5), "std", List.of(0.5, 0.5, 0.5)));
         JSON.writeValue(tmp.resolve("slow.safetensors.json").toFile(), side);
         Path log = tmp.resolve("evaluate.log");
         Process p = Cli.start(log, "evaluate", "--checkpoint", model.toString(), "--data",
-                Cli.repo().resolve("data/fashion-mnist-b").toString());
+                Cli.repo().resolve("data/fashion-mnist-b/train").toString());
         Thread.sleep(4000);
         Cli.signal(p, "TERM");
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "evaluate did not stop");
