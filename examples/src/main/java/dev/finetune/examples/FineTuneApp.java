@@ -4,13 +4,16 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.data.BatchLoader;
-import dev.finetune.data.ImageFolderDataset;
-import dev.finetune.data.ImageFolderIndex;
 import dev.finetune.data.LoadedBatch;
 import dev.finetune.data.TransformSpec;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.FreezePolicy;
 import dev.finetune.train.FineTuner;
+import dev.finetune.train.TrainContext;
+import dev.finetune.train.TrainState;
+import dev.finetune.train.Trainer;
+import dev.finetune.train.TrainingData;
+import dev.finetune.train.TrainingListener;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -22,7 +25,8 @@ import java.util.List;
  * model.fc = nn.Linear(512, 5)
  * opt = SGD(model.fc.parameters(), lr=0.01, momentum=0.9)
  * </pre>
- * — in a few lines of Java, then a few training steps and a prediction.
+ * — in a few lines of Java, then the same training loop {@code finetune train} runs (feature cache, fast-path guard,
+ * validation, listeners), and a prediction. No YAML anywhere: the objects are built directly.
  *
  * <p>Run: {@code mvn -q -pl examples -am package -DskipTests && java -cp ... dev.finetune.examples.FineTuneApp
  * models/resnet18-fmnist-a.safetensors data/fashion-mnist-b}
@@ -30,11 +34,18 @@ import java.util.List;
 public final class FineTuneApp {
     private FineTuneApp() {}
 
-    /** Trains the head for {@code steps} steps and returns the class predicted for the first validation image. */
-    public static String run(Path checkpoint, Path data, int steps) {
-        ImageFolderIndex.Split split = ImageFolderIndex.open(data, 0, 0);
-        ImageFolderDataset train = new ImageFolderDataset(split.train());
-        List<String> classes = train.classNames();
+    /** What a run of the app gives. */
+    public record Outcome(TrainState state, String predicted, float[] fcWeight, float[] fcBias) {}
+
+    /**
+     * Fine-tunes the head for {@code epochs} epochs (the quickstart's settings: 32×32 inputs, batch 32, seed 0) and
+     * predicts the first validation image.
+     */
+    public static Outcome run(Path checkpoint, Path data, int epochs) {
+        TransformSpec transforms = new TransformSpec(32, 32, false, false,
+                TransformSpec.defaults().mean(), TransformSpec.defaults().std());
+        TrainingData images = TrainingData.imageFolder(data, transforms, 0, 0);
+        List<String> classes = images.classNames();
 
         try (FineTuner ft = FineTuner.builder()
                 .checkpoint(Checkpoints.read(checkpoint))          // torchvision names, strict, report kept
@@ -47,24 +58,21 @@ public final class FineTuneApp {
             System.out.printf("trainable %,d, frozen %,d%n", ft.plan().trainableParameterCount(),
                     ft.plan().frozenParameterCount());
 
-            TransformSpec small = TransformSpec.defaults().withImageSize(32).withAugmentation(false, false);
-            small = new TransformSpec(32, 32, false, false, small.mean(), small.std());
-            BatchLoader.Options opts = BatchLoader.Options.builder().setBatchSize(32).optShuffle(true)
-                    .optTransforms(small).build();
-            int done = 0;
-            for (int epoch = 0; done < steps; epoch++) {
-                try (BatchLoader loader = new BatchLoader(train, ft.manager(), opts, epoch)) {
-                    while (loader.hasNext() && done < steps) {
-                        try (LoadedBatch b = loader.next()) {
-                            float loss = ft.trainStep(b.images(), b.labels());
-                            System.out.printf("step %d loss %.4f%n", ++done, loss);
+            TrainState end = Trainer.builder(ft, images)          // the loop finetune train runs
+                    .epochs(epochs)
+                    .batchSize(32)
+                    .seed(0)
+                    .listener(new TrainingListener() {
+                        @Override
+                        public void onEpochEnd(TrainContext ctx, EpochSummary s) {
+                            System.out.printf("epoch %d: train_loss %.4f val_top1 %.3f%s%n", s.epoch(),
+                                    s.trainLoss(), s.val().top1(), s.featureCache() ? " (feature cache)" : "");
                         }
-                    }
-                }
-            }
+                    })
+                    .build()
+                    .fit();
 
-            ImageFolderDataset val = new ImageFolderDataset(split.val().orElseThrow());
-            try (BatchLoader loader = new BatchLoader(val, ft.manager(), opts.toBuilder().optShuffle(false).build(), 0);
+            try (BatchLoader loader = images.valLoader(ft.manager(), 8);
                     LoadedBatch b = loader.next();
                     NDManager m = ft.manager().newSubManager()) {
                 NDArray logits = ft.predictLogits(b.images());   // no autograd graph
@@ -72,7 +80,8 @@ public final class FineTuneApp {
                 int predicted = (int) logits.get(0).argMax().getLong();
                 String truth = classes.get((int) b.labels().get(0).getLong());
                 System.out.println("first validation image: predicted " + classes.get(predicted) + ", true " + truth);
-                return classes.get(predicted);
+                return new Outcome(end, classes.get(predicted), ft.model().fc().weight().getArray().toFloatArray(),
+                        ft.model().fc().bias().getArray().toFloatArray());
             }
         }
     }
@@ -80,6 +89,6 @@ public final class FineTuneApp {
     public static void main(String[] args) {
         Path ckpt = Path.of(args.length > 0 ? args[0] : "models/resnet18-fmnist-a.safetensors");
         Path data = Path.of(args.length > 1 ? args[1] : "data/fashion-mnist-b");
-        run(ckpt, data, 20);
+        run(ckpt, data, 3);
     }
 }

@@ -2,15 +2,15 @@ package dev.finetune.cli;
 
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.inspect.InspectReport;
-import dev.finetune.train.Experiment;
+import dev.finetune.run.Assembler;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /** {@code finetune inspect --config X.yaml}: what trains, what is frozen, and why. */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
@@ -42,7 +42,7 @@ final class InspectCommand implements Callable<Integer> {
         ConfigLoader.Loaded loaded = ConfigLoader.load(config, sets);
         Integer dataClasses = classes;
         if (dataClasses == null && loaded.config().data() != null) {
-            dataClasses = dev.finetune.train.TrainingData.open(loaded, loaded.config().train().seed()).numClasses();
+            dataClasses = Assembler.data(loaded).numClasses();
         }
         if (classes != null && classes < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--classes must be >= 1, found " + classes);
@@ -50,7 +50,7 @@ final class InspectCommand implements Callable<Integer> {
         if (epoch < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--epoch must be >= 1, found " + epoch);
         }
-        InspectReport report = Experiment.inspect(loaded, dataClasses, epoch);
+        InspectReport report = Assembler.inspect(loaded, dataClasses, epoch);
         PrintWriter out = spec.commandLine().getOut();
         out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
         out.flush();

@@ -1,6 +1,6 @@
 package dev.finetune.cli;
 
-import dev.finetune.predict.MemoryUse;
+import dev.finetune.engine.MemoryUse;
 import dev.finetune.predict.Predictor;
 import dev.finetune.predict.TrainedModel;
 import dev.finetune.train.StopSignal;

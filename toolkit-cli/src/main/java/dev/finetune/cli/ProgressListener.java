@@ -14,20 +14,22 @@ import me.tongfei.progressbar.ProgressBarStyle;
  */
 final class ProgressListener implements TrainingListener {
     private final PrintWriter out;
+    private final java.nio.file.Path runDir;
     private final boolean bar;
     private ProgressBar progress;
     private long images;
     private long startNanos;
 
-    ProgressListener(PrintWriter out, boolean bar) {
+    ProgressListener(PrintWriter out, java.nio.file.Path runDir, boolean bar) {
         this.out = out;
+        this.runDir = runDir;
         this.bar = bar;
     }
 
     @Override
     public void onTrainStart(TrainContext ctx) {
         var ft = ctx.fineTuner();
-        out.printf(Locale.ROOT, "run: %s%n", ctx.run().root());
+        out.printf(Locale.ROOT, "run: %s%n", runDir);
         out.printf(Locale.ROOT, "data: %s (%d train, %d val images, %d classes)%n", ctx.data().description(),
                 ctx.data().train().size(), ctx.data().val() == null ? 0 : ctx.data().val().size(),
                 ctx.data().numClasses());
@@ -55,7 +57,7 @@ final class ProgressListener implements TrainingListener {
         if (bar) {
             progress = new ProgressBarBuilder()
                     .setTaskName(String.format(Locale.ROOT, "epoch %d/%d", epoch,
-                            ctx.config().config().train().epochs()))
+                            ctx.settings().epochs()))
                     .setInitialMax(batches)
                     .setStyle(ProgressBarStyle.ASCII)
                     .setUpdateIntervalMillis(250)

@@ -1,8 +1,9 @@
 package dev.finetune.cli;
 
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.run.RunSummary;
+import dev.finetune.run.TrainJob;
 import dev.finetune.train.StopSignal;
-import dev.finetune.train.TrainJob;
 import dev.finetune.train.TrainingListener;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -12,9 +13,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /** {@code finetune train --config X.yaml [--set k=v] [--run-dir D] | --resume D}. */
 @Command(name = "train", mixinStandardHelpOptions = true,
@@ -46,23 +47,23 @@ final class TrainCommand implements Callable<Integer> {
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
         StopSignal.install();
-        List<TrainingListener> extra = List.of(new ProgressListener(out, !quiet && System.console() != null));
+        boolean bar = !quiet && System.console() != null;
         TrainJob.Result r;
         if (source.resume != null) {
-            r = TrainJob.resume(source.resume, sets, extra);
+            r = TrainJob.resume(source.resume, sets, List.of(new ProgressListener(out, source.resume, bar)));
         } else {
             ConfigLoader.Loaded loaded = ConfigLoader.load(source.config, sets);
             Path dir = runDir != null ? runDir : Path.of("runs", loaded.config().name() + "-"
                     + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
-            r = TrainJob.start(loaded, dir, extra);
+            r = TrainJob.start(loaded, dir, List.of(new ProgressListener(out, dir, bar)));
         }
         out.printf("done: %s%n", r.runDir());
-        if (r.summary().get("best_checkpoint") != null) {
-            out.printf(Locale.ROOT, "best %s: %.4f in epoch %s (%s)%n", r.summary().get("best_metric"),
-                    ((Number) r.summary().get("best_value")).doubleValue(), r.summary().get("best_epoch"),
-                    r.summary().get("best_checkpoint"));
+        RunSummary s = r.summary();
+        if (s.bestCheckpoint() != null) {
+            out.printf(Locale.ROOT, "best %s: %.4f in epoch %d (%s)%n", s.bestMetric(), s.bestValue(), s.bestEpoch(),
+                    s.bestCheckpoint());
         } else {
-            out.printf("no best checkpoint: %s was never measured%n", r.summary().get("best_metric"));
+            out.printf("no best checkpoint: %s was never measured%n", s.bestMetric());
         }
         out.flush();
         return 0;

@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.config.ConfigLoader;
-import dev.finetune.train.TrainJob;
-import dev.finetune.train.TrainingCheckpoint;
+import dev.finetune.run.TrainJob;
+import dev.finetune.run.TrainingCheckpoint;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -27,8 +27,8 @@ class FeatureCacheEquivalenceTest {
                 List.of());
         TrainJob.Result plain = TrainJob.start(ConfigLoader.load(cfg, List.of("train.feature_cache=false")),
                 tmp.resolve("plain"), List.of());
-        assertTrue((Boolean) cached.summary().get("feature_cache_used"));
-        assertFalse((Boolean) plain.summary().get("feature_cache_used"));
+        assertTrue(cached.summary().featureCacheUsed());
+        assertFalse(plain.summary().featureCacheUsed());
         Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("cached/checkpoints/last.safetensors"))
                 .checkpoint().tensors();
         Map<String, HostTensor> b = TrainingCheckpoint.read(tmp.resolve("plain/checkpoints/last.safetensors"))
@@ -42,6 +42,6 @@ class FeatureCacheEquivalenceTest {
             }
             assertTrue(worst < 1e-5, k + " differs by " + worst);
         }
-        assertEquals((double) cached.summary().get("val_top1"), (double) plain.summary().get("val_top1"), 1e-9);
+        assertEquals(cached.summary().valTop1(), plain.summary().valTop1(), 1e-9);
     }
 }

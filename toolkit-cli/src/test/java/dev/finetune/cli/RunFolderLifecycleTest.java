@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
-import dev.finetune.train.RunDirectory;
-import dev.finetune.train.TrainJob;
+import dev.finetune.run.RunDirectory;
+import dev.finetune.run.TrainJob;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;

@@ -1,10 +1,9 @@
 package dev.finetune.experiment;
 
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.run.RunSummary;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -92,18 +91,11 @@ public final class ExperimentRunner {
     }
 
     static Row row(String name, Path runDir) {
-        try {
-            ObjectMapper m = new ObjectMapper();
-            JsonNode s = m.readTree(runDir.resolve("summary.json").toFile());
-            JsonNode r = m.readTree(runDir.resolve("run.json").toFile());
-            return new Row(name, r.get("policy").asText(), r.get("trainable_params").asLong(),
-                    s.get("epochs_completed").asInt(), s.get("wall_seconds").asDouble(),
-                    s.get("images_per_second").asDouble(), s.get("peak_rss_bytes").asDouble() / 1048576.0,
-                    s.path("val_top1").asDouble(Double.NaN), s.path("best_value").asDouble(Double.NaN),
-                    s.get("feature_cache_used").asBoolean(), runDir.toString());
-        } catch (IOException e) {
-            throw new FinetuneException(ErrorKind.INTERNAL, "cannot read the results of " + runDir + ": " + e);
-        }
+        RunSummary s = RunSummary.read(runDir);
+        return new Row(name, s.policy(), s.trainableParams(), s.epochsCompleted(), s.wallSeconds(),
+                s.imagesPerSecond() == null ? Double.NaN : s.imagesPerSecond(), s.peakRssBytes() / 1048576.0,
+                s.valTop1() == null ? Double.NaN : s.valTop1(), s.bestValue() == null ? Double.NaN : s.bestValue(),
+                s.featureCacheUsed(), runDir.toString());
     }
 
     /** The table as Markdown. */

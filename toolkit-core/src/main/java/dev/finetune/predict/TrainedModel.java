@@ -11,7 +11,7 @@ import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.engine.Engines;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
-import dev.finetune.train.TrainingCheckpoint;
+import dev.finetune.run.TrainingCheckpoint;
 import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.WeightLoader;
 import java.io.IOException;

@@ -1,6 +1,5 @@
 package dev.finetune.train;
 
-import dev.finetune.config.TrainConfig;
 import dev.finetune.metrics.MetricChoice;
 
 /** Stops the run when the chosen metric has not improved for {@code patience} epochs. */
@@ -10,11 +9,20 @@ public final class EarlyStoppingListener implements TrainingListener {
     private final int patience;
     private final double minDelta;
 
-    public EarlyStoppingListener(TrainConfig.EarlyStoppingConfig config) {
-        this.configured = MetricChoice.parse(config.metric());
+    /**
+     * @param metric the metric watched (a {@code val_*} metric is replaced by train_loss when there is no validation)
+     * @param patience epochs without improvement before stopping, >= 1
+     * @param minDelta the smallest change that counts as an improvement, >= 0
+     */
+    public EarlyStoppingListener(MetricChoice metric, int patience, double minDelta) {
+        if (patience < 1 || !(minDelta >= 0 && minDelta < Double.POSITIVE_INFINITY)) {
+            throw new IllegalArgumentException("early stopping needs patience >= 1 and min delta >= 0, found "
+                    + patience + " and " + minDelta);
+        }
+        this.configured = metric;
         this.metric = configured;
-        this.patience = config.patience();
-        this.minDelta = config.minDelta();
+        this.patience = patience;
+        this.minDelta = minDelta;
     }
 
     @Override
@@ -25,7 +33,7 @@ public final class EarlyStoppingListener implements TrainingListener {
 
     @Override
     public void onEpochEnd(TrainContext ctx, EpochSummary s) {
-        double v = CheckpointListener.valueOf(metric.name(), s);
+        double v = s.value(metric.name());
         if (Double.isNaN(v)) {
             return;
         }

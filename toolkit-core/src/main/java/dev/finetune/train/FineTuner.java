@@ -61,6 +61,7 @@ public final class FineTuner implements AutoCloseable {
     private final List<FastPathReport> pastReports = new ArrayList<>();
     /** Optimizer groups added by gradual unfreezing, oldest first. */
     private final List<AddedGroup> addedGroups = new ArrayList<>();
+    private long planVersion;
 
     private FineTuner(Builder b) {
         Engine engine = Engines.pytorch(b.threads);
@@ -102,6 +103,7 @@ public final class FineTuner implements AutoCloseable {
      */
     public FreezePlan applyPolicy(FreezePolicy policy) {
         plan = FreezePlan.applyTo(model, policy);
+        planVersion++;
         refold();
         GroupedOptimizer old = optimizer;
         optimizer = GroupedOptimizer.build(optimizerSettings, model.namedTensors(), plan, addedGroups, manager);
@@ -131,6 +133,11 @@ public final class FineTuner implements AutoCloseable {
                 .toList();
         addedGroups.add(new AddedGroup(rule.where(), lrMult, added));
         return applyPolicy(next);
+    }
+
+    /** Counts the plans applied so far: it changes whenever what trains may have changed. */
+    public long planVersion() {
+        return planVersion;
     }
 
     /** The optimizer groups added by {@link #unfreeze}, oldest first. */

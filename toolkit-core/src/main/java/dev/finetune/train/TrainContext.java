@@ -1,31 +1,31 @@
 package dev.finetune.train;
 
-import dev.finetune.config.ConfigLoader;
 import java.util.List;
 
-/** What listeners see of a run: the model, the data, the state, and a way to ask the loop to stop. */
+/**
+ * What listeners see of a run: the model, the data, the loop's settings, the state, and a way to ask the loop to stop.
+ * Nothing of the YAML layer: a program that builds a {@link Trainer} from objects sees the same context.
+ */
 public final class TrainContext {
-    private final ConfigLoader.Loaded config;
     private final FineTuner fineTuner;
     private final TrainingData data;
-    private final RunDirectory run;
+    private final Trainer.Settings settings;
     private TrainState state;
     private String stopReason;
     private int frozenVerified;
     private boolean featureCacheUsed;
     private double cacheBuildSeconds;
 
-    TrainContext(ConfigLoader.Loaded config, FineTuner fineTuner, TrainingData data, RunDirectory run,
-            TrainState state) {
-        this.config = config;
+    TrainContext(FineTuner fineTuner, TrainingData data, Trainer.Settings settings, TrainState state) {
         this.fineTuner = fineTuner;
         this.data = data;
-        this.run = run;
+        this.settings = settings;
         this.state = state;
     }
 
-    public ConfigLoader.Loaded config() {
-        return config;
+    /** The loop's settings: epochs, batch size, seed, schedule. */
+    public Trainer.Settings settings() {
+        return settings;
     }
 
     public FineTuner fineTuner() {
@@ -45,15 +45,12 @@ public final class TrainContext {
         return data.classNames();
     }
 
-    public RunDirectory run() {
-        return run;
-    }
-
     public TrainState state() {
         return state;
     }
 
-    void setState(TrainState state) {
+    /** Replaces the state (listeners that keep state in it: early stopping, best checkpoint, unfreezing). */
+    public void setState(TrainState state) {
         this.state = state;
     }
 

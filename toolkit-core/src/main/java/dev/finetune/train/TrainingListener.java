@@ -10,6 +10,13 @@ public interface TrainingListener {
     /** Before the first epoch (or the first epoch after a resume). */
     default void onTrainStart(TrainContext ctx) {}
 
+    /**
+     * At the very start of epoch {@code epoch} (1-based), before the loop checks the plan and builds the feature cache:
+     * the place to change what trains ({@link GradualUnfreezing}). On a resumed run the first call is for the epoch the
+     * run continues in.
+     */
+    default void onEpochBegin(TrainContext ctx, int epoch) {}
+
     /** At the start of epoch {@code epoch} (1-based), before any batch. */
     default void onEpochStart(TrainContext ctx, int epoch, int batches) {}
 
@@ -21,6 +28,30 @@ public interface TrainingListener {
 
     /** After the run, normally or by early stopping. */
     default void onTrainEnd(TrainContext ctx) {}
+
+    /**
+     * The run ends with an error (divergence, an interrupt, a full disk …): release what {@link #onTrainStart} opened.
+     * Called instead of {@link #onTrainEnd}.
+     */
+    default void onTrainFailed(TrainContext ctx, RuntimeException error) {}
+
+    /**
+     * Ctrl-C or SIGTERM stops the run at a step boundary: save what lets it continue from {@code resumable}.
+     *
+     * @return a sentence for the user about what was saved (where, how to continue), or null
+     */
+    default String onInterrupt(TrainContext ctx, TrainState resumable) {
+        return null;
+    }
+
+    /**
+     * The loss became NaN or infinite and the run stops.
+     *
+     * @return a sentence for the user about what is kept, or null
+     */
+    default String onDiverged(TrainContext ctx) {
+        return null;
+    }
 
     /**
      * An epoch's results.
@@ -42,5 +73,17 @@ public interface TrainingListener {
             double seconds,
             double imagesPerSecond,
             long trainableParams,
-            boolean featureCache) {}
+            boolean featureCache) {
+
+        /** A metric's value this epoch by its name in metrics.csv ({@code val_top1}), NaN when not measured. */
+        public double value(String metric) {
+            return switch (metric) {
+                case "train_loss" -> trainLoss;
+                case "val_loss" -> val == null ? Double.NaN : val.loss();
+                case "val_top1" -> val == null ? Double.NaN : val.top1();
+                case "val_top5" -> val == null ? Double.NaN : val.top5();
+                default -> Double.NaN;
+            };
+        }
+    }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.finetune.config.TrainConfig.ScheduleConfig;
+import dev.finetune.run.Assembler;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -12,9 +13,10 @@ import org.junit.jupiter.api.Test;
  */
 class LrScheduleTest {
 
-    private static ScheduleConfig schedule(String name, Double warmup, Integer stepSize, Double gamma, Double minLr,
+    /** The schedule a config with these values (null: absent) gives, through the assembler as a run gets it. */
+    private static LrSchedule.Spec schedule(String name, Double warmup, Integer stepSize, Double gamma, Double minLr,
             Double maxLrMult, Double pctStart) {
-        return new ScheduleConfig(name, warmup, stepSize, gamma, minLr, maxLrMult, pctStart);
+        return Assembler.schedule(new ScheduleConfig(name, warmup, stepSize, gamma, minLr, maxLrMult, pctStart));
     }
 
     @Test

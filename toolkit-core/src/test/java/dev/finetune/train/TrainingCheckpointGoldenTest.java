@@ -10,6 +10,7 @@ import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.FreezePolicy;
+import dev.finetune.run.TrainingCheckpoint;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.HashMap;

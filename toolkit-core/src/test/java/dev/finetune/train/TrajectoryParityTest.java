@@ -1,6 +1,7 @@
 package dev.finetune.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,6 +15,9 @@ import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.data.BatchLoader;
 import dev.finetune.data.LoadedBatch;
+import dev.finetune.run.RunSummary;
+import dev.finetune.run.TrainJob;
+import dev.finetune.run.TrainingCheckpoint;
 import dev.finetune.testing.TorchReference;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -49,7 +53,7 @@ class TrajectoryParityTest {
     private static Path data;
 
     /** One Java run: what it did, step by step, and where its checkpoint is. */
-    private record Run(String name, Path dir, Recorder recorder, Map<String, Object> summary) {}
+    private record Run(String name, Path dir, Recorder recorder, RunSummary summary) {}
 
     @BeforeAll
     static void trainEverythingThenReplayInPyTorch() throws Exception {
@@ -141,11 +145,11 @@ class TrajectoryParityTest {
     @Test
     void defaultsWereOnWhereEligible() {
         for (String p : List.of("linear-probe", "last-stage", "last-two-stages")) {
-            assertEquals(Boolean.TRUE, RUNS.get(p).summary().get("feature_cache_used"), p + " trains on the cache");
+            assertTrue(RUNS.get(p).summary().featureCacheUsed(), p + " trains on the cache");
             assertTrue(RUNS.get(p).recorder().foldedStages > 0, p + " runs a folded prefix");
         }
         for (String p : List.of("full", "full-frozen-bn", "bn-train-frozen-backbone")) {
-            assertEquals(Boolean.FALSE, RUNS.get(p).summary().get("feature_cache_used"), p + ": nothing to cache");
+            assertFalse(RUNS.get(p).summary().featureCacheUsed(), p + ": nothing to cache");
         }
         assertEquals(6, RUNS.get("unfreeze").recorder().steps.size());
         assertEquals(6, RUNS.get("resumed-last-stage").recorder().steps.size(), "2 steps, interrupt, 4 steps");
@@ -208,7 +212,7 @@ class TrajectoryParityTest {
         }
         // Every tensor is accounted for: compared with PyTorch, or verified bit-identical to its initial value by the
         // run itself (which fails if one moved).
-        int frozen = ((Number) r.summary().get("frozen_tensors_bit_identical")).intValue();
+        int frozen = r.summary().frozenTensorsBitIdentical();
         long model = ours.keySet().stream()
                 .filter(k -> !k.startsWith("optimizer.") && !k.endsWith("num_batches_tracked")).count();
         if (compared + frozen != model) {
@@ -217,7 +221,7 @@ class TrajectoryParityTest {
         }
         report.append(String.format("%n   %d tensors that training changes, worst relative difference %.2e (%s);"
                 + " frozen tensors bit-identical: %s", compared, worst, worstName,
-                r.summary().get("frozen_tensors_bit_identical")));
+                r.summary().frozenTensorsBitIdentical()));
         System.out.println(report);
         return failures;
     }
@@ -265,7 +269,7 @@ class TrajectoryParityTest {
         @Override
         public void onEpochStart(TrainContext ctx, int epoch, int batches) {
             this.epoch = epoch;
-            var tc = ctx.config().config().train();
+            var tc = ctx.settings();
             plan = BatchLoader.plan(ctx.data().train().size(), ctx.data().trainOptions(tc.batchSize(), tc.seed()),
                     epoch - 1);
         }

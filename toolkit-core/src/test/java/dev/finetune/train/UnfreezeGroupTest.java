@@ -10,6 +10,7 @@ import dev.finetune.inspect.InspectReport;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.optim.ParamSlot;
 import dev.finetune.policy.FreezePolicy;
+import dev.finetune.run.Assembler;
 import dev.finetune.testing.TorchReference;
 import java.util.List;
 import java.util.Map;
@@ -46,9 +47,9 @@ class UnfreezeGroupTest {
     @Test
     void inspectShowsTheGroupFromItsEpoch() {
         var loaded = ConfigLoader.load(TorchReference.repoRoot().resolve("configs/gradual-unfreeze.yaml"), List.of());
-        InspectReport before = Experiment.inspect(loaded, 5, 2);
-        InspectReport after = Experiment.inspect(loaded, 5, 3);
-        InspectReport later = Experiment.inspect(loaded, 5, 5);
+        InspectReport before = Assembler.inspect(loaded, 5, 2);
+        InspectReport after = Assembler.inspect(loaded, 5, 3);
+        InspectReport later = Assembler.inspect(loaded, 5, 5);
         assertNull(row(before, "layer4.0.conv1.weight").lr(), "frozen before epoch 3");
         assertEquals(0.001, row(after, "layer4.0.conv1.weight").lr(), 1e-12);
         assertEquals("train.unfreeze[0]", row(after, "layer4.0.conv1.weight").optimizerGroup());

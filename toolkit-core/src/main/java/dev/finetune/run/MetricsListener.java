@@ -1,9 +1,11 @@
-package dev.finetune.train;
+package dev.finetune.run;
 
 import dev.finetune.metrics.EpochRow;
 import dev.finetune.metrics.MetricsLog;
 import dev.finetune.optim.ParamSlot;
 import dev.finetune.report.Plots;
+import dev.finetune.train.TrainContext;
+import dev.finetune.train.TrainingListener;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -12,13 +14,18 @@ import java.util.Map;
  * matrix in {@code plots/}.
  */
 public final class MetricsListener implements TrainingListener {
+    private final RunDirectory run;
     private MetricsLog log;
+
+    public MetricsListener(RunDirectory run) {
+        this.run = run;
+    }
 
     @Override
     public void onTrainStart(TrainContext ctx) {
         log = ctx.state().epochsCompleted() > 0
-                ? MetricsLog.resume(ctx.run().root(), ctx.state().epochsCompleted())
-                : MetricsLog.open(ctx.run().root());
+                ? MetricsLog.resume(run.root(), ctx.state().epochsCompleted())
+                : MetricsLog.open(run.root());
     }
 
     @Override
@@ -30,13 +37,18 @@ public final class MetricsListener implements TrainingListener {
         EpochRow row = EpochRow.of(s.epoch(), s.trainLoss(), s.val(), ctx.classNames(), s.lr(), s.seconds(),
                 s.imagesPerSecond(), s.trainableParams(), byGroup);
         log.append(row);
-        Plots.curves(log.csvPath(), ctx.run().plots().resolve("curves.png"));
+        Plots.curves(log.csvPath(), run.plots().resolve("curves.png"));
         // The confusion matrix of the best checkpoint (the one evaluate, predict and export use), redrawn when a new
         // best is found; CheckpointListener has already recorded it.
         if (s.val() != null && ctx.state().bestEpoch() == s.epoch()) {
-            Plots.confusionMatrix(s.val().confusion(), ctx.classNames(), ctx.run().plots().resolve("confusion.png"),
+            Plots.confusionMatrix(s.val().confusion(), ctx.classNames(), run.plots().resolve("confusion.png"),
                     "Confusion matrix of the best checkpoint, epoch " + s.epoch() + " (rows: true, columns: predicted)");
         }
+    }
+
+    @Override
+    public void onTrainFailed(TrainContext ctx, RuntimeException error) {
+        onTrainEnd(ctx);
     }
 
     @Override

@@ -1,8 +1,10 @@
-package dev.finetune.train;
+package dev.finetune.run;
 
-import dev.finetune.config.ConfigLoader;
 import dev.finetune.metrics.MetricChoice;
-import com.fasterxml.jackson.core.JsonProcessingException;
+import dev.finetune.train.FineTuner;
+import dev.finetune.train.TrainContext;
+import dev.finetune.train.TrainState;
+import dev.finetune.train.TrainingListener;
 
 /**
  * Writes {@code checkpoints/last.safetensors} after every epoch (weights, optimizer state, schedule position, freeze
@@ -10,12 +12,21 @@ import com.fasterxml.jackson.core.JsonProcessingException;
  * full disk mid-write leaves the previous file intact.
  */
 public final class CheckpointListener implements TrainingListener {
+    private final RunDirectory run;
     private final MetricChoice configured;
+    private final String configYaml;
     private MetricChoice bestMetric;
 
-    public CheckpointListener(String bestMetric) {
+    /**
+     * @param run the run folder
+     * @param bestMetric the metric that picks {@code best.safetensors}
+     * @param configYaml the resolved config, kept in every checkpoint's metadata
+     */
+    public CheckpointListener(RunDirectory run, String bestMetric, String configYaml) {
+        this.run = run;
         this.configured = MetricChoice.parse("train.best_metric", bestMetric);
         this.bestMetric = configured;
+        this.configYaml = configYaml;
     }
 
     @Override
@@ -30,48 +41,41 @@ public final class CheckpointListener implements TrainingListener {
 
     @Override
     public void onEpochEnd(TrainContext ctx, EpochSummary s) {
-        double value = valueOf(bestMetric.name(), s);
+        double value = s.value(bestMetric.name());
         TrainState state = ctx.state();
         boolean improved = !Double.isNaN(value)
                 && (Double.isNaN(state.best()) || bestMetric.improves(value, state.best(), 0));
         if (improved) {
             state = state.withBest(value, s.epoch());
             ctx.setState(state);
-            write(ctx, ctx.run().bestCheckpoint(), state, false);
+            write(ctx, run.bestCheckpoint(), state, false);
         }
-        writeLast(ctx, state);
+        write(ctx, run.lastCheckpoint(), state, true);
     }
 
-    /** Writes the resumable {@code last} checkpoint for {@code state}. */
-    static void writeLast(TrainContext ctx, TrainState state) {
-        write(ctx, ctx.run().lastCheckpoint(), state, true);
+    @Override
+    public String onInterrupt(TrainContext ctx, TrainState resumable) {
+        write(ctx, run.lastCheckpoint(), resumable, true);
+        return "a resumable checkpoint is in " + run.lastCheckpoint() + ". Continue with: finetune train --resume "
+                + run.root();
     }
 
-    private static void write(TrainContext ctx, java.nio.file.Path file, TrainState state, boolean withOptimizer) {
+    @Override
+    public String onDiverged(TrainContext ctx) {
+        return java.nio.file.Files.exists(run.lastCheckpoint())
+                ? "The last good checkpoint is kept in " + run.lastCheckpoint().getParent()
+                : "No checkpoint was written yet; run again with the fix, the run directory " + run.root()
+                        + " is reused";
+    }
+
+    private void write(TrainContext ctx, java.nio.file.Path file, TrainState state, boolean withOptimizer) {
         FineTuner ft = ctx.fineTuner();
-        String yaml;
-        try {
-            yaml = ConfigLoader.yaml().writeValueAsString(ctx.config().tree());
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
         TrainingCheckpoint.write(file, ft, new TrainingCheckpoint.Meta(
                 ft.model().arch().configName(),
                 ctx.classNames(),
                 TrainingCheckpoint.Preprocessing.of(ctx.data().transforms()),
                 state,
-                yaml,
+                configYaml,
                 ft.optimizer().settings().name()), withOptimizer, "F32");
-    }
-
-    /** A metric's value in an epoch summary (NaN when not measured). */
-    static double valueOf(String metric, EpochSummary s) {
-        return switch (metric) {
-            case "train_loss" -> s.trainLoss();
-            case "val_loss" -> s.val() == null ? Double.NaN : s.val().loss();
-            case "val_top1" -> s.val() == null ? Double.NaN : s.val().top1();
-            case "val_top5" -> s.val() == null ? Double.NaN : s.val().top5();
-            default -> Double.NaN;
-        };
     }
 }

@@ -1,4 +1,4 @@
-package dev.finetune.train;
+package dev.finetune.run;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
@@ -12,6 +12,8 @@ import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.checkpoint.SafetensorsWriter;
 import dev.finetune.data.TransformSpec;
+import dev.finetune.train.FineTuner;
+import dev.finetune.train.TrainState;
 import dev.finetune.weights.StateDicts;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;

@@ -1,11 +1,18 @@
-package dev.finetune.train;
+package dev.finetune.run;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.finetune.Versions;
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.engine.MemoryUse;
 import dev.finetune.model.FastPathReport;
+import dev.finetune.train.FineTuner;
+import dev.finetune.train.TrainContext;
+import dev.finetune.train.TrainState;
+import dev.finetune.train.Trainer;
+import dev.finetune.train.TrainingData;
+import dev.finetune.train.TrainingListener;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -14,8 +21,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * {@code finetune train} as a library call: a run directory with the resolved config, provenance, metrics, plots,
- * checkpoints and a summary.
+ * {@code finetune train} as a library call: a config, assembled ({@link Assembler}) and trained ({@link Trainer}) into
+ * a run directory with the resolved config, provenance, metrics, plots, checkpoints and a summary.
  */
 public final class TrainJob {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -29,15 +36,16 @@ public final class TrainJob {
      * @param state final state
      * @param summary what {@code summary.json} holds
      */
-    public record Result(Path runDir, TrainState state, Map<String, Object> summary) {}
+    public record Result(Path runDir, TrainState state, RunSummary summary) {}
 
     /** Starts a new run of {@code config} in {@code runDir}. */
     public static Result start(ConfigLoader.Loaded config, Path runDir, List<TrainingListener> extra) {
-        // The data, the checkpoint and the model are checked before the folder exists: a mistake leaves nothing.
-        try (Trainer.Prepared prepared = Trainer.prepare(config, null);
+        // The data, the checkpoint and the model are built before the folder exists: a mistake leaves nothing.
+        TrainingData data = Assembler.data(config);
+        try (FineTuner ft = Assembler.fineTuner(config, Assembler.checkpoint(config), data.numClasses());
                 RunDirectory run = RunDirectory.create(runDir)) {
             run.writeText("config.yaml", yaml(config));
-            return go(config, run, extra, null, prepared);
+            return go(config, run, extra, null, ft, data);
         }
     }
 
@@ -49,42 +57,48 @@ public final class TrainJob {
         try (RunDirectory run = RunDirectory.existing(runDir)) {
             ConfigLoader.Loaded config = ConfigLoader.load(run.config(), sets);
             TrainingCheckpoint.Loaded last = run.started() ? TrainingCheckpoint.read(run.lastCheckpoint()) : null;
-            try (Trainer.Prepared prepared = Trainer.prepare(config, last)) {
-                return go(config, run, extra, last, prepared);
+            TrainingData data = Assembler.data(config);
+            try (FineTuner ft = last != null
+                    ? Assembler.resumedFineTuner(config, last, data)
+                    : Assembler.fineTuner(config, Assembler.checkpoint(config), data.numClasses())) {
+                return go(config, run, extra, last, ft, data);
             }
         }
     }
 
     private static Result go(ConfigLoader.Loaded config, RunDirectory run, List<TrainingListener> extra,
-            TrainingCheckpoint.Loaded resume, Trainer.Prepared prepared) {
+            TrainingCheckpoint.Loaded resume, FineTuner ft, TrainingData data) {
         long t0 = System.nanoTime();
-        List<TrainingListener> listeners = new ArrayList<>();
-        if (config.config().train().earlyStopping() != null) {
-            listeners.add(new EarlyStoppingListener(config.config().train().earlyStopping()));
-        }
-        CheckpointListener checkpoints = new CheckpointListener(config.config().train().bestMetric());
+        CheckpointListener checkpoints = new CheckpointListener(run, config.config().train().bestMetric(),
+                yaml(config));
+        RunInfoListener info = new RunInfoListener(run, resume != null, checkpoints);
+        List<TrainingListener> listeners = new ArrayList<>(Assembler.configuredListeners(config));
         listeners.add(checkpoints);
-        listeners.add(new MetricsListener());
+        listeners.add(new MetricsListener(run));
         listeners.addAll(extra);
-        RunInfoListener info = new RunInfoListener(resume != null, checkpoints);
         listeners.add(info);
-        TrainState state = new Trainer(config, run, listeners, resume, prepared).fit();
-        Map<String, Object> summary = info.summary(state, (System.nanoTime() - t0) / 1e9);
-        run.writeText("summary.json", json(summary));
+        Trainer.Builder b = Assembler.trainer(config, ft, data).listeners(listeners);
+        if (resume != null) {
+            b.resume(resume.meta().state(), resume.optimizerState());
+        }
+        TrainState state = b.build().fit();
+        RunSummary summary = info.summary(state, (System.nanoTime() - t0) / 1e9);
+        run.writeText(RunSummary.FILE, summary.toJson());
         return new Result(run.root(), state, summary);
     }
 
-    /** Writes run.json at the start and collects the summary. */
+    /** Writes run.json (at the start, once the fast path is checked, and at the end) and collects the summary. */
     private static final class RunInfoListener implements TrainingListener {
+        private final RunDirectory run;
         private final boolean resumed;
-        private final Map<String, Object> summary = new LinkedHashMap<>();
+        private final CheckpointListener checkpoints;
         private TrainContext ctx;
         private Map<String, Object> info;
         private String infoFile;
+        private EpochSummary last;
 
-        private final CheckpointListener checkpoints;
-
-        RunInfoListener(boolean resumed, CheckpointListener checkpoints) {
+        RunInfoListener(RunDirectory run, boolean resumed, CheckpointListener checkpoints) {
+            this.run = run;
             this.resumed = resumed;
             this.checkpoints = checkpoints;
         }
@@ -99,7 +113,7 @@ public final class TrainJob {
             info.put("versions", Versions.all());
             info.put("engine", ctx.fineTuner().manager().getEngine().getEngineName() + " "
                     + ctx.fineTuner().manager().getEngine().getVersion());
-            info.put("seed", ctx.config().config().train().seed());
+            info.put("seed", ctx.settings().seed());
             info.put("data", ctx.data().description());
             info.put("data_fingerprint", ctx.data().fingerprint());
             info.put("classes", ctx.classNames());
@@ -107,18 +121,23 @@ public final class TrainJob {
             info.put("val_images", ctx.data().val() == null ? 0 : ctx.data().val().size());
             info.put("checkpoint_load", ctx.fineTuner().loadReport() == null ? "from scratch"
                     : ctx.fineTuner().loadReport().summary());
-            info.put("policy", ctx.fineTuner().plan().policy().describe());
-            info.put("trainable_params", ctx.fineTuner().plan().trainableParameterCount());
-            info.put("frozen_params", ctx.fineTuner().plan().frozenParameterCount());
             this.info = info;
             this.infoFile = resumed ? "run-resumed-" + ctx.state().epochsCompleted() + ".json" : "run.json";
             writeInfo();
         }
 
-        /** run.json with the fast-path guard's report as it stands (what runs, what was checked, any fallback). */
+        /** run.json with the plan and the fast-path guard's report as they stand. */
         private void writeInfo() {
+            info.put("policy", ctx.fineTuner().plan().policy().describe());
+            info.put("trainable_params", ctx.fineTuner().plan().trainableParameterCount());
+            info.put("frozen_params", ctx.fineTuner().plan().frozenParameterCount());
             info.put("fast_path", ctx.fineTuner().fastPathReports().stream().map(FastPathReport::toMap).toList());
-            ctx.run().writeText(infoFile, json(info));
+            run.writeText(infoFile, json(info));
+        }
+
+        @Override
+        public void onEpochStart(TrainContext ctx, int epoch, int batches) {
+            writeInfo(); // the fast path of this epoch's plan has been checked by now
         }
 
         @Override
@@ -128,35 +147,34 @@ public final class TrainJob {
 
         @Override
         public void onEpochEnd(TrainContext ctx, EpochSummary s) {
-            summary.put("last_epoch", s.epoch());
-            summary.put("train_loss", s.trainLoss());
-            if (s.val() != null) {
-                summary.put("val_loss", s.val().loss());
-                summary.put("val_top1", s.val().top1());
-                summary.put("val_top5", s.val().top5());
-            }
-            summary.put("images_per_second", s.imagesPerSecond());
+            last = s;
         }
 
-        Map<String, Object> summary(TrainState state, double seconds) {
-            Map<String, Object> out = new LinkedHashMap<>();
-            out.put("epochs_completed", state.epochsCompleted());
-            out.put("global_step", state.globalStep());
-            out.putAll(summary);
-            out.put("best_metric", checkpoints.metric().name());
-            out.put("best_value", Double.isNaN(state.best()) ? null : state.best());
-            out.put("best_epoch", state.bestEpoch() == 0 ? null : state.bestEpoch());
-            out.put("best_checkpoint", state.bestEpoch() == 0 ? null
-                    : ctx.run().root().relativize(ctx.run().bestCheckpoint()).toString());
-            out.put("validation", ctx.hasValidation());
-            out.put("stopped_early", ctx.stopReason());
-            out.put("frozen_tensors_bit_identical", ctx.frozenVerified());
-            out.put("feature_cache_used", ctx.featureCacheUsed());
-            out.put("feature_cache_build_seconds", ctx.cacheBuildSeconds());
-            out.put("skipped_images", ctx.data().skipped().files());
-            out.put("wall_seconds", seconds);
-            out.put("peak_rss_bytes", dev.finetune.predict.MemoryUse.peakRssBytes());
-            return out;
+        RunSummary summary(TrainState state, double seconds) {
+            boolean val = last != null && last.val() != null;
+            return new RunSummary(
+                    state.epochsCompleted(),
+                    state.globalStep(),
+                    last == null ? null : last.epoch(),
+                    last == null ? null : last.trainLoss(),
+                    val ? last.val().loss() : null,
+                    val ? last.val().top1() : null,
+                    val ? last.val().top5() : null,
+                    last == null ? null : last.imagesPerSecond(),
+                    checkpoints.metric().name(),
+                    Double.isNaN(state.best()) ? null : state.best(),
+                    state.bestEpoch() == 0 ? null : state.bestEpoch(),
+                    state.bestEpoch() == 0 ? null : run.root().relativize(run.bestCheckpoint()).toString(),
+                    ctx.hasValidation(),
+                    ctx.stopReason(),
+                    ctx.frozenVerified(),
+                    ctx.featureCacheUsed(),
+                    ctx.cacheBuildSeconds(),
+                    ctx.data().skipped().files(),
+                    seconds,
+                    MemoryUse.peakRssBytes(),
+                    ctx.fineTuner().plan().policy().describe(),
+                    ctx.fineTuner().plan().trainableParameterCount());
         }
     }
 

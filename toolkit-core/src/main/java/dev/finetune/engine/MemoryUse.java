@@ -1,4 +1,4 @@
-package dev.finetune.predict;
+package dev.finetune.engine;
 
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,4 +1,4 @@
-package dev.finetune.train;
+package dev.finetune.run;
 
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;

@@ -1,0 +1,275 @@
+package dev.finetune.run;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.checkpoint.Checkpoints;
+import dev.finetune.config.ConfigException;
+import dev.finetune.config.ConfigLoader;
+import dev.finetune.config.DataConfig;
+import dev.finetune.config.ExperimentConfig;
+import dev.finetune.config.ModelConfig;
+import dev.finetune.config.TrainConfig;
+import dev.finetune.data.BadImagePolicy;
+import dev.finetune.data.FashionMnist;
+import dev.finetune.data.IdxImageDataset;
+import dev.finetune.data.IdxImages;
+import dev.finetune.data.ImageDataset;
+import dev.finetune.data.ImageFolderDataset;
+import dev.finetune.data.ImageFolderIndex;
+import dev.finetune.data.SkippedImages;
+import dev.finetune.data.TransformSpec;
+import dev.finetune.inspect.InspectReport;
+import dev.finetune.inspect.ModelInspector;
+import dev.finetune.metrics.MetricChoice;
+import dev.finetune.model.ResNetArch;
+import dev.finetune.policy.FreezePolicy;
+import dev.finetune.policy.NamePattern;
+import dev.finetune.train.EarlyStoppingListener;
+import dev.finetune.train.FineTuner;
+import dev.finetune.train.GradualUnfreezing;
+import dev.finetune.train.LrSchedule;
+import dev.finetune.train.Trainer;
+import dev.finetune.train.TrainingData;
+import dev.finetune.train.TrainingListener;
+import dev.finetune.weights.KeyMapping;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The one place a config becomes objects: the checkpoint, the model with its policy and optimizer, the data, the
+ * schedule, the gradual-unfreezing steps, the trainer and its standard listeners. {@code train}, {@code --resume},
+ * {@code inspect}, {@code experiment} and the example app all go through here; below this class nothing knows the YAML
+ * layer (a program can build the same objects itself, see {@link Trainer#builder}).
+ *
+ * <p>Walk of one setting, {@code optimizer.lr: 0.01}: {@link ConfigLoader} binds it into
+ * {@link dev.finetune.config.OptimizerConfig}; {@link #fineTuner} turns that into {@code OptimizerSettings} (lr 0.01);
+ * {@code FineTuner} builds its {@code GroupedOptimizer} over the trainable parameters from it; {@link #trainer} gives the
+ * loop an {@link LrSchedule} whose base is that lr.
+ */
+public final class Assembler {
+    private Assembler() {}
+
+    /** The checkpoint the config names, or null for from-scratch training. */
+    public static Checkpoint checkpoint(ConfigLoader.Loaded loaded) {
+        String source = loaded.config().model().checkpoint();
+        if (source == null) {
+            return null;
+        }
+        if (source.contains(":") && !source.startsWith("/") && !source.matches("^[A-Za-z]:\\\\.*")) {
+            return Checkpoints.read(source);
+        }
+        return Checkpoints.read(loaded.resolve(source));
+    }
+
+    /** The checkpoint-key mapping the config asks for. */
+    public static KeyMapping mapping(ModelConfig model) {
+        return KeyMapping.of(model.keyPrefix(), model.remap().stream()
+                .map(r -> new KeyMapping.Remap(r.from(), r.to())).toList());
+    }
+
+    /**
+     * A {@link FineTuner} for the config. {@code dataClasses} is the class count of the data set, used when
+     * {@code model.head.classes} is {@code auto} (null when there is no data, e.g. for inspect).
+     */
+    public static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, Integer dataClasses) {
+        ExperimentConfig c = loaded.config();
+        FineTuner.Builder b = FineTuner.builder()
+                .arch(ResNetArch.parse(c.model().arch()))
+                .checkpoint(checkpoint)
+                .mapping(mapping(c.model()))
+                .strict(c.model().strict())
+                .policy(c.freeze().toPolicy())
+                .optimizer(c.optimizer().toSettings())
+                .seed(c.train().seed())
+                .threads(c.train().threads())
+                .foldFrozenPrefix(c.train().foldFrozenBn());
+        ModelConfig.HeadConfig head = c.model().head();
+        if (head != null) {
+            if (!head.auto()) {
+                if (dataClasses != null && dataClasses != head.count()) {
+                    throw new ConfigException("model.head.classes", "is " + head.count() + " but the data has "
+                            + dataClasses + " classes; set it to " + dataClasses + " or 'auto'");
+                }
+                b.headClasses(head.count());
+            } else if (dataClasses != null) {
+                b.headClasses(dataClasses);
+            } else {
+                throw new ConfigException("model.head.classes", "is 'auto' but there is no data to count classes in;"
+                        + " give a number or a data section");
+            }
+            b.dropout(head.dropout().floatValue());
+        } else if (checkpoint == null) {
+            if (dataClasses == null) {
+                throw new ConfigException("model.head", "training from scratch needs {classes: N} or data to count");
+            }
+            b.headClasses(dataClasses);
+        }
+        return b.build();
+    }
+
+    /**
+     * The model of a run that continues from {@code resumeFrom}: its architecture and classes from the checkpoint's
+     * metadata, its weights from the checkpoint, everything else from the config saved in the run.
+     */
+    public static FineTuner resumedFineTuner(ConfigLoader.Loaded loaded, TrainingCheckpoint.Loaded resumeFrom,
+            TrainingData data) {
+        TrainingCheckpoint.Meta meta = resumeFrom.meta();
+        if (!meta.classNames().equals(data.classNames())) {
+            throw new FinetuneException(ErrorKind.DATA, "the data's classes " + data.classNames()
+                    + " differ from the checkpoint's " + meta.classNames() + "; resume with the same data");
+        }
+        ExperimentConfig c = loaded.config();
+        return FineTuner.builder()
+                .arch(ResNetArch.parse(meta.arch()))
+                .checkpoint(resumeFrom.checkpoint())
+                .policy(c.freeze().toPolicy())
+                .optimizer(c.optimizer().toSettings())
+                .seed(c.train().seed())
+                .threads(c.train().threads())
+                .foldFrozenPrefix(c.train().foldFrozenBn())
+                .dropout(c.model().head() == null ? 0f : c.model().head().dropout().floatValue())
+                .build();
+    }
+
+    /** Opens the data of {@code data:}; paths resolve against the config's folder. */
+    public static TrainingData data(ConfigLoader.Loaded loaded) {
+        DataConfig d = loaded.config().data();
+        if (d == null) {
+            throw new ConfigException("data", "required for training and evaluation (format, root or idx)");
+        }
+        int seed = loaded.config().train().seed();
+        float[] mean = toFloats(d.mean());
+        float[] std = toFloats(d.std());
+        TransformSpec spec = new TransformSpec(d.imageSize(), d.resize(), d.augment(), d.augment(), mean, std);
+        int workers = d.workers() > 0 ? d.workers() : Math.max(1, Runtime.getRuntime().availableProcessors());
+        BadImagePolicy bad = "skip".equals(d.onBadImage()) ? BadImagePolicy.SKIP : BadImagePolicy.FAIL;
+        ImageDataset train;
+        ImageDataset val;
+        String description;
+        if ("idx".equals(d.format())) {
+            DataConfig.IdxConfig idx = d.idx();
+            Path dir = loaded.resolve(idx.dir());
+            List<String> names = FashionMnist.CLASS_NAMES;
+            train = idxDataset(FashionMnist.readTrain(dir), idx, names, idx.trainPerClass());
+            val = idxDataset(FashionMnist.readTest(dir), idx, names, idx.valPerClass());
+            description = "idx " + dir + " classes " + (idx.classes() == null ? "all" : idx.classes());
+        } else {
+            Path root = loaded.resolve(d.root());
+            ImageFolderIndex.Split split = ImageFolderIndex.open(root, d.valSplit() == null ? 0 : d.valSplit(), seed);
+            train = new ImageFolderDataset(split.train());
+            val = split.val().map(ImageFolderDataset::new).orElse(null);
+            description = split.description();
+        }
+        return new TrainingData(train, val, spec, d.augment(), workers, bad, new SkippedImages(), description);
+    }
+
+    /** The schedule of {@code train.schedule}. */
+    public static LrSchedule.Spec schedule(TrainConfig.ScheduleConfig s) {
+        try {
+            return new LrSchedule.Spec(s.name(), s.warmupEpochs() == null ? 0 : s.warmupEpochs(),
+                    s.stepSize() == null ? 1 : s.stepSize(), s.gamma() == null ? 0.1 : s.gamma(),
+                    s.minLr() == null ? 0 : s.minLr(), s.maxLrMult() == null ? 1 : s.maxLrMult(),
+                    s.pctStart() == null ? 0.3 : s.pctStart());
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("train.schedule", e.getMessage());
+        }
+    }
+
+    /** The gradual-unfreezing steps of {@code train.unfreeze}, named {@code train.unfreeze[i]}. */
+    public static List<GradualUnfreezing.Step> unfreezeSteps(TrainConfig tc) {
+        List<GradualUnfreezing.Step> steps = new ArrayList<>();
+        for (int i = 0; i < tc.unfreeze().size(); i++) {
+            TrainConfig.UnfreezeConfig u = tc.unfreeze().get(i);
+            String where = "train.unfreeze[" + i + "]";
+            List<NamePattern> pats = new ArrayList<>();
+            for (String m : u.match()) {
+                pats.add(NamePattern.parse(m, where + ".match"));
+            }
+            steps.add(new GradualUnfreezing.Step(u.atEpoch(), new FreezePolicy.Rule(true, pats, where),
+                    u.lrMult() == null ? 1.0 : u.lrMult()));
+        }
+        return steps;
+    }
+
+    /** The listeners every config-driven run has: gradual unfreezing and early stopping when configured. */
+    public static List<TrainingListener> configuredListeners(ConfigLoader.Loaded loaded) {
+        TrainConfig tc = loaded.config().train();
+        List<TrainingListener> out = new ArrayList<>();
+        if (!tc.unfreeze().isEmpty()) {
+            out.add(new GradualUnfreezing(unfreezeSteps(tc)));
+        }
+        if (tc.earlyStopping() != null) {
+            TrainConfig.EarlyStoppingConfig e = tc.earlyStopping();
+            out.add(new EarlyStoppingListener(MetricChoice.parse(e.metric()), e.patience(), e.minDelta()));
+        }
+        return out;
+    }
+
+    /** A trainer of {@code ft} on {@code data} with the config's loop settings and these listeners. */
+    public static Trainer.Builder trainer(ConfigLoader.Loaded loaded, FineTuner ft, TrainingData data) {
+        TrainConfig tc = loaded.config().train();
+        return Trainer.builder(ft, data)
+                .epochs(tc.epochs())
+                .batchSize(tc.batchSize())
+                .seed(tc.seed())
+                .maxStepsPerEpoch(tc.maxStepsPerEpoch())
+                .featureCache(tc.featureCache())
+                .schedule(schedule(tc.schedule()));
+    }
+
+    /** What {@code finetune inspect} reports for the config, before training. */
+    public static InspectReport inspect(ConfigLoader.Loaded loaded, Integer dataClasses) {
+        return inspect(loaded, dataClasses, 1);
+    }
+
+    /**
+     * What {@code finetune inspect --epoch N} reports: the state during epoch {@code epoch}, after the gradual
+     * unfreezing steps with {@code at_epoch <= epoch} (their parameters in their own optimizer groups).
+     */
+    public static InspectReport inspect(ConfigLoader.Loaded loaded, Integer dataClasses, int epoch) {
+        Checkpoint ckpt = checkpoint(loaded);
+        try (FineTuner ft = fineTuner(loaded, ckpt, dataClasses)) {
+            GradualUnfreezing.applyUpTo(ft, unfreezeSteps(loaded.config().train()), epoch);
+            int size = loaded.config().data() == null ? 224 : loaded.config().data().imageSize();
+            String load = ft.loadReport() == null ? null : ft.loadReport().summary();
+            boolean augment = loaded.config().data() != null && loaded.config().data().augment();
+            return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
+                    loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load);
+        }
+    }
+
+    private static IdxImageDataset idxDataset(IdxImages images, DataConfig.IdxConfig idx, List<String> allNames,
+            Integer perClass) {
+        IdxImageDataset.Builder b = IdxImageDataset.builder().setImages(images);
+        if (idx.classes() != null) {
+            b.optClasses(idx.classes().stream().mapToInt(Integer::intValue).toArray());
+        }
+        List<String> names = new ArrayList<>(allNames);
+        if (idx.classNames() != null) {
+            // Names given for the kept classes, in the order of data.idx.classes (or of all labels).
+            List<Integer> ids = idx.classes() != null ? idx.classes()
+                    : java.util.stream.IntStream.range(0, idx.classNames().size()).boxed().toList();
+            while (names.size() < ids.stream().mapToInt(Integer::intValue).max().orElse(0) + 1) {
+                names.add(Integer.toString(names.size()));
+            }
+            for (int i = 0; i < ids.size(); i++) {
+                names.set(ids.get(i), idx.classNames().get(i));
+            }
+        }
+        b.setClassNames(names);
+        if (perClass != null) {
+            b.optLimitPerClass(perClass);
+        }
+        return b.build();
+    }
+
+    private static float[] toFloats(List<Double> v) {
+        float[] out = new float[v.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = v.get(i).floatValue();
+        }
+        return out;
+    }
+}
