@@ -54,6 +54,7 @@ public final class FineTuner implements AutoCloseable {
     private final Loss loss = Loss.softmaxCrossEntropyLoss("cross_entropy");
     private final ParameterStore parameterStore;
     private final boolean foldFrozenPrefix;
+    private final FoldedPrefix.Layout foldLayout;
     private FreezePlan plan;
     private GroupedOptimizer optimizer;
     private GuardedPrefix folded;
@@ -82,6 +83,7 @@ public final class FineTuner implements AutoCloseable {
             parameterStore = new ParameterStore(manager, false);
             optimizerSettings = b.optimizer;
             foldFrozenPrefix = b.foldFrozenPrefix;
+            foldLayout = b.foldLayout;
             applyPolicy(b.policy);
         } catch (RuntimeException e) {
             manager.close();
@@ -162,7 +164,7 @@ public final class FineTuner implements AutoCloseable {
         }
         int k = FoldedPrefix.foldablePrefix(model);
         if (k > 0) {
-            folded = GuardedPrefix.fold(model, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager);
+            folded = GuardedPrefix.fold(model, parameterStore, k, foldLayout, manager);
         }
     }
 
@@ -328,6 +330,7 @@ public final class FineTuner implements AutoCloseable {
         private Integer seed;
         private int threads;
         private boolean foldFrozenPrefix = true;
+        private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
 
         public Builder arch(ResNetArch arch) {
             this.arch = arch;
@@ -391,6 +394,15 @@ public final class FineTuner implements AutoCloseable {
          */
         public Builder foldFrozenPrefix(boolean fold) {
             this.foldFrozenPrefix = fold;
+            return this;
+        }
+
+        /**
+         * The memory layout the folded prefix asks for (default channels-last); the guard still moves a stage to NCHW
+         * where this host computes it wrongly. For comparing layouts (the benchmark).
+         */
+        public Builder foldLayout(FoldedPrefix.Layout layout) {
+            this.foldLayout = java.util.Objects.requireNonNull(layout);
             return this;
         }
 

@@ -1,7 +1,6 @@
 package dev.finetune.bench;
 
 import dev.finetune.model.FoldedPrefix;
-import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.StepScopes;
 import ai.djl.Device;
 import ai.djl.MalformedModelException;
@@ -90,6 +89,11 @@ final class WorkloadRunner {
     }
 
     private Measurement fineTuner(boolean profile) throws IOException {
+        FoldedPrefix.Layout layout = workload.foldedLayout();
+        boolean folded = layout != null;
+        // Every training workload is the library's own FineTuner.trainStep; the folded ones only ask it for a layout.
+        // Its guard checks the first batch against the plain network, so a layout this host computes wrongly is not
+        // what gets timed.
         try (FineTuner ft = FineTuner.builder()
                         .arch(ResNetArch.RESNET18)
                         .headClasses(CLASSES)
@@ -97,14 +101,11 @@ final class WorkloadRunner {
                         .optimizer(OptimizerSettings.sgd(LR, MOMENTUM))
                         .threads(threads)
                         .seed(0)
+                        .foldFrozenPrefix(folded)
+                        .foldLayout(folded ? layout : FoldedPrefix.Layout.CHANNELS_LAST)
                         .build();
                 NDManager inputs = ft.manager().newSubManager()) {
-            FoldedPrefix.Layout layout = workload.foldedLayout();
-            boolean folded = layout != null;
-            // Through the guard, as training runs it: the first batch is checked against the plain network and a
-            // layout this host computes wrongly is not timed (the figures then say what really ran).
-            try (GuardedPrefix prefix = folded
-                    ? GuardedPrefix.fold(ft.model(), ft.parameterStore(), 5, layout, ft.manager()) : null) {
+            {
                 NDArray x = inputs.randomNormal(new Shape(shape.batch(), 3, shape.size(), shape.size()));
                 NDArray y = inputs.create(randomLabels(shape.batch()));
                 FlopCount flops = FlopCount.of(ft.model(), shape.size());
@@ -122,7 +123,7 @@ final class WorkloadRunner {
                     }
                     case FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP -> (xi, yi) -> ft.trainStep(xi, yi, LR);
                     case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM ->
-                            (xi, yi) -> ft.trainStep(prefix.forward(xi), yi, LR, prefix.toStage());
+                            (xi, yi) -> ft.trainStep(xi, yi, LR);
                     default -> throw new IllegalStateException(workload.toString());
                 };
                 List<Double> times = time(ft.manager(), x, y, step);
@@ -132,7 +133,7 @@ final class WorkloadRunner {
                 Map<String, Double> stages = null;
                 Map<String, Double> ops = null;
                 if (profile) {
-                    if (workload == Workload.INFERENCE || folded) {
+                    if (workload == Workload.INFERENCE || (folded && workload != Workload.LAST_STAGE_STEP)) {
                         stages = profileStages(ft, x, y, layout);
                     }
                     ops = OpProfile.of(() -> once(ft.manager(), x, y, step), PROFILED_ITERATIONS, PROFILED_OPS);

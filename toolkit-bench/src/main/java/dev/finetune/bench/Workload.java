@@ -21,9 +21,9 @@ public enum Workload {
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
-    FROZEN_STEP("frozen-step", "frozen-backbone step (linear probe)", "frozen-step"),
+    FROZEN_STEP("frozen-step", "frozen-backbone step (linear probe), unfolded", "frozen-step"),
     /** (d) {@code layer4} and {@code fc} train (layer4's BN in train mode), the rest is frozen. */
-    LAST_STAGE_STEP("last-stage-step", "last-stage step (layer4+fc train)", "last-stage-step"),
+    LAST_STAGE_STEP("last-stage-step", "last-stage step (layer4+fc train), as training runs it", "last-stage-step"),
     /** (c) with the frozen backbone run BN-folded under no-grad, then a training step of the head alone. */
     FROZEN_STEP_FOLDED("frozen-step-folded", "frozen step, backbone BN-folded, no autograd", "frozen-step"),
     /** As {@link #FROZEN_STEP_FOLDED}, with the backbone's activations in channels-last layout. */
@@ -75,7 +75,7 @@ public enum Workload {
     public FoldedPrefix.Layout foldedLayout() {
         return switch (this) {
             case FROZEN_STEP_FOLDED -> FoldedPrefix.Layout.CONTIGUOUS;
-            case FROZEN_STEP_FOLDED_CL -> FoldedPrefix.Layout.CHANNELS_LAST;
+            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP -> FoldedPrefix.Layout.CHANNELS_LAST;
             case FROZEN_STEP_FOLDED_CL_STEM -> FoldedPrefix.Layout.CHANNELS_LAST_STEM;
             default -> null;
         };
