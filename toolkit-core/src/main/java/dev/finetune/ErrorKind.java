@@ -2,34 +2,42 @@ package dev.finetune;
 
 /**
  * What kind of mistake or fault stopped the toolkit. Each kind has its own process exit code, which is part of the
- * command-line interface (documented in the README's exit-code table and asserted by the CLI tests).
+ * command-line interface: {@code finetune --help} prints the table from this enum, and a test checks the README's
+ * table against it.
  */
 public enum ErrorKind {
     /** A bug or an engine failure the user could not have caused. */
-    INTERNAL(1),
+    INTERNAL(1, "internal error (a bug: please report it)"),
     /** Bad command-line arguments. */
-    USAGE(2),
+    USAGE(2, "usage: bad command-line arguments"),
     /** An invalid configuration or freeze policy (bad key, bad value, rule matching nothing). */
-    CONFIG(3),
+    CONFIG(3, "config: invalid config or freeze policy (bad key, bad value, rule matching nothing)"),
     /** Training or evaluation data that cannot be used (missing, empty class folder, corrupt image). */
-    DATA(4),
+    DATA(4, "data: missing, empty or corrupt data"),
     /** A checkpoint that cannot be read, is unsafe, or does not fit the model. */
-    CHECKPOINT(5),
+    CHECKPOINT(5, "checkpoint: unreadable, unsafe or not fitting the model"),
     /** The loss became NaN or infinite. */
-    DIVERGED(6),
+    DIVERGED(6, "diverged: the loss became NaN or infinite"),
     /** A file could not be written (disk full, read-only directory, run directory already exists). */
-    OUTPUT(7),
+    OUTPUT(7, "output: a file could not be written, or the run directory holds a run or is in use"),
     /** A download failed or its checksum did not match. */
-    DOWNLOAD(8),
+    DOWNLOAD(8, "download: not allowed, failed, or its checksum did not match"),
     /** Stopped by Ctrl-C (SIGINT); the shell convention 128 + 2. */
-    INTERRUPTED(130),
+    INTERRUPTED(130, "interrupted (Ctrl-C); a resumable checkpoint was written"),
     /** Stopped by SIGTERM; the shell convention 128 + 15. */
-    TERMINATED(143);
+    TERMINATED(143, "terminated (SIGTERM); a resumable checkpoint was written");
 
     private final int exitCode;
+    private final String meaning;
 
-    ErrorKind(int exitCode) {
+    ErrorKind(int exitCode, String meaning) {
         this.exitCode = exitCode;
+        this.meaning = meaning;
+    }
+
+    /** One line for the exit-code tables of {@code --help} and the README. */
+    public String meaning() {
+        return meaning;
     }
 
     /** The process exit code the CLI returns for this kind. */

@@ -10,8 +10,8 @@
  * (Debian's torch, {@code scripts/bench/torch_bench.py}), the ratios between the two. It waits for an idle machine
  * and repeats a measurement that other processes disturbed.
  *
- * <p>{@link dev.finetune.bench.FoldedPrefix} runs frozen stages BN-folded ({@link dev.finetune.model.FoldedConvBn}),
- * with no autograd and each unit's intermediates freed at once; it is here until {@code FineTuner} uses it.
+ * <p>Every training workload is the library's own {@code FineTuner.trainStep}; the folded workloads only ask it for a
+ * memory layout of its guarded, BN-folded prefix ({@link dev.finetune.model.GuardedPrefix}).
  *
  * <p>Nothing here is a test: timings depend on the machine and its load. The unit tests of this package check only
  * the deterministic parts (FLOP counts, folding equivalence). Results and method: {@code docs/performance.md}.

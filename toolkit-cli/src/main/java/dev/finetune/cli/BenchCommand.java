@@ -72,8 +72,8 @@ final class BenchCommand implements Callable<Integer> {
             + " accumulates and is not per workload)")
     boolean inProcess;
 
-    @Option(names = "--json", description = "machine-readable output")
-    boolean json;
+    @CommandLine.Mixin
+    JsonMixin output;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -113,7 +113,7 @@ final class BenchCommand implements Callable<Integer> {
             err.println("bench: " + line);
             err.flush();
         });
-        out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
+        out.print(output.json() ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
         out.flush();
         return 0;
     }

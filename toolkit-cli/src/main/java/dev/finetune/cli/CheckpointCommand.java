@@ -44,8 +44,8 @@ final class CheckpointCommand implements Runnable {
         @Option(names = "--key-prefix", description = "a prefix to strip from the keys, e.g. backbone.")
         String keyPrefix;
 
-        @Option(names = "--json", description = "machine-readable output")
-        boolean json;
+        @CommandLine.Mixin
+        JsonMixin output;
 
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
@@ -63,7 +63,7 @@ final class CheckpointCommand implements Runnable {
                         KeyMapping.of(keyPrefix, java.util.List.of()), true, false));
             }
             PrintWriter out = spec.commandLine().getOut();
-            if (json) {
+            if (output.json()) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("file", ckpt.source().toString());
                 o.put("format", ckpt.format().name());

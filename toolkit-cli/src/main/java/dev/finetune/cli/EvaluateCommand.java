@@ -36,8 +36,8 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--batch-size", defaultValue = "64", description = "(${DEFAULT-VALUE})")
     int batchSize;
 
-    @Option(names = "--json", description = "machine-readable output")
-    boolean json;
+    @CommandLine.Mixin
+    JsonMixin output;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -64,7 +64,7 @@ final class EvaluateCommand implements Callable<Integer> {
             }
             double secs = (System.nanoTime() - t0) / 1e9;
             long peak = MemoryUse.peakRssBytes();
-            if (json) {
+            if (output.json()) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("checkpoint", model.source().toString());
                 o.put("data", root.toString());

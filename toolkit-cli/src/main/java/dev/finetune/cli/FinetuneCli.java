@@ -27,20 +27,7 @@ import picocli.CommandLine.Command;
             BenchCommand.class,
             CommandLine.HelpCommand.class
         },
-        exitCodeListHeading = "%nExit codes:%n",
-        exitCodeList = {
-            "0:success",
-            "1:internal error (a bug: please report it)",
-            "2:usage: bad command-line arguments",
-            "3:config: invalid config or freeze policy",
-            "4:data: missing, empty or corrupt data",
-            "5:checkpoint: unreadable, unsafe or not fitting the model",
-            "6:diverged: loss became NaN or infinite",
-            "7:output: a file could not be written",
-            "8:download: a download failed or its checksum did not match",
-            "130:interrupted (Ctrl-C); a resumable checkpoint was written",
-            "143:terminated (SIGTERM); a resumable checkpoint was written"
-        })
+        exitCodeListHeading = "%nExit codes:%n")
 public final class FinetuneCli implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -63,6 +50,13 @@ public final class FinetuneCli implements Runnable {
     /** Builds the command line with the toolkit's error handling. */
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new FinetuneCli());
+        // The exit-code table comes from ErrorKind, the one list of them.
+        java.util.Map<String, String> codes = new java.util.LinkedHashMap<>();
+        codes.put("0", "success");
+        for (ErrorKind k : ErrorKind.values()) {
+            codes.put(Integer.toString(k.exitCode()), k.meaning());
+        }
+        cl.getCommandSpec().usageMessage().exitCodeList(codes);
         cl.setExecutionExceptionHandler(FinetuneCli::handle);
         cl.setParameterExceptionHandler((ex, args) -> {
             PrintWriter err = ex.getCommandLine().getErr();

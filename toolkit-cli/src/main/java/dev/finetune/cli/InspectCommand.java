@@ -27,8 +27,8 @@ final class InspectCommand implements Callable<Integer> {
             + " any)")
     Integer classes;
 
-    @Option(names = "--json", description = "machine-readable output")
-    boolean json;
+    @CommandLine.Mixin
+    JsonMixin output;
 
     @Option(names = "--epoch", paramLabel = "N", description = "the state during epoch N (default 1): after the"
             + " train.unfreeze steps with at_epoch <= N, each in its own optimizer group")
@@ -52,7 +52,7 @@ final class InspectCommand implements Callable<Integer> {
         }
         InspectReport report = Assembler.inspect(loaded, dataClasses, epoch);
         PrintWriter out = spec.commandLine().getOut();
-        out.print(json ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
+        out.print(output.json() ? JsonOutput.write(report) + System.lineSeparator() : report.toText());
         out.flush();
         return 0;
     }

@@ -33,8 +33,8 @@ final class PredictCommand implements Callable<Integer> {
     @Option(names = "--top-k", defaultValue = "5", description = "classes to show (${DEFAULT-VALUE})")
     int topK;
 
-    @Option(names = "--json", description = "machine-readable output")
-    boolean json;
+    @CommandLine.Mixin
+    JsonMixin output;
 
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
@@ -49,7 +49,7 @@ final class PredictCommand implements Callable<Integer> {
         try (TrainedModel model = TrainedModel.open(checkpoint, arch)) {
             List<Predictor.Prediction> preds = new Predictor(model).predict(images, topK);
             long peak = MemoryUse.peakRssBytes();
-            if (json) {
+            if (output.json()) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("checkpoint", model.source().toString());
                 o.put("predictions", preds);

@@ -16,7 +16,7 @@ import java.util.zip.ZipFile;
  *
  * <ul>
  *   <li>a zip (starts with {@code PK}) holding {@code <archive>/data.pkl}: {@link CheckpointFormat#PYTORCH_PTH}
- *   <li>an 8-byte little-endian header length followed by {@code {}: {@link CheckpointFormat#SAFETENSORS}, or
+ *   <li>an 8-byte little-endian header length followed by <code>{</code>: {@link CheckpointFormat#SAFETENSORS}, or
  *       {@link CheckpointFormat#FINETUNE} when its {@code __metadata__} says {@code "format": "finetune-checkpoint"}
  * </ul>
  *

@@ -242,7 +242,7 @@ public final class ImageDecoder {
         };
     }
 
-    /** A sample of {@code bits} < 8 bits scaled to 0..255 as PIL's unpackers do (1: x255, 2: x85, 4: x17, 5: v*255/31). */
+    /** A sample of {@code bits} &lt; 8 bits scaled to 0..255 as PIL's unpackers do (1: x255, 2: x85, 4: x17, 5: v*255/31). */
     private static int scaleLowBits(int v, int bits) {
         if (bits >= 8) {
             return v;

@@ -95,6 +95,7 @@ public final class FineTuner implements AutoCloseable {
         return c == null ? fallback : c.headClasses().orElse(fallback);
     }
 
+    /** A builder with torchvision's ResNet-18, strict loading, everything trainable and SGD(0.01, momentum 0.9). */
     public static Builder builder() {
         return new Builder();
     }
@@ -281,22 +282,27 @@ public final class FineTuner implements AutoCloseable {
         return loss.evaluate(new NDList(labels), new NDList(logits));
     }
 
+    /** The network: torchvision's module tree and parameter names. */
     public ResNet model() {
         return model;
     }
 
+    /** The engine memory scope everything of this fine-tuner lives in; closed with it. */
     public NDManager manager() {
         return manager;
     }
 
+    /** DJL's parameter store the network reads its parameters through (for forwards outside this class). */
     public ParameterStore parameterStore() {
         return parameterStore;
     }
 
+    /** The plan in effect: every tensor's fate and the rule that decided it, every BN layer's mode. */
     public FreezePlan plan() {
         return plan;
     }
 
+    /** The optimizer over the trainable parameters, with its groups and state. */
     public GroupedOptimizer optimizer() {
         return optimizer;
     }
@@ -306,6 +312,7 @@ public final class FineTuner implements AutoCloseable {
         return loadReport;
     }
 
+    /** Releases the network, the optimizer state and the folded prefix. */
     @Override
     public void close() {
         if (folded != null) {
@@ -332,21 +339,25 @@ public final class FineTuner implements AutoCloseable {
         private boolean foldFrozenPrefix = true;
         private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
 
+        /** The architecture (default resnet18). */
         public Builder arch(ResNetArch arch) {
             this.arch = arch;
             return this;
         }
 
+        /** Pretrained weights to load (null: torchvision's initialization, training from scratch). */
         public Builder checkpoint(Checkpoint checkpoint) {
             this.checkpoint = checkpoint;
             return this;
         }
 
+        /** How checkpoint keys map to the network's names (default: strip {@code module.} and {@code _orig_mod.}). */
         public Builder mapping(KeyMapping mapping) {
             this.mapping = mapping;
             return this;
         }
 
+        /** Fail on missing, unexpected or mis-shaped keys (default true). */
         public Builder strict(boolean strict) {
             this.strict = strict;
             return this;
@@ -358,16 +369,19 @@ public final class FineTuner implements AutoCloseable {
             return this;
         }
 
+        /** Dropout before {@code fc} in training steps, in [0, 1) (default 0). */
         public Builder dropout(float p) {
             this.dropout = p;
             return this;
         }
 
+        /** The freeze policy (default: everything trains). */
         public Builder policy(FreezePolicy policy) {
             this.policy = policy;
             return this;
         }
 
+        /** The optimizer settings; it is built over the trainable parameters only (default SGD 0.01, momentum 0.9). */
         public Builder optimizer(OptimizerSettings optimizer) {
             this.optimizer = optimizer;
             return this;
@@ -406,6 +420,7 @@ public final class FineTuner implements AutoCloseable {
             return this;
         }
 
+        /** Loads, freezes, builds the head and the optimizer. */
         public FineTuner build() {
             return new FineTuner(this);
         }

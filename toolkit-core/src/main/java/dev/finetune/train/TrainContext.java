@@ -28,6 +28,7 @@ public final class TrainContext {
         return settings;
     }
 
+    /** The model, its plan and its optimizer. */
     public FineTuner fineTuner() {
         return fineTuner;
     }
@@ -37,6 +38,7 @@ public final class TrainContext {
         return data.val() != null && data.val().size() > 0;
     }
 
+    /** The training and validation data. */
     public TrainingData data() {
         return data;
     }
@@ -45,6 +47,7 @@ public final class TrainContext {
         return data.classNames();
     }
 
+    /** Where the run is: epochs, steps, best value, unfreeze position. */
     public TrainState state() {
         return state;
     }
@@ -59,6 +62,7 @@ public final class TrainContext {
         this.stopReason = reason;
     }
 
+    /** Why a listener asked the loop to stop, or null. */
     public String stopReason() {
         return stopReason;
     }

@@ -84,6 +84,7 @@ public final class Trainer {
         return new Builder(fineTuner, data);
     }
 
+    /** The loop's settings. */
     public Settings settings() {
         return settings;
     }
@@ -440,6 +441,7 @@ public final class Trainer {
             return this;
         }
 
+        /** The trainer; {@link Trainer#fit()} runs it. */
         public Trainer build() {
             return new Trainer(this);
         }
