@@ -132,4 +132,18 @@ class CliErrorsTest {
         assertEquals(2, r.code());
         assertTrue(r.err().startsWith("error: "), r.err());
     }
+
+    @Test
+    void exitCodeTablesComeFromErrorKind() throws Exception {
+        StringBuilder table = new StringBuilder("| code | meaning |\n|---:|---|\n| 0 | success |\n");
+        for (dev.finetune.ErrorKind k : dev.finetune.ErrorKind.values()) {
+            table.append("| ").append(k.exitCode()).append(" | ").append(k.meaning()).append(" |\n");
+        }
+        String readme = Files.readString(Cli.repo().resolve("README.md"));
+        assertTrue(readme.contains(table), "the README's exit-code table is ErrorKind's:\n" + table);
+        String help = Cli.run("--help").out().replaceAll("\\s+", " "); // picocli wraps long lines
+        for (dev.finetune.ErrorKind k : dev.finetune.ErrorKind.values()) {
+            assertTrue(help.contains(k.exitCode() + " " + k.meaning()), "--help lists " + k + ":\n" + help);
+        }
+    }
 }

@@ -1,0 +1,209 @@
+package dev.finetune.train;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.checkpoint.CheckpointFormat;
+import dev.finetune.checkpoint.Checkpoints;
+import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.data.TransformSpec;
+import dev.finetune.metrics.MetricChoice;
+import dev.finetune.optim.OptimizerSettings;
+import dev.finetune.optim.ParamSlot;
+import dev.finetune.policy.FreezePolicy;
+import dev.finetune.testing.TorchReference;
+import dev.finetune.weights.StateDicts;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The training loop driven by a program, with no YAML: the order listeners are called in, gradual unfreezing as a
+ * listener, early stopping, and a stop-and-resume that ends where an uninterrupted run ends.
+ */
+class TrainerTest {
+    @TempDir
+    static Path tmp;
+
+    private static TrainingData data;
+
+    @BeforeAll
+    static void smallImageFolder() throws Exception {
+        Path from = TorchReference.repoRoot().resolve("data/fashion-mnist-b");
+        for (String split : List.of("train", "val")) {
+            try (var classes = Files.list(from.resolve(split))) {
+                for (Path c : classes.sorted().toList()) {
+                    Path dest = Files.createDirectories(tmp.resolve("data").resolve(split).resolve(c.getFileName()));
+                    try (var files = Files.list(c)) {
+                        for (Path f : files.sorted().limit(split.equals("train") ? 8 : 2).toList()) {
+                            Files.copy(f, dest.resolve(f.getFileName()));
+                        }
+                    }
+                }
+            }
+        }
+        TransformSpec t = new TransformSpec(32, 32, false, false, TransformSpec.defaults().mean(),
+                TransformSpec.defaults().std());
+        data = TrainingData.imageFolder(tmp.resolve("data"), t, 0, 0);
+    }
+
+    private static FineTuner probe(Checkpoint from) {
+        return FineTuner.builder()
+                .checkpoint(from != null ? from
+                        : Checkpoints.read(TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors")))
+                .headClasses(5)
+                .policy(FreezePolicy.linearProbe())
+                .optimizer(OptimizerSettings.sgd(0.01, 0.9))
+                .seed(0)
+                .build();
+    }
+
+    @Test
+    void listenersSeeEveryEventInOrder() {
+        List<String> events = new ArrayList<>();
+        try (FineTuner ft = probe(null)) {
+            TrainState end = Trainer.builder(ft, data).epochs(2).batchSize(16).maxStepsPerEpoch(2)
+                    .listener(new TrainingListener() {
+                        @Override
+                        public void onTrainStart(TrainContext ctx) {
+                            events.add("start");
+                        }
+
+                        @Override
+                        public void onEpochBegin(TrainContext ctx, int epoch) {
+                            events.add("begin " + epoch);
+                        }
+
+                        @Override
+                        public void onEpochStart(TrainContext ctx, int epoch, int batches) {
+                            events.add("epoch " + epoch + " of " + batches + " batches");
+                        }
+
+                        @Override
+                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                            events.add("step " + batch + " (" + images + " images, lr " + lr + ")");
+                        }
+
+                        @Override
+                        public void onEpochEnd(TrainContext ctx, EpochSummary s) {
+                            events.add("end " + s.epoch() + (s.featureCache() ? " cached" : ""));
+                        }
+
+                        @Override
+                        public void onTrainEnd(TrainContext ctx) {
+                            events.add("done");
+                        }
+                    })
+                    .build().fit();
+            assertEquals(List.of("start", "begin 1", "epoch 1 of 2 batches", "step 1 (16 images, lr 0.01)",
+                    "step 2 (16 images, lr 0.01)", "end 1 cached", "begin 2", "epoch 2 of 2 batches",
+                    "step 1 (16 images, lr 0.01)", "step 2 (16 images, lr 0.01)", "end 2 cached", "done"), events);
+            assertEquals(2, end.epochsCompleted());
+            assertEquals(4, end.globalStep());
+        }
+    }
+
+    @Test
+    void gradualUnfreezingIsAListenerThatAddsItsGroupAtItsEpoch() {
+        List<String> seen = new ArrayList<>();
+        try (FineTuner ft = probe(null)) {
+            GradualUnfreezing unfreezing = new GradualUnfreezing(List.of(new GradualUnfreezing.Step(2,
+                    FreezePolicy.Rule.train("unfreeze layer4", "layer4"), 0.1)));
+            TrainState end = Trainer.builder(ft, data).epochs(3).batchSize(16).maxStepsPerEpoch(1)
+                    .schedule(LrSchedule.Spec.cosine(0, 0))
+                    .listener(unfreezing)
+                    .listener(new TrainingListener() {
+                        @Override
+                        public void onEpochEnd(TrainContext ctx, EpochSummary s) {
+                            ParamSlot l4 = ctx.fineTuner().optimizer().slots().stream()
+                                    .filter(x -> x.name().equals("layer4.0.conv1.weight")).findFirst().orElse(null);
+                            seen.add(s.epoch() + ": " + (l4 == null ? "frozen" : l4.group() + " x" + l4.lrMult())
+                                    + ", unfreeze steps " + ctx.state().unfreezeApplied());
+                        }
+                    })
+                    .build().fit();
+            assertEquals(List.of("1: frozen, unfreeze steps 0", "2: unfreeze layer4 x0.1, unfreeze steps 1",
+                    "3: unfreeze layer4 x0.1, unfreeze steps 1"), seen);
+            assertEquals(1, end.unfreezeApplied());
+        }
+    }
+
+    @Test
+    void earlyStoppingEndsTheLoop() {
+        try (FineTuner ft = probe(null)) {
+            // Nothing improves by 1e9: the second epoch is the last.
+            TrainState end = Trainer.builder(ft, data).epochs(5).batchSize(16).maxStepsPerEpoch(1)
+                    .listener(new EarlyStoppingListener(MetricChoice.parse("train_loss"), 1, 1e9))
+                    .build().fit();
+            assertEquals(2, end.epochsCompleted());
+        }
+    }
+
+    @Test
+    void aStoppedRunResumedFromItsStateEndsWhereAnUninterruptedOneEnds() {
+        Map<String, HostTensor> uninterrupted;
+        try (FineTuner ft = probe(null)) {
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).build().fit();
+            uninterrupted = StateDicts.export(ft.model());
+        }
+        // Stop after the 4th step (epoch 2, batch 1), keeping what a checkpoint would keep.
+        TrainState[] saved = new TrainState[1];
+        Map<String, HostTensor> weights = new LinkedHashMap<>();
+        Map<String, HostTensor> optimizer = new LinkedHashMap<>();
+        try (FineTuner ft = probe(null)) {
+            FinetuneException stop = assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2)
+                    .batchSize(8).maxStepsPerEpoch(3).featureCache(false)
+                    .listener(new TrainingListener() {
+                        @Override
+                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                            if (ctx.state().epochsCompleted() == 1 && batch == 1) {
+                                StopSignal.request(ErrorKind.INTERRUPTED);
+                            }
+                        }
+
+                        @Override
+                        public String onInterrupt(TrainContext ctx, TrainState resumable) {
+                            saved[0] = resumable;
+                            weights.putAll(StateDicts.export(ctx.fineTuner().model()));
+                            optimizer.putAll(ctx.fineTuner().optimizer().exportState());
+                            return "saved in memory";
+                        }
+                    })
+                    .build().fit());
+            StopSignal.clear();
+            assertTrue(stop.getMessage().startsWith("interrupted in epoch 2 after 1 batches; saved in memory"),
+                    stop.getMessage());
+        }
+        assertNotNull(saved[0]);
+        assertEquals(4, saved[0].globalStep());
+        Checkpoint resumedFrom = new Checkpoint(tmp.resolve("memory"), CheckpointFormat.SAFETENSORS,
+                new LinkedHashMap<>(weights), Map.of());
+        try (FineTuner ft = FineTuner.builder().checkpoint(resumedFrom).policy(FreezePolicy.linearProbe())
+                .optimizer(OptimizerSettings.sgd(0.01, 0.9)).seed(0).build()) {
+            TrainState end = Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false)
+                    .resume(saved[0], optimizer).build().fit();
+            assertEquals(6, end.globalStep());
+            Map<String, HostTensor> resumed = StateDicts.export(ft.model());
+            for (String k : List.of("fc.weight", "fc.bias")) {
+                float[] a = uninterrupted.get(k).data();
+                float[] b = resumed.get(k).data();
+                double worst = 0;
+                for (int i = 0; i < a.length; i++) {
+                    worst = Math.max(worst, Math.abs(a[i] - b[i]));
+                }
+                assertTrue(worst < 1e-6, k + " differs by " + worst);
+            }
+        }
+    }
+}
