@@ -1,5 +1,6 @@
 package dev.finetune.config;
 
+import dev.finetune.ConfigException;
 /**
  * One experiment, as a YAML file: {@code model}, {@code freeze}, {@code optimizer}, {@code data}, {@code train}. Read
  * by {@link ConfigLoader}; the CLI and the library build the same record.

@@ -2,6 +2,7 @@ package dev.finetune.config;
 
 import com.fasterxml.jackson.annotation.JsonFormat;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import dev.finetune.ConfigException;
 import dev.finetune.policy.BnPolicy;
 import dev.finetune.policy.FreezePolicy;
 import dev.finetune.policy.NamePattern;

@@ -1,5 +1,6 @@
 package dev.finetune.config;
 
+import dev.finetune.ConfigException;
 import java.util.List;
 
 /**

@@ -1,5 +1,6 @@
 package dev.finetune.config;
 
+import dev.finetune.ConfigException;
 import dev.finetune.optim.OptimizerSettings;
 import java.util.List;
 

@@ -1,6 +1,7 @@
 package dev.finetune.config;
 
 import com.fasterxml.jackson.annotation.JsonFormat;
+import dev.finetune.ConfigException;
 import java.util.List;
 
 /**

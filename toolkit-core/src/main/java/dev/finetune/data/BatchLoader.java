@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
+import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import java.nio.FloatBuffer;
@@ -345,14 +346,13 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         /** Checks the values. */
         public Options {
             if (batchSize < 1) {
-                throw new FinetuneException(ErrorKind.CONFIG, "batch size must be >= 1, found " + batchSize);
+                throw new ConfigException("", "batch size must be >= 1, found " + batchSize);
             }
             if (numWorkers < 0) {
-                throw new FinetuneException(ErrorKind.CONFIG, "loader workers must be >= 0, found " + numWorkers);
+                throw new ConfigException("", "loader workers must be >= 0, found " + numWorkers);
             }
             if (prefetchBatches < 1) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG, "prefetch batches must be >= 1, found " + prefetchBatches);
+                throw new ConfigException("", "prefetch batches must be >= 1, found " + prefetchBatches);
             }
             if (transforms == null || onBadImage == null || skipped == null) {
                 throw new IllegalArgumentException("transforms, onBadImage and skipped are required");

@@ -1,6 +1,6 @@
 package dev.finetune.data;
 
-import dev.finetune.ErrorKind;
+import dev.finetune.ConfigException;
 import dev.finetune.FinetuneException;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -198,33 +198,27 @@ public final class IdxImageDataset implements ImageDataset {
                 throw new IllegalStateException("setImages and setClassNames are required");
             }
             if (classNames.isEmpty() || classNames.size() > 256) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG,
-                        "class names: an IDX label file has 1..256 labels, found " + classNames.size() + " names");
+                throw new ConfigException("", "class names: an IDX label file has 1..256 labels, found " + classNames.size() + " names");
             }
             if (classIds == null) {
                 classIds = new int[classNames.size()];
                 Arrays.setAll(classIds, i -> i);
             }
             if (classIds.length == 0) {
-                throw new FinetuneException(ErrorKind.CONFIG, "classes: the class subset is empty; give at least one");
+                throw new ConfigException("", "classes: the class subset is empty; give at least one");
             }
             boolean[] seen = new boolean[classNames.size()];
             for (int id : classIds) {
                 if (id < 0 || id >= classNames.size()) {
-                    throw new FinetuneException(
-                            ErrorKind.CONFIG,
-                            "classes: class id " + id + " is out of range 0.." + (classNames.size() - 1));
+                    throw new ConfigException("", "classes: class id " + id + " is out of range 0.." + (classNames.size() - 1));
                 }
                 if (seen[id]) {
-                    throw new FinetuneException(
-                            ErrorKind.CONFIG, "classes: class id " + id + " is listed twice; list each once");
+                    throw new ConfigException("", "classes: class id " + id + " is listed twice; list each once");
                 }
                 seen[id] = true;
             }
             if (limitPerClass < 0) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG, "limit per class must be >= 0 (0 = no limit), found " + limitPerClass);
+                throw new ConfigException("", "limit per class must be >= 0 (0 = no limit), found " + limitPerClass);
             }
             return new IdxImageDataset(this);
         }

@@ -1,6 +1,6 @@
 package dev.finetune.data;
 
-import dev.finetune.ErrorKind;
+import dev.finetune.ConfigException;
 import dev.finetune.FinetuneException;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
@@ -103,8 +103,7 @@ public final class ImageFolderIndex {
      */
     public static Split open(Path root, double valSplit, long seed) {
         if (!(valSplit >= 0 && valSplit < 1)) {
-            throw new FinetuneException(
-                    ErrorKind.CONFIG, "val_split must be >= 0 and < 1, found " + valSplit);
+            throw new ConfigException("", "val_split must be >= 0 and < 1, found " + valSplit);
         }
         Path trainDir = root.resolve("train");
         Path valDir = root.resolve("val");
@@ -114,9 +113,7 @@ public final class ImageFolderIndex {
                 return splitOff(train, valSplit, seed);
             }
             if (valSplit > 0) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG,
-                        "val_split is " + valSplit + " but " + valDir + " exists; use either the val/ folder"
+                throw new ConfigException("", "val_split is " + valSplit + " but " + valDir + " exists; use either the val/ folder"
                                 + " (set val_split to 0) or the split (remove or rename val/)");
             }
             Map<String, List<Entry>> valByClass = scanClasses(valDir);

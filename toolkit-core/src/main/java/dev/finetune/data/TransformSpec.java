@@ -1,7 +1,6 @@
 package dev.finetune.data;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
+import dev.finetune.ConfigException;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -30,12 +29,10 @@ public record TransformSpec(
     /** Checks the values and copies the arrays, so a record cannot change after construction. */
     public TransformSpec {
         if (imageSize < 8) {
-            throw new FinetuneException(ErrorKind.CONFIG, "image size must be >= 8, found " + imageSize);
+            throw new ConfigException("", "image size must be >= 8, found " + imageSize);
         }
         if (resizeSize < imageSize) {
-            throw new FinetuneException(
-                    ErrorKind.CONFIG,
-                    "resize size must be >= image size " + imageSize + " (the centre crop is taken from the resized"
+            throw new ConfigException("", "resize size must be >= image size " + imageSize + " (the centre crop is taken from the resized"
                             + " image), found " + resizeSize);
         }
         mean = checkChannels("mean", mean, false);
@@ -150,15 +147,11 @@ public record TransformSpec(
 
     private static float[] checkChannels(String name, float[] values, boolean positive) {
         if (values == null || values.length != 3) {
-            throw new FinetuneException(
-                    ErrorKind.CONFIG,
-                    name + " must have 3 values (R, G, B), found " + (values == null ? "none" : Arrays.toString(values)));
+            throw new ConfigException("", name + " must have 3 values (R, G, B), found " + (values == null ? "none" : Arrays.toString(values)));
         }
         for (float v : values) {
             if (!Float.isFinite(v) || (positive && v <= 0)) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG,
-                        name + " values must be finite" + (positive ? " and > 0" : "") + ", found "
+                throw new ConfigException("", name + " values must be finite" + (positive ? " and > 0" : "") + ", found "
                                 + Arrays.toString(values));
             }
         }

@@ -1,5 +1,6 @@
 package dev.finetune.metrics;
 
+import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import java.util.LinkedHashMap;
@@ -78,7 +79,7 @@ public record MetricChoice(String name, Mode mode) {
         String key = value == null ? "" : value.strip().toLowerCase(Locale.ROOT);
         Mode mode = KNOWN.get(key);
         if (mode == null) {
-            throw new FinetuneException(ErrorKind.CONFIG, field + ": unknown metric '" + value + "'; known: "
+            throw new ConfigException("", field + ": unknown metric '" + value + "'; known: "
                     + String.join(", ", KNOWN.keySet()));
         }
         return new MetricChoice(key, mode);

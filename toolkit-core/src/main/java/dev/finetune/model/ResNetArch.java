@@ -1,7 +1,6 @@
 package dev.finetune.model;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
+import dev.finetune.ConfigException;
 import java.util.Arrays;
 import java.util.Locale;
 
@@ -45,9 +44,7 @@ public enum ResNetArch {
                 return a;
             }
         }
-        throw new FinetuneException(
-                ErrorKind.CONFIG,
-                "model.arch: unknown architecture '" + name + "'; known: "
+        throw new ConfigException("", "model.arch: unknown architecture '" + name + "'; known: "
                         + Arrays.stream(values()).map(ResNetArch::configName).toList());
     }
 }

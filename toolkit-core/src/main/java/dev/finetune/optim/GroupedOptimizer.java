@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.nn.Parameter;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
+import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.HostTensor;
@@ -72,9 +73,7 @@ public final class GroupedOptimizer implements AutoCloseable {
             String where = "optimizer.groups[" + i + "].match";
             NamePattern p = NamePattern.parse(settings.groups().get(i).match(), where);
             if (tensors.keySet().stream().noneMatch(p::matches)) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG,
-                        where + ": pattern '" + p.source() + "' matches no parameter of the model; names are"
+                throw new ConfigException("", where + ": pattern '" + p.source() + "' matches no parameter of the model; names are"
                                 + " torchvision's (layer4.0.conv1.weight, fc.bias); run 'finetune inspect'");
             }
             patterns.add(p);

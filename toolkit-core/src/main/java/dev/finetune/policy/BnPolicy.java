@@ -1,7 +1,6 @@
 package dev.finetune.policy;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
+import dev.finetune.ConfigException;
 
 /**
  * How BatchNorm layers behave in training forwards. The trap this closes: PyTorch updates running statistics of a
@@ -38,8 +37,6 @@ public enum BnPolicy {
                 return p;
             }
         }
-        throw new FinetuneException(
-                ErrorKind.CONFIG,
-                where + ": unknown BatchNorm mode '" + value + "'; choose auto, train, freeze-stats or freeze-all");
+        throw new ConfigException("", where + ": unknown BatchNorm mode '" + value + "'; choose auto, train, freeze-stats or freeze-all");
     }
 }

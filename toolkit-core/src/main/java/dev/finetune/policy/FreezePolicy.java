@@ -1,7 +1,6 @@
 package dev.finetune.policy;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
+import dev.finetune.ConfigException;
 import dev.finetune.model.BnMode;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -23,9 +22,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
     public FreezePolicy {
         rules = List.copyOf(rules);
         if (frozenStages < -1 || frozenStages > 4) {
-            throw new FinetuneException(
-                    ErrorKind.CONFIG,
-                    "freeze.frozen_stages: must be -1 (none) to 4 (stem and layer1..layer4), found " + frozenStages);
+            throw new ConfigException("", "freeze.frozen_stages: must be -1 (none) to 4 (stem and layer1..layer4), found " + frozenStages);
         }
     }
 
@@ -96,9 +93,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
         for (Rule rule : rules) {
             for (NamePattern p : rule.patterns()) {
                 if (names.stream().noneMatch(p::matches)) {
-                    throw new FinetuneException(
-                            ErrorKind.CONFIG,
-                            p.where() + ": pattern '" + p.source() + "' matches no parameter of the model; nearest"
+                    throw new ConfigException("", p.where() + ": pattern '" + p.source() + "' matches no parameter of the model; nearest"
                                     + " names: " + NearestNames.nearest(p.source(), names, 5)
                                     + ". Names are torchvision's (conv1.weight, layer4.1.bn2.bias, fc.weight); run"
                                     + " 'finetune inspect' to list them");
@@ -153,9 +148,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
         });
         FreezePlan plan = new FreezePlan(this, decisions, modes, modeWhy);
         if (plan.trainableParameterCount() == 0) {
-            throw new FinetuneException(
-                    ErrorKind.CONFIG,
-                    "freeze: this policy leaves nothing to train (all " + plan.frozenParameterCount()
+            throw new ConfigException("", "freeze: this policy leaves nothing to train (all " + plan.frozenParameterCount()
                             + " parameters frozen); add a rule such as {train: \"fc.*\"} or set default: train");
         }
         return plan;

@@ -1,7 +1,6 @@
 package dev.finetune.policy;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
+import dev.finetune.ConfigException;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -23,22 +22,18 @@ public record NamePattern(String source, String where, Pattern regex, boolean pr
     /** Parses a pattern; an invalid one is a config error naming {@code where}. */
     public static NamePattern parse(String source, String where) {
         if (source == null || source.isBlank()) {
-            throw new FinetuneException(ErrorKind.CONFIG, where + ": empty pattern; write a name, a glob or re:REGEX");
+            throw new ConfigException("", where + ": empty pattern; write a name, a glob or re:REGEX");
         }
         if (source.startsWith("re:")) {
             String re = source.substring(3);
             try {
                 return new NamePattern(source, where, Pattern.compile(re), false);
             } catch (PatternSyntaxException e) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG,
-                        where + ": invalid regex '" + re + "': " + e.getDescription() + " near index " + e.getIndex());
+                throw new ConfigException("", where + ": invalid regex '" + re + "': " + e.getDescription() + " near index " + e.getIndex());
             }
         }
         if (source.contains("[") || source.contains("]") || source.contains("{") || source.contains("(")) {
-            throw new FinetuneException(
-                    ErrorKind.CONFIG,
-                    where + ": invalid glob '" + source + "': only * and ? are wildcards; for classes or groups write"
+            throw new ConfigException("", where + ": invalid glob '" + source + "': only * and ? are wildcards; for classes or groups write"
                             + " a regex as 're:" + source + "'");
         }
         boolean wild = source.contains("*") || source.contains("?");

@@ -1,10 +1,10 @@
 package dev.finetune.run;
 
+import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.Checkpoints;
-import dev.finetune.config.ConfigException;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.config.DataConfig;
 import dev.finetune.config.ExperimentConfig;

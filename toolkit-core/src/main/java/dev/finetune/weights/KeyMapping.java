@@ -1,7 +1,6 @@
 package dev.finetune.weights;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
+import dev.finetune.ConfigException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
@@ -66,15 +65,13 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
     public record Remap(String from, String to) {
         public Remap {
             if (from == null || to == null) {
-                throw new FinetuneException(ErrorKind.CONFIG, "model.remap: each rule needs 'from' (a regex) and 'to'");
+                throw new ConfigException("", "model.remap: each rule needs 'from' (a regex) and 'to'");
             }
             Pattern compiled;
             try {
                 compiled = Pattern.compile(from);
             } catch (PatternSyntaxException e) {
-                throw new FinetuneException(
-                        ErrorKind.CONFIG,
-                        "model.remap: invalid regex '" + from + "': " + e.getDescription()
+                throw new ConfigException("", "model.remap: invalid regex '" + from + "': " + e.getDescription()
                                 + "; write a Java regex such as '^head\\\\.'");
             }
             checkReplacement(to, compiled.matcher("").groupCount());
@@ -86,7 +83,7 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
                 char c = to.charAt(i);
                 if (c == '\\') {
                     if (++i >= to.length()) {
-                        throw new FinetuneException(ErrorKind.CONFIG, "model.remap: replacement '" + to
+                        throw new ConfigException("", "model.remap: replacement '" + to
                                 + "' ends with a lone backslash");
                     }
                 } else if (c == '$') {
@@ -95,7 +92,7 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
                         j++;
                     }
                     if (j == i + 1 || Integer.parseInt(to.substring(i + 1, Math.min(j, i + 4))) > groups) {
-                        throw new FinetuneException(ErrorKind.CONFIG, "model.remap: replacement '" + to
+                        throw new ConfigException("", "model.remap: replacement '" + to
                                 + "' refers to a group the regex does not have (it has " + groups + "); write $1"
                                 + " for the first group, \\$ for a dollar sign");
                     }

@@ -66,7 +66,7 @@ final class FuzzRun implements AutoCloseable {
     }
 
     /**
-     * @param allowYamlPathOnly also count as clean a {@link dev.finetune.config.ConfigException} that names the YAML
+     * @param allowYamlPathOnly also count as clean a {@link dev.finetune.ConfigException} that names the YAML
      *     key at fault but not the file: the config records report value errors (say {@code freeze.default: must be
      *     'train' or 'freeze'}) from their constructors, which do not know the file
      */
