@@ -77,18 +77,18 @@ public record BenchSettings(
     /** A builder starting from these settings. */
     public Builder toBuilder() {
         return new Builder()
-                .optShapes(shapes)
-                .optWorkloads(workloads)
-                .optIters(iters)
-                .optWarmup(warmup)
-                .optThreads(threads)
-                .optTorch(torch)
-                .optIsolate(isolate)
-                .optProfile(profile)
-                .optMaxForeignLoad(maxForeignLoad)
-                .optDataDir(dataDir)
-                .optPython(python)
-                .optTorchScript(torchScript);
+                .shapes(shapes)
+                .workloads(workloads)
+                .iters(iters)
+                .warmup(warmup)
+                .threads(threads)
+                .torch(torch)
+                .isolate(isolate)
+                .profile(profile)
+                .maxForeignLoad(maxForeignLoad)
+                .dataDir(dataDir)
+                .python(python)
+                .torchScript(torchScript);
     }
 
     /** Builds {@link BenchSettings}; every setting has a default. */
@@ -115,71 +115,71 @@ public record BenchSettings(
         }
 
         /** Default: 32x224 and 128x64. */
-        public Builder optShapes(List<InputShape> shapes) {
+        public Builder shapes(List<InputShape> shapes) {
             this.shapes = shapes;
             return this;
         }
 
         /** Default: {@link Workload#OURS} and {@link Workload#LOADER}. */
-        public Builder optWorkloads(List<Workload> workloads) {
+        public Builder workloads(List<Workload> workloads) {
             this.workloads = workloads;
             return this;
         }
 
         /** Default 10. */
-        public Builder optIters(int iters) {
+        public Builder iters(int iters) {
             this.iters = iters;
             return this;
         }
 
         /** Default 3. */
-        public Builder optWarmup(int warmup) {
+        public Builder warmup(int warmup) {
             this.warmup = warmup;
             return this;
         }
 
         /** Default: the number of available processors. */
-        public Builder optThreads(int threads) {
+        public Builder threads(int threads) {
             this.threads = threads;
             return this;
         }
 
-        public Builder optTorch(boolean torch) {
+        public Builder torch(boolean torch) {
             this.torch = torch;
             return this;
         }
 
         /** Default true. */
-        public Builder optIsolate(boolean isolate) {
+        public Builder isolate(boolean isolate) {
             this.isolate = isolate;
             return this;
         }
 
-        public Builder optProfile(boolean profile) {
+        public Builder profile(boolean profile) {
             this.profile = profile;
             return this;
         }
 
         /** Default 10 (percent of the machine); 100 disables waiting and repeating. */
-        public Builder optMaxForeignLoad(double maxForeignLoad) {
+        public Builder maxForeignLoad(double maxForeignLoad) {
             this.maxForeignLoad = maxForeignLoad;
             return this;
         }
 
         /** Default {@code data/fashion-mnist-b/train}. */
-        public Builder optDataDir(Path dataDir) {
+        public Builder dataDir(Path dataDir) {
             this.dataDir = dataDir;
             return this;
         }
 
         /** Default {@code /usr/bin/python3}. */
-        public Builder optPython(String python) {
+        public Builder python(String python) {
             this.python = python;
             return this;
         }
 
         /** Default {@code scripts/bench/torch_bench.py}. */
-        public Builder optTorchScript(Path torchScript) {
+        public Builder torchScript(Path torchScript) {
             this.torchScript = torchScript;
             return this;
         }

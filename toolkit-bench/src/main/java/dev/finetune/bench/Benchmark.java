@@ -21,7 +21,7 @@ import java.util.stream.Stream;
  * PyTorch's and the same network as one TorchScript graph on our libtorch, and the data loader's throughput.
  *
  * <pre>{@code
- * BenchReport report = Benchmark.run(BenchSettings.builder().optTorch(true).build(), System.err::println);
+ * BenchReport report = Benchmark.run(BenchSettings.builder().torch(true).build(), System.err::println);
  * System.out.print(report.toText());
  * }</pre>
  *

@@ -356,11 +356,11 @@ final class WorkloadRunner {
         int needed = (LOADER_BATCHES + 1) * shape.batch();
         RepeatedDataset data = new RepeatedDataset(images, (needed + images.size() - 1) / images.size());
         BatchLoader.Options options = BatchLoader.Options.builder()
-                .setBatchSize(shape.batch())
-                .optShuffle(true)
-                .optDropLast(true)
-                .optAugment(true)
-                .optTransforms(TransformSpec.defaults().withImageSize(shape.size()))
+                .batchSize(shape.batch())
+                .shuffle(true)
+                .dropLast(true)
+                .augment(true)
+                .transforms(TransformSpec.defaults().withImageSize(shape.size()))
                 .build();
         List<Double> times = new ArrayList<>();
         long setupRss;

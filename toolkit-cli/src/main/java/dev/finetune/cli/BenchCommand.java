@@ -86,26 +86,26 @@ final class BenchCommand implements Callable<Integer> {
                             + " --size");
         }
         BenchSettings.Builder b = BenchSettings.builder()
-                .optIters(iters)
-                .optWarmup(warmup)
-                .optTorch(torch)
-                .optProfile(profile)
-                .optIsolate(!inProcess)
-                .optMaxForeignLoad(maxForeignLoad)
-                .optDataDir(data)
-                .optPython(python);
+                .iters(iters)
+                .warmup(warmup)
+                .torch(torch)
+                .profile(profile)
+                .isolate(!inProcess)
+                .maxForeignLoad(maxForeignLoad)
+                .dataDir(data)
+                .python(python);
         if (!batches.isEmpty()) {
             List<InputShape> shapes = new ArrayList<>();
             for (int i = 0; i < batches.size(); i++) {
                 shapes.add(new InputShape(batches.get(i), sizes.get(i)));
             }
-            b.optShapes(shapes);
+            b.shapes(shapes);
         }
         if (threads != null) {
-            b.optThreads(threads);
+            b.threads(threads);
         }
         if (!workloads.isEmpty()) {
-            b.optWorkloads(workloads.stream().map(Workload::parse).toList());
+            b.workloads(workloads.stream().map(Workload::parse).toList());
         }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();

@@ -54,9 +54,9 @@ final class EvaluateCommand implements Callable<Integer> {
                         + " do not match the model's classes " + model.classNames());
             }
             SkippedImages skipped = new SkippedImages();
-            BatchLoader.Options opts = BatchLoader.Options.builder().setBatchSize(batchSize)
-                    .optTransforms(model.preprocessing().toTransformSpec()).optOnBadImage(BadImagePolicy.FAIL)
-                    .optSkipped(skipped).build();
+            BatchLoader.Options opts = BatchLoader.Options.builder().batchSize(batchSize)
+                    .transforms(model.preprocessing().toTransformSpec()).onBadImage(BadImagePolicy.FAIL)
+                    .skipped(skipped).build();
             EpochMetrics m;
             long t0 = System.nanoTime();
             try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {

@@ -367,16 +367,16 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         /** A builder starting from these options. */
         public Builder toBuilder() {
             return new Builder()
-                    .setBatchSize(batchSize)
-                    .optShuffle(shuffle)
-                    .optDropLast(dropLast)
-                    .optSeed(seed)
-                    .optAugment(augment)
-                    .optTransforms(transforms)
-                    .optNumWorkers(numWorkers)
-                    .optPrefetchBatches(prefetchBatches)
-                    .optOnBadImage(onBadImage)
-                    .optSkipped(skipped);
+                    .batchSize(batchSize)
+                    .shuffle(shuffle)
+                    .dropLast(dropLast)
+                    .seed(seed)
+                    .augment(augment)
+                    .transforms(transforms)
+                    .numWorkers(numWorkers)
+                    .prefetchBatches(prefetchBatches)
+                    .onBadImage(onBadImage)
+                    .skipped(skipped);
         }
 
         /** Builds {@link Options}; {@code setBatchSize} is required. */
@@ -394,55 +394,55 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
 
             private Builder() {}
 
-            public Builder setBatchSize(int batchSize) {
+            public Builder batchSize(int batchSize) {
                 this.batchSize = batchSize;
                 return this;
             }
 
-            public Builder optShuffle(boolean shuffle) {
+            public Builder shuffle(boolean shuffle) {
                 this.shuffle = shuffle;
                 return this;
             }
 
-            public Builder optDropLast(boolean dropLast) {
+            public Builder dropLast(boolean dropLast) {
                 this.dropLast = dropLast;
                 return this;
             }
 
-            public Builder optSeed(long seed) {
+            public Builder seed(long seed) {
                 this.seed = seed;
                 return this;
             }
 
-            public Builder optAugment(boolean augment) {
+            public Builder augment(boolean augment) {
                 this.augment = augment;
                 return this;
             }
 
-            public Builder optTransforms(TransformSpec transforms) {
+            public Builder transforms(TransformSpec transforms) {
                 this.transforms = transforms;
                 return this;
             }
 
             /** Default: min(4, available processors). */
-            public Builder optNumWorkers(int numWorkers) {
+            public Builder numWorkers(int numWorkers) {
                 this.numWorkers = numWorkers;
                 return this;
             }
 
             /** Default: twice the number of workers, at least 2. */
-            public Builder optPrefetchBatches(int prefetchBatches) {
+            public Builder prefetchBatches(int prefetchBatches) {
                 this.prefetchBatches = prefetchBatches;
                 return this;
             }
 
-            public Builder optOnBadImage(BadImagePolicy onBadImage) {
+            public Builder onBadImage(BadImagePolicy onBadImage) {
                 this.onBadImage = onBadImage;
                 return this;
             }
 
             /** Default: a new, empty record. */
-            public Builder optSkipped(SkippedImages skipped) {
+            public Builder skipped(SkippedImages skipped) {
                 this.skipped = skipped;
                 return this;
             }

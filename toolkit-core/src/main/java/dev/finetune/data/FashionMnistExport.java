@@ -93,10 +93,10 @@ public final class FashionMnistExport {
                     ErrorKind.OUTPUT, splitDir + ": already exists; delete it first to regenerate the export");
         }
         IdxImageDataset subset = IdxImageDataset.builder()
-                .setImages(data)
-                .setClassNames(FashionMnist.CLASS_NAMES)
-                .optClasses(classIds)
-                .optLimitPerClass(perClass)
+                .images(data)
+                .classNames(FashionMnist.CLASS_NAMES)
+                .classes(classIds)
+                .limitPerClass(perClass)
                 .build();
         int[] counts = subset.classCounts();
         for (int i = 0; i < classIds.length; i++) {

@@ -22,9 +22,9 @@ import java.util.List;
  * <pre>{@code
  * IdxImages train = FashionMnist.readTrain(FashionMnist.DEBIAN_DIR);
  * ImageDataset ds = IdxImageDataset.builder()
- *         .setImages(train).setClassNames(FashionMnist.CLASS_NAMES)
- *         .optClasses(5, 6, 7, 8, 9)        // Sandal..Ankle boot become labels 0..4
- *         .optLimitPerClass(100)
+ *         .images(train).classNames(FashionMnist.CLASS_NAMES)
+ *         .classes(5, 6, 7, 8, 9)        // Sandal..Ankle boot become labels 0..4
+ *         .limitPerClass(100)
  *         .build();
  * }</pre>
  */
@@ -161,13 +161,13 @@ public final class IdxImageDataset implements ImageDataset {
         private Builder() {}
 
         /** The IDX images and labels (required). */
-        public Builder setImages(IdxImages images) {
+        public Builder images(IdxImages images) {
             this.images = images;
             return this;
         }
 
         /** The name of every label in the file, indexed by label (required). */
-        public Builder setClassNames(List<String> classNames) {
+        public Builder classNames(List<String> classNames) {
             this.classNames = List.copyOf(classNames);
             return this;
         }
@@ -176,13 +176,13 @@ public final class IdxImageDataset implements ImageDataset {
          * Keeps only these labels of the file, renumbered 0..k-1 in the order given. Default: all named labels, in
          * order.
          */
-        public Builder optClasses(int... classIds) {
+        public Builder classes(int... classIds) {
             this.classIds = classIds.clone();
             return this;
         }
 
         /** Keeps at most the first {@code limit} images of each class, in file order; 0 (the default) keeps all. */
-        public Builder optLimitPerClass(int limit) {
+        public Builder limitPerClass(int limit) {
             this.limitPerClass = limit;
             return this;
         }

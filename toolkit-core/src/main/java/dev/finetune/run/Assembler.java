@@ -242,9 +242,9 @@ public final class Assembler {
 
     private static IdxImageDataset idxDataset(IdxImages images, DataConfig.IdxConfig idx, List<String> allNames,
             Integer perClass) {
-        IdxImageDataset.Builder b = IdxImageDataset.builder().setImages(images);
+        IdxImageDataset.Builder b = IdxImageDataset.builder().images(images);
         if (idx.classes() != null) {
-            b.optClasses(idx.classes().stream().mapToInt(Integer::intValue).toArray());
+            b.classes(idx.classes().stream().mapToInt(Integer::intValue).toArray());
         }
         List<String> names = new ArrayList<>(allNames);
         if (idx.classNames() != null) {
@@ -258,9 +258,9 @@ public final class Assembler {
                 names.set(ids.get(i), idx.classNames().get(i));
             }
         }
-        b.setClassNames(names);
+        b.classNames(names);
         if (perClass != null) {
-            b.optLimitPerClass(perClass);
+            b.limitPerClass(perClass);
         }
         return b.build();
     }

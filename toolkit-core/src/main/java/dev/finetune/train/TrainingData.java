@@ -65,16 +65,16 @@ public record TrainingData(
 
     /** Options for a training epoch's loader. */
     public BatchLoader.Options trainOptions(int batchSize, long seed) {
-        return BatchLoader.Options.builder().setBatchSize(batchSize).optShuffle(true).optSeed(seed)
-                .optAugment(augment).optTransforms(transforms).optNumWorkers(workers)
-                .optPrefetchBatches(Math.max(2, workers * 2)).optOnBadImage(onBadImage).optSkipped(skipped).build();
+        return BatchLoader.Options.builder().batchSize(batchSize).shuffle(true).seed(seed)
+                .augment(augment).transforms(transforms).numWorkers(workers)
+                .prefetchBatches(Math.max(2, workers * 2)).onBadImage(onBadImage).skipped(skipped).build();
     }
 
     /** Options for evaluation: no shuffle, no augmentation. */
     public BatchLoader.Options evalOptions(int batchSize) {
-        return BatchLoader.Options.builder().setBatchSize(batchSize).optShuffle(false).optAugment(false)
-                .optTransforms(transforms).optNumWorkers(workers).optPrefetchBatches(Math.max(2, workers * 2))
-                .optOnBadImage(onBadImage).optSkipped(skipped).build();
+        return BatchLoader.Options.builder().batchSize(batchSize).shuffle(false).augment(false)
+                .transforms(transforms).numWorkers(workers).prefetchBatches(Math.max(2, workers * 2))
+                .onBadImage(onBadImage).skipped(skipped).build();
     }
 
     /** A loader over the training set for one epoch (0-based), shuffled by (seed, epoch). */

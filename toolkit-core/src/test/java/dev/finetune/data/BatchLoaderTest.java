@@ -38,8 +38,8 @@ class BatchLoaderTest {
         Arrays.setAll(labels, i -> i % 3);
         Path[] pair = IdxFixtures.writePair(dir, "t", 12, 10, true, labels);
         idx = IdxImageDataset.builder()
-                .setImages(IdxReader.read(pair[0], pair[1]))
-                .setClassNames(List.of("a", "b", "c"))
+                .images(IdxReader.read(pair[0], pair[1]))
+                .classNames(List.of("a", "b", "c"))
                 .build();
     }
 
@@ -49,7 +49,7 @@ class BatchLoaderTest {
     }
 
     private static BatchLoader.Options.Builder options(int batchSize) {
-        return BatchLoader.Options.builder().setBatchSize(batchSize).optTransforms(SMALL);
+        return BatchLoader.Options.builder().batchSize(batchSize).transforms(SMALL);
     }
 
     /** Every batch of one epoch as plain Java values, so loaders can be compared after they are closed. */
@@ -76,7 +76,7 @@ class BatchLoaderTest {
 
     @Test
     void evalEpochVisitsEverySampleOnceInOrderWithMatchingLabels() {
-        Epoch epoch = load(idx, options(5).optNumWorkers(2).build(), 0);
+        Epoch epoch = load(idx, options(5).numWorkers(2).build(), 0);
         assertEquals(5, epoch.indices().size());
         assertArrayEquals(new int[] {0, 1, 2, 3, 4}, epoch.indices().get(0));
         assertArrayEquals(new int[] {20, 21, 22}, epoch.indices().get(4));
@@ -92,7 +92,7 @@ class BatchLoaderTest {
 
     @Test
     void shuffleIsAPermutationThatChangesWithTheEpochAndDropLastDropsTheTail() {
-        BatchLoader.Options options = options(5).optShuffle(true).optSeed(9).optDropLast(true).build();
+        BatchLoader.Options options = options(5).shuffle(true).seed(9).dropLast(true).build();
         Epoch first = load(idx, options, 0);
         Epoch second = load(idx, options, 1);
         assertEquals(4, first.indices().size());
@@ -104,11 +104,11 @@ class BatchLoaderTest {
 
     @Test
     void sameSeedGivesIdenticalBatchesWhateverTheNumberOfWorkers() {
-        BatchLoader.Options.Builder base = options(4).optShuffle(true).optSeed(1234).optAugment(true);
-        Epoch oneWorker = load(idx, base.optNumWorkers(1).optPrefetchBatches(1).build(), 2);
-        Epoch threeWorkers = load(idx, base.optNumWorkers(3).optPrefetchBatches(6).build(), 2);
-        Epoch inline = load(idx, base.optNumWorkers(0).build(), 2);
-        Epoch otherSeed = load(idx, base.optNumWorkers(3).optSeed(99).build(), 2);
+        BatchLoader.Options.Builder base = options(4).shuffle(true).seed(1234).augment(true);
+        Epoch oneWorker = load(idx, base.numWorkers(1).prefetchBatches(1).build(), 2);
+        Epoch threeWorkers = load(idx, base.numWorkers(3).prefetchBatches(6).build(), 2);
+        Epoch inline = load(idx, base.numWorkers(0).build(), 2);
+        Epoch otherSeed = load(idx, base.numWorkers(3).seed(99).build(), 2);
 
         for (Epoch other : List.of(threeWorkers, inline)) {
             assertEquals(oneWorker.indices().size(), other.indices().size());
@@ -124,7 +124,7 @@ class BatchLoaderTest {
     @Test
     void augmentationDiffersFromEvalPreprocessing() {
         Epoch eval = load(idx, options(4).build(), 0);
-        Epoch train = load(idx, options(4).optAugment(true).build(), 0);
+        Epoch train = load(idx, options(4).augment(true).build(), 0);
         assertArrayEquals(eval.indices().get(0), train.indices().get(0));
         assertFalse(Arrays.equals(eval.images().get(0), train.images().get(0)));
     }
@@ -142,7 +142,7 @@ class BatchLoaderTest {
     void corruptImageUnderFailSurfacesTheWorkersDataExceptionOnTheConsumer() throws Exception {
         ImageFolderDataset ds = folderWithOneCorruptImage();
         Path bad = dir.resolve("f/a/2.png");
-        try (BatchLoader loader = new BatchLoader(ds, manager, options(3).optNumWorkers(2).build(), 0)) {
+        try (BatchLoader loader = new BatchLoader(ds, manager, options(3).numWorkers(2).build(), 0)) {
             // Batch 0 is a/0.png, a/1.png, a/2.png: built on a worker, it fails there.
             DataException e = assertThrows(DataException.class, loader::next);
             assertEquals(ErrorKind.DATA, e.kind());
@@ -157,9 +157,9 @@ class BatchLoaderTest {
         ImageFolderDataset ds = folderWithOneCorruptImage();
         SkippedImages skipped = new SkippedImages();
         BatchLoader.Options options = options(3)
-                .optNumWorkers(2)
-                .optOnBadImage(BadImagePolicy.SKIP)
-                .optSkipped(skipped)
+                .numWorkers(2)
+                .onBadImage(BadImagePolicy.SKIP)
+                .skipped(skipped)
                 .build();
 
         Epoch epoch = load(ds, options, 0);
@@ -181,14 +181,14 @@ class BatchLoaderTest {
         ImageFixtures.corruptPng(dir.resolve("g/a/0.png"));
         ImageFixtures.solid(dir.resolve("g/b/1.png"), 8, 8, 0);
         ImageFolderDataset ds = new ImageFolderDataset(ImageFolderIndex.scan(dir.resolve("g")));
-        Epoch epoch = load(ds, options(1).optOnBadImage(BadImagePolicy.SKIP).build(), 0);
+        Epoch epoch = load(ds, options(1).onBadImage(BadImagePolicy.SKIP).build(), 0);
         assertEquals(1, epoch.indices().size());
         assertArrayEquals(new int[] {1}, epoch.indices().get(0));
     }
 
     @Test
     void closingEarlyStopsWorkersAndFreesPrefetchedBatches() {
-        BatchLoader loader = new BatchLoader(idx, manager, options(2).optNumWorkers(3).build(), 0);
+        BatchLoader loader = new BatchLoader(idx, manager, options(2).numWorkers(3).build(), 0);
         LoadedBatch first = loader.next();
         first.close();
         loader.close();
@@ -205,7 +205,7 @@ class BatchLoaderTest {
 
     @Test
     void throughputIsMeasuredOverLoadedBatches() {
-        try (BatchLoader loader = new BatchLoader(idx, manager, options(4).optNumWorkers(2).build(), 0)) {
+        try (BatchLoader loader = new BatchLoader(idx, manager, options(4).numWorkers(2).build(), 0)) {
             double rate = loader.measureThroughput(6);
             assertTrue(rate > 0, "images/s " + rate);
             assertFalse(loader.hasNext());
@@ -218,10 +218,10 @@ class BatchLoaderTest {
                 assertThrows(dev.finetune.FinetuneException.class, () -> options(0).build()).getMessage());
         assertEquals("prefetch batches must be >= 1, found 0",
                 assertThrows(dev.finetune.FinetuneException.class,
-                        () -> options(1).optPrefetchBatches(0).build()).getMessage());
-        BatchLoader.Options options = options(8).optShuffle(true).build();
+                        () -> options(1).prefetchBatches(0).build()).getMessage());
+        BatchLoader.Options options = options(8).shuffle(true).build();
         assertEquals(options, options.toBuilder().build());
-        assertNotEquals(options, options.toBuilder().optSeed(5).build());
+        assertNotEquals(options, options.toBuilder().seed(5).build());
         assertSame(options.skipped(), options.toBuilder().build().skipped());
     }
 }

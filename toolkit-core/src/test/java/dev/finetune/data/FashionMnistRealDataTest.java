@@ -50,9 +50,9 @@ class FashionMnistRealDataTest {
     @Test
     void classSubsetIsRenumberedWithItsNames() {
         IdxImageDataset subset = IdxImageDataset.builder()
-                .setImages(train)
-                .setClassNames(FashionMnist.CLASS_NAMES)
-                .optClasses(5, 6, 7, 8, 9)
+                .images(train)
+                .classNames(FashionMnist.CLASS_NAMES)
+                .classes(5, 6, 7, 8, 9)
                 .build();
         assertEquals(List.of("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"), subset.classNames());
         assertEquals(30000, subset.size());
@@ -63,10 +63,10 @@ class FashionMnistRealDataTest {
         }
 
         IdxImageDataset limited = IdxImageDataset.builder()
-                .setImages(test)
-                .setClassNames(FashionMnist.CLASS_NAMES)
-                .optClasses(5, 6, 7, 8, 9)
-                .optLimitPerClass(40)
+                .images(test)
+                .classNames(FashionMnist.CLASS_NAMES)
+                .classes(5, 6, 7, 8, 9)
+                .limitPerClass(40)
                 .build();
         assertArrayEquals(new int[] {40, 40, 40, 40, 40}, limited.classCounts());
     }

@@ -28,7 +28,7 @@ class IdxImageDatasetTest {
 
     @Test
     void allClassesByDefault() {
-        IdxImageDataset ds = IdxImageDataset.builder().setImages(data).setClassNames(NAMES).build();
+        IdxImageDataset ds = IdxImageDataset.builder().images(data).classNames(NAMES).build();
         assertEquals(NAMES, ds.classNames());
         assertEquals(7, ds.size());
         assertArrayEquals(new int[] {1, 2, 1, 3}, ds.classCounts());
@@ -39,10 +39,10 @@ class IdxImageDatasetTest {
     @Test
     void subsetIsRenumberedInTheGivenOrderAndLimitedPerClassInFileOrder() {
         IdxImageDataset ds = IdxImageDataset.builder()
-                .setImages(data)
-                .setClassNames(NAMES)
-                .optClasses(3, 1)
-                .optLimitPerClass(2)
+                .images(data)
+                .classNames(NAMES)
+                .classes(3, 1)
+                .limitPerClass(2)
                 .build();
 
         assertEquals(List.of("three", "one"), ds.classNames());
@@ -52,7 +52,7 @@ class IdxImageDatasetTest {
 
     @Test
     void decodesToThreeEqualChannels() {
-        IdxImageDataset ds = IdxImageDataset.builder().setImages(data).setClassNames(NAMES).build();
+        IdxImageDataset ds = IdxImageDataset.builder().images(data).classNames(NAMES).build();
         RgbImage image = ds.samples().get(2).decode();
         assertEquals(5, image.width());
         assertEquals(4, image.height());
@@ -64,13 +64,13 @@ class IdxImageDatasetTest {
 
     @Test
     void fingerprintIsStableAndCoversTheSubset() throws Exception {
-        String all = IdxImageDataset.builder().setImages(data).setClassNames(NAMES).build().fingerprint();
+        String all = IdxImageDataset.builder().images(data).classNames(NAMES).build().fingerprint();
         Path[] again = IdxFixtures.writePair(dir, "t", 4, 5, true, 3, 1, 3, 0, 1, 3, 2);
         String reread = IdxImageDataset.builder()
-                .setImages(IdxReader.read(again[0], again[1])).setClassNames(NAMES).build().fingerprint();
-        String subset = IdxImageDataset.builder().setImages(data).setClassNames(NAMES).optClasses(1, 3).build()
+                .images(IdxReader.read(again[0], again[1])).classNames(NAMES).build().fingerprint();
+        String subset = IdxImageDataset.builder().images(data).classNames(NAMES).classes(1, 3).build()
                 .fingerprint();
-        String limited = IdxImageDataset.builder().setImages(data).setClassNames(NAMES).optLimitPerClass(1).build()
+        String limited = IdxImageDataset.builder().images(data).classNames(NAMES).limitPerClass(1).build()
                 .fingerprint();
         assertEquals(64, all.length());
         assertEquals(all, reread);
@@ -81,21 +81,21 @@ class IdxImageDatasetTest {
     @Test
     void badSubsetsAreConfigErrors() {
         FinetuneException e = assertThrows(FinetuneException.class,
-                () -> IdxImageDataset.builder().setImages(data).setClassNames(NAMES).optClasses(1, 9).build());
+                () -> IdxImageDataset.builder().images(data).classNames(NAMES).classes(1, 9).build());
         assertEquals(ErrorKind.CONFIG, e.kind());
         assertEquals("classes: class id 9 is out of range 0..3", e.getMessage());
         e = assertThrows(FinetuneException.class,
-                () -> IdxImageDataset.builder().setImages(data).setClassNames(NAMES).optClasses(1, 1).build());
+                () -> IdxImageDataset.builder().images(data).classNames(NAMES).classes(1, 1).build());
         assertEquals("classes: class id 1 is listed twice; list each once", e.getMessage());
         e = assertThrows(FinetuneException.class,
-                () -> IdxImageDataset.builder().setImages(data).setClassNames(NAMES).optLimitPerClass(-1).build());
+                () -> IdxImageDataset.builder().images(data).classNames(NAMES).limitPerClass(-1).build());
         assertEquals("limit per class must be >= 0 (0 = no limit), found -1", e.getMessage());
     }
 
     @Test
     void labelsWithoutNamesAndAbsentClassesAreDataErrors() throws Exception {
         DataException e = assertThrows(DataException.class,
-                () -> IdxImageDataset.builder().setImages(data).setClassNames(List.of("a", "b", "c")).build());
+                () -> IdxImageDataset.builder().images(data).classNames(List.of("a", "b", "c")).build());
         assertEquals(
                 data.labelsFile() + ": label 3 of sample 0 has no class name: 3 names were given (labels 0..2); give a"
                         + " name for every label or use the matching labels file",
@@ -103,7 +103,7 @@ class IdxImageDatasetTest {
 
         List<String> five = List.of("a", "b", "c", "d", "e");
         e = assertThrows(DataException.class,
-                () -> IdxImageDataset.builder().setImages(data).setClassNames(five).optClasses(4, 0).build());
+                () -> IdxImageDataset.builder().images(data).classNames(five).classes(4, 0).build());
         assertEquals(
                 data.labelsFile() + ": has no images of class 4 (e); leave the class out of the subset or use a file"
                         + " that has it",
