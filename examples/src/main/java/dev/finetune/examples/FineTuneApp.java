@@ -80,8 +80,8 @@ public final class FineTuneApp {
                 int predicted = (int) logits.get(0).argMax().getLong();
                 String truth = classes.get((int) b.labels().get(0).getLong());
                 System.out.println("first validation image: predicted " + classes.get(predicted) + ", true " + truth);
-                return new Outcome(end, classes.get(predicted), ft.model().fc().weight().getArray().toFloatArray(),
-                        ft.model().fc().bias().getArray().toFloatArray());
+                return new Outcome(end, classes.get(predicted), ft.model().head().weight().getArray().toFloatArray(),
+                        ft.model().head().bias().getArray().toFloatArray());
             }
         }
     }

@@ -72,7 +72,7 @@ public final class FlopCount {
     public static FlopCount of(ResNet model, int size, Predicate<String> trainable) {
         Map<String, Block> modules = model.namedModules();
         List<LayerCost> out = new ArrayList<>();
-        Walker w = new Walker(modules, trainable, out);
+        Walker w = new Walker(model, trainable, out);
         // stem: conv1 + bn1 + relu + maxpool(3, 2, 1)
         long h = w.convBn("conv1", "bn1", size, false);
         boolean grad = w.lastOutputGrad;
@@ -95,7 +95,7 @@ public final class FlopCount {
                 grad = g || identityGrad;
             }
         }
-        var fc = model.fc();
+        var fc = model.head();
         boolean fcWeight = trainable.test("fc.weight");
         out.add(new LayerCost("fc", "head", (long) fc.inFeatures() * fc.outFeatures(), fcWeight, grad));
         return new FlopCount(out);
@@ -106,10 +106,12 @@ public final class FlopCount {
         private final Map<String, Block> modules;
         private final Predicate<String> trainable;
         private final List<LayerCost> out;
+        private final ResNet model;
         private boolean lastOutputGrad;
 
-        Walker(Map<String, Block> modules, Predicate<String> trainable, List<LayerCost> out) {
-            this.modules = modules;
+        Walker(ResNet model, Predicate<String> trainable, List<LayerCost> out) {
+            this.model = model;
+            this.modules = model.namedModules();
             this.trainable = trainable;
             this.out = out;
         }
@@ -122,9 +124,9 @@ public final class FlopCount {
             }
             long outSide = (inSide + 2L * conv.padding() - conv.kernel()) / conv.stride() + 1;
             long macs = outSide * outSide * conv.outChannels() * (long) conv.inChannels() * conv.kernel()
-                    * conv.kernel();
+                    * conv.kernel() / conv.groups();
             boolean weight = trainable.test(convName + ".weight");
-            out.add(new LayerCost(convName, ResNet.stageOf(convName + ".weight"), macs, weight, inputGrad));
+            out.add(new LayerCost(convName, model.stageOf(convName), macs, weight, inputGrad));
             boolean bn = trainable.test(bnName + ".weight") || trainable.test(bnName + ".bias");
             lastOutputGrad = inputGrad || weight || bn;
             return outSide;

@@ -108,13 +108,13 @@ final class WorkloadRunner {
             {
                 NDArray x = inputs.randomNormal(new Shape(shape.batch(), 3, shape.size(), shape.size()));
                 NDArray y = inputs.create(randomLabels(shape.batch()));
-                FlopCount flops = FlopCount.of(ft.model(), shape.size());
+                FlopCount flops = FlopCount.of((ResNet) ft.model(), shape.size());
                 long perImage = workload.trains() ? flops.trainingFlops() : flops.forwardFlops();
                 long setupRss = ProcessMemory.rssKb();
                 Iteration step = switch (workload) {
                     case INFERENCE -> (xi, yi) -> ft.predictLogits(xi);
                     case INFERENCE_SCOPED -> {
-                        List<UnaryOperator<NDArray>> units = unitByUnit(ft.model(), ft.parameterStore());
+                        List<UnaryOperator<NDArray>> units = unitByUnit((ResNet) ft.model(), ft.parameterStore());
                         yield (xi, yi) -> {
                             try (Engines.NoGrad g = Engines.noGrad()) {
                                 StepScopes.run(xi, units);
@@ -204,10 +204,10 @@ final class WorkloadRunner {
      * stages (inputs already in the stage's layout: conversions are not timed) and then the head's training step.
      */
     private Map<String, Double> profileStages(FineTuner ft, NDArray x, NDArray y, FoldedPrefix.Layout layout) {
-        ResNet model = ft.model();
+        ResNet model = (ResNet) ft.model();
         ParameterStore ps = ft.parameterStore();
         Map<String, Double> out = new LinkedHashMap<>();
-        List<String> names = ResNet.stageNames();
+        List<String> names = model.stageNames();
         try (NDManager stageInputs = ft.manager().newSubManager()) {
             NDArray in = x.duplicate();
             in.attach(stageInputs);

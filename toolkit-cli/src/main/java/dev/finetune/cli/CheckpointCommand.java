@@ -3,8 +3,9 @@ package dev.finetune.cli;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.engine.Engines;
-import dev.finetune.model.ResNet;
-import dev.finetune.model.ResNetArch;
+import dev.finetune.model.Network;
+import dev.finetune.model.Architecture;
+import dev.finetune.model.Architectures;
 import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.LoadReport;
 import dev.finetune.weights.WeightLoader;
@@ -32,7 +33,7 @@ final class CheckpointCommand implements Runnable {
 
     /** {@code finetune checkpoint inspect FILE [--json]}. */
     @Command(name = "inspect", mixinStandardHelpOptions = true,
-            description = "Format, tensors, dtypes, and how the keys map onto a torchvision ResNet.")
+            description = "Format, tensors, dtypes, and how the keys map onto a torchvision architecture.")
     static final class Inspect implements Callable<Integer> {
         @Parameters(paramLabel = "FILE", description = "a .pth, .safetensors or finetune checkpoint, or"
                 + " torchvision:resnet18")
@@ -53,12 +54,12 @@ final class CheckpointCommand implements Runnable {
         @Override
         public Integer call() {
             Checkpoint ckpt = Checkpoints.read(source);
-            ResNetArch a = ResNetArch.parse(arch);
-            int classes = ckpt.headClasses().orElse(1000);
+            Architecture a = Architectures.parse(arch);
+            int classes = ckpt.headClasses(a.headName()).orElse(1000);
             Engines.pytorch();
             LoadReport report;
             try (NDManager m = NDManager.newBaseManager()) {
-                ResNet net = ResNet.create(a, classes).initialize(m);
+                Network net = a.create(classes).initialize(m);
                 report = WeightLoader.plan(net, ckpt, new WeightLoader.Options(
                         KeyMapping.of(keyPrefix, java.util.List.of()), true, false));
             }

@@ -38,11 +38,12 @@ public record Checkpoint(
      * @throws CheckpointException if the row count is not a plausible class count (0, or more than
      *     {@link #MAX_HEAD_CLASSES})
      */
-    public java.util.OptionalInt headClasses() {
+    public java.util.OptionalInt headClasses(String headModule) {
+        String w = headModule + ".weight";
         for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
             String k = e.getKey();
             long[] shape = e.getValue().shape();
-            if ((k.equals("fc.weight") || k.endsWith(".fc.weight")) && shape.length == 2) {
+            if ((k.equals(w) || k.endsWith("." + w)) && shape.length == 2) {
                 long rows = shape[0];
                 if (rows < 1 || rows > MAX_HEAD_CLASSES) {
                     throw new CheckpointException(source, k + " has " + rows + " rows, so the head would have " + rows

@@ -6,7 +6,7 @@ import ai.djl.nn.Parameter;
 import dev.finetune.model.BatchNorm2d;
 import dev.finetune.model.BnMode;
 import dev.finetune.model.Conv2d;
-import dev.finetune.model.ResNet;
+import dev.finetune.model.Network;
 import dev.finetune.optim.AddedGroup;
 import dev.finetune.optim.GroupedOptimizer;
 import dev.finetune.optim.OptimizerSettings;
@@ -28,18 +28,18 @@ public final class ModelInspector {
      * inputs of every conv and BN plus the ReLU outputs, in fp32 — what autograd keeps for backward.
      */
     public static InspectReport inspect(
-            String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer, int imageSize, String load) {
+            String experiment, Network model, FreezePlan plan, OptimizerSettings optimizer, int imageSize, String load) {
         return inspect(experiment, model, plan, optimizer, List.of(), imageSize, load);
     }
 
     /** {@link #inspect} with the optimizer groups added by gradual unfreezing so far. */
-    public static InspectReport inspect(String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer,
+    public static InspectReport inspect(String experiment, Network model, FreezePlan plan, OptimizerSettings optimizer,
             List<AddedGroup> added, int imageSize, String load) {
         return inspect(experiment, model, plan, optimizer, added, imageSize, false, load);
     }
 
     /** {@link #inspect} for training with or without random augmentation (which rules out the feature cache). */
-    public static InspectReport inspect(String experiment, ResNet model, FreezePlan plan, OptimizerSettings optimizer,
+    public static InspectReport inspect(String experiment, Network model, FreezePlan plan, OptimizerSettings optimizer,
             List<AddedGroup> added, int imageSize, boolean randomAugmentation, String load) {
         Map<String, Parameter> tensors = model.namedTensors();
         Map<String, ParamSlot> slots = new HashMap<>();
@@ -85,17 +85,17 @@ public final class ModelInspector {
     }
 
     /** The first stage with a trainable parameter, and what running the stages before it without autograd saves. */
-    public static InspectReport.Frontier frontier(ResNet model, FreezePlan plan, int imageSize) {
+    public static InspectReport.Frontier frontier(Network model, FreezePlan plan, int imageSize) {
         return frontier(model, plan, imageSize, false);
     }
 
-    /** {@link #frontier(ResNet, FreezePlan, int)} for training with or without random augmentation. */
-    public static InspectReport.Frontier frontier(ResNet model, FreezePlan plan, int imageSize,
+    /** {@link #frontier(Network, FreezePlan, int)} for training with or without random augmentation. */
+    public static InspectReport.Frontier frontier(Network model, FreezePlan plan, int imageSize,
             boolean randomAugmentation) {
-        List<String> stages = ResNet.stageNames();
+        List<String> stages = model.stageNames();
         int first = stages.size() - 1;
         for (String name : plan.trainableNames()) {
-            first = Math.min(first, stages.indexOf(ResNet.stageOf(name)));
+            first = Math.min(first, model.stageIndexOf(name));
         }
         Map<String, Long> perStage = activationBytesPerStage(model, imageSize);
         long saved = 0;
@@ -108,8 +108,8 @@ public final class ModelInspector {
                 saved += bytes;
             }
         }
-        for (ResNet.NamedBatchNorm n : model.batchNorms()) {
-            if (first > stages.indexOf(ResNet.stageOf(n.name() + ".x")) && n.bn().mode() != BnMode.FROZEN_STATS) {
+        for (Network.NamedBatchNorm n : model.batchNorms()) {
+            if (first > model.stageIndexOf(n.name()) && n.bn().mode() != BnMode.FROZEN_STATS) {
                 deterministic = false;
             }
         }
@@ -122,7 +122,7 @@ public final class ModelInspector {
      * Estimated bytes autograd saves per stage for one image: conv and BN inputs, and one ReLU output per BN
      * (the stem's and each block's first BN feed a ReLU; the last BN's ReLU follows the residual add, same size).
      */
-    static Map<String, Long> activationBytesPerStage(ResNet model, int imageSize) {
+    static Map<String, Long> activationBytesPerStage(Network model, int imageSize) {
         double scale = (imageSize / 224.0) * (imageSize / 224.0);
         Map<String, Long> out = new LinkedHashMap<>();
         for (Map.Entry<String, Block> e : model.namedModules().entrySet()) {
@@ -136,9 +136,9 @@ public final class ModelInspector {
             }
             long numel = in[0].size() / Math.max(1, in[0].get(0));
             long elements = b instanceof BatchNorm2d && !e.getKey().contains("downsample") ? 2 * numel : numel;
-            out.merge(ResNet.stageOf(e.getKey() + ".x"), Math.round(elements * 4 * scale), Long::sum);
+            out.merge(model.stageOf(e.getKey()), Math.round(elements * 4 * scale), Long::sum);
         }
-        out.merge("head", (long) model.arch().featureDim() * 4, Long::sum);
+        out.merge("head", (long) model.featureDim() * 4, Long::sum);
         return out;
     }
 }

@@ -17,12 +17,11 @@ import ai.djl.util.PairList;
  * backbone stays a fixed function while the head trains.
  */
 public final class BatchNorm2d extends TorchModule {
-    /** torch momentum 0.1; DJL's op takes the complement (it passes {@code 1 - momentum} to libtorch). */
-    private static final float DJL_MOMENTUM = 0.9f;
-
-    private static final float EPS = 1e-5f;
-
     private final int channels;
+    private final float eps;
+    /** DJL's op takes the complement of torch's momentum (it passes {@code 1 - momentum} to libtorch). */
+    private final float djlMomentum;
+    private final float momentum;
     private final Parameter weight;
     private final Parameter bias;
     private final Parameter runningMean;
@@ -30,8 +29,17 @@ public final class BatchNorm2d extends TorchModule {
     private volatile BnMode mode = BnMode.TRAIN;
     private long numBatchesTracked;
 
+    /** torch's defaults: eps 1e-5, momentum 0.1. */
     public BatchNorm2d(int channels) {
+        this(channels, 1e-5f, 0.1f);
+    }
+
+    /** {@code nn.BatchNorm2d(channels, eps=eps, momentum=momentum)} (MobileNetV3: 0.001, 0.01). */
+    public BatchNorm2d(int channels, float eps, float momentum) {
         this.channels = channels;
+        this.eps = eps;
+        this.momentum = momentum;
+        this.djlMomentum = 1 - momentum;
         Shape c = new Shape(channels);
         weight = param("weight", Parameter.Type.GAMMA, c, true);
         bias = param("bias", Parameter.Type.BETA, c, true);
@@ -41,6 +49,10 @@ public final class BatchNorm2d extends TorchModule {
 
     public int channels() {
         return channels;
+    }
+
+    public float eps() {
+        return eps;
     }
 
     public BnMode mode() {
@@ -97,8 +109,8 @@ public final class BatchNorm2d extends TorchModule {
                 ps.getValue(weight, device, training),
                 ps.getValue(bias, device, training),
                 1,
-                DJL_MOMENTUM,
-                EPS,
+                djlMomentum,
+                eps,
                 batchStats);
     }
 
@@ -109,6 +121,6 @@ public final class BatchNorm2d extends TorchModule {
 
     @Override
     public String toString() {
-        return "BatchNorm2d(" + channels + ", eps=1e-05, momentum=0.1, mode=" + mode + ")";
+        return "BatchNorm2d(" + channels + ", eps=" + eps + ", momentum=" + momentum + ", mode=" + mode + ")";
     }
 }

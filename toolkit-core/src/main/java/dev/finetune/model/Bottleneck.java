@@ -11,7 +11,8 @@ import ai.djl.util.PairList;
 
 /**
  * torchvision's {@code Bottleneck} (ResNet-50/101/152, V1.5: the stride sits on the 3×3 conv): 1×1 reduce, 3×3,
- * 1×1 expand ×4, with a downsample where the shape changes.
+ * 1×1 expand ×4, with a downsample where the shape changes. ResNeXt and Wide ResNet are the same unit with a grouped
+ * 3×3 of width {@code planes × baseWidth / 64 × groups}.
  */
 public final class Bottleneck extends TorchModule implements ResidualBlock {
     static final int EXPANSION = 4;
@@ -25,11 +26,16 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
     private final Sequential downsample;
 
     public Bottleneck(int inPlanes, int planes, int stride) {
-        conv1 = child("conv1", new Conv2d(inPlanes, planes, 1, 1, 0));
-        bn1 = child("bn1", new BatchNorm2d(planes));
-        conv2 = child("conv2", new Conv2d(planes, planes, 3, stride, 1));
-        bn2 = child("bn2", new BatchNorm2d(planes));
-        conv3 = child("conv3", new Conv2d(planes, planes * EXPANSION, 1, 1, 0));
+        this(inPlanes, planes, stride, 1, 64);
+    }
+
+    public Bottleneck(int inPlanes, int planes, int stride, int groups, int baseWidth) {
+        int width = (int) (planes * (baseWidth / 64.0)) * groups;
+        conv1 = child("conv1", new Conv2d(inPlanes, width, 1, 1, 0));
+        bn1 = child("bn1", new BatchNorm2d(width));
+        conv2 = child("conv2", new Conv2d(width, width, 3, stride, 1, groups));
+        bn2 = child("bn2", new BatchNorm2d(width));
+        conv3 = child("conv3", new Conv2d(width, planes * EXPANSION, 1, 1, 0));
         bn3 = child("bn3", new BatchNorm2d(planes * EXPANSION));
         downsample = stride != 1 || inPlanes != planes * EXPANSION
                 ? child("downsample", Sequential.downsample(inPlanes, planes * EXPANSION, stride))

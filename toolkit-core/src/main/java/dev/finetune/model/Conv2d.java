@@ -6,7 +6,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
-/** {@code nn.Conv2d(in, out, kernel, stride, padding, bias=False)}: square kernels, no groups or dilation. */
+/** {@code nn.Conv2d(in, out, kernel, stride, padding, groups=g, bias=False)}: square kernels, no dilation. */
 public final class Conv2d extends TorchModule {
     private final Parameter weight;
     private final int inChannels;
@@ -14,15 +14,41 @@ public final class Conv2d extends TorchModule {
     private final int kernel;
     private final int stride;
     private final int padding;
+    private final int groups;
+    private final Parameter bias;
 
     public Conv2d(int inChannels, int outChannels, int kernel, int stride, int padding) {
+        this(inChannels, outChannels, kernel, stride, padding, 1);
+    }
+
+    /** A grouped convolution ({@code groups == inChannels} is depthwise); both channel counts divide by groups. */
+    public Conv2d(int inChannels, int outChannels, int kernel, int stride, int padding, int groups) {
+        this(inChannels, outChannels, kernel, stride, padding, groups, false);
+    }
+
+    /**
+     * With {@code bias=True} when {@code bias}: torchvision's CNNs initialize it to zero (VGG, the
+     * squeeze-and-excitation convs).
+     */
+    public Conv2d(int inChannels, int outChannels, int kernel, int stride, int padding, int groups, boolean bias) {
+        if (groups < 1 || inChannels % groups != 0 || outChannels % groups != 0) {
+            throw new IllegalArgumentException(
+                    "groups " + groups + " must divide in " + inChannels + " and out " + outChannels);
+        }
+        this.groups = groups;
         this.inChannels = inChannels;
         this.outChannels = outChannels;
         this.kernel = kernel;
         this.stride = stride;
         this.padding = padding;
-        weight = param("weight", Parameter.Type.WEIGHT, new Shape(outChannels, inChannels, kernel, kernel), true);
+        weight = param("weight", Parameter.Type.WEIGHT, new Shape(outChannels, inChannels / groups, kernel, kernel), true);
         weight.setInitializer(TorchInit.kaimingNormalFanOut());
+        if (bias) {
+            this.bias = param("bias", Parameter.Type.BIAS, new Shape(outChannels), true);
+            this.bias.setInitializer(ai.djl.training.initializer.Initializer.ZEROS);
+        } else {
+            this.bias = null;
+        }
     }
 
     public int inChannels() {
@@ -45,8 +71,17 @@ public final class Conv2d extends TorchModule {
         return padding;
     }
 
+    public int groups() {
+        return groups;
+    }
+
     public Parameter weight() {
         return weight;
+    }
+
+    /** The bias, or null for {@code bias=False}. */
+    public Parameter bias() {
+        return bias;
     }
 
     @Override
@@ -54,8 +89,9 @@ public final class Conv2d extends TorchModule {
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         var x = inputs.singletonOrThrow();
         var w = ps.getValue(weight, x.getDevice(), training);
+        var b = bias == null ? null : ps.getValue(bias, x.getDevice(), training);
         return ai.djl.nn.convolutional.Conv2d.conv2d(
-                x, w, null, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), 1);
+                x, w, b, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), groups);
     }
 
     @Override
@@ -69,7 +105,8 @@ public final class Conv2d extends TorchModule {
     @Override
     public String toString() {
         return String.format(
-                "Conv2d(%d, %d, kernel_size=(%d, %d), stride=(%d, %d), padding=(%d, %d), bias=False)",
-                inChannels, outChannels, kernel, kernel, stride, stride, padding, padding);
+                "Conv2d(%d, %d, kernel_size=(%d, %d), stride=(%d, %d), padding=(%d, %d)%s%s)",
+                inChannels, outChannels, kernel, kernel, stride, stride, padding, padding,
+                groups == 1 ? "" : ", groups=" + groups, bias == null ? ", bias=False" : "");
     }
 }

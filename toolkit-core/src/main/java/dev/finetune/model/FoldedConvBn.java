@@ -19,7 +19,6 @@ import ai.djl.nn.Parameter;
  */
 public final class FoldedConvBn implements AutoCloseable {
     /** {@link BatchNorm2d}'s eps: torchvision's {@code nn.BatchNorm2d} default. */
-    private static final double BN_EPS = 1e-5;
 
     private final NDManager manager;
     private final String name;
@@ -30,6 +29,7 @@ public final class FoldedConvBn implements AutoCloseable {
     private final int kernel;
     private final int stride;
     private final int padding;
+    private final int groups;
 
     private FoldedConvBn(NDManager manager, String name, Conv2d conv, NDArray weight, NDArray bias) {
         this.manager = manager;
@@ -41,6 +41,7 @@ public final class FoldedConvBn implements AutoCloseable {
         this.kernel = conv.kernel();
         this.stride = conv.stride();
         this.padding = conv.padding();
+        this.groups = conv.groups();
     }
 
     /**
@@ -50,6 +51,9 @@ public final class FoldedConvBn implements AutoCloseable {
     public static String whyNotFoldable(Conv2d conv, BatchNorm2d bn) {
         if (conv.outChannels() != bn.channels()) {
             return "the BN has " + bn.channels() + " channels but the conv produces " + conv.outChannels();
+        }
+        if (conv.bias() != null) {
+            return "the conv has a bias (folding covers bias-free convs only)";
         }
         if (bn.mode() != BnMode.FROZEN_STATS) {
             return "the BN is in " + bn.mode() + " mode (batch statistics); only FROZEN_STATS is a fixed function";
@@ -86,7 +90,9 @@ public final class FoldedConvBn implements AutoCloseable {
             NDArray beta = float64(bn.bias(), scratch);
             NDArray mean = float64(bn.runningMean(), scratch);
             NDArray var = float64(bn.runningVar(), scratch);
-            NDArray scale = gamma.div(var.add(BN_EPS).sqrt());
+            // The eps as the decimal torch was given (1e-5), not its float rounding.
+            double eps = Double.parseDouble(Float.toString(bn.eps()));
+            NDArray scale = gamma.div(var.add(eps).sqrt());
             NDArray folded = w.mul(scale.reshape(new Shape(conv.outChannels(), 1, 1, 1)));
             NDArray shift = beta.sub(mean.mul(scale));
             NDArray weight = folded.toType(DataType.FLOAT32, true);
@@ -112,7 +118,7 @@ public final class FoldedConvBn implements AutoCloseable {
      */
     public NDArray forward(NDArray x) {
         return ai.djl.nn.convolutional.Conv2d.conv2d(
-                        x, weight, bias, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), 1)
+                        x, weight, bias, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), groups)
                 .singletonOrThrow();
     }
 
@@ -124,7 +130,7 @@ public final class FoldedConvBn implements AutoCloseable {
     /** The convolution's shape, as a report reads it: {@code 1x1 stride 2, 256->512}. */
     public String describeShape() {
         return kernel + "x" + kernel + " stride " + stride + " padding " + padding + ", " + inChannels + "->"
-                + outChannels;
+                + outChannels + (groups == 1 ? "" : " groups " + groups);
     }
 
     public int inChannels() {

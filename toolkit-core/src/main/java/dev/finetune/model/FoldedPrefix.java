@@ -13,7 +13,7 @@ import java.util.Map;
 import java.util.function.UnaryOperator;
 
 /**
- * Stages {@code [fromStage, toStage)} of a {@link ResNet} (see {@link ResNet#stageNames()}) with every conv+BN pair
+ * Stages {@code [fromStage, toStage)} of a {@link ResNet} (see {@link Network#stageNames()}) with every conv+BN pair
  * folded ({@link FoldedConvBn}) and no autograd: what a frozen prefix costs when it is run as the fixed function it is.
  *
  * <p>The same math as {@code model.forwardStages(ps, x, true, fromStage, toStage)} under no-grad for stages whose
@@ -38,6 +38,9 @@ public final class FoldedPrefix implements AutoCloseable {
     }
 
     /** The folded units, one list per stage in {@code [fromStage, toStage)}. */
+    /** ResNet's stages (this class folds the ResNet family only). */
+    private static final List<String> STAGE_NAMES = List.of("stem", "layer1", "layer2", "layer3", "layer4");
+
     private final List<List<Unit>> stages;
     private final List<FoldedConvBn> folds;
     private final int fromStage;
@@ -286,7 +289,7 @@ public final class FoldedPrefix implements AutoCloseable {
         List<String> cl = new ArrayList<>();
         List<String> nchw = new ArrayList<>();
         for (int s = fromStage; s < toStage; s++) {
-            (channelsLastAt(s) ? cl : nchw).add(ResNet.stageNames().get(s));
+            (channelsLastAt(s) ? cl : nchw).add(STAGE_NAMES.get(s));
         }
         StringBuilder b = new StringBuilder();
         if (!cl.isEmpty()) {

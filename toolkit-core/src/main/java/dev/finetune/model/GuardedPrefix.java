@@ -196,8 +196,8 @@ public final class GuardedPrefix implements AutoCloseable {
         };
     }
 
-    private static int stageOf(String moduleName) {
-        return ResNet.stageNames().indexOf(ResNet.stageOf(moduleName + "."));
+    private int stageOf(String moduleName) {
+        return model.stageIndexOf(moduleName);
     }
 
     @Override

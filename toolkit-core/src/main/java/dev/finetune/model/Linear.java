@@ -22,6 +22,16 @@ public final class Linear extends TorchModule {
         bias.setInitializer(TorchInit.linearUniform(inFeatures));
     }
 
+    /**
+     * Switches to {@code normal_(weight, 0, std)} and a zero bias, the initialization torchvision's MobileNet, VGG and
+     * EfficientNet give their classifiers when trained from scratch (a new head keeps {@code nn.Linear}'s default).
+     */
+    public Linear normalInit(float std) {
+        weight.setInitializer((manager, shape, dataType) -> manager.randomNormal(0f, std, shape, dataType));
+        bias.setInitializer(ai.djl.training.initializer.Initializer.ZEROS);
+        return this;
+    }
+
     public int inFeatures() {
         return inFeatures;
     }

@@ -1,21 +1,32 @@
 package dev.finetune.model;
 
-import dev.finetune.ConfigException;
-import java.util.Arrays;
 import java.util.Locale;
 
-/** The torchvision ResNet variants: units per stage and the unit type. */
-public enum ResNetArch {
-    RESNET18(new int[] {2, 2, 2, 2}, false),
-    RESNET34(new int[] {3, 4, 6, 3}, false),
-    RESNET50(new int[] {3, 4, 6, 3}, true);
+/**
+ * The torchvision ResNet family: units per stage, the unit type, and for ResNeXt / Wide ResNet the groups and width
+ * per group of the bottleneck's 3×3 (torchvision's {@code groups}, {@code width_per_group}).
+ */
+public enum ResNetArch implements Architecture {
+    RESNET18(new int[] {2, 2, 2, 2}, false, 1, 64),
+    RESNET34(new int[] {3, 4, 6, 3}, false, 1, 64),
+    RESNET50(new int[] {3, 4, 6, 3}, true, 1, 64),
+    RESNET101(new int[] {3, 4, 23, 3}, true, 1, 64),
+    RESNET152(new int[] {3, 8, 36, 3}, true, 1, 64),
+    RESNEXT50_32X4D(new int[] {3, 4, 6, 3}, true, 32, 4),
+    RESNEXT101_32X8D(new int[] {3, 4, 23, 3}, true, 32, 8),
+    WIDE_RESNET50_2(new int[] {3, 4, 6, 3}, true, 1, 128),
+    WIDE_RESNET101_2(new int[] {3, 4, 23, 3}, true, 1, 128);
 
     private final int[] layers;
     private final boolean bottleneck;
+    private final int groups;
+    private final int widthPerGroup;
 
-    ResNetArch(int[] layers, boolean bottleneck) {
+    ResNetArch(int[] layers, boolean bottleneck, int groups, int widthPerGroup) {
         this.layers = layers;
         this.bottleneck = bottleneck;
+        this.groups = groups;
+        this.widthPerGroup = widthPerGroup;
     }
 
     /** Units in each of the four stages. */
@@ -27,24 +38,42 @@ public enum ResNetArch {
         return bottleneck;
     }
 
-    /** Width of the pooled features that {@code fc} sees: 512 for ResNet-18/34, 2048 for ResNet-50. */
+    /** Groups of the bottleneck's 3×3 conv (32 for ResNeXt, else 1). */
+    public int groups() {
+        return groups;
+    }
+
+    /** torchvision's {@code width_per_group} (64, or 4/8 for ResNeXt, 128 for Wide ResNet). */
+    public int widthPerGroup() {
+        return widthPerGroup;
+    }
+
+    /** Width of the pooled features that {@code fc} sees: 512 for ResNet-18/34, 2048 for the bottleneck nets. */
     public int featureDim() {
         return 512 * (bottleneck ? Bottleneck.EXPANSION : BasicBlock.EXPANSION);
     }
 
-    /** The name used in configs ({@code resnet18}). */
+    @Override
     public String configName() {
         return name().toLowerCase(Locale.ROOT);
     }
 
-    /** Parses {@code resnet18}; an unknown name is a config error listing the known ones. */
+    @Override
+    public String headName() {
+        return "fc";
+    }
+
+    @Override
+    public ResNet create(int classes) {
+        return ResNet.create(this, classes);
+    }
+
+    /** Parses a ResNet-family name; other names are a config error at {@code model.arch}. */
     public static ResNetArch parse(String name) {
-        for (ResNetArch a : values()) {
-            if (a.configName().equalsIgnoreCase(name)) {
-                return a;
-            }
+        Architecture a = Architectures.parse(name);
+        if (a instanceof ResNetArch r) {
+            return r;
         }
-        throw new ConfigException("", "model.arch: unknown architecture '" + name + "'; known: "
-                        + Arrays.stream(values()).map(ResNetArch::configName).toList());
+        throw new dev.finetune.ConfigException("model.arch", "'" + name + "' is not a ResNet");
     }
 }

@@ -20,6 +20,23 @@ public final class Sequential extends TorchModule {
         return new Sequential(new Conv2d(in, out, 1, stride, 0), new BatchNorm2d(out));
     }
 
+    /**
+     * torchvision's {@code Conv2dNormActivation}: {@code Sequential(Conv2d(bias=False), BatchNorm2d, activation)},
+     * padding {@code (kernel - 1) / 2}; {@code act} null for none (then only two children).
+     */
+    public static Sequential convNormAct(
+            int in, int out, int kernel, int stride, int groups, Act.Kind act, float bnEps, float bnMomentum) {
+        Conv2d conv = new Conv2d(in, out, kernel, stride, (kernel - 1) / 2, groups);
+        BatchNorm2d bn = new BatchNorm2d(out, bnEps, bnMomentum);
+        return act == null ? new Sequential(conv, bn) : new Sequential(conv, bn, new Act(act));
+    }
+
+    /** Appends a child under the next index. */
+    public Sequential add(Block block) {
+        child(Integer.toString(children.size()), block);
+        return this;
+    }
+
     /** The i-th child. */
     public Block get(int i) {
         return children.get(Integer.toString(i));

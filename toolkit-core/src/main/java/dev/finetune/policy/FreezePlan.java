@@ -3,7 +3,7 @@ package dev.finetune.policy;
 import ai.djl.nn.Parameter;
 import dev.finetune.model.BatchNorm2d;
 import dev.finetune.model.BnMode;
-import dev.finetune.model.ResNet;
+import dev.finetune.model.Network;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -28,7 +28,7 @@ public record FreezePlan(
     }
 
     /** The tensor list of a model, as the policy sees it. */
-    public static List<TensorInfo> describe(ResNet model) {
+    public static List<TensorInfo> describe(Network model) {
         List<TensorInfo> out = new ArrayList<>();
         Map<String, ai.djl.nn.Block> modules = model.namedModules();
         for (Map.Entry<String, Parameter> e : model.namedTensors().entrySet()) {
@@ -40,27 +40,28 @@ public record FreezePlan(
             if (modules.get(module) instanceof BatchNorm2d) {
                 bn = module;
             }
-            out.add(new TensorInfo(name, e.getValue().getShape().getShape(), buffer, bn));
+            out.add(new TensorInfo(name, e.getValue().getShape().getShape(), buffer, bn, model.stageIndexOf(name),
+                    model.stageNames()));
         }
         return out;
     }
 
     /** Plans {@code policy} for {@code model} and applies it. */
-    public static FreezePlan applyTo(ResNet model, FreezePolicy policy) {
+    public static FreezePlan applyTo(Network model, FreezePolicy policy) {
         FreezePlan plan = policy.plan(describe(model));
         plan.apply(model);
         return plan;
     }
 
     /** Sets requiresGrad and BN modes on {@code model}. */
-    public void apply(ResNet model) {
+    public void apply(Network model) {
         Map<String, Parameter> tensors = model.namedTensors();
         for (Decision d : decisions) {
             if (!d.tensor().buffer()) {
                 tensors.get(d.name()).freeze(!d.trainable());
             }
         }
-        for (ResNet.NamedBatchNorm n : model.batchNorms()) {
+        for (Network.NamedBatchNorm n : model.batchNorms()) {
             n.bn().setMode(bnModes.getOrDefault(n.name(), BnMode.TRAIN));
         }
     }

@@ -21,8 +21,8 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
 
     public FreezePolicy {
         rules = List.copyOf(rules);
-        if (frozenStages < -1 || frozenStages > 4) {
-            throw new ConfigException("", "freeze.frozen_stages: must be -1 (none) to 4 (stem and layer1..layer4), found " + frozenStages);
+        if (frozenStages < -1) {
+            throw new ConfigException("freeze.frozen_stages", "must be -1 (none) or more, found " + frozenStages);
         }
     }
 
@@ -90,6 +90,12 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
      */
     public FreezePlan plan(List<TensorInfo> tensors) {
         List<String> names = tensors.stream().map(TensorInfo::name).toList();
+        List<String> stageNames = tensors.isEmpty() ? List.of() : tensors.get(0).stageNames();
+        int maxFrozen = stageNames.size() - 2; // every stage but the head
+        if (frozenStages >= 0 && frozenStages > maxFrozen) {
+            throw new ConfigException("freeze.frozen_stages", "must be -1 (none) to " + maxFrozen + " for this model"
+                    + " (its stages are " + stageNames + "; the head always trains), found " + frozenStages);
+        }
         for (Rule rule : rules) {
             for (NamePattern p : rule.patterns()) {
                 if (names.stream().noneMatch(p::matches)) {
@@ -109,7 +115,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
             }
             boolean train = defaultTrain;
             String why = "default: " + (defaultTrain ? "train" : "freeze");
-            if (frozenStages >= 0 && inFrozenStage(t.name())) {
+            if (t.stage() >= 0 && t.stage() <= frozenStages) {
                 train = false;
                 why = "frozen_stages: " + frozenStages;
             }
@@ -152,18 +158,6 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
                             + " parameters frozen); add a rule such as {train: \"fc.*\"} or set default: train");
         }
         return plan;
-    }
-
-    private boolean inFrozenStage(String name) {
-        if (name.startsWith("conv1.") || name.startsWith("bn1.")) {
-            return true;
-        }
-        for (int s = 1; s <= frozenStages; s++) {
-            if (name.startsWith("layer" + s + ".")) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** A YAML-like summary of the policy, for reports. */

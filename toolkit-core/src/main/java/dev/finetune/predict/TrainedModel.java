@@ -9,8 +9,9 @@ import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.engine.Engines;
-import dev.finetune.model.ResNet;
-import dev.finetune.model.ResNetArch;
+import dev.finetune.model.Network;
+import dev.finetune.model.Architecture;
+import dev.finetune.model.Architectures;
 import dev.finetune.run.TrainingCheckpoint;
 import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.WeightLoader;
@@ -27,12 +28,12 @@ import java.util.List;
  */
 public final class TrainedModel implements AutoCloseable {
     private final NDManager manager;
-    private final ResNet model;
+    private final Network model;
     private final List<String> classNames;
     private final TrainingCheckpoint.Preprocessing preprocessing;
     private final Path source;
 
-    private TrainedModel(NDManager manager, ResNet model, List<String> classNames,
+    private TrainedModel(NDManager manager, Network model, List<String> classNames,
             TrainingCheckpoint.Preprocessing preprocessing, Path source) {
         this.manager = manager;
         this.model = model;
@@ -56,42 +57,44 @@ public final class TrainedModel implements AutoCloseable {
             source = p.toString();
         }
         Checkpoint c = Checkpoints.read(source);
-        int rows = c.headClasses().orElse(1000);
-        List<String> names;
+        List<String> names = null;
         TrainingCheckpoint.Preprocessing prep;
-        ResNetArch a;
+        Architecture a;
         if (c.format() == CheckpointFormat.FINETUNE) {
             TrainingCheckpoint.Meta meta = TrainingCheckpoint.meta(c.source(), c.metadata());
             names = meta.classNames();
             prep = meta.preprocessing();
-            a = ResNetArch.parse(meta.arch());
+            a = Architectures.parse(meta.arch());
         } else {
             Sidecar side = Sidecar.next(c.source());
             if (side != null) {
                 names = side.classNames();
                 prep = side.preprocessing();
-                a = ResNetArch.parse(side.arch());
-                if (arch != null && !ResNetArch.parse(arch).equals(a)) {
+                a = Architectures.parse(side.arch());
+                if (arch != null && !Architectures.parse(arch).equals(a)) {
                     throw new CheckpointException(c.source(), "--arch " + arch + " but its sidecar " + side.file()
                             + " says " + side.arch());
                 }
             } else {
-                a = ResNetArch.parse(arch == null ? "resnet18" : arch);
-                names = new ArrayList<>();
-                for (int i = 0; i < rows; i++) {
-                    names.add("class_" + i);
-                }
+                a = Architectures.parse(arch == null ? "resnet18" : arch);
                 prep = TrainingCheckpoint.Preprocessing.imagenet();
             }
         }
+        int rows = c.headClasses(a.headName()).orElse(1000);
+        if (names == null) {
+            names = new ArrayList<>();
+            for (int i = 0; i < rows; i++) {
+                names.add("class_" + i);
+            }
+        }
         if (names.size() != rows) {
-            throw new CheckpointException(c.source(), "it names " + names.size() + " classes but its fc.weight has "
+            throw new CheckpointException(c.source(), "it names " + names.size() + " classes but its " + a.headName() + ".weight has "
                     + rows + " rows");
         }
         Engines.pytorch();
         NDManager m = NDManager.newBaseManager();
         try {
-            ResNet net = ResNet.create(a, names.size()).initialize(m);
+            Network net = a.create(names.size()).initialize(m);
             WeightLoader.load(net, c, new WeightLoader.Options(KeyMapping.defaults(), true, false));
             return new TrainedModel(m, net, names, prep, c.source());
         } catch (RuntimeException e) {
@@ -168,7 +171,7 @@ public final class TrainedModel implements AutoCloseable {
         }
     }
 
-    public ResNet model() {
+    public Network model() {
         return model;
     }
 

@@ -22,7 +22,7 @@ import dev.finetune.data.TransformSpec;
 import dev.finetune.inspect.InspectReport;
 import dev.finetune.inspect.ModelInspector;
 import dev.finetune.metrics.MetricChoice;
-import dev.finetune.model.ResNetArch;
+import dev.finetune.model.Architectures;
 import dev.finetune.policy.FreezePolicy;
 import dev.finetune.policy.NamePattern;
 import dev.finetune.train.EarlyStoppingListener;
@@ -76,7 +76,7 @@ public final class Assembler {
     public static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, Integer dataClasses) {
         ExperimentConfig c = loaded.config();
         FineTuner.Builder b = FineTuner.builder()
-                .arch(ResNetArch.parse(c.model().arch()))
+                .arch(Architectures.parse(c.model().arch()))
                 .checkpoint(checkpoint)
                 .mapping(mapping(c.model()))
                 .strict(c.model().strict())
@@ -99,7 +99,9 @@ public final class Assembler {
                 throw new ConfigException("model.head.classes", "is 'auto' but there is no data to count classes in;"
                         + " give a number or a data section");
             }
-            b.dropout(head.dropout().floatValue());
+            if (head.dropout() != null) {
+                b.dropout(head.dropout().floatValue());
+            }
         } else if (checkpoint == null) {
             if (dataClasses == null) {
                 throw new ConfigException("model.head", "training from scratch needs {classes: N} or data to count");
@@ -122,14 +124,15 @@ public final class Assembler {
         }
         ExperimentConfig c = loaded.config();
         return FineTuner.builder()
-                .arch(ResNetArch.parse(meta.arch()))
+                .arch(Architectures.parse(meta.arch()))
                 .checkpoint(resumeFrom.checkpoint())
                 .policy(c.freeze().toPolicy())
                 .optimizer(c.optimizer().toSettings())
                 .seed(c.train().seed())
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
-                .dropout(c.model().head() == null ? 0f : c.model().head().dropout().floatValue())
+                .dropout(c.model().head() == null || c.model().head().dropout() == null ? null
+                        : c.model().head().dropout().floatValue())
                 .build();
     }
 

@@ -4,7 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.training.ParameterStore;
 import ai.djl.training.loss.Loss;
-import dev.finetune.model.ResNet;
+import dev.finetune.model.Network;
 import dev.finetune.data.BatchLoader;
 import dev.finetune.data.LoadedBatch;
 import dev.finetune.engine.Engines;
@@ -31,7 +31,7 @@ public final class Evaluator {
                 try (ai.djl.ndarray.NDManager m = ft.manager().newSubManager()) {
                     NDArray[] xy = cache.rows(start, n, m);
                     NDArray logits = ft.model().forwardStages(ft.parameterStore(), new NDList(xy[0]), false,
-                            cache.stage(), ResNet.stageNames().size()).singletonOrThrow();
+                            cache.stage(), ft.model().stageNames().size()).singletonOrThrow();
                     logits.attach(m);
                     NDArray loss = LOSS.evaluate(new NDList(xy[1]), new NDList(logits));
                     metrics.addLoss(loss.getFloat() * (double) n, n);
@@ -51,7 +51,7 @@ public final class Evaluator {
      * Evaluates {@code model} (eval mode, no graph) on every batch of {@code loader}; a Ctrl-C or SIGTERM (with
      * {@link StopSignal#install(String)}) ends it between batches.
      */
-    public static EpochMetrics evaluate(ResNet model, ParameterStore ps, BatchLoader loader, int classes) {
+    public static EpochMetrics evaluate(Network model, ParameterStore ps, BatchLoader loader, int classes) {
         ClassificationMetrics metrics = new ClassificationMetrics(classes);
         try (Engines.NoGrad g = Engines.noGrad()) {
             while (loader.hasNext()) {

@@ -64,7 +64,7 @@ public final class FeatureCache implements AutoCloseable {
     /** The same for any data set of the run (the validation set is cached too: its prefix outputs are as fixed). */
     public static FeatureCache build(FineTuner ft, TrainingData data, dev.finetune.data.ImageDataset dataset,
             int stage, int batchSize, long maxBytes, String key) {
-        long perImage = perImageElements(ft.model(), stage, data.transforms().imageSize());
+        long perImage = ft.model().stageInputElements(stage, data.transforms().imageSize());
         if (perImage * 4L * dataset.size() > maxBytes) {
             return null;
         }
@@ -98,22 +98,6 @@ public final class FeatureCache implements AutoCloseable {
             m.close();
             throw e;
         }
-    }
-
-    /** Elements per image of the output of stages {@code [0, stage)} at the given input size. */
-    static long perImageElements(ResNet model, int stage, int imageSize) {
-        if (stage >= 5) {
-            return model.arch().featureDim();
-        }
-        int side = imageSize;
-        side = (side + 2 * 3 - 7) / 2 + 1; // conv1
-        side = (side + 2 - 3) / 2 + 1; // maxpool
-        long channels = 64L * (model.arch().bottleneck() ? 4 : 1);
-        for (int s = 2; s <= stage; s++) {
-            side = (side + 2 - 3) / 2 + 1;
-            channels *= 2;
-        }
-        return channels * side * side;
     }
 
     /** Number of cached samples. */

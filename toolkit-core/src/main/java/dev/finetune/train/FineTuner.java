@@ -13,8 +13,10 @@ import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.engine.Engines;
 import dev.finetune.model.FastPathReport;
+import dev.finetune.model.Architecture;
 import dev.finetune.model.FoldedPrefix;
 import dev.finetune.model.GuardedPrefix;
+import dev.finetune.model.Network;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
 import dev.finetune.optim.AddedGroup;
@@ -31,7 +33,7 @@ import java.util.List;
 import java.util.Set;
 
 /**
- * The library's front door: a pretrained ResNet with a freeze policy applied, a new head, and an optimizer over only
+ * The library's front door: a pretrained torchvision CNN with a freeze policy applied, a new head, and an optimizer over only
  * the trainable parameters. One training step, one no-graph forward, and re-freezing for gradual unfreezing.
  *
  * <pre>{@code
@@ -48,7 +50,7 @@ import java.util.Set;
  */
 public final class FineTuner implements AutoCloseable {
     private final NDManager manager;
-    private final ResNet model;
+    private final Network model;
     private final LoadReport loadReport;
     private final OptimizerSettings optimizerSettings;
     private final Loss loss = Loss.softmaxCrossEntropyLoss("cross_entropy");
@@ -74,12 +76,14 @@ public final class FineTuner implements AutoCloseable {
             boolean newHead = b.checkpoint != null && b.headClasses != null;
             // A new head is built at its own size with nn.Linear's default initialization: the checkpoint's fc is
             // reported and not loaded (model.fc = nn.Linear(512, classes)).
-            int classes = b.headClasses != null ? b.headClasses : checkpointClasses(b.checkpoint, 1000);
-            model = ResNet.create(b.arch, classes).initialize(manager);
+            int classes = b.headClasses != null ? b.headClasses : checkpointClasses(b.checkpoint, b.arch, 1000);
+            model = b.arch.create(classes).initialize(manager);
             loadReport = b.checkpoint == null
                     ? null
                     : WeightLoader.load(model, b.checkpoint, new WeightLoader.Options(b.mapping, b.strict, newHead));
-            model.setDropout(b.dropout);
+            if (b.dropout != null) {
+                model.setDropout(b.dropout);
+            }
             parameterStore = new ParameterStore(manager, false);
             optimizerSettings = b.optimizer;
             foldFrozenPrefix = b.foldFrozenPrefix;
@@ -91,8 +95,8 @@ public final class FineTuner implements AutoCloseable {
         }
     }
 
-    private static int checkpointClasses(Checkpoint c, int fallback) {
-        return c == null ? fallback : c.headClasses().orElse(fallback);
+    private static int checkpointClasses(Checkpoint c, Architecture arch, int fallback) {
+        return c == null ? fallback : c.headClasses(arch.headName()).orElse(fallback);
     }
 
     /** A builder with torchvision's ResNet-18, strict loading, everything trainable and SGD(0.01, momentum 0.9). */
@@ -160,12 +164,13 @@ public final class FineTuner implements AutoCloseable {
             folded.close();
             folded = null;
         }
-        if (!foldFrozenPrefix) {
+        // Folding is implemented for the ResNet family; other families run their frozen prefix unfolded.
+        if (!foldFrozenPrefix || !(model instanceof ResNet resnet)) {
             return;
         }
-        int k = FoldedPrefix.foldablePrefix(model);
+        int k = FoldedPrefix.foldablePrefix(resnet);
         if (k > 0) {
-            folded = GuardedPrefix.fold(model, parameterStore, k, foldLayout, manager);
+            folded = GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager);
         }
     }
 
@@ -224,7 +229,7 @@ public final class FineTuner implements AutoCloseable {
     }
 
     /**
-     * One step whose input enters at stage {@code fromStage} of {@link ResNet#stageNames()}: 0 for images, or the
+     * One step whose input enters at stage {@code fromStage} of {@link Network#stageNames()}: 0 for images, or the
      * cached output of a frozen prefix (the feature cache).
      */
     public float trainStep(NDArray inputs, NDArray labels, double lr, int fromStage) {
@@ -240,7 +245,7 @@ public final class FineTuner implements AutoCloseable {
             }
             try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
                 NDArray logits = model.forwardStages(parameterStore, new NDList(x), true, start,
-                        ResNet.stageNames().size()).singletonOrThrow();
+                        model.stageNames().size()).singletonOrThrow();
                 lossValue = loss.evaluate(new NDList(labels), new NDList(logits));
                 lossValue.attach(step);
                 logits.attach(step);
@@ -283,7 +288,7 @@ public final class FineTuner implements AutoCloseable {
     }
 
     /** The network: torchvision's module tree and parameter names. */
-    public ResNet model() {
+    public Network model() {
         return model;
     }
 
@@ -326,12 +331,12 @@ public final class FineTuner implements AutoCloseable {
 
     /** Builds a {@link FineTuner}; {@code checkpoint} null means torchvision's initialization (from scratch). */
     public static final class Builder {
-        private ResNetArch arch = ResNetArch.RESNET18;
+        private Architecture arch = ResNetArch.RESNET18;
         private Checkpoint checkpoint;
         private KeyMapping mapping = KeyMapping.defaults();
         private boolean strict = true;
         private Integer headClasses;
-        private float dropout;
+        private Float dropout;
         private FreezePolicy policy = FreezePolicy.trainAll();
         private OptimizerSettings optimizer = OptimizerSettings.sgd(0.01, 0.9);
         private Integer seed;
@@ -340,8 +345,8 @@ public final class FineTuner implements AutoCloseable {
         private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
 
         /** The architecture (default resnet18). */
-        public Builder arch(ResNetArch arch) {
-            this.arch = arch;
+        public Builder arch(Architecture arch) {
+            this.arch = java.util.Objects.requireNonNull(arch);
             return this;
         }
 
@@ -363,14 +368,14 @@ public final class FineTuner implements AutoCloseable {
             return this;
         }
 
-        /** Replaces {@code fc} with a new {@code Linear(features, classes)}. */
+        /** Replaces the head ({@code fc}, {@code classifier.1} …) with a new {@code Linear(features, classes)}. */
         public Builder headClasses(int classes) {
             this.headClasses = classes;
             return this;
         }
 
-        /** Dropout before {@code fc} in training steps, in [0, 1) (default 0). */
-        public Builder dropout(float p) {
+        /** Dropout before the head in training steps, in [0, 1); null (default) keeps the architecture's own. */
+        public Builder dropout(Float p) {
             this.dropout = p;
             return this;
         }

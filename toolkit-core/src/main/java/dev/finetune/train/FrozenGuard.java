@@ -4,7 +4,7 @@ import ai.djl.nn.Parameter;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.model.BnMode;
-import dev.finetune.model.ResNet;
+import dev.finetune.model.Network;
 import dev.finetune.policy.FreezePlan;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
@@ -27,7 +27,7 @@ public final class FrozenGuard implements AutoCloseable {
     private final ai.djl.ndarray.NDManager copiesManager;
     private final Map<String, ai.djl.ndarray.NDArray> copies = new LinkedHashMap<>();
 
-    private FrozenGuard(Map<String, String> before, ResNet model, ai.djl.ndarray.NDManager parent) {
+    private FrozenGuard(Map<String, String> before, Network model, ai.djl.ndarray.NDManager parent) {
         this.before = before;
         this.copiesManager = parent == null ? null : parent.newSubManager();
         if (copiesManager != null) {
@@ -41,17 +41,17 @@ public final class FrozenGuard implements AutoCloseable {
     }
 
     /** Fingerprints what {@code plan} freezes in {@code model} now. */
-    public static FrozenGuard capture(ResNet model, FreezePlan plan) {
+    public static FrozenGuard capture(Network model, FreezePlan plan) {
         return new FrozenGuard(checksums(model, plan), model, null);
     }
 
     /** Fingerprints and keeps native copies on {@code manager} for the fast per-epoch {@link #verifyQuick}. */
-    public static FrozenGuard capture(ResNet model, FreezePlan plan, ai.djl.ndarray.NDManager manager) {
+    public static FrozenGuard capture(Network model, FreezePlan plan, ai.djl.ndarray.NDManager manager) {
         return new FrozenGuard(checksums(model, plan), model, manager);
     }
 
     /** Compares every guarded tensor with its copy in native memory; a change is a hard failure naming it. */
-    public int verifyQuick(ResNet model) {
+    public int verifyQuick(Network model) {
         if (copiesManager == null) {
             throw new IllegalStateException("captured without native copies");
         }
@@ -92,7 +92,7 @@ public final class FrozenGuard implements AutoCloseable {
     /**
      * Checks every guarded tensor is bit-identical; returns how many were checked. A changed one is a hard failure.
      */
-    public int verify(ResNet model, FreezePlan plan) {
+    public int verify(Network model, FreezePlan plan) {
         Map<String, String> now = checksums(model, plan);
         List<String> changed = new ArrayList<>();
         for (Map.Entry<String, String> e : before.entrySet()) {
@@ -105,7 +105,7 @@ public final class FrozenGuard implements AutoCloseable {
         return before.size();
     }
 
-    private static Map<String, String> checksums(ResNet model, FreezePlan plan) {
+    private static Map<String, String> checksums(Network model, FreezePlan plan) {
         Map<String, Parameter> tensors = model.namedTensors();
         Map<String, String> out = new LinkedHashMap<>();
         for (FreezePlan.Decision d : plan.decisions()) {

@@ -11,7 +11,6 @@ import dev.finetune.data.LoadedBatch;
 import dev.finetune.inspect.InspectReport;
 import dev.finetune.inspect.ModelInspector;
 import dev.finetune.metrics.EpochMetrics;
-import dev.finetune.model.ResNet;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -240,7 +239,7 @@ public final class Trainer {
             return null;
         }
         InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
-        int stage = ResNet.stageNames().indexOf(f.firstTrainableStage());
+        int stage = ft.model().stageIndex(f.firstTrainableStage());
         if (stage == 0 || !f.deterministicPrefix()) {
             return null;
         }

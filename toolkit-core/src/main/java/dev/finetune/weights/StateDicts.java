@@ -3,7 +3,7 @@ package dev.finetune.weights;
 import ai.djl.nn.Parameter;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.model.BatchNorm2d;
-import dev.finetune.model.ResNet;
+import dev.finetune.model.Network;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -13,7 +13,7 @@ public final class StateDicts {
     private StateDicts() {}
 
     /** Copies every parameter and buffer out of the engine into JVM memory. */
-    public static LinkedHashMap<String, HostTensor> export(ResNet model) {
+    public static LinkedHashMap<String, HostTensor> export(Network model) {
         Map<String, BatchNorm2d> bns = new HashMap<>();
         model.batchNorms().forEach(n -> bns.put(n.name(), n.bn()));
         LinkedHashMap<String, HostTensor> out = new LinkedHashMap<>();

@@ -7,7 +7,7 @@ import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.model.BatchNorm2d;
-import dev.finetune.model.ResNet;
+import dev.finetune.model.Network;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -18,7 +18,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 /**
- * Copies a checkpoint's tensors into a {@link ResNet} by torchvision name and reports every key's fate. Strict by
+ * Copies a checkpoint's tensors into a {@link Network} by torchvision name and reports every key's fate. Strict by
  * default: anything missing, unexpected or mis-shaped is an error that lists the keys, unless the only difference is
  * a head the user asked to replace.
  */
@@ -32,7 +32,7 @@ public final class WeightLoader {
      *
      * @param mapping checkpoint key → model name
      * @param strict fail on any missing / unexpected / mis-shaped key
-     * @param newHead the model's {@code fc} is a new head: the checkpoint's {@code fc.*} is not loaded
+     * @param newHead the model's head ({@code fc}, {@code classifier.1} …) is new: the checkpoint's is not loaded
      */
     public record Options(KeyMapping mapping, boolean strict, boolean newHead) {
         public static Options defaults() {
@@ -41,7 +41,7 @@ public final class WeightLoader {
     }
 
     /** Loads {@code checkpoint} into {@code model} (already initialized) and returns the report. */
-    public static LoadReport load(ResNet model, Checkpoint checkpoint, Options options) {
+    public static LoadReport load(Network model, Checkpoint checkpoint, Options options) {
         LoadReport report = plan(model, checkpoint, options);
         if (options.strict() && !report.isClean()) {
             throw new CheckpointException(checkpoint.source(), strictMessage(model, report));
@@ -67,7 +67,7 @@ public final class WeightLoader {
     }
 
     /** Works out the report without changing the model (what {@code checkpoint inspect} shows). */
-    public static LoadReport plan(ResNet model, Checkpoint checkpoint, Options options) {
+    public static LoadReport plan(Network model, Checkpoint checkpoint, Options options) {
         Map<String, HostTensor> byName = mapped(checkpoint, options.mapping());
         Map<String, String> renamed = new LinkedHashMap<>();
         for (String key : checkpoint.tensors().keySet()) {
@@ -86,7 +86,7 @@ public final class WeightLoader {
             String name = e.getKey();
             long[] modelShape = e.getValue().getShape().getShape();
             HostTensor t = byName.get(name);
-            boolean head = name.startsWith("fc.");
+            boolean head = name.startsWith(model.headName() + ".");
             if (t == null) {
                 if (!(head && options.newHead())) {
                     missing.add(name);
@@ -154,7 +154,7 @@ public final class WeightLoader {
         a.set(FloatBuffer.wrap(t.data()));
     }
 
-    private static String strictMessage(ResNet model, LoadReport r) {
+    private static String strictMessage(Network model, LoadReport r) {
         StringBuilder b = new StringBuilder();
         b.append("does not fit ").append(model.arch().configName()).append(": ");
         List<String> problems = r.problems();
@@ -165,18 +165,18 @@ public final class WeightLoader {
         if (problems.size() > 12) {
             b.append(System.lineSeparator()).append("  … and ").append(problems.size() - 12).append(" more");
         }
-        b.append(System.lineSeparator()).append("Fix: ").append(hint(r));
+        b.append(System.lineSeparator()).append("Fix: ").append(hint(model, r));
         return b.toString();
     }
 
     /** The most likely fix, from the shape of the mismatch. */
-    private static String hint(LoadReport r) {
+    private static String hint(Network model, LoadReport r) {
         String prefix = commonPrefix(r.unexpected());
         if (!r.unexpected().isEmpty() && prefix != null && r.matched().isEmpty()) {
             return "the checkpoint's keys start with '" + prefix + "': set model.key_prefix: \"" + prefix + "\"";
         }
         boolean onlyHead = r.missing().isEmpty() && r.unexpected().isEmpty()
-                && r.shapeMismatches().stream().allMatch(s -> s.name().startsWith("fc."));
+                && r.shapeMismatches().stream().allMatch(s -> s.name().startsWith(model.headName() + "."));
         if (onlyHead && !r.shapeMismatches().isEmpty()) {
             return "the checkpoint's head has " + r.shapeMismatches().get(0).checkpointShape()[0]
                     + " classes; set model.head.classes to replace it with a new head";

@@ -76,17 +76,17 @@ class CheckpointsTest {
 
     @Test
     void headClassesAreCheckedNotTruncated() {
-        assertEquals(7, head(7, 2).headClasses().getAsInt());
+        assertEquals(7, head(7, 2).headClasses("fc").getAsInt());
         assertEquals(3, new Checkpoint(Path.of("m.pth"), CheckpointFormat.PYTORCH_PTH, new java.util.LinkedHashMap<>(Map.of(
-                "module.fc.weight", HostTensor.of(new long[] {3, 1}, new float[3]))), Map.of()).headClasses()
+                "module.fc.weight", HostTensor.of(new long[] {3, 1}, new float[3]))), Map.of()).headClasses("fc")
                 .getAsInt(), "after a wrapper prefix");
         for (long rows : new long[] {0, (1L << 32) + 1, 1L << 31, -1}) {
-            FinetuneException e = assertThrows(FinetuneException.class, () -> head(rows, 0).headClasses());
+            FinetuneException e = assertThrows(FinetuneException.class, () -> head(rows, 0).headClasses("fc"));
             assertEquals(ErrorKind.CHECKPOINT, e.kind());
             assertTrue(e.getMessage().contains("fc.weight has " + rows + " rows"), e.getMessage());
         }
         assertTrue(new Checkpoint(Path.of("x.pth"), CheckpointFormat.PYTORCH_PTH, new java.util.LinkedHashMap<>(),
-                Map.of()).headClasses().isEmpty());
+                Map.of()).headClasses("fc").isEmpty());
     }
 
     private static Checkpoint head(long rows, int cols) {

@@ -179,14 +179,15 @@ class FreezePolicyTest {
 
     @Test
     void frozenStagesOutOfRange() {
+        // The upper bound is the model's: ResNet has stem, layer1..layer4, then the head.
         FinetuneException e = assertThrows(FinetuneException.class,
-                () -> new FreezePolicy(true, 5, List.of(), BnPolicy.AUTO));
+                () -> new FreezePolicy(true, 5, List.of(), BnPolicy.AUTO).plan(tensors));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("freeze.frozen_stages: must be -1 (none) to 4 (stem and layer1..layer4), found 5", e.getMessage());
+        assertEquals("freeze.frozen_stages: must be -1 (none) to 4 for this model (its stages are [stem, layer1,"
+                + " layer2, layer3, layer4, head]; the head always trains), found 5", e.getMessage());
         FinetuneException low = assertThrows(FinetuneException.class,
                 () -> new FreezeConfig("train", -2, null, null, null).toPolicy());
-        assertEquals("freeze.frozen_stages: must be -1 (none) to 4 (stem and layer1..layer4), found -2",
-                low.getMessage());
+        assertEquals("freeze.frozen_stages: must be -1 (none) or more, found -2", low.getMessage());
     }
 
     /** Default freeze, layer4 and the head train: the batchnorm modes differ only in BN treatment. */

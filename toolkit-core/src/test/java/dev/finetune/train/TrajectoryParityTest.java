@@ -257,8 +257,8 @@ class TrajectoryParityTest {
         public void onTrainStart(TrainContext ctx) {
             foldedStages = Math.max(foldedStages, ctx.fineTuner().foldedStages());
             if (fcWeight == null) {
-                fcWeight = ctx.fineTuner().model().fc().weight().getArray().toFloatArray();
-                fcBias = ctx.fineTuner().model().fc().bias().getArray().toFloatArray();
+                fcWeight = ctx.fineTuner().model().head().weight().getArray().toFloatArray();
+                fcBias = ctx.fineTuner().model().head().bias().getArray().toFloatArray();
                 classes = ctx.fineTuner().model().numClasses();
             }
             if (!Files.exists(in.resolve("images.f32"))) {

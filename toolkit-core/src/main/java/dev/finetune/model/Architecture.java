@@ -1,0 +1,17 @@
+package dev.finetune.model;
+
+/**
+ * One torchvision architecture ({@code resnet18}, {@code resnext50_32x4d} …): its config name, the module name of the
+ * classifier that {@code model.head} replaces, and a factory for the network. Families implement it (ResNet's is
+ * {@link ResNetArch}); {@link Architectures} is the registry configs parse against.
+ */
+public interface Architecture {
+    /** The name used in configs and in torchvision ({@code resnet18}). */
+    String configName();
+
+    /** The module name of the last Linear, the one a new head replaces ({@code fc}, {@code classifier.1}). */
+    String headName();
+
+    /** A new, uninitialized network with a {@code classes}-way head; call {@link Network#initialize} before use. */
+    Network create(int classes);
+}

@@ -1,0 +1,35 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.pooling.Pool;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/** {@code nn.MaxPool2d(kernel, stride, padding)} as a child module (VGG's {@code features} holds them by index). */
+public final class MaxPool2d extends TorchModule {
+    private final int kernel;
+    private final int stride;
+    private final int padding;
+
+    public MaxPool2d(int kernel, int stride, int padding) {
+        this.kernel = kernel;
+        this.stride = stride;
+        this.padding = padding;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        return new NDList(Pool.maxPool2d(inputs.singletonOrThrow(), new Shape(kernel, kernel),
+                new Shape(stride, stride), new Shape(padding, padding), false));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+        Shape s = inputs[0];
+        long h = (s.get(2) + 2L * padding - kernel) / stride + 1;
+        long w = (s.get(3) + 2L * padding - kernel) / stride + 1;
+        return new Shape[] {new Shape(s.get(0), s.get(1), h, w)};
+    }
+}

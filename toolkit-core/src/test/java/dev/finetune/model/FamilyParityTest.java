@@ -1,0 +1,126 @@
+package dev.finetune.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.ParameterStore;
+import dev.finetune.checkpoint.Checkpoint;
+import dev.finetune.checkpoint.Checkpoints;
+import dev.finetune.engine.Engines;
+import dev.finetune.testing.TorchReference;
+import dev.finetune.weights.LoadReport;
+import dev.finetune.weights.WeightLoader;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Every family beyond ResNet-18 against Debian's torchvision on the same seeded weights (with perturbed BN statistics
+ * and non-zero biases): the tensor names and their order are the state_dict's, the parameter count is
+ * {@code sum(p.numel())}, and eval-mode and train-mode logits and the BN statistics update agree.
+ */
+class FamilyParityTest {
+    /** Every architecture the reference script covers; one Python run for all of them. */
+    static final String ARCHS = "resnext50_32x4d,wide_resnet50_2,mobilenet_v2,mobilenet_v3_small,"
+            + "mobilenet_v3_large,vgg16_bn";
+
+    static Path reference() throws IOException, InterruptedException {
+        return TorchReference.cached("families-reference", "DONE", "families.py", ARCHS);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"resnext50_32x4d", "wide_resnet50_2", "mobilenet_v2", "mobilenet_v3_small",
+        "mobilenet_v3_large", "vgg16_bn"})
+    void matchesTorchvision(String name) throws Exception {
+        Path dir = reference();
+        List<String> lines = Files.readAllLines(dir.resolve(name + ".keys.txt"));
+        long torchParams = Long.parseLong(lines.get(lines.size() - 1).substring("params ".length()));
+        List<String> torchKeys = new ArrayList<>(lines.subList(0, lines.size() - 1));
+        torchKeys.removeIf(k -> k.endsWith(".num_batches_tracked"));
+        Architecture arch = Architectures.parse(name);
+        Checkpoint ckpt = Checkpoints.read(dir.resolve(name + ".pth"));
+        Engines.pytorch();
+        try (NDManager m = NDManager.newBaseManager()) {
+            Network net = arch.create(1000).initialize(m);
+            assertEquals(torchKeys, new ArrayList<>(net.namedTensors().keySet()), name + ": state_dict keys");
+            long params = net.namedTensors().entrySet().stream()
+                    .filter(e -> !e.getKey().endsWith(".running_mean") && !e.getKey().endsWith(".running_var"))
+                    .mapToLong(e -> e.getValue().getShape().size())
+                    .sum();
+            assertEquals(torchParams, params, name + ": parameter count");
+            LoadReport report = WeightLoader.load(net, ckpt, WeightLoader.Options.defaults());
+            assertTrue(report.isClean(), report.summary());
+            net.setDropout(0);
+            NDArray x = m.create(readF32(dir.resolve("input.f32")), new Shape(2, 3, 64, 64));
+            ParameterStore ps = new ParameterStore(m, false);
+            float[] eval;
+            float[] inferred;
+            try (var g = Engines.noGrad()) {
+                eval = net.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray();
+                inferred = net.inferLogits(ps, x).toFloatArray();
+            }
+            float[] torchEval = readF32(dir.resolve(name + "_eval.f32"));
+            double tol = 1e-5 * Math.max(1, scale(torchEval)) + 1e-5;
+            double d = TorchReference.maxAbsDiff(eval, torchEval);
+            System.out.printf("parity: %s eval logits max |diff| %.3g (scale %.3g)%n", name, d, scale(torchEval));
+            assertTrue(d < tol, name + " eval logits differ from torchvision by " + d + " (tolerance " + tol + ")");
+            assertTrue(TorchReference.maxAbsDiff(inferred, eval) == 0, name + ": inferLogits equals forward");
+
+            // Train mode (dropout rates 0 on both sides): batch statistics and the running-statistics update.
+            disableInternalDropout(net);
+            float[] train;
+            try (var g = Engines.noGrad()) {
+                train = net.forward(ps, new NDList(x), true).singletonOrThrow().toFloatArray();
+            }
+            float[] torchTrain = readF32(dir.resolve(name + "_train.f32"));
+            double dt = TorchReference.maxAbsDiff(train, torchTrain);
+            double tolT = 1e-4 * Math.max(1, scale(torchTrain));
+            System.out.printf("parity: %s train-mode logits max |diff| %.3g%n", name, dt);
+            assertTrue(dt < tolT, name + " train-mode logits differ from torchvision by " + dt);
+            BatchNorm2d first = net.batchNorms().get(0).bn();
+            float[] stats = readF32(dir.resolve(name + "_train_stats.f32"));
+            int c = first.channels();
+            float[] mean = first.runningMean().getArray().toFloatArray();
+            float[] var = first.runningVar().getArray().toFloatArray();
+            for (int i = 0; i < c; i++) {
+                assertEquals(stats[i], mean[i], 1e-5 + 1e-5 * Math.abs(stats[i]), name + " running_mean[" + i + "]");
+                assertEquals(stats[c + i], var[i], 1e-4 * Math.max(1, Math.abs(stats[c + i])),
+                        name + " running_var[" + i + "]");
+            }
+        }
+    }
+
+    /** Sets every dropout inside the classifier to 0, as the reference does (the head's own is 0 already). */
+    private static void disableInternalDropout(Network net) {
+        net.namedModules().values().forEach(b -> {
+            if (b instanceof DropoutLayer d) {
+                d.setP(0);
+            }
+        });
+    }
+
+    private static double scale(float[] a) {
+        double s = 0;
+        for (float v : a) {
+            s = Math.max(s, Math.abs(v));
+        }
+        return s;
+    }
+
+    static float[] readF32(Path f) throws IOException {
+        byte[] b = Files.readAllBytes(f);
+        float[] out = new float[b.length / 4];
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
+        return out;
+    }
+}
