@@ -1,18 +1,21 @@
 package dev.finetune.cli;
 
+import ai.djl.ndarray.NDManager;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.engine.Engines;
-import dev.finetune.model.Network;
 import dev.finetune.model.Architecture;
 import dev.finetune.model.Architectures;
+import dev.finetune.model.Network;
+import dev.finetune.model.ResNetArch;
+import dev.finetune.weights.ArchitectureRecognizer;
 import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.LoadReport;
 import dev.finetune.weights.WeightLoader;
-import ai.djl.ndarray.NDManager;
 import java.io.PrintWriter;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -39,7 +42,8 @@ final class CheckpointCommand implements Runnable {
                 + " torchvision:resnet18")
         String source;
 
-        @Option(names = "--arch", defaultValue = "resnet18", description = "architecture to map onto (${DEFAULT-VALUE})")
+        @Option(names = "--arch", description = "architecture to map onto (default: the one its keys and shapes"
+                + " show, else resnet18)")
         String arch;
 
         @Option(names = "--key-prefix", description = "a prefix to strip from the keys, e.g. backbone.")
@@ -54,14 +58,16 @@ final class CheckpointCommand implements Runnable {
         @Override
         public Integer call() {
             Checkpoint ckpt = Checkpoints.read(source);
-            Architecture a = Architectures.parse(arch);
+            KeyMapping mapping = KeyMapping.of(keyPrefix, java.util.List.of());
+            Optional<ArchitectureRecognizer.Recognized> recognized = ArchitectureRecognizer.recognize(ckpt, mapping);
+            Architecture a = arch != null ? Architectures.parse(arch)
+                    : recognized.map(ArchitectureRecognizer.Recognized::arch).orElse(ResNetArch.RESNET18);
             int classes = ckpt.headClasses(a.headName()).orElse(1000);
             Engines.pytorch();
             LoadReport report;
             try (NDManager m = NDManager.newBaseManager()) {
                 Network net = a.create(classes).initialize(m);
-                report = WeightLoader.plan(net, ckpt, new WeightLoader.Options(
-                        KeyMapping.of(keyPrefix, java.util.List.of()), true, false));
+                report = WeightLoader.plan(net, ckpt, new WeightLoader.Options(mapping, true, false));
             }
             PrintWriter out = spec.commandLine().getOut();
             if (output.json()) {
@@ -75,6 +81,8 @@ final class CheckpointCommand implements Runnable {
                 o.put("elements", ckpt.parameterCount());
                 o.put("dtypes", ckpt.dtypeCounts());
                 o.put("metadata", ckpt.metadata());
+                o.put("recognized", recognized.map(r -> Map.of("arch", r.arch().configName(), "classes",
+                        r.classes())).orElse(null));
                 o.put("arch", a.configName());
                 o.put("classes", classes);
                 o.put("mapping", report);
@@ -90,6 +98,9 @@ final class CheckpointCommand implements Runnable {
                 if (!ckpt.metadata().isEmpty()) {
                     out.printf("metadata: %s%n", ckpt.metadata().keySet());
                 }
+                out.printf("recognized: %s%n", recognized.map(ArchitectureRecognizer.Recognized::describe)
+                        .orElse("no known architecture (its keys and shapes fit none of " + Architectures.names().size()
+                                + "; see --arch and --key-prefix)"));
                 out.printf("mapping onto %s (%d classes):%n", a.configName(), classes);
                 out.print(report.summary());
                 out.println(report.isClean() ? "result: loads cleanly" : "result: does NOT load strictly ("

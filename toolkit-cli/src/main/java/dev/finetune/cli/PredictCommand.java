@@ -24,7 +24,8 @@ final class PredictCommand implements Callable<Integer> {
             + " .safetensors or torchvision:resnet18")
     String checkpoint;
 
-    @Option(names = "--arch", description = "architecture for plain .pth/.safetensors files (default resnet18)")
+    @Option(names = "--arch", description = "architecture for plain .pth/.safetensors files (default: the one its"
+            + " keys and shapes show, else resnet18)")
     String arch;
 
     @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "image files, or folders (every image below)")

@@ -23,8 +23,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * The torchvision ImageNet weights, named {@code torchvision:resnet18} (also resnet34, resnet50 and
- * {@code resnet50:IMAGENET1K_V2}), fetched once into PyTorch's own cache
+ * The torchvision ImageNet weights, named {@code torchvision:resnet18} ({@code torchvision:mobilenet_v3_large},
+ * {@code torchvision:resnet50:IMAGENET1K_V2} … for every architecture the toolkit builds), fetched once into PyTorch's own cache
  * ({@code $TORCH_HOME/hub/checkpoints}, by default {@code ~/.cache/torch/hub/checkpoints} or
  * {@code $XDG_CACHE_HOME/torch/hub/checkpoints}) so that Python and this toolkit share one copy.
  *
@@ -40,14 +40,56 @@ public final class TorchvisionWeights {
     public static final URI DEFAULT_BASE_URL = URI.create("https://download.pytorch.org/models/");
 
     /**
-     * Files by model name, as torchvision 0.14's {@code models/resnet.py} lists them: the bare name is IMAGENET1K_V1
-     * (what {@code pretrained=True} loads); {@code :IMAGENET1K_V2} names the newer recipe where there is one.
+     * One entry of torchvision's weight tables: the file (with torch.hub's SHA-256 prefix) and the eval transform the
+     * weights were published with ({@code ImageClassification(crop_size, resize_size, interpolation)}, ImageNet
+     * mean and std).
      */
-    private static final Map<String, String> FILES = new TreeMap<>(Map.of(
-            "resnet18", "resnet18-f37072fd.pth",
-            "resnet34", "resnet34-b627a593.pth",
-            "resnet50", "resnet50-0676ba61.pth",
-            "resnet50:IMAGENET1K_V2", "resnet50-11ad3fa6.pth"));
+    public record Entry(String name, String file, int resizeSize, int cropSize, String interpolation) {
+        /** The architecture part of the name ({@code resnet50} for {@code resnet50:IMAGENET1K_V2}). */
+        public String arch() {
+            int colon = name.indexOf(':');
+            return colon < 0 ? name : name.substring(0, colon);
+        }
+    }
+
+    /**
+     * Entries by name, as torchvision 0.14's {@code models/*.py} list them: the bare name is IMAGENET1K_V1 (what
+     * {@code pretrained=True} loads); {@code :IMAGENET1K_V2} names the newer recipe where there is one. Read from
+     * {@code torchvision-weights.properties}, which a test checks against Debian's torchvision.
+     */
+    private static final Map<String, Entry> FILES = loadTable();
+
+    private static Map<String, Entry> loadTable() {
+        Map<String, Entry> out = new TreeMap<>();
+        try (InputStream in = TorchvisionWeights.class.getResourceAsStream("torchvision-weights.properties")) {
+            if (in == null) {
+                throw new IllegalStateException("torchvision-weights.properties missing from the jar");
+            }
+            for (String line : new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).split("\n")) {
+                line = line.strip();
+                if (line.isEmpty() || line.startsWith("#")) {
+                    continue;
+                }
+                String[] kv = line.split("\\s*=\\s*", 2);
+                String[] f = kv[1].split("\\s+");
+                out.put(kv[0], new Entry(kv[0], f[0], Integer.parseInt(f[1]), Integer.parseInt(f[2]), f[3]));
+            }
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return java.util.Collections.unmodifiableMap(out);
+    }
+
+    /** The table entry for {@code torchvision:<name>} or {@code <name>}, if torchvision publishes such weights. */
+    public static java.util.Optional<Entry> entry(String source) {
+        String model = source.startsWith(SCHEME) ? source.substring(SCHEME.length()) : source;
+        return java.util.Optional.ofNullable(FILES.get(model));
+    }
+
+    /** The entry whose file is named {@code fileName} ({@code mobilenet_v2-b0353104.pth}), if any. */
+    public static java.util.Optional<Entry> entryForFile(String fileName) {
+        return FILES.values().stream().filter(e -> e.file().equals(fileName)).findFirst();
+    }
 
     /** System property that allows downloading weights missing from the cache (the CLI's {@code --download}). */
     public static final String DOWNLOAD_PROPERTY = "finetune.download";
@@ -142,12 +184,12 @@ public final class TorchvisionWeights {
      */
     public Path resolve(String source) {
         String model = source.startsWith(SCHEME) ? source.substring(SCHEME.length()) : source;
-        String fileName = FILES.get(model);
-        if (fileName == null) {
+        Entry entry = FILES.get(model);
+        if (entry == null) {
             throw new FinetuneException(ErrorKind.CHECKPOINT, source + ": unknown torchvision weights; supported: "
                     + String.join(", ", FILES.keySet().stream().map(m -> SCHEME + m).toList()));
         }
-        return fetch(fileName);
+        return fetch(entry.file());
     }
 
     /**

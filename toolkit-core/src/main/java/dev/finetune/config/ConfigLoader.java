@@ -123,7 +123,9 @@ public final class ConfigLoader {
 
     /** Everything that can be checked without the model or the data, so a bad config fails before any output. */
     private static void validate(ExperimentConfig c) {
-        dev.finetune.model.Architectures.parse(c.model().arch());
+        if (c.model().arch() != null) {
+            dev.finetune.model.Architectures.parse(c.model().arch());
+        }
         c.optimizer().toSettings();
         c.freeze().toPolicy();
         for (int i = 0; i < c.model().remap().size(); i++) {

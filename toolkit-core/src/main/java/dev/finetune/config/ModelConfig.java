@@ -6,7 +6,8 @@ import java.util.List;
 /**
  * {@code model:} — the network, where its weights come from, and the new head.
  *
- * @param arch resnet18 (default), resnet34, resnet50
+ * @param arch a torchvision architecture name ({@code resnet18}, {@code mobilenet_v3_large} …); absent, the one the
+ *     checkpoint's keys and shapes show, else resnet18
  * @param checkpoint a file (.pth, .safetensors, our own), {@code torchvision:resnet18}, or absent/{@code none} for
  *     torchvision's from-scratch initialization
  * @param keyPrefix a prefix to strip from checkpoint keys ({@code backbone.}); {@code module.} and
@@ -19,7 +20,6 @@ public record ModelConfig(
         String arch, String checkpoint, String keyPrefix, List<RemapConfig> remap, Boolean strict, HeadConfig head) {
 
     public ModelConfig {
-        arch = arch == null ? "resnet18" : arch;
         remap = remap == null ? List.of() : List.copyOf(remap);
         strict = strict == null ? Boolean.TRUE : strict;
         if ("none".equals(checkpoint) || (checkpoint != null && checkpoint.isBlank())) {

@@ -8,11 +8,14 @@ import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.Checkpoints;
+import dev.finetune.checkpoint.TorchvisionWeights;
 import dev.finetune.engine.Engines;
-import dev.finetune.model.Network;
 import dev.finetune.model.Architecture;
 import dev.finetune.model.Architectures;
+import dev.finetune.model.Network;
+import dev.finetune.model.ResNetArch;
 import dev.finetune.run.TrainingCheckpoint;
+import dev.finetune.weights.ArchitectureRecognizer;
 import dev.finetune.weights.KeyMapping;
 import dev.finetune.weights.WeightLoader;
 import java.io.IOException;
@@ -76,8 +79,16 @@ public final class TrainedModel implements AutoCloseable {
                             + " says " + side.arch());
                 }
             } else {
-                a = Architectures.parse(arch == null ? "resnet18" : arch);
-                prep = TrainingCheckpoint.Preprocessing.imagenet();
+                // A raw state_dict: --arch, else what its keys and shapes show, else ResNet-18 (whose strict load
+                // then names what differs). torchvision's own files bring their weights' eval transform.
+                a = arch != null ? Architectures.parse(arch)
+                        : ArchitectureRecognizer.recognize(c, KeyMapping.defaults())
+                                .map(ArchitectureRecognizer.Recognized::arch).orElse(ResNetArch.RESNET18);
+                prep = TorchvisionWeights.entryForFile(c.source().getFileName().toString())
+                        .map(e -> new TrainingCheckpoint.Preprocessing(e.cropSize(), e.resizeSize(),
+                                TrainingCheckpoint.Preprocessing.imagenet().mean(),
+                                TrainingCheckpoint.Preprocessing.imagenet().std()))
+                        .orElse(TrainingCheckpoint.Preprocessing.imagenet());
             }
         }
         int rows = c.headClasses(a.headName()).orElse(1000);

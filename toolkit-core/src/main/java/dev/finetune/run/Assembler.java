@@ -22,7 +22,9 @@ import dev.finetune.data.TransformSpec;
 import dev.finetune.inspect.InspectReport;
 import dev.finetune.inspect.ModelInspector;
 import dev.finetune.metrics.MetricChoice;
+import dev.finetune.model.Architecture;
 import dev.finetune.model.Architectures;
+import dev.finetune.model.ResNetArch;
 import dev.finetune.policy.FreezePolicy;
 import dev.finetune.policy.NamePattern;
 import dev.finetune.train.EarlyStoppingListener;
@@ -32,10 +34,12 @@ import dev.finetune.train.LrSchedule;
 import dev.finetune.train.Trainer;
 import dev.finetune.train.TrainingData;
 import dev.finetune.train.TrainingListener;
+import dev.finetune.weights.ArchitectureRecognizer;
 import dev.finetune.weights.KeyMapping;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 
 /**
  * The one place a config becomes objects: the checkpoint, the model with its policy and optimizer, the data, the
@@ -70,13 +74,30 @@ public final class Assembler {
     }
 
     /**
+     * The architecture {@code model.arch} names; unset, the one the checkpoint's keys and shapes show (after
+     * {@code key_prefix} / {@code remap}), else resnet18, whose strict load then names what differs.
+     */
+    public static Architecture architecture(ModelConfig m, Checkpoint checkpoint) {
+        if (m.arch() != null) {
+            return Architectures.parse(m.arch());
+        }
+        if (checkpoint != null) {
+            Optional<ArchitectureRecognizer.Recognized> r = ArchitectureRecognizer.recognize(checkpoint, mapping(m));
+            if (r.isPresent()) {
+                return r.get().arch();
+            }
+        }
+        return ResNetArch.RESNET18;
+    }
+
+    /**
      * A {@link FineTuner} for the config. {@code dataClasses} is the class count of the data set, used when
      * {@code model.head.classes} is {@code auto} (null when there is no data, e.g. for inspect).
      */
     public static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, Integer dataClasses) {
         ExperimentConfig c = loaded.config();
         FineTuner.Builder b = FineTuner.builder()
-                .arch(Architectures.parse(c.model().arch()))
+                .arch(architecture(c.model(), checkpoint))
                 .checkpoint(checkpoint)
                 .mapping(mapping(c.model()))
                 .strict(c.model().strict())

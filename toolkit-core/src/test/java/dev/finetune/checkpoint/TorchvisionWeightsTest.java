@@ -184,4 +184,29 @@ class TorchvisionWeightsTest {
         });
         assertEquals(0, requests.get());
     }
+
+    /** The shipped table is torchvision's own, for exactly the architectures the toolkit builds. */
+    @Test
+    void theWeightTableIsTorchvisionsForEveryArchitecture() throws Exception {
+        String archs = String.join(",", dev.finetune.model.Architectures.names());
+        String expected = dev.finetune.testing.TorchReference.runPython(
+                dev.finetune.testing.TorchReference.repoRoot().resolve("scripts/reference/torchvision_weights.py")
+                        .toString(), archs);
+        StringBuilder ours = new StringBuilder();
+        try (var in = TorchvisionWeights.class.getResourceAsStream("torchvision-weights.properties")) {
+            for (String line : new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8).split("\n")) {
+                if (!line.isBlank() && !line.startsWith("#")) {
+                    ours.append(line).append('\n');
+                }
+            }
+        }
+        assertEquals(expected, ours.toString(), "regenerate with scripts/reference/torchvision_weights.py " + archs);
+        for (String arch : dev.finetune.model.Architectures.names()) {
+            TorchvisionWeights.Entry e = TorchvisionWeights.entry("torchvision:" + arch).orElseThrow();
+            assertEquals(arch, e.arch());
+            assertTrue(e.file().startsWith(arch + "-"), e.file());
+        }
+        assertEquals(224, TorchvisionWeights.entry("mobilenet_v2:IMAGENET1K_V2").orElseThrow().cropSize());
+        assertEquals(232, TorchvisionWeights.entry("mobilenet_v2:IMAGENET1K_V2").orElseThrow().resizeSize());
+    }
 }

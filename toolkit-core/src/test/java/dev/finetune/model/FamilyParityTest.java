@@ -100,6 +100,37 @@ class FamilyParityTest {
         }
     }
 
+    /** {@code checkpoint inspect}, {@code predict} and an unset {@code model.arch} tell the architecture from the file. */
+    @org.junit.jupiter.api.Test
+    void recognizesEachArchitectureFromKeysAndShapes() throws Exception {
+        Path dir = reference();
+        for (String name : ARCHS.split(",")) {
+            Checkpoint ckpt = Checkpoints.read(dir.resolve(name + ".pth"));
+            var r = dev.finetune.weights.ArchitectureRecognizer.recognize(ckpt,
+                    dev.finetune.weights.KeyMapping.defaults()).orElseThrow(() -> new AssertionError(name));
+            assertEquals(name, r.arch().configName());
+            assertEquals("torchvision " + name + ", 1000 classes", r.describe());
+        }
+        // A 10-class head and DataParallel's "module." prefix: still recognized, with the head's class count.
+        Checkpoint v2 = Checkpoints.read(dir.resolve("mobilenet_v2.pth"));
+        java.util.LinkedHashMap<String, dev.finetune.checkpoint.HostTensor> renamed = new java.util.LinkedHashMap<>();
+        v2.tensors().forEach((k, t) -> renamed.put("module." + k, k.startsWith("classifier.1.")
+                ? dev.finetune.checkpoint.HostTensor.of(k.endsWith("weight") ? new long[] {10, 1280}
+                        : new long[] {10}, new float[k.endsWith("weight") ? 12800 : 10])
+                : t));
+        Checkpoint wrapped = new Checkpoint(v2.source(), v2.format(), renamed, v2.metadata());
+        var r = dev.finetune.weights.ArchitectureRecognizer.recognize(wrapped,
+                dev.finetune.weights.KeyMapping.defaults()).orElseThrow();
+        assertEquals("torchvision mobilenet_v2, 10 classes", r.describe());
+        // A ResNet-50 with one stage cut short fits nothing.
+        Checkpoint cut = Checkpoints.read(dir.resolve("resnext50_32x4d.pth"));
+        var fewer = new java.util.LinkedHashMap<>(cut.tensors());
+        fewer.keySet().removeIf(k -> k.startsWith("layer3.5."));
+        assertTrue(dev.finetune.weights.ArchitectureRecognizer.recognize(
+                new Checkpoint(cut.source(), cut.format(), fewer, cut.metadata()),
+                dev.finetune.weights.KeyMapping.defaults()).isEmpty());
+    }
+
     /** Sets every dropout inside the classifier to 0, as the reference does (the head's own is 0 already). */
     private static void disableInternalDropout(Network net) {
         net.namedModules().values().forEach(b -> {
