@@ -7,7 +7,7 @@ For each ARCH (a torchvision.models builder name) writes, into OUT_DIR:
   ARCH.pth             the seeded model's state_dict, with non-trivial BN statistics and affine values
   ARCH.keys.txt        state_dict keys in order, one per line, then a last line "params N"
   ARCH_eval.f32        eval-mode logits (2, 1000) for input.f32
-  ARCH_train.f32       train-mode logits (dropout off: p=0) for the same input
+  ARCH_train.f32       train-mode logits (dropout and stochastic depth off: p=0) for the same input
   ARCH_train_stats.f32 running_mean then running_var of the first BatchNorm after that train-mode forward
 and input.f32, a (2, 3, 64, 64) input; raw little-endian float32. Writes DONE last.
 """
@@ -31,7 +31,7 @@ for name in archs:
     with torch.no_grad():
         model.train()
         for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
+            if isinstance(m, (torch.nn.Dropout, torchvision.ops.StochasticDepth)):
                 m.p = 0.0
         model(torch.randn(4, 3, 64, 64))
         for m in norms:

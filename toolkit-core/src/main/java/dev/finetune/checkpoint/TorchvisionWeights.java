@@ -186,8 +186,10 @@ public final class TorchvisionWeights {
         String model = source.startsWith(SCHEME) ? source.substring(SCHEME.length()) : source;
         Entry entry = FILES.get(model);
         if (entry == null) {
-            throw new FinetuneException(ErrorKind.CHECKPOINT, source + ": unknown torchvision weights; supported: "
-                    + String.join(", ", FILES.keySet().stream().map(m -> SCHEME + m).toList()));
+            throw new FinetuneException(ErrorKind.CHECKPOINT, source + ": unknown torchvision weights; write "
+                    + SCHEME + "ARCH for one of " + FILES.values().stream().map(Entry::arch).distinct().toList()
+                    + ", or " + SCHEME + "ARCH:WEIGHTS for " + FILES.keySet().stream().filter(k -> k.contains(":"))
+                            .toList());
         }
         return fetch(entry.file());
     }

@@ -12,6 +12,7 @@ public final class Architectures {
     static {
         List<Architecture> all = new ArrayList<>(List.of(ResNetArch.values()));
         all.addAll(List.of(MobileNetArch.values()));
+        all.addAll(List.of(EfficientNetArch.values()));
         all.addAll(List.of(VggArch.values()));
         ALL = Collections.unmodifiableList(all);
     }

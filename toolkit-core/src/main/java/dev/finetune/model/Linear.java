@@ -32,6 +32,13 @@ public final class Linear extends TorchModule {
         return this;
     }
 
+    /** {@code uniform_(weight, -bound, bound)} and a zero bias (EfficientNet's classifier from scratch). */
+    public Linear uniformInit(float bound) {
+        weight.setInitializer((manager, shape, dataType) -> manager.randomUniform(-bound, bound, shape, dataType));
+        bias.setInitializer(ai.djl.training.initializer.Initializer.ZEROS);
+        return this;
+    }
+
     public int inFeatures() {
         return inFeatures;
     }

@@ -72,21 +72,25 @@ public final class GroupedOptimizer implements AutoCloseable {
         for (int i = 0; i < settings.groups().size(); i++) {
             String where = "optimizer.groups[" + i + "].match";
             NamePattern p = NamePattern.parse(settings.groups().get(i).match(), where);
-            if (tensors.keySet().stream().noneMatch(p::matches)) {
+            if (plan.decisions().stream().noneMatch(d -> p.matches(d.tensor()))) {
                 throw new ConfigException("", where + ": pattern '" + p.source() + "' matches no parameter of the model; names are"
                                 + " torchvision's (layer4.0.conv1.weight, fc.bias); run 'finetune inspect'");
             }
             patterns.add(p);
         }
         List<ParamSlot> out = new ArrayList<>();
-        for (String name : plan.trainableNames()) {
+        for (FreezePlan.Decision d : plan.decisions()) {
+            if (!d.trainable()) {
+                continue;
+            }
+            String name = d.name();
             Parameter p = tensors.get(name);
             double mult = 1;
             boolean noDecay = !settings.decayNormAndBias() && p.getShape().dimension() <= 1;
             double wd = noDecay ? 0 : settings.weightDecay();
             String group = noDecay && settings.weightDecay() > 0 ? "base (no decay: bias/norm)" : "base";
             for (int i = 0; i < patterns.size(); i++) {
-                if (patterns.get(i).matches(name)) {
+                if (patterns.get(i).matches(d.tensor())) {
                     OptimizerSettings.GroupSettings g = settings.groups().get(i);
                     // The last matching group decides everything; what it leaves out is the base setting.
                     mult = g.lrMult() == null ? 1 : g.lrMult();

@@ -56,8 +56,8 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
             return new Rule(train, p, where);
         }
 
-        boolean matches(String name) {
-            return patterns.stream().anyMatch(p -> p.matches(name));
+        boolean matches(TensorInfo t) {
+            return patterns.stream().anyMatch(p -> p.matches(t));
         }
 
         /** As written: {@code train: fc.*}. */
@@ -74,7 +74,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
 
     /** The linear probe: everything frozen but the head, frozen BN keeps its statistics. */
     public static FreezePolicy linearProbe() {
-        return new FreezePolicy(false, -1, List.of(Rule.train("freeze.rules[0]", "fc.*")), BnPolicy.AUTO);
+        return new FreezePolicy(false, -1, List.of(Rule.train("freeze.rules[0]", "stage:head")), BnPolicy.AUTO);
     }
 
     /** This policy with one more rule at the end (it wins over the earlier ones): how gradual unfreezing works. */
@@ -98,7 +98,11 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
         }
         for (Rule rule : rules) {
             for (NamePattern p : rule.patterns()) {
-                if (names.stream().noneMatch(p::matches)) {
+                if (p.stage() != null && !stageNames.contains(p.stage())) {
+                    throw new ConfigException(p.where(), "pattern '" + p.source() + "' names no stage of this model;"
+                            + " its stages are " + stageNames);
+                }
+                if (tensors.stream().noneMatch(p::matches)) {
                     throw new ConfigException("", p.where() + ": pattern '" + p.source() + "' matches no parameter of the model; nearest"
                                     + " names: " + NearestNames.nearest(p.source(), names, 5)
                                     + ". Names are torchvision's (conv1.weight, layer4.1.bn2.bias, fc.weight); run"
@@ -120,7 +124,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
                 why = "frozen_stages: " + frozenStages;
             }
             for (Rule rule : rules) {
-                if (rule.matches(t.name())) {
+                if (rule.matches(t)) {
                     train = rule.train();
                     why = rule.where() + " (" + rule.describe() + ")";
                 }
@@ -155,7 +159,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
         FreezePlan plan = new FreezePlan(this, decisions, modes, modeWhy);
         if (plan.trainableParameterCount() == 0) {
             throw new ConfigException("", "freeze: this policy leaves nothing to train (all " + plan.frozenParameterCount()
-                            + " parameters frozen); add a rule such as {train: \"fc.*\"} or set default: train");
+                            + " parameters frozen); add a rule such as {train: \"stage:head\"} or set default: train");
         }
         return plan;
     }

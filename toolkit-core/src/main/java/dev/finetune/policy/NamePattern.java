@@ -11,7 +11,9 @@ import java.util.regex.PatternSyntaxException;
  *       {@code ?} one character; it must match the whole name;</li>
  *   <li>a module name ({@code layer4}, {@code layer3.1}): matches every tensor below that module, as PyTorch users
  *       write {@code model.layer4.parameters()};</li>
- *   <li>{@code re:} + a Java regex ({@code re:^layer[1-3]\.}), searched anywhere in the name like {@code re.search}.</li>
+ *   <li>{@code re:} + a Java regex ({@code re:^layer[1-3]\.}), searched anywhere in the name like {@code re.search};</li>
+ *   <li>{@code stage:} + a stage name of the model ({@code stage:head}, {@code stage:layer4}, {@code stage:stage5}):
+ *       every tensor of that stage, whatever the family calls its modules, so one policy fits every architecture.</li>
  * </ul>
  *
  * @param source the pattern as the user wrote it (used in reports and errors)
@@ -23,6 +25,12 @@ public record NamePattern(String source, String where, Pattern regex, boolean pr
     public static NamePattern parse(String source, String where) {
         if (source == null || source.isBlank()) {
             throw new ConfigException("", where + ": empty pattern; write a name, a glob or re:REGEX");
+        }
+        if (source.startsWith(STAGE)) {
+            if (source.length() == STAGE.length()) {
+                throw new ConfigException(where, "empty stage name; write stage:head, stage:layer4 …");
+            }
+            return new NamePattern(source, where, null, false);
         }
         if (source.startsWith("re:")) {
             String re = source.substring(3);
@@ -49,8 +57,27 @@ public record NamePattern(String source, String where, Pattern regex, boolean pr
         return new NamePattern(source, where, Pattern.compile(re.toString()), !wild);
     }
 
-    /** Whether this pattern selects the tensor {@code name}. */
+    /** The prefix of a stage pattern. */
+    public static final String STAGE = "stage:";
+
+    /** The stage a {@code stage:} pattern names, else null. */
+    public String stage() {
+        return source.startsWith(STAGE) ? source.substring(STAGE.length()) : null;
+    }
+
+    /** Whether this pattern selects {@code t}: by its stage for {@code stage:} patterns, else by its name. */
+    public boolean matches(TensorInfo t) {
+        if (stage() != null) {
+            return t.stage() >= 0 && t.stageNames().get(t.stage()).equals(stage());
+        }
+        return matches(t.name());
+    }
+
+    /** Whether this pattern selects the tensor {@code name} (a {@code stage:} pattern needs the stage: false). */
     public boolean matches(String name) {
+        if (stage() != null) {
+            return false;
+        }
         if (source.startsWith("re:")) {
             return regex.matcher(name).find();
         }

@@ -12,8 +12,9 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * Tells the architecture of a state_dict from its keys and shapes: the one known architecture whose every tensor is
- * in the checkpoint with the same shape (the head's rows aside: they give the class count). Networks are built
+ * Tells the architecture of a state_dict from its keys and shapes: the one known architecture whose tensors are
+ * exactly the checkpoint's (BN counters and optimizer state aside), with the same shapes (the head's rows give the
+ * class count). Exactly, not a subset: EfficientNet-B0's tensors are a subset of B1's. Networks are built
  * without allocating their weights, so trying every architecture costs milliseconds.
  */
 public final class ArchitectureRecognizer {
@@ -30,7 +31,12 @@ public final class ArchitectureRecognizer {
     /** The architecture of {@code checkpoint} after {@code mapping}, or empty when none fits. */
     public static Optional<Recognized> recognize(Checkpoint checkpoint, KeyMapping mapping) {
         Map<String, HostTensor> byName = new HashMap<>();
-        checkpoint.tensors().forEach((k, t) -> byName.put(mapping.map(k), t));
+        checkpoint.tensors().forEach((k, t) -> {
+            String name = mapping.map(k);
+            if (!name.endsWith(".num_batches_tracked") && !name.startsWith("optimizer.")) {
+                byName.put(name, t);
+            }
+        });
         Recognized best = null;
         for (Architecture a : Architectures.all()) {
             HostTensor head = byName.get(a.headName() + ".weight");
@@ -48,6 +54,9 @@ public final class ArchitectureRecognizer {
     }
 
     private static boolean fits(Network net, Map<String, HostTensor> byName) {
+        if (net.namedTensors().size() != byName.size()) {
+            return false;
+        }
         for (Map.Entry<String, Parameter> e : net.namedTensors().entrySet()) {
             HostTensor t = byName.get(e.getKey());
             if (t == null || !Arrays.equals(t.shape(), e.getValue().getShape().getShape())) {

@@ -32,7 +32,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 class FamilyParityTest {
     /** Every architecture the reference script covers; one Python run for all of them. */
     static final String ARCHS = "resnext50_32x4d,wide_resnet50_2,mobilenet_v2,mobilenet_v3_small,"
-            + "mobilenet_v3_large,vgg16_bn";
+            + "mobilenet_v3_large,efficientnet_b0,efficientnet_b1,efficientnet_b2,efficientnet_b3,efficientnet_v2_s,"
+            + "vgg16_bn";
 
     static Path reference() throws IOException, InterruptedException {
         return TorchReference.cached("families-reference", "DONE", "families.py", ARCHS);
@@ -40,7 +41,8 @@ class FamilyParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"resnext50_32x4d", "wide_resnet50_2", "mobilenet_v2", "mobilenet_v3_small",
-        "mobilenet_v3_large", "vgg16_bn"})
+        "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
+        "efficientnet_v2_s", "vgg16_bn"})
     void matchesTorchvision(String name) throws Exception {
         Path dir = reference();
         List<String> lines = Files.readAllLines(dir.resolve(name + ".keys.txt"));
@@ -131,11 +133,14 @@ class FamilyParityTest {
                 dev.finetune.weights.KeyMapping.defaults()).isEmpty());
     }
 
-    /** Sets every dropout inside the classifier to 0, as the reference does (the head's own is 0 already). */
+    /** Sets every dropout and stochastic-depth rate to 0, as the reference does (the head's own is 0 already). */
     private static void disableInternalDropout(Network net) {
         net.namedModules().values().forEach(b -> {
             if (b instanceof DropoutLayer d) {
                 d.setP(0);
+            }
+            if (b instanceof InvertedResidual r) {
+                r.setStochasticDepth(0);
             }
         });
     }

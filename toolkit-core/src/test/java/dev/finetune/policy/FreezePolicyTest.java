@@ -327,13 +327,30 @@ class FreezePolicyTest {
         assertEquals(List.of("layer1", "layer2", "layer3", "layer4", "layer1.0"), suggestions(e.getMessage()));
     }
 
+    /** {@code stage:NAME} selects a stage whatever its modules are called: one policy for every family. */
+    @Test
+    void stagePatternsSelectByStage() {
+        FreezePlan probe = FreezePolicy.linearProbe().plan(tensors);
+        assertEquals(List.of("fc.weight", "fc.bias"), probe.trainableNames());
+        assertEquals("freeze.rules[0] (train: stage:head)", decision(probe, "fc.bias").decidedBy());
+        FreezePlan last = new FreezePolicy(false, -1, List.of(FreezePolicy.Rule.train("freeze.rules[0]",
+                "stage:layer4", "stage:head")), BnPolicy.AUTO).plan(tensors);
+        assertEquals(LAYER4 + FC, last.trainableParameterCount());
+        assertTrue(last.isTrainable("layer4.1.bn2.weight"));
+        assertFalse(last.isTrainable("layer3.1.bn2.weight"));
+        FinetuneException e = assertThrows(FinetuneException.class, () -> new FreezePolicy(false, -1,
+                List.of(FreezePolicy.Rule.train("freeze.rules[0]", "stage:classifier")), BnPolicy.AUTO).plan(tensors));
+        assertEquals("freeze.rules[0]: pattern 'stage:classifier' names no stage of this model; its stages are [stem,"
+                + " layer1, layer2, layer3, layer4, head]", e.getMessage());
+    }
+
     @Test
     void policyThatTrainsNothing() {
         FinetuneException e = assertThrows(FinetuneException.class,
                 () -> new FreezePolicy(false, -1, List.of(), BnPolicy.AUTO).plan(tensors));
         assertEquals(ErrorKind.CONFIG, e.kind());
         assertEquals("freeze: this policy leaves nothing to train (all 11227812 parameters frozen); add a rule such as"
-                + " {train: \"fc.*\"} or set default: train", e.getMessage());
+                + " {train: \"stage:head\"} or set default: train", e.getMessage());
 
         FinetuneException late = assertThrows(FinetuneException.class, () -> new FreezePolicy(true, 4, List.of(
                 FreezePolicy.Rule.freeze("freeze.rules[0]", "fc")), BnPolicy.AUTO).plan(tensors));
