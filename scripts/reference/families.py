@@ -8,7 +8,8 @@ For each ARCH (a torchvision.models builder name) writes, into OUT_DIR:
   ARCH.keys.txt        state_dict keys in order, one per line, then a last line "params N"
   ARCH_eval.f32        eval-mode logits (2, 1000) for input.f32
   ARCH_train.f32       train-mode logits (dropout and stochastic depth off: p=0) for the same input
-  ARCH_train_stats.f32 running_mean then running_var of the first BatchNorm after that train-mode forward
+  ARCH_train_stats.f32 running_mean then running_var of the first BatchNorm after that train-mode forward (empty
+                       when the network has no BatchNorm)
 and input.f32, a (2, 3, 64, 64) input; raw little-endian float32. Writes DONE last.
 """
 import os
@@ -41,6 +42,12 @@ for name in archs:
             # Non-zero biases, so that a bias that is dropped or misplaced shows in the logits.
             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m.bias is not None:
                 m.bias.uniform_(-0.1, 0.1)
+            # Layer scale and LayerNorm affine values far from their initial 1e-6 / 1 / 0, so that they count.
+            if hasattr(m, "layer_scale"):
+                m.layer_scale.uniform_(0.5, 1.5)
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
         model.eval()
         logits = model(x)
     torch.save(model.state_dict(), os.path.join(out, name + ".pth"))
@@ -53,7 +60,7 @@ for name in archs:
         model.train()
         train_logits = model(x)
     train_logits.numpy().astype("<f4").tofile(os.path.join(out, name + "_train.f32"))
-    first = norms[0]
-    torch.cat([first.running_mean, first.running_var]).numpy().astype("<f4").tofile(
-        os.path.join(out, name + "_train_stats.f32"))
+    stats = (torch.cat([norms[0].running_mean, norms[0].running_var]) if norms  # no BatchNorm: empty
+             else torch.zeros(0))
+    stats.numpy().astype("<f4").tofile(os.path.join(out, name + "_train_stats.f32"))
 open(os.path.join(out, "DONE"), "w").close()

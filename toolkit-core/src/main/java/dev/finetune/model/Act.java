@@ -15,7 +15,7 @@ import ai.djl.util.PairList;
 public final class Act extends TorchModule {
     /** The activations torchvision's CNNs use, with PyTorch's definitions. */
     public enum Kind {
-        RELU, RELU6, HARDSWISH, HARDSIGMOID, SILU, SIGMOID;
+        RELU, RELU6, HARDSWISH, HARDSIGMOID, SILU, SIGMOID, GELU;
 
         /** Applies this activation. */
         public NDArray apply(NDArray x) {
@@ -28,6 +28,8 @@ public final class Act extends TorchModule {
                 case HARDSIGMOID -> x.add(3).clip(0, 6).div(6);
                 case SILU -> x.mul(Activation.sigmoid(x));
                 case SIGMOID -> Activation.sigmoid(x);
+                // nn.GELU(): the exact erf form (libtorch's gelu, approximate="none").
+                case GELU -> Activation.gelu(x);
             };
         }
     }

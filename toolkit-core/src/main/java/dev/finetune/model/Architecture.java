@@ -12,6 +12,14 @@ public interface Architecture {
     /** The module name of the last Linear, the one a new head replaces ({@code fc}, {@code classifier.1}). */
     String headName();
 
+    /**
+     * A checkpoint key as this architecture's modules name it: the identity, except where torchvision's published
+     * files use an older spelling that torchvision itself rewrites when loading (DenseNet's {@code norm.1}).
+     */
+    default String normalizeKey(String key) {
+        return key;
+    }
+
     /** A new, uninitialized network with a {@code classes}-way head; call {@link Network#initialize} before use. */
     Network create(int classes);
 }

@@ -13,6 +13,9 @@ public final class Architectures {
         List<Architecture> all = new ArrayList<>(List.of(ResNetArch.values()));
         all.addAll(List.of(MobileNetArch.values()));
         all.addAll(List.of(EfficientNetArch.values()));
+        all.addAll(List.of(ConvNeXtArch.values()));
+        all.addAll(List.of(RegNetArch.values()));
+        all.addAll(List.of(DenseNetArch.values()));
         all.addAll(List.of(VggArch.values()));
         ALL = Collections.unmodifiableList(all);
     }

@@ -51,6 +51,27 @@ public final class Conv2d extends TorchModule {
         }
     }
 
+    /**
+     * {@code trunc_normal_(weight, std=std)} and a zero bias: ConvNeXt's initialization. PyTorch truncates at the
+     * absolute ±2 (100 standard deviations at 0.02), so a clipped normal draws the same distribution; DJL's
+     * {@code truncatedNormal} would truncate at 2 standard deviations instead.
+     */
+    public Conv2d truncNormalInit(float std) {
+        weight.setInitializer((manager, shape, dataType) ->
+                manager.randomNormal(0f, std, shape, dataType).clip(-2, 2));
+        if (bias != null) {
+            bias.setInitializer(ai.djl.training.initializer.Initializer.ZEROS);
+        }
+        return this;
+    }
+
+    /** {@code kaiming_normal_(weight)} with its defaults (fan_in, gain sqrt 2): DenseNet's initialization. */
+    public Conv2d kaimingFanInInit() {
+        weight.setInitializer((manager, shape, dataType) -> manager.randomNormal(0f,
+                (float) Math.sqrt(2.0 / (shape.get(1) * shape.get(2) * shape.get(3))), shape, dataType));
+        return this;
+    }
+
     public int inChannels() {
         return inChannels;
     }

@@ -39,6 +39,26 @@ public final class Linear extends TorchModule {
         return this;
     }
 
+    /**
+     * {@code trunc_normal_(weight, std=std)} and a zero bias: ConvNeXt's initialization. PyTorch truncates at the
+     * absolute ±2 (100 standard deviations at 0.02), so a clipped normal draws the same distribution; DJL's
+     * {@code truncatedNormal} would truncate at 2 standard deviations instead.
+     */
+    public Linear truncNormalInit(float std) {
+        weight.setInitializer((manager, shape, dataType) ->
+                manager.randomNormal(0f, std, shape, dataType).clip(-2, 2));
+        if (bias != null) {
+            bias.setInitializer(ai.djl.training.initializer.Initializer.ZEROS);
+        }
+        return this;
+    }
+
+    /** {@code nn.Linear}'s default weight with a zero bias (DenseNet's classifier from scratch). */
+    public Linear zeroBias() {
+        bias.setInitializer(ai.djl.training.initializer.Initializer.ZEROS);
+        return this;
+    }
+
     public int inFeatures() {
         return inFeatures;
     }
@@ -66,7 +86,11 @@ public final class Linear extends TorchModule {
 
     @Override
     public Shape[] getOutputShapes(Shape[] inputs) {
-        return new Shape[] {new Shape(inputs[0].get(0), outFeatures)};
+        // Applies to the last dimension, whatever leads it (ConvNeXt's blocks run it on NHWC maps).
+        long[] dims = inputs[0].getShape();
+        long[] out = dims.clone();
+        out[out.length - 1] = outFeatures;
+        return new Shape[] {new Shape(out)};
     }
 
     @Override

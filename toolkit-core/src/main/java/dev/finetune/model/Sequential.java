@@ -37,9 +37,15 @@ public final class Sequential extends TorchModule {
         return this;
     }
 
-    /** The i-th child. */
+    /** Appends a child under its own name, as {@code nn.Sequential(OrderedDict(...))} does ({@code block1-0}). */
+    public Sequential add(String name, Block block) {
+        child(name, block);
+        return this;
+    }
+
+    /** The i-th child, in order. */
     public Block get(int i) {
-        return children.get(Integer.toString(i));
+        return children.valueAt(i);
     }
 
     public int size() {

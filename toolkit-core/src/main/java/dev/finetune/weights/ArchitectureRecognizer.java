@@ -30,15 +30,15 @@ public final class ArchitectureRecognizer {
 
     /** The architecture of {@code checkpoint} after {@code mapping}, or empty when none fits. */
     public static Optional<Recognized> recognize(Checkpoint checkpoint, KeyMapping mapping) {
-        Map<String, HostTensor> byName = new HashMap<>();
-        checkpoint.tensors().forEach((k, t) -> {
-            String name = mapping.map(k);
-            if (!name.endsWith(".num_batches_tracked") && !name.startsWith("optimizer.")) {
-                byName.put(name, t);
-            }
-        });
         Recognized best = null;
         for (Architecture a : Architectures.all()) {
+            Map<String, HostTensor> byName = new HashMap<>();
+            checkpoint.tensors().forEach((k, t) -> {
+                String name = a.normalizeKey(mapping.map(k));
+                if (!name.endsWith(".num_batches_tracked") && !name.startsWith("optimizer.")) {
+                    byName.put(name, t);
+                }
+            });
             HostTensor head = byName.get(a.headName() + ".weight");
             if (head == null || head.shape().length != 2 || head.shape()[0] < 1
                     || head.shape()[0] > Checkpoint.MAX_HEAD_CLASSES) {

@@ -7,6 +7,7 @@ import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.model.BatchNorm2d;
+import dev.finetune.model.Architecture;
 import dev.finetune.model.Network;
 import java.nio.FloatBuffer;
 import java.util.ArrayList;
@@ -46,7 +47,7 @@ public final class WeightLoader {
         if (options.strict() && !report.isClean()) {
             throw new CheckpointException(checkpoint.source(), strictMessage(model, report));
         }
-        Map<String, HostTensor> byName = mapped(checkpoint, options.mapping());
+        Map<String, HostTensor> byName = mapped(checkpoint, options.mapping(), model.arch());
         Map<String, Parameter> tensors = model.namedTensors();
         for (String name : report.matched()) {
             copyInto(tensors.get(name), byName.get(name));
@@ -68,10 +69,10 @@ public final class WeightLoader {
 
     /** Works out the report without changing the model (what {@code checkpoint inspect} shows). */
     public static LoadReport plan(Network model, Checkpoint checkpoint, Options options) {
-        Map<String, HostTensor> byName = mapped(checkpoint, options.mapping());
+        Map<String, HostTensor> byName = mapped(checkpoint, options.mapping(), model.arch());
         Map<String, String> renamed = new LinkedHashMap<>();
         for (String key : checkpoint.tensors().keySet()) {
-            String name = options.mapping().map(key);
+            String name = model.arch().normalizeKey(options.mapping().map(key));
             if (!name.equals(key)) {
                 renamed.put(key, name);
             }
@@ -132,11 +133,11 @@ public final class WeightLoader {
                 converted);
     }
 
-    private static Map<String, HostTensor> mapped(Checkpoint checkpoint, KeyMapping mapping) {
+    private static Map<String, HostTensor> mapped(Checkpoint checkpoint, KeyMapping mapping, Architecture arch) {
         Map<String, HostTensor> out = new LinkedHashMap<>();
         Map<String, String> origin = new HashMap<>();
         for (Map.Entry<String, HostTensor> e : checkpoint.tensors().entrySet()) {
-            String name = mapping.map(e.getKey());
+            String name = arch.normalizeKey(mapping.map(e.getKey()));
             String before = origin.put(name, e.getKey());
             if (before != null) {
                 throw new CheckpointException(

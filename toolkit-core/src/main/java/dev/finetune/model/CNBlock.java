@@ -1,0 +1,65 @@
+package dev.finetune.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.nn.Parameter;
+import ai.djl.training.ParameterStore;
+import ai.djl.util.PairList;
+
+/**
+ * torchvision's ConvNeXt {@code CNBlock}: {@code block} = 7×7 depthwise conv (bias), permute to NHWC, LayerNorm,
+ * Linear 4×, GELU, Linear back, permute to NCHW; times the per-channel {@code layer_scale}; stochastic depth; plus the
+ * input.
+ */
+public final class CNBlock extends TorchModule {
+    private final Parameter layerScale;
+    private final Sequential block;
+    private volatile float stochasticDepth;
+
+    public CNBlock(int dim, float layerScale, float stochasticDepth) {
+        // Registered first, as PyTorch's state_dict puts a module's own parameters before its children's.
+        this.layerScale = param("layer_scale", Parameter.Type.WEIGHT, new Shape(dim, 1, 1), true);
+        this.layerScale.setInitializer((manager, shape, dataType) -> manager.full(shape, layerScale, dataType));
+        block = child("block", new Sequential(
+                new Conv2d(dim, dim, 7, 1, 3, dim, true).truncNormalInit(0.02f),
+                Reshape.permute(0, 2, 3, 1),
+                new LayerNorm(dim, 1e-6, false),
+                new Linear(dim, 4 * dim).truncNormalInit(0.02f),
+                new Act(Act.Kind.GELU),
+                new Linear(4 * dim, dim).truncNormalInit(0.02f),
+                Reshape.permute(0, 3, 1, 2)));
+        this.stochasticDepth = stochasticDepth;
+    }
+
+    public float stochasticDepth() {
+        return stochasticDepth;
+    }
+
+    /** Changes the stochastic-depth rate (tests compare train-mode forwards with it off). */
+    public void setStochasticDepth(float p) {
+        if (p < 0 || p >= 1) {
+            throw new IllegalArgumentException("stochastic depth must be in [0, 1), found " + p);
+        }
+        stochasticDepth = p;
+    }
+
+    @Override
+    protected NDList forwardInternal(
+            ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        NDArray x = inputs.singletonOrThrow();
+        NDArray y = ps.getValue(layerScale, x.getDevice(), training).mul(block.forward(ps, inputs, training)
+                .singletonOrThrow());
+        // As InvertedResidual: a frozen block is a fixed function, so its stochastic depth is off.
+        if (training && stochasticDepth > 0 && getParameters().values().stream().anyMatch(
+                Parameter::requiresGradient)) {
+            y = StochasticDepth.rows(y, stochasticDepth);
+        }
+        return new NDList(y.add(x));
+    }
+
+    @Override
+    public Shape[] getOutputShapes(Shape[] inputs) {
+        return inputs;
+    }
+}
