@@ -29,13 +29,13 @@ import org.junit.jupiter.params.provider.ValueSource;
  * and non-zero biases): the tensor names and their order are the state_dict's, the parameter count is
  * {@code sum(p.numel())}, and eval-mode and train-mode logits and the BN statistics update agree.
  */
-class FamilyParityTest {
+public class FamilyParityTest {
     /** Every architecture the reference script covers; one Python run for all of them. */
-    static final String ARCHS = "resnext50_32x4d,wide_resnet50_2,mobilenet_v2,mobilenet_v3_small,"
+    public static final String ARCHS = "resnext50_32x4d,wide_resnet50_2,mobilenet_v2,mobilenet_v3_small,"
             + "mobilenet_v3_large,efficientnet_b0,efficientnet_b1,efficientnet_b2,efficientnet_b3,efficientnet_v2_s,"
             + "convnext_tiny,regnet_y_400mf,regnet_y_800mf,densenet121,vgg16_bn";
 
-    static Path reference() throws IOException, InterruptedException {
+    public static Path reference() throws IOException, InterruptedException {
         return TorchReference.cached("families-reference", "DONE", "families.py", ARCHS);
     }
 
@@ -185,7 +185,7 @@ class FamilyParityTest {
         return s;
     }
 
-    static float[] readF32(Path f) throws IOException {
+    public static float[] readF32(Path f) throws IOException {
         byte[] b = Files.readAllBytes(f);
         float[] out = new float[b.length / 4];
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
