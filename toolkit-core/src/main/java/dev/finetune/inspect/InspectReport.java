@@ -15,6 +15,9 @@ import java.util.Locale;
  * @param batchNorms each BN layer's mode and why
  * @param frontier the backward frontier
  * @param load the checkpoint mapping summary, or null (from scratch)
+ * @param arch the architecture ({@code mobilenet_v3_large})
+ * @param stages its stages in forward order, ending with {@code head}
+ * @param layerNorms the LayerNorm modules (no running statistics: the batchnorm setting does not apply to them)
  */
 public record InspectReport(
         String experiment,
@@ -25,7 +28,10 @@ public record InspectReport(
         long bufferElements,
         List<BnRow> batchNorms,
         Frontier frontier,
-        String load) {
+        String load,
+        String arch,
+        List<String> stages,
+        List<String> layerNorms) {
 
     /**
      * One tensor.
@@ -127,6 +133,12 @@ public record InspectReport(
         long frozenStats = batchNorms.stream().filter(x -> x.mode().equals("FROZEN_STATS")).count();
         b.append(String.format(Locale.ROOT, "BatchNorm layers: %d, %d with frozen statistics, %d updating%n",
                 batchNorms.size(), frozenStats, batchNorms.size() - frozenStats));
+        if (!layerNorms.isEmpty()) {
+            b.append(String.format(Locale.ROOT, "LayerNorm layers: %d; they keep no running statistics, so the"
+                    + " batchnorm setting does not apply to them (their weight and bias follow the rules)%n",
+                    layerNorms.size()));
+        }
+        b.append(String.format(Locale.ROOT, "architecture: %s; stages: %s%n", arch, String.join(", ", stages)));
         b.append(String.format(Locale.ROOT,
                 "backward frontier: %s — %s run without autograd (no graph); saves ~%.1f MiB of %.1f MiB activations"
                         + " per image at %dx%d%s%n",

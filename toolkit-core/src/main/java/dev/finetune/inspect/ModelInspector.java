@@ -3,9 +3,12 @@ package dev.finetune.inspect;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
+import dev.finetune.model.Act;
 import dev.finetune.model.BatchNorm2d;
 import dev.finetune.model.BnMode;
 import dev.finetune.model.Conv2d;
+import dev.finetune.model.LayerNorm;
+import dev.finetune.model.Linear;
 import dev.finetune.model.Network;
 import dev.finetune.optim.AddedGroup;
 import dev.finetune.optim.GroupedOptimizer;
@@ -81,7 +84,21 @@ public final class ModelInspector {
                 buffers,
                 bns,
                 frontier(model, plan, imageSize, randomAugmentation),
-                load);
+                load,
+                model.arch().configName(),
+                model.stageNames(),
+                model.namedModules().entrySet().stream().filter(e -> e.getValue() instanceof LayerNorm)
+                        .map(Map.Entry::getKey).toList());
+    }
+
+    /** {@code features.3.1} → {@code features.3.2}; a name not ending in an index has none. */
+    private static String nextSibling(String name) {
+        int dot = name.lastIndexOf('.');
+        String last = name.substring(dot + 1);
+        if (last.isEmpty() || !last.chars().allMatch(Character::isDigit)) {
+            return "";
+        }
+        return name.substring(0, dot + 1) + (Integer.parseInt(last) + 1);
     }
 
     /** The first stage with a trainable parameter, and what running the stages before it without autograd saves. */
@@ -119,15 +136,19 @@ public final class ModelInspector {
     }
 
     /**
-     * Estimated bytes autograd saves per stage for one image: conv and BN inputs, and one ReLU output per BN
-     * (the stem's and each block's first BN feed a ReLU; the last BN's ReLU follows the residual add, same size).
+     * Estimated bytes autograd saves per stage for one image: the inputs of convs, BN and LayerNorm layers, Linear
+     * layers inside stages and activation modules ({@code Act}); a BN not followed by an activation module also
+     * counts its output once, for the activation its block applies inline (ResNet's ReLUs, the residual add's).
      */
     static Map<String, Long> activationBytesPerStage(Network model, int imageSize) {
         double scale = (imageSize / 224.0) * (imageSize / 224.0);
         Map<String, Long> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Block> e : model.namedModules().entrySet()) {
+        Map<String, Block> modules = model.namedModules();
+        for (Map.Entry<String, Block> e : modules.entrySet()) {
             Block b = e.getValue();
-            if (!(b instanceof Conv2d) && !(b instanceof BatchNorm2d)) {
+            boolean counted = b instanceof Conv2d || b instanceof BatchNorm2d || b instanceof LayerNorm
+                    || b instanceof Act || (b instanceof Linear && !e.getKey().equals(model.headName()));
+            if (!counted || model.stageOf(e.getKey()).equals("head")) {
                 continue;
             }
             Shape[] in = b.getInputShapes();
@@ -135,7 +156,8 @@ public final class ModelInspector {
                 continue;
             }
             long numel = in[0].size() / Math.max(1, in[0].get(0));
-            long elements = b instanceof BatchNorm2d && !e.getKey().contains("downsample") ? 2 * numel : numel;
+            long elements = b instanceof BatchNorm2d && !e.getKey().contains("downsample")
+                    && !(modules.get(nextSibling(e.getKey())) instanceof Act) ? 2 * numel : numel;
             out.merge(model.stageOf(e.getKey()), Math.round(elements * 4 * scale), Long::sum);
         }
         out.merge("head", (long) model.featureDim() * 4, Long::sum);
