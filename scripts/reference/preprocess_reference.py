@@ -426,11 +426,15 @@ for name, path, kind in images:
     dec = np.asarray(img)
     entry = {"name": name, "file": os.path.relpath(path, out), "kind": kind, "pil_mode": source_mode,
              "width": img.width, "height": img.height, "decoded": save(dec, name + ".decoded.u8"),
-             "resized": [], "cropped": [], "tensors": [], "resized_crops": []}
+             "resized": [], "cropped": [], "tensors": [], "resized_crops": [], "resized_bicubic": [],
+             "tensors_bicubic": [], "resized_crops_bicubic": []}
     for n in RESIZES:
         r = np.asarray(transforms.Resize(n)(img))
         entry["resized"].append({"n": n, "height": r.shape[0], "width": r.shape[1],
                                  "file": save(r, f"{name}.resize-{n}.u8")})
+        r = np.asarray(transforms.Resize(n, interpolation=transforms.InterpolationMode.BICUBIC)(img))
+        entry["resized_bicubic"].append({"n": n, "height": r.shape[0], "width": r.shape[1],
+                                         "file": save(r, f"{name}.resize-bicubic-{n}.u8")})
     for c in CROPS:
         r = np.asarray(transforms.CenterCrop(c)(img))
         entry["cropped"].append({"c": c, "file": save(r, f"{name}.crop-{c}.u8")})
@@ -440,6 +444,11 @@ for name, path, kind in images:
         assert x.dtype == torch.float32 and tuple(x.shape) == (3, c, c)
         entry["tensors"].append({"resize": rs, "crop": c, "file": save(x.numpy().astype("<f4"),
                                                                         f"{name}.tensor-{rs}-{c}.f32")})
+        t = transforms.Compose([transforms.Resize(rs, interpolation=transforms.InterpolationMode.BICUBIC),
+                                transforms.CenterCrop(c)])(img)
+        x = to_tensor_norm(t)
+        entry["tensors_bicubic"].append({"resize": rs, "crop": c, "file": save(
+            x.numpy().astype("<f4"), f"{name}.tensor-bicubic-{rs}-{c}.f32")})
     if name in RRC_IMAGES:
         k = 0
         for ft, fl, fh, fw in RRC_BOXES:
@@ -451,6 +460,10 @@ for name, path, kind in images:
                 r = np.asarray(F.resized_crop(img, top, left, h, w, [s, s]))
                 entry["resized_crops"].append({"top": top, "left": left, "height": h, "width": w, "size": s,
                                                "file": save(r, f"{name}.rrc-{k}.u8")})
+                r = np.asarray(F.resized_crop(img, top, left, h, w, [s, s],
+                                              interpolation=transforms.InterpolationMode.BICUBIC))
+                entry["resized_crops_bicubic"].append({"top": top, "left": left, "height": h, "width": w,
+                                                       "size": s, "file": save(r, f"{name}.rrc-bicubic-{k}.u8")})
                 k += 1
     manifest["images"].append(entry)
 

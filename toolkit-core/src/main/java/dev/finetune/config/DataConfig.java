@@ -1,6 +1,7 @@
 package dev.finetune.config;
 
 import dev.finetune.ConfigException;
+import dev.finetune.data.Interpolation;
 import java.util.List;
 
 /**
@@ -22,6 +23,7 @@ import java.util.List;
  * @param imageSize side of the square input (default 224)
  * @param resize eval: shorter side resized to this before the center crop (default imageSize × 256/224)
  * @param augment random resized crop + flip in training (default true)
+ * @param interpolation the filter of every resize: bilinear (default, torchvision's) or bicubic
  * @param mean normalization mean (default ImageNet's)
  * @param std normalization std (default ImageNet's)
  * @param onBadImage fail (default) or skip
@@ -35,6 +37,7 @@ public record DataConfig(
         Integer imageSize,
         Integer resize,
         Boolean augment,
+        String interpolation,
         List<Double> mean,
         List<Double> std,
         String onBadImage,
@@ -64,6 +67,7 @@ public record DataConfig(
             throw new ConfigException("data.resize", "must be >= data.image_size (" + imageSize + "), found " + resize);
         }
         augment = augment == null ? Boolean.TRUE : augment;
+        interpolation = Interpolation.parse(interpolation, "data.interpolation").configName();
         mean = mean == null ? List.of(0.485, 0.456, 0.406) : List.copyOf(mean);
         std = std == null ? List.of(0.229, 0.224, 0.225) : List.copyOf(std);
         if (mean.size() != 3) {

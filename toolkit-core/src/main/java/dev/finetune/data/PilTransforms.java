@@ -29,11 +29,16 @@ public final class PilTransforms {
 
     /** {@code transforms.Resize(n)} with its default bilinear interpolation (Pillow's, with antialiasing). */
     public static RgbImage resize(RgbImage image, int n) {
+        return resize(image, n, Interpolation.BILINEAR);
+    }
+
+    /** {@code transforms.Resize(n, interpolation)}. */
+    public static RgbImage resize(RgbImage image, int n, Interpolation interpolation) {
         int[] size = resizedSize(image.height(), image.width(), n);
         if (size[0] == image.height() && size[1] == image.width()) {
             return image;
         }
-        return PilBilinear.resize(image, size[1], size[0]);
+        return PilResample.resize(image, size[1], size[0], interpolation);
     }
 
     /**
@@ -41,20 +46,25 @@ public final class PilTransforms {
      * as the two steps, in about the time of the crop's share of the resize.
      */
     public static RgbImage resizeAndCenterCrop(RgbImage image, int n, int size) {
+        return resizeAndCenterCrop(image, n, size, Interpolation.BILINEAR);
+    }
+
+    /** {@code CenterCrop(size)(Resize(n, interpolation)(image))}, computing only the pixels the crop keeps. */
+    public static RgbImage resizeAndCenterCrop(RgbImage image, int n, int size, Interpolation interpolation) {
         int[] hw = resizedSize(image.height(), image.width(), n);
         boolean unchanged = hw[0] == image.height() && hw[1] == image.width();
         if (unchanged || size > hw[0] || size > hw[1]) {
-            return centerCrop(resize(image, n), size);
+            return centerCrop(resize(image, n, interpolation), size);
         }
         int top = (int) Math.rint((hw[0] - size) / 2.0);
         int left = (int) Math.rint((hw[1] - size) / 2.0);
-        return PilBilinear.resize(
-                image, 0, 0, image.width(), image.height(), hw[1], hw[0], left, top, size, size);
+        return PilResample.resize(
+                image, 0, 0, image.width(), image.height(), hw[1], hw[0], left, top, size, size, interpolation);
     }
 
     /** {@code image.resize((width, height), Image.BILINEAR)}: Pillow's bilinear resize to an exact size. */
     public static RgbImage resize(RgbImage image, int height, int width) {
-        return PilBilinear.resize(image, width, height);
+        return PilResample.resize(image, width, height, Interpolation.BILINEAR);
     }
 
     /**
@@ -109,7 +119,13 @@ public final class PilTransforms {
      * image, as {@code RandomResizedCrop.get_params} guarantees.
      */
     public static RgbImage resizedCrop(RgbImage image, int top, int left, int height, int width, int size) {
-        return PilBilinear.resize(image, left, top, width, height, size, size);
+        return resizedCrop(image, top, left, height, width, size, Interpolation.BILINEAR);
+    }
+
+    /** {@code F.resized_crop(..., interpolation)}. */
+    public static RgbImage resizedCrop(RgbImage image, int top, int left, int height, int width, int size,
+            Interpolation interpolation) {
+        return PilResample.resize(image, left, top, width, height, size, size, interpolation);
     }
 
     /** {@code F.hflip}: mirrors left-right. */

@@ -21,20 +21,27 @@ public final class SeededRandomResizedCrop {
 
     private final int size;
     private final SplittableRandom random;
+    private final Interpolation interpolation;
 
     /**
      * @param size output height and width
      * @param random source of the crop; one per sample, so results do not depend on the order samples are processed
      */
     public SeededRandomResizedCrop(int size, SplittableRandom random) {
+        this(size, random, Interpolation.BILINEAR);
+    }
+
+    /** With the resize's filter (torchvision's {@code RandomResizedCrop(size, interpolation=...)}). */
+    public SeededRandomResizedCrop(int size, SplittableRandom random, Interpolation interpolation) {
         this.size = size;
         this.random = random;
+        this.interpolation = interpolation;
     }
 
     /** Draws a box and returns it resized to {@code size x size}. */
     public RgbImage apply(RgbImage image) {
         int[] box = sampleBox(image.height(), image.width(), random);
-        return PilTransforms.resizedCrop(image, box[0], box[1], box[2], box[3], size);
+        return PilTransforms.resizedCrop(image, box[0], box[1], box[2], box[3], size, interpolation);
     }
 
     /**

@@ -19,9 +19,10 @@ import java.util.SplittableRandom;
  * @param horizontalFlip train with random left-right mirroring
  * @param mean per-channel mean (RGB) subtracted after scaling to [0, 1]; default ImageNet's
  * @param std per-channel standard deviation (RGB) divided by; default ImageNet's
+ * @param interpolation the filter of every resize (torchvision's default bilinear, or bicubic)
  */
-public record TransformSpec(
-        int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean, float[] std) {
+public record TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip,
+        float[] mean, float[] std, Interpolation interpolation) {
 
     private static final float[] IMAGENET_MEAN = {0.485f, 0.456f, 0.406f};
     private static final float[] IMAGENET_STD = {0.229f, 0.224f, 0.225f};
@@ -37,6 +38,13 @@ public record TransformSpec(
         }
         mean = checkChannels("mean", mean, false);
         std = checkChannels("std", std, true);
+        interpolation = interpolation == null ? Interpolation.BILINEAR : interpolation;
+    }
+
+    /** With torchvision's default bilinear interpolation. */
+    public TransformSpec(
+            int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean, float[] std) {
+        this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, Interpolation.BILINEAR);
     }
 
     /** torchvision's ImageNet recipe: 224 input, resize 256, random resized crop and flip, ImageNet mean/std. */
@@ -46,13 +54,13 @@ public record TransformSpec(
 
     /** The same spec with another input size; the evaluation resize keeps torchvision's 256/224 proportion. */
     public TransformSpec withImageSize(int size) {
-        return new TransformSpec(
-                size, (int) Math.round(size * 256.0 / 224.0), randomResizedCrop, horizontalFlip, mean, std);
+        return new TransformSpec(size, (int) Math.round(size * 256.0 / 224.0), randomResizedCrop, horizontalFlip, mean,
+                std, interpolation);
     }
 
     /** The same spec with augmentation switched on or off. */
     public TransformSpec withAugmentation(boolean randomResizedCrop, boolean horizontalFlip) {
-        return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std);
+        return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation);
     }
 
     @Override
@@ -75,7 +83,7 @@ public record TransformSpec(
      * always {@code imageSize x imageSize}.
      */
     public RgbImage evalImage(RgbImage image) {
-        return PilTransforms.resizeAndCenterCrop(image, resizeSize, imageSize);
+        return PilTransforms.resizeAndCenterCrop(image, resizeSize, imageSize, interpolation);
     }
 
     /**
@@ -88,7 +96,7 @@ public record TransformSpec(
     public RgbImage trainImage(RgbImage image, long seed, int epoch, int sampleIndex) {
         SplittableRandom random = new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
         RgbImage out = randomResizedCrop
-                ? new SeededRandomResizedCrop(imageSize, random).apply(image)
+                ? new SeededRandomResizedCrop(imageSize, random, interpolation).apply(image)
                 : evalImage(image);
         return horizontalFlip ? new SeededHorizontalFlip(random).apply(out) : out;
     }
@@ -119,7 +127,9 @@ public record TransformSpec(
      * so that Python reads back exactly the float32 values used here.
      */
     public String torchvisionEvalRecipe() {
-        return "transforms.Compose([transforms.Resize(" + resizeSize + "), transforms.CenterCrop(" + imageSize
+        String filter = interpolation == Interpolation.BILINEAR ? ""
+                : ", interpolation=transforms.InterpolationMode." + interpolation.name();
+        return "transforms.Compose([transforms.Resize(" + resizeSize + filter + "), transforms.CenterCrop(" + imageSize
                 + "), transforms.ToTensor(), transforms.Normalize(mean=" + pythonFloats(mean) + ", std="
                 + pythonFloats(std) + ")])(PIL.Image.open(f).convert(\"RGB\"))";
     }

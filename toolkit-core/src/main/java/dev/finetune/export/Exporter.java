@@ -108,7 +108,7 @@ public final class Exporter {
         prep.put("mean", p.mean());
         prep.put("std", p.std());
         // The exact recipe: this pipeline on PIL gives the tensor `finetune predict` feeds the model, bit for bit.
-        prep.put("interpolation", "bilinear (Pillow, on uint8)");
+        prep.put("interpolation", p.toTransformSpec().interpolation().configName() + " (Pillow, on uint8)");
         prep.put("torchvision", p.toTransformSpec().torchvisionEvalRecipe());
         prep.put("torchvision_imports", "import PIL.Image; from torchvision import transforms");
         side.put("preprocessing", prep);

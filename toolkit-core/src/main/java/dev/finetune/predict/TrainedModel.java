@@ -87,7 +87,8 @@ public final class TrainedModel implements AutoCloseable {
                 prep = TorchvisionWeights.entryForFile(c.source().getFileName().toString())
                         .map(e -> new TrainingCheckpoint.Preprocessing(e.cropSize(), e.resizeSize(),
                                 TrainingCheckpoint.Preprocessing.imagenet().mean(),
-                                TrainingCheckpoint.Preprocessing.imagenet().std()))
+                                TrainingCheckpoint.Preprocessing.imagenet().std(),
+                                e.interpolation().equals("bilinear") ? null : e.interpolation()))
                         .orElse(TrainingCheckpoint.Preprocessing.imagenet());
             }
         }
@@ -153,7 +154,8 @@ public final class TrainedModel implements AutoCloseable {
                 JsonNode p = n.path("preprocessing");
                 TrainingCheckpoint.Preprocessing prep = new TrainingCheckpoint.Preprocessing(
                         intValue(f, p, "center_crop"), intValue(f, p, "resize_shorter_side"), floats(f, p, "mean"),
-                        floats(f, p, "std"));
+                        floats(f, p, "std"), p.path("interpolation").asText("bilinear").startsWith("bicubic")
+                                ? "bicubic" : null);
                 return new Sidecar(f, n.path("arch").asText("resnet18"), TrainingCheckpoint.checkClassNames(f, names),
                         prep.checked(f));
             } catch (IOException e) {

@@ -17,6 +17,7 @@ import dev.finetune.data.IdxImages;
 import dev.finetune.data.ImageDataset;
 import dev.finetune.data.ImageFolderDataset;
 import dev.finetune.data.ImageFolderIndex;
+import dev.finetune.data.Interpolation;
 import dev.finetune.data.SkippedImages;
 import dev.finetune.data.TransformSpec;
 import dev.finetune.inspect.InspectReport;
@@ -166,7 +167,8 @@ public final class Assembler {
         int seed = loaded.config().train().seed();
         float[] mean = toFloats(d.mean());
         float[] std = toFloats(d.std());
-        TransformSpec spec = new TransformSpec(d.imageSize(), d.resize(), d.augment(), d.augment(), mean, std);
+        TransformSpec spec = new TransformSpec(d.imageSize(), d.resize(), d.augment(), d.augment(), mean, std,
+                Interpolation.parse(d.interpolation(), "data.interpolation"));
         int workers = d.workers() > 0 ? d.workers() : Math.max(1, Runtime.getRuntime().availableProcessors());
         BadImagePolicy bad = "skip".equals(d.onBadImage()) ? BadImagePolicy.SKIP : BadImagePolicy.FAIL;
         ImageDataset train;

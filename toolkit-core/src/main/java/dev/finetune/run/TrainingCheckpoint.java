@@ -11,6 +11,7 @@ import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.checkpoint.SafetensorsWriter;
+import dev.finetune.data.Interpolation;
 import dev.finetune.data.TransformSpec;
 import dev.finetune.train.FineTuner;
 import dev.finetune.train.TrainState;
@@ -62,8 +63,16 @@ public final class TrainingCheckpoint {
      * @param resize shorter side before the crop
      * @param mean RGB mean
      * @param std RGB std
+     * @param interpolation {@code bicubic}, or null for torchvision's default bilinear (left out of the metadata, so
+     *     files stay as they were)
      */
-    public record Preprocessing(int imageSize, int resize, float[] mean, float[] std) {
+    @com.fasterxml.jackson.annotation.JsonInclude(com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL)
+    public record Preprocessing(int imageSize, int resize, float[] mean, float[] std, String interpolation) {
+        /** With bilinear interpolation. */
+        public Preprocessing(int imageSize, int resize, float[] mean, float[] std) {
+            this(imageSize, resize, mean, std, null);
+        }
+
         /** Largest image size or resize a checkpoint may ask for (a 30000 would ask for gigabytes per image). */
         public static final int MAX_SIDE = 4096;
 
@@ -93,11 +102,13 @@ public final class TrainingCheckpoint {
         }
 
         public static Preprocessing of(TransformSpec t) {
-            return new Preprocessing(t.imageSize(), t.resizeSize(), t.mean(), t.std());
+            return new Preprocessing(t.imageSize(), t.resizeSize(), t.mean(), t.std(),
+                    t.interpolation() == Interpolation.BILINEAR ? null : t.interpolation().configName());
         }
 
         public TransformSpec toTransformSpec() {
-            return new TransformSpec(imageSize, resize, false, false, mean, std);
+            return new TransformSpec(imageSize, resize, false, false, mean, std,
+                    Interpolation.parse(interpolation, "preprocessing.interpolation"));
         }
     }
 

@@ -198,6 +198,47 @@ class PreprocessingParityTest {
         report("uint8 after the transform", maxByKind, failures);
     }
 
+    /** Bicubic, as torchvision's EfficientNet-B0..B3 weights were published with it: Pillow's bytes exactly. */
+    @Test
+    void bicubicResizeAndResizedCropEqualPillowOnUint8() throws Exception {
+        Map<String, Double> maxByKind = new TreeMap<>();
+        List<String> failures = new ArrayList<>();
+        int checked = 0;
+        for (JsonNode image : manifest.get("images")) {
+            String name = image.get("name").asText();
+            RgbImage input = reference(image);
+            for (JsonNode r : image.get("resized_bicubic")) {
+                RgbImage ours = PilTransforms.resize(input, r.get("n").asInt(), Interpolation.BICUBIC);
+                checked += check(name + " Resize(" + r.get("n").asInt() + ", BICUBIC)", "Resize bicubic",
+                        r.get("width").asInt(), r.get("height").asInt(), bytes(r, "file"), ours, maxByKind, failures);
+            }
+            for (JsonNode c : image.get("resized_crops_bicubic")) {
+                int size = c.get("size").asInt();
+                RgbImage ours = PilTransforms.resizedCrop(input, c.get("top").asInt(), c.get("left").asInt(),
+                        c.get("height").asInt(), c.get("width").asInt(), size, Interpolation.BICUBIC);
+                checked += check(name + " resized_crop(" + c.get("top") + ", " + c.get("left") + ", "
+                                + c.get("height") + ", " + c.get("width") + ", " + size + ", BICUBIC)",
+                        "resized_crop bicubic", size, size, bytes(c, "file"), ours, maxByKind, failures);
+            }
+            for (JsonNode t : image.get("tensors_bicubic")) {
+                int resize = t.get("resize").asInt();
+                int crop = t.get("crop").asInt();
+                TransformSpec spec = new TransformSpec(crop, resize, false, false, mean, std, Interpolation.BICUBIC);
+                byte[] raw = bytes(t, "file");
+                float[] expected = new float[raw.length / 4];
+                ByteBuffer.wrap(raw).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(expected);
+                double max = TorchReference.maxAbsDiff(expected, spec.evalTensor(input));
+                if (max != 0) {
+                    failures.add(name + " Resize(" + resize + ", BICUBIC) CenterCrop(" + crop + "): max |diff| " + max);
+                }
+                maxByKind.merge("tensor bicubic @ " + resize + "/" + crop, max, Math::max);
+                checked++;
+            }
+        }
+        System.out.println(checked + " bicubic outputs compared");
+        report("bicubic, uint8 and float32", maxByKind, failures);
+    }
+
     private static int check(String what, String kind, int width, int height, byte[] expected, RgbImage ours,
             Map<String, Double> maxByKind, List<String> failures) {
         if (ours.width() != width || ours.height() != height) {

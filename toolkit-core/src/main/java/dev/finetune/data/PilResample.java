@@ -1,31 +1,34 @@
 package dev.finetune.data;
 
 /**
- * Pillow 9.4's {@code Image.resize((w, h), Image.BILINEAR)} on an 8-bit RGB image, bit for bit. This is what
- * torchvision's {@code Resize} and {@code RandomResizedCrop} run on a PIL image.
+ * Pillow 9.4's {@code Image.resize((w, h), Image.BILINEAR)} and {@code Image.BICUBIC} on an 8-bit RGB image, bit for
+ * bit. This is what torchvision's {@code Resize} and {@code RandomResizedCrop} run on a PIL image (bilinear by
+ * default; bicubic for the weights published with it, such as torchvision's EfficientNet-B0..B3).
  *
  * <p>Written by hand, following Pillow's {@code src/libImaging/Resample.c} (tag 9.4.0): no Java library matches its
  * fixed-point arithmetic (AWT's and DJL's bilinear interpolate between the two nearest pixels in float, without
  * Pillow's antialiasing), and a difference of one grey level moves probabilities by ~1e-3. What has to match:
  *
  * <ul>
- *   <li><b>Coefficients</b>, per output pixel, in double precision: {@code scale = in / out}; the triangle filter's
- *       support is {@code 1 * max(scale, 1)} (so a downscale widens the filter: Pillow's antialiasing); the window
- *       is {@code [(int)(center - support + 0.5), (int)(center + support + 0.5))} around
- *       {@code center = (i + 0.5) * scale}, clipped to the image; each weight is
- *       {@code triangle((x - center + 0.5) / max(scale, 1))}, then all are divided by their sum.
- *   <li><b>Fixed point</b>: weights become {@code (int)(0.5 + w * 2^22)} ({@code PRECISION_BITS = 32 - 8 - 2});
- *       a pixel is {@code 2^21 + sum(value * weight)}, shifted right by 22 and clipped to 0..255.
+ *   <li><b>Coefficients</b>, per output pixel, in double precision: {@code scale = in / out}; the filter's support
+ *       is {@code s * max(scale, 1)} (s = 1 for the triangle, 2 for the cubic; a downscale widens the filter:
+ *       Pillow's antialiasing); the window is {@code [(int)(center - support + 0.5), (int)(center + support + 0.5))}
+ *       around {@code center = (i + 0.5) * scale}, clipped to the image; each weight is
+ *       {@code filter((x - center + 0.5) / max(scale, 1))}, then all are divided by their sum. The cubic is Keys'
+ *       with {@code a = -0.5}, as Pillow's {@code bicubic_filter}.
+ *   <li><b>Fixed point</b>: weights become {@code (int)(0.5 + w * 2^22)}, or {@code (int)(-0.5 + w * 2^22)} for the
+ *       cubic's negative lobes ({@code PRECISION_BITS = 32 - 8 - 2}); a pixel is {@code 2^21 + sum(value * weight)},
+ *       shifted right by 22 (arithmetic) and clipped to 0..255.
  *   <li><b>Passes</b>: horizontal first (into a uint8 image holding only the source rows the vertical pass reads),
  *       then vertical; a pass whose size does not change is skipped, and an image whose size does not change is
  *       returned as it is.
  * </ul>
  */
-final class PilBilinear {
+final class PilResample {
     private static final int PRECISION_BITS = 32 - 8 - 2;
     private static final int HALF = 1 << (PRECISION_BITS - 1);
 
-    private PilBilinear() {}
+    private PilResample() {}
 
     /**
      * The coefficients of one pass: output pixel {@code i} is the weighted sum of the {@code bounds[2i + 1]} input
@@ -33,12 +36,12 @@ final class PilBilinear {
      */
     record Pass(int ksize, int[] bounds, int[] weights) {}
 
-    /** Pillow's {@code precompute_coeffs} for the box {@code [0, inSize)} and the bilinear filter, then normalised. */
-    static Pass precompute(int inSize, int outSize) {
+    /** Pillow's {@code precompute_coeffs} for the box {@code [0, inSize)} and the filter, then normalised. */
+    static Pass precompute(int inSize, int outSize, Interpolation filter) {
         // Pillow takes the box as floats: (double)(in1 - in0) with in0 = 0f, in1 = (float) inSize.
         double scale = (double) (float) inSize / outSize;
         double filterScale = Math.max(scale, 1.0);
-        double support = 1.0 * filterScale;
+        double support = (filter == Interpolation.BICUBIC ? 2.0 : 1.0) * filterScale;
         int ksize = (int) Math.ceil(support) * 2 + 1;
         int[] bounds = new int[2 * outSize];
         int[] weights = new int[outSize * ksize];
@@ -57,7 +60,8 @@ final class PilBilinear {
             }
             xmax -= xmin;
             for (int x = 0; x < xmax; x++) {
-                double w = triangle((x + xmin - center + 0.5) * ss);
+                double arg = (x + xmin - center + 0.5) * ss;
+                double w = filter == Interpolation.BICUBIC ? bicubic(arg) : triangle(arg);
                 k[x] = w;
                 ww += w;
             }
@@ -65,13 +69,29 @@ final class PilBilinear {
                 if (ww != 0.0) {
                     k[x] /= ww;
                 }
-                // Pillow's normalize_coeffs_8bpc; a triangle's weights are never negative.
-                weights[xx * ksize + x] = (int) (0.5 + k[x] * (1 << PRECISION_BITS));
+                // Pillow's normalize_coeffs_8bpc: round half away from zero (the cubic has negative lobes).
+                weights[xx * ksize + x] = k[x] < 0 ? (int) (-0.5 + k[x] * (1 << PRECISION_BITS))
+                        : (int) (0.5 + k[x] * (1 << PRECISION_BITS));
             }
             bounds[2 * xx] = xmin;
             bounds[2 * xx + 1] = xmax;
         }
         return new Pass(ksize, bounds, weights);
+    }
+
+    /** Pillow's {@code bicubic_filter}: Keys' cubic convolution with a = -0.5. */
+    private static double bicubic(double x) {
+        final double a = -0.5;
+        if (x < 0.0) {
+            x = -x;
+        }
+        if (x < 1.0) {
+            return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+        }
+        if (x < 2.0) {
+            return (((x - 5) * x + 8) * x - 4) * a;
+        }
+        return 0.0;
     }
 
     private static double triangle(double x) {
@@ -81,18 +101,18 @@ final class PilBilinear {
         return x < 1.0 ? 1.0 - x : 0.0;
     }
 
-    /** {@code image.resize((outWidth, outHeight), Image.BILINEAR)}. */
-    static RgbImage resize(RgbImage image, int outWidth, int outHeight) {
-        return resize(image, 0, 0, image.width(), image.height(), outWidth, outHeight);
+    /** {@code image.resize((outWidth, outHeight), filter)}. */
+    static RgbImage resize(RgbImage image, int outWidth, int outHeight, Interpolation filter) {
+        return resize(image, 0, 0, image.width(), image.height(), outWidth, outHeight, filter);
     }
 
     /**
-     * {@code image.crop((left, top, left + width, top + height)).resize((outWidth, outHeight), Image.BILINEAR)}
+     * {@code image.crop((left, top, left + width, top + height)).resize((outWidth, outHeight), filter)}
      * for a box inside the image, without copying the crop first.
      */
-    static RgbImage resize(
-            RgbImage image, int left, int top, int width, int height, int outWidth, int outHeight) {
-        return resize(image, left, top, width, height, outWidth, outHeight, 0, 0, outWidth, outHeight);
+    static RgbImage resize(RgbImage image, int left, int top, int width, int height, int outWidth, int outHeight,
+            Interpolation filter) {
+        return resize(image, left, top, width, height, outWidth, outHeight, 0, 0, outWidth, outHeight, filter);
     }
 
     /**
@@ -103,7 +123,7 @@ final class PilBilinear {
      * window holds exactly the pixels of the full resize.
      */
     static RgbImage resize(RgbImage image, int left, int top, int width, int height, int outWidth, int outHeight,
-            int winLeft, int winTop, int winWidth, int winHeight) {
+            int winLeft, int winTop, int winWidth, int winHeight, Interpolation filter) {
         if (left < 0 || top < 0 || width < 1 || height < 1 || left + width > image.width()
                 || top + height > image.height()) {
             throw new IllegalArgumentException("box " + left + "," + top + " " + width + "x" + height
@@ -124,8 +144,8 @@ final class PilBilinear {
         if (!horizontal && !vertical) {
             return PilTransforms.crop(image, top + winTop, left + winLeft, winHeight, winWidth);
         }
-        Pass cols = horizontal ? precompute(width, outWidth) : null;
-        Pass rows = precompute(height, outHeight);
+        Pass cols = horizontal ? precompute(width, outWidth, filter) : null;
+        Pass rows = precompute(height, outHeight, filter);
         // Source rows the vertical pass reads for the window's rows (all the window's rows when it is skipped).
         int firstRow = vertical ? rows.bounds[2 * winTop] : winTop;
         int lastRow = vertical
