@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """torchvision's predictions for image files, for the predict parity test.
 
-    /usr/bin/python3 scripts/reference/predict_reference.py CHECKPOINT.pth OUT_DIR
+    /usr/bin/python3 scripts/reference/predict_reference.py CHECKPOINT.pth OUT_DIR [ARCH RESIZE CROP INTERPOLATION]
 
 Writes image files with smooth structure and noise to OUT_DIR: a 256x256 PNG, and non-square odd sizes as JPEG
 (4:2:0, 4:2:2, progressive) and PNG (RGB, palette, grayscale). OUT_DIR/probs.json maps each file name to the softmax
 probabilities of torchvision.models.resnet18 with CHECKPOINT under torchvision's standard evaluation preprocessing
 (Resize(256), CenterCrop(224), ToTensor, Normalize(ImageNet mean/std)) of Image.open(file).convert("RGB"), and to
-their top 5 classes.
+their top 5 classes. With ARCH, the model is torchvision.models.ARCH and the preprocessing Resize(RESIZE,
+INTERPOLATION) + CenterCrop(CROP) (the eval transform torchvision publishes with that architecture's weights).
 """
 import json
 import os
@@ -20,6 +21,8 @@ from PIL import Image
 from torchvision import transforms
 
 ckpt, out = sys.argv[1], sys.argv[2]
+arch, resize, crop, interp = (sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]) if len(sys.argv) > 3 \
+    else ("resnet18", 256, 224, "bilinear")
 os.makedirs(out, exist_ok=True)
 
 
@@ -46,11 +49,12 @@ images = {
     "odd_255x257_gray.png": lambda f: Image.fromarray(picture(255, 257, 6), "RGB").convert("L").save(f),
 }
 
-model = torchvision.models.resnet18()
+model = getattr(torchvision.models, arch)()
 model.load_state_dict(torch.load(ckpt))
 model.eval()
 prep = transforms.Compose([
-    transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
+    transforms.Resize(resize, interpolation=transforms.InterpolationMode(interp)), transforms.CenterCrop(crop),
+    transforms.ToTensor(),
     transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
 result = {}
 for name, write in images.items():

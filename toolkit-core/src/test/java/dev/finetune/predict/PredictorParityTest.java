@@ -59,4 +59,49 @@ class PredictorParityTest {
             System.out.printf(Locale.ROOT, "all files: max |p - p_torchvision| = %.2e%n", worstOfAll);
         }
     }
+
+    /**
+     * Other families, from a seeded torchvision state_dict saved under the file name torchvision publishes its weights
+     * as, opened with no {@code --arch}: the architecture is recognized from the keys, the eval transform is the one
+     * published with those weights (bicubic 256/224 for EfficientNet-B0, 236/224 for ConvNeXt-Tiny), and the
+     * probabilities and top 5 are torchvision's.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"mobilenet_v3_small", "efficientnet_b0",
+        "convnext_tiny", "densenet121"})
+    void otherFamiliesRecognizedAndPredictedAsTorchvision(String arch) throws Exception {
+        var entry = dev.finetune.checkpoint.TorchvisionWeights.entry(arch).orElseThrow();
+        Path file = tmp.resolve(entry.file());
+        java.nio.file.Files.copy(dev.finetune.model.FamilyParityTest.reference().resolve(arch + ".pth"), file);
+        Path out = tmp.resolve("images");
+        TorchReference.runPython(TorchReference.repoRoot().resolve("scripts/reference/predict_reference.py")
+                .toString(), file.toString(), out.toString(), arch, Integer.toString(entry.resizeSize()),
+                Integer.toString(entry.cropSize()), entry.interpolation());
+        JsonNode expected = new ObjectMapper().readTree(out.resolve("probs.json").toFile());
+        List<String> names = new ArrayList<>();
+        expected.fieldNames().forEachRemaining(names::add);
+        try (TrainedModel model = TrainedModel.open(file.toString(), null)) {
+            assertEquals(arch, model.model().arch().configName(), "recognized from the keys");
+            assertEquals(entry.cropSize(), model.preprocessing().imageSize());
+            assertEquals(entry.resizeSize(), model.preprocessing().resize());
+            assertEquals(entry.interpolation(), model.preprocessing().toTransformSpec().interpolation().configName());
+            List<Predictor.Prediction> predictions = new Predictor(model).predict(
+                    names.stream().map(out::resolve).toList(), 1000);
+            double worstOfAll = 0;
+            for (int f = 0; f < names.size(); f++) {
+                JsonNode reference = expected.get(names.get(f));
+                List<Predictor.Scored> top = predictions.get(f).top();
+                for (Predictor.Scored s : top) {
+                    worstOfAll = Math.max(worstOfAll,
+                            Math.abs(s.probability() - reference.get("probs").get(s.index()).asDouble()));
+                }
+                for (int i = 0; i < 5; i++) {
+                    assertEquals(reference.get("top5").get(i).asInt(), top.get(i).index(), names.get(f) + " top-5");
+                }
+            }
+            System.out.printf(Locale.ROOT, "%s (%s): all files max |p - p_torchvision| = %.2e%n", arch,
+                    entry.file(), worstOfAll);
+            assertTrue(worstOfAll < 1e-4, arch + ": probabilities differ from torchvision's by " + worstOfAll);
+        }
+    }
 }
