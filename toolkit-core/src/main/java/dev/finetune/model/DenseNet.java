@@ -39,7 +39,7 @@ public final class DenseNet extends Network {
         f.add("relu0", new Act(Act.Kind.RELU));
         f.add("pool0", new MaxPool2d(3, 2, 1));
         List<List<String>> m = new ArrayList<>();
-        m.add(List.of("features.conv0", "features.norm0"));
+        m.add(List.of("features.conv0", "features.norm0", "features.relu0", "features.pool0"));
         ranges.add(new int[] {0, 4});
         int n = initFeatures;
         for (int i = 0; i < blocks.length; i++) {
@@ -104,11 +104,7 @@ public final class DenseNet extends Network {
     @Override
     protected NDList runStage(int stage, ParameterStore ps, NDList x, boolean training) {
         if (stage < ranges.size()) {
-            NDList y = x;
-            for (int i = ranges.get(stage)[0]; i < ranges.get(stage)[1]; i++) {
-                y = features.get(i).forward(ps, y, training);
-            }
-            return y;
+            return features.forwardRange(ps, x, training, ranges.get(stage)[0], ranges.get(stage)[1]);
         }
         if (stage != ranges.size()) {
             throw new IllegalArgumentException("no stage " + stage);

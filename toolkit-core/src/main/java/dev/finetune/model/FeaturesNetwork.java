@@ -105,11 +105,7 @@ public final class FeaturesNetwork extends Network {
     protected NDList runStage(int stage, ParameterStore ps, NDList x, boolean training) {
         if (stage < ranges.size()) {
             int[] r = ranges.get(stage);
-            NDList y = x;
-            for (int i = r[0]; i < r[1]; i++) {
-                y = features.get(i).forward(ps, y, training);
-            }
-            return y;
+            return features.forwardRange(ps, x, training, r[0], r[1]);
         }
         if (stage != ranges.size()) {
             throw new IllegalArgumentException("no stage " + stage);

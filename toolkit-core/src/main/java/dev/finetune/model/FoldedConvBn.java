@@ -10,7 +10,7 @@ import ai.djl.nn.Parameter;
  * A frozen {@link Conv2d} followed by a {@link BatchNorm2d} in {@link BnMode#FROZEN_STATS} as one convolution with a
  * bias. With every parameter frozen and the statistics fixed, {@code bn(conv(x))} is the affine map
  * {@code conv(x, w') + b'} where, per output channel, {@code s = γ / sqrt(running_var + eps)}, {@code w' = w·s} and
- * {@code b' = β − running_mean·s}: one pass over the activation instead of two, and no BN kernel at all.
+ * {@code b' = β − running_mean·s} (plus {@code conv_bias·s} for a conv with a bias, as VGG's): one pass over the activation instead of two, and no BN kernel at all.
  *
  * <p>The folded tensors are computed once, in float64, from the live parameters when {@link #fold} is called; they are
  * a snapshot. Fold again after anything changes the pair (loading weights, unfreezing, switching the BN to
@@ -52,8 +52,8 @@ public final class FoldedConvBn implements AutoCloseable {
         if (conv.outChannels() != bn.channels()) {
             return "the BN has " + bn.channels() + " channels but the conv produces " + conv.outChannels();
         }
-        if (conv.bias() != null) {
-            return "the conv has a bias (folding covers bias-free convs only)";
+        if (conv.bias() != null && conv.bias().requiresGradient()) {
+            return "the conv bias trains";
         }
         if (bn.mode() != BnMode.FROZEN_STATS) {
             return "the BN is in " + bn.mode() + " mode (batch statistics); only FROZEN_STATS is a fixed function";
@@ -95,6 +95,9 @@ public final class FoldedConvBn implements AutoCloseable {
             NDArray scale = gamma.div(var.add(eps).sqrt());
             NDArray folded = w.mul(scale.reshape(new Shape(conv.outChannels(), 1, 1, 1)));
             NDArray shift = beta.sub(mean.mul(scale));
+            if (conv.bias() != null) {
+                shift = shift.add(float64(conv.bias(), scratch).mul(scale));
+            }
             NDArray weight = folded.toType(DataType.FLOAT32, true);
             NDArray bias = shift.toType(DataType.FLOAT32, true);
             weight.attach(manager);
@@ -120,6 +123,11 @@ public final class FoldedConvBn implements AutoCloseable {
         return ai.djl.nn.convolutional.Conv2d.conv2d(
                         x, weight, bias, new Shape(stride, stride), new Shape(padding, padding), new Shape(1, 1), groups)
                 .singletonOrThrow();
+    }
+
+    /** Test hook: the folded bias, to simulate a wrong kernel. */
+    NDArray biasForTest() {
+        return bias;
     }
 
     /** The conv's module name ({@code layer4.0.downsample.0}). */

@@ -33,7 +33,7 @@ import java.util.Set;
  * about two extra forwards of the prefix per distinct input shape (a training run has two: full and last batch).
  * Tolerance, elementwise: {@code max|diff| <= 1e-4 * max(1, max|plain|)}.
  */
-public final class GuardedPrefix implements AutoCloseable {
+public final class GuardedPrefix implements FrozenPrefix {
     /** Relative tolerance of every check. */
     public static final double TOLERANCE = 1e-4;
 

@@ -43,6 +43,11 @@ public final class Sequential extends TorchModule {
         return this;
     }
 
+    /** The i-th child's name ({@code 0}, or {@code a} in a named Sequential). */
+    public String childName(int i) {
+        return children.keyAt(i);
+    }
+
     /** The i-th child, in order. */
     public Block get(int i) {
         return children.valueAt(i);
@@ -55,9 +60,23 @@ public final class Sequential extends TorchModule {
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        return forwardRange(ps, inputs, training, 0, children.size());
+    }
+
+    /**
+     * Children {@code [from, to)} in order; where a {@link FoldedStages} prefix runs on this thread, a folded
+     * conv+BN pair runs as its one convolution ({@link FoldScope}).
+     */
+    public NDList forwardRange(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
         NDList x = inputs;
-        for (Block b : children.values()) {
-            x = b.forward(ps, x, training);
+        for (int i = from; i < to; i++) {
+            FoldedConvBn folded = i + 1 < to ? FoldScope.lookup(this, i) : null;
+            if (folded != null) {
+                x = new NDList(folded.forward(x.singletonOrThrow()));
+                i++;
+            } else {
+                x = children.valueAt(i).forward(ps, x, training);
+            }
         }
         return x;
     }

@@ -12,9 +12,11 @@ import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.engine.Engines;
-import dev.finetune.model.FastPathReport;
 import dev.finetune.model.Architecture;
+import dev.finetune.model.FastPathReport;
 import dev.finetune.model.FoldedPrefix;
+import dev.finetune.model.FoldedStages;
+import dev.finetune.model.FrozenPrefix;
 import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.Network;
 import dev.finetune.model.ResNet;
@@ -59,7 +61,7 @@ public final class FineTuner implements AutoCloseable {
     private final FoldedPrefix.Layout foldLayout;
     private FreezePlan plan;
     private GroupedOptimizer optimizer;
-    private GuardedPrefix folded;
+    private FrozenPrefix folded;
     /** Reports of folded prefixes replaced by a re-plan (gradual unfreezing), oldest first. */
     private final List<FastPathReport> pastReports = new ArrayList<>();
     /** Optimizer groups added by gradual unfreezing, oldest first. */
@@ -164,13 +166,19 @@ public final class FineTuner implements AutoCloseable {
             folded.close();
             folded = null;
         }
-        // Folding is implemented for the ResNet family; other families run their frozen prefix unfolded.
-        if (!foldFrozenPrefix || !(model instanceof ResNet resnet)) {
+        if (!foldFrozenPrefix) {
             return;
         }
-        int k = FoldedPrefix.foldablePrefix(resnet);
-        if (k > 0) {
-            folded = GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager);
+        if (model instanceof ResNet resnet) {
+            int k = FoldedPrefix.foldablePrefix(resnet);
+            if (k > 0) {
+                folded = GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager);
+            }
+        } else {
+            int k = FoldedStages.foldablePrefix(model);
+            if (k > 0) {
+                folded = FoldedStages.fold(model, parameterStore, k, manager);
+            }
         }
     }
 

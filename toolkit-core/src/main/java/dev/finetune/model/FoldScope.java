@@ -1,0 +1,40 @@
+package dev.finetune.model;
+
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * The folded conv+BN pairs in effect on this thread while a {@link FoldedStages} prefix runs: {@link Sequential}s look
+ * their pairs up here and run one folded convolution instead of the two modules. Thread-local, so a forward on another
+ * thread (or any forward outside {@link #with}) runs the plain modules.
+ */
+final class FoldScope {
+    private static final ThreadLocal<Map<Sequential, Map<Integer, FoldedConvBn>>> ACTIVE = new ThreadLocal<>();
+
+    private FoldScope() {}
+
+    /** The fold of children {@code (i, i + 1)} of {@code s} in effect, or null. */
+    static FoldedConvBn lookup(Sequential s, int i) {
+        Map<Sequential, Map<Integer, FoldedConvBn>> m = ACTIVE.get();
+        if (m == null) {
+            return null;
+        }
+        Map<Integer, FoldedConvBn> pairs = m.get(s);
+        return pairs == null ? null : pairs.get(i);
+    }
+
+    /** Runs {@code body} with {@code folds} in effect on this thread. */
+    static <T> T with(Map<Sequential, Map<Integer, FoldedConvBn>> folds, Supplier<T> body) {
+        Map<Sequential, Map<Integer, FoldedConvBn>> before = ACTIVE.get();
+        ACTIVE.set(folds);
+        try {
+            return body.get();
+        } finally {
+            if (before == null) {
+                ACTIVE.remove();
+            } else {
+                ACTIVE.set(before);
+            }
+        }
+    }
+}
