@@ -15,7 +15,7 @@ import ai.djl.util.PairList;
 public final class CNBlock extends TorchModule {
     private final Parameter layerScale;
     private final Sequential block;
-    private volatile float stochasticDepth;
+    private final StochasticDepth stochasticDepth;
 
     public CNBlock(int dim, float layerScale, float stochasticDepth) {
         // Registered first, as PyTorch's state_dict puts a module's own parameters before its children's.
@@ -29,19 +29,12 @@ public final class CNBlock extends TorchModule {
                 new Act(Act.Kind.GELU),
                 new Linear(4 * dim, dim).truncNormalInit(0.02f),
                 Reshape.permute(0, 3, 1, 2)));
-        this.stochasticDepth = stochasticDepth;
+        this.stochasticDepth = new StochasticDepth(stochasticDepth);
     }
 
-    public float stochasticDepth() {
+    /** This block's stochastic depth. */
+    public StochasticDepth stochasticDepth() {
         return stochasticDepth;
-    }
-
-    /** Changes the stochastic-depth rate (tests compare train-mode forwards with it off). */
-    public void setStochasticDepth(float p) {
-        if (p < 0 || p >= 1) {
-            throw new IllegalArgumentException("stochastic depth must be in [0, 1), found " + p);
-        }
-        stochasticDepth = p;
     }
 
     @Override
@@ -50,12 +43,7 @@ public final class CNBlock extends TorchModule {
         NDArray x = inputs.singletonOrThrow();
         NDArray y = ps.getValue(layerScale, x.getDevice(), training).mul(block.forward(ps, inputs, training)
                 .singletonOrThrow());
-        // As InvertedResidual: a frozen block is a fixed function, so its stochastic depth is off.
-        if (training && stochasticDepth > 0 && getParameters().values().stream().anyMatch(
-                Parameter::requiresGradient)) {
-            y = StochasticDepth.rows(y, stochasticDepth);
-        }
-        return new NDList(y.add(x));
+        return new NDList(stochasticDepth.apply(y, this, training).add(x));
     }
 
     @Override

@@ -42,9 +42,6 @@ public enum ConvNeXtArch implements Architecture {
 
     @Override
     public FeaturesNetwork create(int classes) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
-        }
         Sequential features = new Sequential();
         features.add(new Sequential(new Conv2d(3, dims[0], 4, 4, 0, 1, true).truncNormalInit(0.02f),
                 new LayerNorm(dims[0], EPS, true)));

@@ -25,14 +25,11 @@ import java.util.List;
 public final class DenseNet extends Network {
     private static final List<String> STAGES = List.of("stem", "block1", "block2", "block3", "block4", "head");
 
-    private final DenseNetArch arch;
     private final Sequential features;
-    private final List<List<String>> modules;
     private final List<int[]> ranges = new ArrayList<>();
-    private Linear classifier;
 
     DenseNet(DenseNetArch arch, int classes, int growth, int[] blocks, int initFeatures, int bnSize) {
-        this.arch = arch;
+        super(arch, classes);
         Sequential f = new Sequential();
         f.add("conv0", new Conv2d(3, initFeatures, 7, 2, 3).kaimingFanInInit());
         f.add("norm0", new BatchNorm2d(initFeatures));
@@ -61,9 +58,9 @@ public final class DenseNet extends Network {
             ranges.add(new int[] {from, f.size()});
         }
         m.add(List.of("classifier"));
-        modules = List.copyOf(m);
         features = child("features", f);
-        classifier = child("classifier", new Linear(n, classes).zeroBias());
+        child("classifier", new Linear(n, classes).zeroBias());
+        declareStages(STAGES, m);
     }
 
     private static Sequential transition(int in, int out) {
@@ -75,31 +72,6 @@ public final class DenseNet extends Network {
         return t;
     }
 
-    @Override
-    public DenseNetArch arch() {
-        return arch;
-    }
-
-    @Override
-    public List<String> stageNames() {
-        return STAGES;
-    }
-
-    @Override
-    protected List<List<String>> stageModules() {
-        return modules;
-    }
-
-    @Override
-    public Linear head() {
-        return classifier;
-    }
-
-    @Override
-    protected Linear installHead(Linear head) {
-        classifier = replaceChild("classifier", head);
-        return classifier;
-    }
 
     @Override
     protected NDList runStage(int stage, ParameterStore ps, NDList x, boolean training) {
@@ -132,7 +104,7 @@ public final class DenseNet extends Network {
     protected void initializeChildBlocks(NDManager manager, DataType dataType, Shape... inputShapes) {
         features.initialize(manager, dataType, inputShapes);
         Shape f = features.getOutputShapes(inputShapes)[0];
-        classifier.initialize(manager, dataType, new Shape(f.get(0), f.get(1)));
+        head().initialize(manager, dataType, new Shape(f.get(0), f.get(1)));
     }
 
     /** {@code _DenseBlock}: layers {@code denselayer1} …, each fed the concatenation of all before it. */

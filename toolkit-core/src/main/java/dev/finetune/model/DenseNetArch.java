@@ -39,9 +39,6 @@ public enum DenseNetArch implements Architecture {
 
     @Override
     public DenseNet create(int classes) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
-        }
         return new DenseNet(this, classes, growth, blocks, initFeatures, 4);
     }
 

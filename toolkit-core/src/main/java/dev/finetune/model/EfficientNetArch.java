@@ -57,9 +57,6 @@ public enum EfficientNetArch implements Architecture {
 
     @Override
     public FeaturesNetwork create(int classes) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
-        }
         boolean v2 = this == EFFICIENTNET_V2_S;
         float eps = v2 ? 1e-3f : 1e-5f;
         float momentum = 0.1f;

@@ -23,13 +23,10 @@ import java.util.List;
  * dropouts inside the classifier keep torchvision's rate.
  */
 public final class FeaturesNetwork extends Network {
-    private final Architecture arch;
     private final Sequential features;
     private final Sequential classifier;
     private final int headIndex;
     private final int poolSize;
-    private final List<String> stageNames;
-    private final List<List<String>> stageModules;
     /** Per feature stage, the {@code features} children it runs: [from, to). */
     private final List<int[]> ranges;
 
@@ -44,20 +41,16 @@ public final class FeaturesNetwork extends Network {
      */
     FeaturesNetwork(Architecture arch, Sequential features, List<String> stageNames, int[] stageEnds, int poolSize,
             Sequential classifier, float dropout) {
-        this.arch = arch;
+        super(arch, ((Linear) classifier.get(classifier.size() - 1)).outFeatures());
         this.features = child("features", features);
         this.classifier = child("classifier", classifier);
         this.headIndex = classifier.size() - 1;
-        if (!(classifier.get(headIndex) instanceof Linear)) {
-            throw new IllegalArgumentException("the classifier must end in a Linear");
-        }
         if (stageEnds.length != stageNames.size() || stageEnds[stageEnds.length - 1] != features.size()) {
             throw new IllegalArgumentException("stages must cover features[0.." + features.size() + ")");
         }
         this.poolSize = poolSize;
         List<String> names = new ArrayList<>(stageNames);
         names.add("head");
-        this.stageNames = List.copyOf(names);
         List<List<String>> modules = new ArrayList<>();
         List<int[]> r = new ArrayList<>();
         int from = 0;
@@ -71,34 +64,9 @@ public final class FeaturesNetwork extends Network {
             from = end;
         }
         modules.add(List.of("classifier"));
-        this.stageModules = List.copyOf(modules);
         this.ranges = List.copyOf(r);
+        declareStages(names, modules);
         setDropout(dropout);
-    }
-
-    @Override
-    public Architecture arch() {
-        return arch;
-    }
-
-    @Override
-    public List<String> stageNames() {
-        return stageNames;
-    }
-
-    @Override
-    protected List<List<String>> stageModules() {
-        return stageModules;
-    }
-
-    @Override
-    public Linear head() {
-        return (Linear) classifier.get(headIndex);
-    }
-
-    @Override
-    protected Linear installHead(Linear head) {
-        return classifier.replaceChild(Integer.toString(headIndex), head);
     }
 
     @Override

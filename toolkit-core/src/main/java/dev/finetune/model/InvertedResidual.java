@@ -14,7 +14,7 @@ import ai.djl.util.PairList;
 public final class InvertedResidual extends TorchModule {
     private final Sequential body;
     private final boolean residual;
-    private volatile float stochasticDepth;
+    private final StochasticDepth stochasticDepth;
 
     /**
      * @param bodyName torchvision's attribute name for the body
@@ -29,20 +29,12 @@ public final class InvertedResidual extends TorchModule {
     public InvertedResidual(String bodyName, Sequential body, boolean residual, float stochasticDepth) {
         this.body = child(bodyName, body);
         this.residual = residual;
-        this.stochasticDepth = stochasticDepth;
+        this.stochasticDepth = new StochasticDepth(stochasticDepth);
     }
 
-    /** The stochastic-depth rate of this block (0 for none). */
-    public float stochasticDepth() {
+    /** This block's stochastic depth (rate 0 for none). */
+    public StochasticDepth stochasticDepth() {
         return stochasticDepth;
-    }
-
-    /** Changes the stochastic-depth rate (tests compare train-mode forwards with it off). */
-    public void setStochasticDepth(float p) {
-        if (p < 0 || p >= 1) {
-            throw new IllegalArgumentException("stochastic depth must be in [0, 1), found " + p);
-        }
-        stochasticDepth = p;
     }
 
     @Override
@@ -52,18 +44,7 @@ public final class InvertedResidual extends TorchModule {
         if (!residual) {
             return new NDList(y);
         }
-        if (training && stochasticDepth > 0 && trains()) {
-            y = StochasticDepth.rows(y, stochasticDepth);
-        }
-        return new NDList(y.add(inputs.singletonOrThrow()));
-    }
-
-    /**
-     * Whether any parameter of the block trains. A frozen block is a fixed function, as frozen BatchNorm keeps its
-     * statistics under {@code batchnorm: auto}: its stochastic depth is off, so a frozen prefix stays cacheable.
-     */
-    private boolean trains() {
-        return getParameters().values().stream().anyMatch(p -> p.requiresGradient());
+        return new NDList(stochasticDepth.apply(y, this, training).add(inputs.singletonOrThrow()));
     }
 
     @Override

@@ -50,9 +50,6 @@ public enum MobileNetArch implements Architecture {
 
     @Override
     public FeaturesNetwork create(int classes) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
-        }
         return this == MOBILENET_V2 ? v2(classes) : v3(classes);
     }
 

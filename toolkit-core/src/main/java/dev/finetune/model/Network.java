@@ -23,28 +23,51 @@ import java.util.function.UnaryOperator;
  * state_dict keys), the module-name prefixes of each stage, and how one stage runs.
  */
 public abstract class Network extends TorchModule {
+    private final Architecture arch;
+    private List<String> stageNames = List.of();
+    private List<List<String>> stageModules = List.of();
+    private Linear head;
     private float dropout;
 
-    /** The architecture this network was built as. */
-    public abstract Architecture arch();
-
-    /** The stages in forward order, ending with {@code head}. */
-    public abstract List<String> stageNames();
+    protected Network(Architecture arch, int classes) {
+        if (classes < 1) {
+            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
+        }
+        this.arch = arch;
+    }
 
     /**
-     * The module-name prefixes of each stage, parallel to {@link #stageNames()}: ResNet's stem is {@code conv1, bn1}.
-     * A tensor belongs to the stage with a prefix that its name starts with (followed by a dot).
+     * Declares the stages (called once by the family's constructor, after its modules): their names in forward order,
+     * the last being {@code head}, and the module-name prefixes of each ({@code conv1, bn1} for ResNet's stem). A
+     * tensor belongs to the stage with a prefix that its name starts with (followed by a dot). The head module is
+     * looked up at {@link Architecture#headName()}.
      */
-    protected abstract List<List<String>> stageModules();
+    protected final void declareStages(List<String> names, List<List<String>> modules) {
+        if (names.size() != modules.size() || !names.get(names.size() - 1).equals("head")) {
+            throw new IllegalArgumentException("stages must pair names with modules and end with the head");
+        }
+        stageNames = List.copyOf(names);
+        stageModules = List.copyOf(modules);
+        head = (Linear) namedModules().get(arch.headName());
+    }
+
+    /** The architecture this network was built as. */
+    public Architecture arch() {
+        return arch;
+    }
+
+    /** The stages in forward order, ending with {@code head}. */
+    public final List<String> stageNames() {
+        return stageNames;
+    }
 
     /** Runs one stage on its input; {@code stage} indexes {@link #stageNames()}. */
     protected abstract NDList runStage(int stage, ParameterStore ps, NDList x, boolean training);
 
     /** The classifier (the last Linear), the module at {@link Architecture#headName()}. */
-    public abstract Linear head();
-
-    /** Puts {@code head} in place under {@link #headName()}; returns it. */
-    protected abstract Linear installHead(Linear head);
+    public final Linear head() {
+        return head;
+    }
 
     /** The output shape of stage {@code stage} for an input of shape {@code input}. */
     protected abstract Shape stageOutputShape(int stage, Shape input);
@@ -93,7 +116,7 @@ public abstract class Network extends TorchModule {
 
     /** The stage index of a tensor or module name; a name outside every stage is an IllegalArgumentException. */
     public final int stageIndexOf(String name) {
-        List<List<String>> modules = stageModules();
+        List<List<String>> modules = stageModules;
         for (int s = 0; s < modules.size(); s++) {
             for (String prefix : modules.get(s)) {
                 if (name.equals(prefix) || name.startsWith(prefix + ".")) {
@@ -126,10 +149,14 @@ public abstract class Network extends TorchModule {
             throw new IllegalArgumentException("head classes must be >= 1, found " + classes);
         }
         setDropout(dropoutP);
-        Linear old = head();
+        Linear old = head;
         Linear fresh = new Linear(old.inFeatures(), classes);
         fresh.initialize(manager, DataType.FLOAT32, new Shape(1, old.inFeatures()));
-        installHead(fresh);
+        String name = headName();
+        int dot = name.lastIndexOf('.');
+        TorchModule parent = dot < 0 ? this : (TorchModule) namedModules().get(name.substring(0, dot));
+        parent.replaceChild(name.substring(dot + 1), fresh);
+        head = fresh;
         old.getParameters().values().forEach(p -> p.close());
         return fresh;
     }
@@ -140,7 +167,7 @@ public abstract class Network extends TorchModule {
         if (training && dropout > 0) {
             f = Dropout.dropout(f, dropout, true).singletonOrThrow();
         }
-        return head().forward(ps, new NDList(f), training);
+        return head.forward(ps, new NDList(f), training);
     }
 
     /** Every BatchNorm layer with its torchvision module name ({@code layer1.0.bn1}), in definition order. */

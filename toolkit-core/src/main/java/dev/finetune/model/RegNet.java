@@ -21,13 +21,11 @@ public final class RegNet extends Network {
             List.of("trunk_output.block2"), List.of("trunk_output.block3"), List.of("trunk_output.block4"),
             List.of("fc"));
 
-    private final RegNetArch arch;
     private final Sequential stem;
     private final Sequential trunk;
-    private Linear fc;
 
     RegNet(RegNetArch arch, int classes, int[] depths, int[] widths, int groupWidth, double seRatio) {
-        this.arch = arch;
+        super(arch, classes);
         stem = child("stem", Sequential.convNormAct(3, 32, 3, 2, 1, Act.Kind.RELU, 1e-5f, 0.1f));
         Sequential t = new Sequential();
         int in = 32;
@@ -41,33 +39,8 @@ public final class RegNet extends Network {
             in = widths[s];
         }
         trunk = child("trunk_output", t);
-        fc = child("fc", new Linear(in, classes).normalInit(0.01f));
-    }
-
-    @Override
-    public RegNetArch arch() {
-        return arch;
-    }
-
-    @Override
-    public List<String> stageNames() {
-        return STAGES;
-    }
-
-    @Override
-    protected List<List<String>> stageModules() {
-        return MODULES;
-    }
-
-    @Override
-    public Linear head() {
-        return fc;
-    }
-
-    @Override
-    protected Linear installHead(Linear head) {
-        fc = replaceChild("fc", head);
-        return fc;
+        child("fc", new Linear(in, classes).normalInit(0.01f));
+        declareStages(STAGES, MODULES);
     }
 
     @Override
@@ -105,6 +78,6 @@ public final class RegNet extends Network {
         Shape[] s = stem.getOutputShapes(inputShapes);
         trunk.initialize(manager, dataType, s);
         s = trunk.getOutputShapes(s);
-        fc.initialize(manager, dataType, new Shape(s[0].get(0), s[0].get(1)));
+        head().initialize(manager, dataType, new Shape(s[0].get(0), s[0].get(1)));
     }
 }

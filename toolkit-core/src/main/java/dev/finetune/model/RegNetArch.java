@@ -34,9 +34,6 @@ public enum RegNetArch implements Architecture {
 
     @Override
     public RegNet create(int classes) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
-        }
         return new RegNet(this, classes, depths, widths, groupWidth, 0.25);
     }
 }

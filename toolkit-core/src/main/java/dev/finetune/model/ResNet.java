@@ -26,14 +26,12 @@ public final class ResNet extends Network {
             List.of("conv1", "bn1"), List.of("layer1"), List.of("layer2"), List.of("layer3"), List.of("layer4"),
             List.of("fc"));
 
-    private final ResNetArch arch;
     private final Conv2d conv1;
     private final BatchNorm2d bn1;
     private final Sequential[] layers = new Sequential[4];
-    private Linear fc;
 
     private ResNet(ResNetArch arch, int numClasses) {
-        this.arch = arch;
+        super(arch, numClasses);
         conv1 = child("conv1", new Conv2d(3, 64, 7, 2, 3));
         bn1 = child("bn1", new BatchNorm2d(64));
         int inPlanes = 64;
@@ -54,14 +52,12 @@ public final class ResNet extends Network {
             }
             layers[s] = child("layer" + (s + 1), new Sequential(blocks));
         }
-        fc = child("fc", new Linear(arch.featureDim(), numClasses));
+        child("fc", new Linear(arch.featureDim(), numClasses));
+        declareStages(STAGES, MODULES);
     }
 
     /** A new, uninitialized network; call {@link #initialize(NDManager)} before use. */
     public static ResNet create(ResNetArch arch, int numClasses) {
-        if (numClasses < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + numClasses);
-        }
         return new ResNet(arch, numClasses);
     }
 
@@ -73,28 +69,7 @@ public final class ResNet extends Network {
 
     @Override
     public ResNetArch arch() {
-        return arch;
-    }
-
-    @Override
-    public List<String> stageNames() {
-        return STAGES;
-    }
-
-    @Override
-    protected List<List<String>> stageModules() {
-        return MODULES;
-    }
-
-    @Override
-    public Linear head() {
-        return fc;
-    }
-
-    @Override
-    protected Linear installHead(Linear head) {
-        fc = replaceChild("fc", head);
-        return fc;
+        return (ResNetArch) super.arch();
     }
 
     /** {@code layer1} … {@code layer4}. */
@@ -141,7 +116,7 @@ public final class ResNet extends Network {
             case 4:
                 return layers[stage - 1].getOutputShapes(new Shape[] {in})[0];
             case 5:
-                return new Shape(in.get(0), fc.outFeatures());
+                return new Shape(in.get(0), numClasses());
             default:
                 throw new IllegalArgumentException("no stage " + stage);
         }
@@ -158,6 +133,6 @@ public final class ResNet extends Network {
             layer.initialize(manager, dataType, s);
             s = layer.getOutputShapes(s);
         }
-        fc.initialize(manager, dataType, new Shape(s[0].get(0), arch.featureDim()));
+        head().initialize(manager, dataType, new Shape(s[0].get(0), arch().featureDim()));
     }
 }

@@ -39,9 +39,6 @@ public enum VggArch implements Architecture {
 
     @Override
     public FeaturesNetwork create(int classes) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("numClasses must be >= 1, found " + classes);
-        }
         Sequential features = new Sequential();
         List<String> stages = new ArrayList<>();
         int[] ends = new int[5];

@@ -169,10 +169,10 @@ public class FamilyParityTest {
                 d.setP(0);
             }
             if (b instanceof InvertedResidual r) {
-                r.setStochasticDepth(0);
+                r.stochasticDepth().setRate(0);
             }
             if (b instanceof CNBlock c) {
-                c.setStochasticDepth(0);
+                c.stochasticDepth().setRate(0);
             }
         });
     }

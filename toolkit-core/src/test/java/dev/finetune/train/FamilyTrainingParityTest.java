@@ -167,10 +167,10 @@ class FamilyTrainingParityTest {
     private static void quiet(Network net) {
         net.namedModules().values().forEach(b -> {
             if (b instanceof InvertedResidual r) {
-                r.setStochasticDepth(0);
+                r.stochasticDepth().setRate(0);
             }
             if (b instanceof CNBlock c) {
-                c.setStochasticDepth(0);
+                c.stochasticDepth().setRate(0);
             }
             if (b instanceof dev.finetune.model.DropoutLayer d) {
                 d.setP(0);
