@@ -123,6 +123,13 @@ public final class ConfigLoader {
 
     /** Everything that can be checked without the model or the data, so a bad config fails before any output. */
     private static void validate(ExperimentConfig c) {
+        ConfigPaths.build(() -> {
+            validateDomain(c);
+            return null;
+        });
+    }
+
+    private static void validateDomain(ExperimentConfig c) {
         if (c.model().arch() != null) {
             dev.finetune.model.Architectures.parse(c.model().arch());
         }

@@ -78,10 +78,10 @@ public record FreezeConfig(
             }
             out.add(new FreezePolicy.Rule(train, parsed, where));
         }
-        return new FreezePolicy(
+        return ConfigPaths.build(() -> new FreezePolicy(
                 !"freeze".equals(defaultAction),
                 frozenStages == null ? -1 : frozenStages,
                 out,
-                BnPolicy.parse(batchnorm, "freeze.batchnorm"));
+                BnPolicy.parse(batchnorm, "freeze.batchnorm")));
     }
 }

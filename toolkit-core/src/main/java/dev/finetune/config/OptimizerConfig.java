@@ -64,7 +64,7 @@ public record OptimizerConfig(
             }
         }
         double wd = weightDecay != null ? weightDecay : ("adamw".equalsIgnoreCase(n) ? 0.01 : 0.0);
-        return new OptimizerSettings(
+        return ConfigPaths.build(() -> new OptimizerSettings(
                 n,
                 lr,
                 momentum == null ? 0 : momentum,
@@ -75,6 +75,6 @@ public record OptimizerConfig(
                 betas == null ? 0.999 : betas.get(1),
                 eps == null ? 1e-8 : eps,
                 Boolean.TRUE.equals(decayNormAndBias),
-                g);
+                g));
     }
 }

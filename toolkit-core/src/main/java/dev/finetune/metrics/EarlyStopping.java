@@ -31,10 +31,10 @@ public final class EarlyStopping {
     public EarlyStopping(MetricChoice metric, int patience, double minDelta) {
         this.metric = java.util.Objects.requireNonNull(metric, "metric");
         if (patience < 1) {
-            throw new ConfigException("", "train.early_stopping.patience: must be >= 1, found " + patience);
+            throw new ConfigException(ConfigException.Part.EARLY_STOPPING, "patience", "must be >= 1, found " + patience);
         }
         if (!(minDelta >= 0) || Double.isInfinite(minDelta)) {
-            throw new ConfigException("", "train.early_stopping.min_delta: must be a finite number >= 0, found " + minDelta);
+            throw new ConfigException(ConfigException.Part.EARLY_STOPPING, "min_delta", "must be a finite number >= 0, found " + minDelta);
         }
         this.patience = patience;
         this.minDelta = minDelta;

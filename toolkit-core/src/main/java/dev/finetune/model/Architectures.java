@@ -39,6 +39,6 @@ public final class Architectures {
                 return a;
             }
         }
-        throw new ConfigException("model.arch", "unknown architecture '" + name + "'; known: " + names());
+        throw new ConfigException(ConfigException.Part.ARCHITECTURE, "", "unknown architecture '" + name + "'; known: " + names());
     }
 }

@@ -74,6 +74,6 @@ public enum ResNetArch implements Architecture {
         if (a instanceof ResNetArch r) {
             return r;
         }
-        throw new dev.finetune.ConfigException("model.arch", "'" + name + "' is not a ResNet");
+        throw new dev.finetune.ConfigException(dev.finetune.ConfigException.Part.ARCHITECTURE, "", "'" + name + "' is not a ResNet");
     }
 }

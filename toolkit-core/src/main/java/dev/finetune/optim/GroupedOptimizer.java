@@ -70,10 +70,15 @@ public final class GroupedOptimizer implements AutoCloseable {
             OptimizerSettings settings, Map<String, Parameter> tensors, FreezePlan plan, List<AddedGroup> added) {
         List<NamePattern> patterns = new ArrayList<>();
         for (int i = 0; i < settings.groups().size(); i++) {
-            String where = "optimizer.groups[" + i + "].match";
-            NamePattern p = NamePattern.parse(settings.groups().get(i).match(), where);
+            String where = "groups[" + i + "].match";
+            NamePattern p;
+            try {
+                p = NamePattern.parse(settings.groups().get(i).match(), where);
+            } catch (ConfigException e) {
+                throw new ConfigException(ConfigException.Part.OPTIMIZER, e.path(), e.problem());
+            }
             if (plan.decisions().stream().noneMatch(d -> p.matches(d.tensor()))) {
-                throw new ConfigException("", where + ": pattern '" + p.source() + "' matches no parameter of the model; names are"
+                throw new ConfigException(ConfigException.Part.OPTIMIZER, where, "pattern '" + p.source() + "' matches no parameter of the model; names are"
                                 + " torchvision's (layer4.0.conv1.weight, fc.bias); run 'finetune inspect'");
             }
             patterns.add(p);

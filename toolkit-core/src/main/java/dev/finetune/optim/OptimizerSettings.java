@@ -32,34 +32,36 @@ public record OptimizerSettings(
         boolean decayNormAndBias,
         List<GroupSettings> groups) {
 
+    private static final ConfigException.Part OPT = ConfigException.Part.OPTIMIZER;
+
     public OptimizerSettings {
         name = name == null ? "sgd" : name.toLowerCase(Locale.ROOT);
         groups = groups == null ? List.of() : List.copyOf(groups);
         if (!List.of("sgd", "adam", "adamw").contains(name)) {
-            throw new ConfigException("optimizer.name", "unknown optimizer '" + name + "'; choose sgd, adam or adamw");
+            throw new ConfigException(OPT, "name", "unknown optimizer '" + name + "'; choose sgd, adam or adamw");
         }
-        positive("optimizer.lr", lr);
+        positive("lr", lr);
         if (!(momentum >= 0 && momentum < 1)) {
-            throw new ConfigException("optimizer.momentum", "must be in [0, 1), found " + momentum);
+            throw new ConfigException(OPT, "momentum", "must be in [0, 1), found " + momentum);
         }
         if (nesterov && (momentum == 0 || dampening != 0)) {
-            throw new ConfigException("optimizer.nesterov", "Nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
+            throw new ConfigException(OPT, "nesterov", "Nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)");
         }
         if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
-            throw new ConfigException("optimizer.weight_decay", "must be >= 0, found " + weightDecay);
+            throw new ConfigException(OPT, "weight_decay", "must be >= 0, found " + weightDecay);
         }
         if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1)) {
-            throw new ConfigException("optimizer.betas", "each must be in [0, 1), found [" + beta1 + ", " + beta2 + "]");
+            throw new ConfigException(OPT, "betas", "each must be in [0, 1), found [" + beta1 + ", " + beta2 + "]");
         }
-        positive("optimizer.eps", eps);
+        positive("eps", eps);
         for (int i = 0; i < groups.size(); i++) {
             GroupSettings g = groups.get(i);
             if (g.lrMult() != null && !(g.lrMult() > 0 && g.lrMult() < Double.POSITIVE_INFINITY)) {
-                throw new ConfigException("optimizer.groups[" + i + "].lr_mult", "must be > 0, found " + g.lrMult()
+                throw new ConfigException(OPT, "groups[" + i + "].lr_mult", "must be > 0, found " + g.lrMult()
                         + " (to stop a group from training, freeze it in the policy instead)");
             }
             if (g.weightDecay() != null && !(g.weightDecay() >= 0)) {
-                throw new ConfigException("optimizer.groups[" + i + "].weight_decay", "must be >= 0, found " + g.weightDecay());
+                throw new ConfigException(OPT, "groups[" + i + "].weight_decay", "must be >= 0, found " + g.weightDecay());
             }
         }
     }
@@ -76,7 +78,7 @@ public record OptimizerSettings(
 
     private static void positive(String where, double v) {
         if (!(v > 0) || Double.isInfinite(v)) {
-            throw new ConfigException(where, "must be > 0, found " + v);
+            throw new ConfigException(OPT, where, "must be > 0, found " + v);
         }
     }
 

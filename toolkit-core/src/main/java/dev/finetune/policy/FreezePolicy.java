@@ -22,7 +22,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
     public FreezePolicy {
         rules = List.copyOf(rules);
         if (frozenStages < -1) {
-            throw new ConfigException("freeze.frozen_stages", "must be -1 (none) or more, found " + frozenStages);
+            throw new ConfigException(ConfigException.Part.FREEZE_POLICY, "frozen_stages", "must be -1 (none) or more, found " + frozenStages);
         }
     }
 
@@ -93,7 +93,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
         List<String> stageNames = tensors.isEmpty() ? List.of() : tensors.get(0).stageNames();
         int maxFrozen = stageNames.size() - 2; // every stage but the head
         if (frozenStages >= 0 && frozenStages > maxFrozen) {
-            throw new ConfigException("freeze.frozen_stages", "must be -1 (none) to " + maxFrozen + " for this model"
+            throw new ConfigException(ConfigException.Part.FREEZE_POLICY, "frozen_stages", "must be -1 (none) to " + maxFrozen + " for this model"
                     + " (its stages are " + stageNames + "; the head always trains), found " + frozenStages);
         }
         for (Rule rule : rules) {
@@ -158,7 +158,7 @@ public record FreezePolicy(boolean defaultTrain, int frozenStages, List<Rule> ru
         });
         FreezePlan plan = new FreezePlan(this, decisions, modes, modeWhy);
         if (plan.trainableParameterCount() == 0) {
-            throw new ConfigException("", "freeze: this policy leaves nothing to train (all " + plan.frozenParameterCount()
+            throw new ConfigException(ConfigException.Part.FREEZE_POLICY, "", "this policy leaves nothing to train (all " + plan.frozenParameterCount()
                             + " parameters frozen); add a rule such as {train: \"stage:head\"} or set default: train");
         }
         return plan;

@@ -24,7 +24,7 @@ public record NamePattern(String source, String where, Pattern regex, boolean pr
     /** Parses a pattern; an invalid one is a config error naming {@code where}. */
     public static NamePattern parse(String source, String where) {
         if (source == null || source.isBlank()) {
-            throw new ConfigException("", where + ": empty pattern; write a name, a glob or re:REGEX");
+            throw new ConfigException(where, "empty pattern; write a name, a glob or re:REGEX");
         }
         if (source.startsWith(STAGE)) {
             if (source.length() == STAGE.length()) {
@@ -37,11 +37,11 @@ public record NamePattern(String source, String where, Pattern regex, boolean pr
             try {
                 return new NamePattern(source, where, Pattern.compile(re), false);
             } catch (PatternSyntaxException e) {
-                throw new ConfigException("", where + ": invalid regex '" + re + "': " + e.getDescription() + " near index " + e.getIndex());
+                throw new ConfigException(where, "invalid regex '" + re + "': " + e.getDescription() + " near index " + e.getIndex());
             }
         }
         if (source.contains("[") || source.contains("]") || source.contains("{") || source.contains("(")) {
-            throw new ConfigException("", where + ": invalid glob '" + source + "': only * and ? are wildcards; for classes or groups write"
+            throw new ConfigException(where, "invalid glob '" + source + "': only * and ? are wildcards; for classes or groups write"
                             + " a regex as 're:" + source + "'");
         }
         boolean wild = source.contains("*") || source.contains("?");

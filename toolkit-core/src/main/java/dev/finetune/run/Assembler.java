@@ -6,6 +6,7 @@ import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.config.ConfigPaths;
 import dev.finetune.config.DataConfig;
 import dev.finetune.config.ExperimentConfig;
 import dev.finetune.config.ModelConfig;
@@ -70,8 +71,8 @@ public final class Assembler {
 
     /** The checkpoint-key mapping the config asks for. */
     public static KeyMapping mapping(ModelConfig model) {
-        return KeyMapping.of(model.keyPrefix(), model.remap().stream()
-                .map(r -> new KeyMapping.Remap(r.from(), r.to())).toList());
+        return ConfigPaths.build(() -> KeyMapping.of(model.keyPrefix(), model.remap().stream()
+                .map(r -> new KeyMapping.Remap(r.from(), r.to())).toList()));
     }
 
     /**
@@ -80,7 +81,7 @@ public final class Assembler {
      */
     public static Architecture architecture(ModelConfig m, Checkpoint checkpoint) {
         if (m.arch() != null) {
-            return Architectures.parse(m.arch());
+            return ConfigPaths.build(() -> Architectures.parse(m.arch()));
         }
         if (checkpoint != null) {
             Optional<ArchitectureRecognizer.Recognized> r = ArchitectureRecognizer.recognize(checkpoint, mapping(m));
@@ -130,7 +131,8 @@ public final class Assembler {
             }
             b.headClasses(dataClasses);
         }
-        return b.build();
+        // Planning the policy and grouping the optimizer on this model can fail (a pattern that matches nothing).
+        return ConfigPaths.build(b::build);
     }
 
     /**
@@ -145,7 +147,7 @@ public final class Assembler {
                     + " differ from the checkpoint's " + meta.classNames() + "; resume with the same data");
         }
         ExperimentConfig c = loaded.config();
-        return FineTuner.builder()
+        FineTuner.Builder b = FineTuner.builder()
                 .arch(Architectures.parse(meta.arch()))
                 .checkpoint(resumeFrom.checkpoint())
                 .policy(c.freeze().toPolicy())
@@ -154,8 +156,9 @@ public final class Assembler {
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
                 .dropout(c.model().head() == null || c.model().head().dropout() == null ? null
-                        : c.model().head().dropout().floatValue())
-                .build();
+                        : c.model().head().dropout().floatValue());
+        // Planning the policy and grouping the optimizer on this model can fail (a pattern that matches nothing).
+        return ConfigPaths.build(b::build);
     }
 
     /** Opens the data of {@code data:}; paths resolve against the config's folder. */
@@ -228,7 +231,8 @@ public final class Assembler {
         }
         if (tc.earlyStopping() != null) {
             TrainConfig.EarlyStoppingConfig e = tc.earlyStopping();
-            out.add(new EarlyStoppingListener(MetricChoice.parse(e.metric()), e.patience(), e.minDelta()));
+            out.add(ConfigPaths.build(() -> new EarlyStoppingListener(MetricChoice.parse(e.metric()), e.patience(),
+                    e.minDelta())));
         }
         return out;
     }

@@ -65,13 +65,13 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
     public record Remap(String from, String to) {
         public Remap {
             if (from == null || to == null) {
-                throw new ConfigException("", "model.remap: each rule needs 'from' (a regex) and 'to'");
+                throw new ConfigException(ConfigException.Part.KEY_MAPPING, "remap", "each rule needs 'from' (a regex) and 'to'");
             }
             Pattern compiled;
             try {
                 compiled = Pattern.compile(from);
             } catch (PatternSyntaxException e) {
-                throw new ConfigException("", "model.remap: invalid regex '" + from + "': " + e.getDescription()
+                throw new ConfigException(ConfigException.Part.KEY_MAPPING, "remap", "invalid regex '" + from + "': " + e.getDescription()
                                 + "; write a Java regex such as '^head\\\\.'");
             }
             checkReplacement(to, compiled.matcher("").groupCount());
@@ -83,7 +83,7 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
                 char c = to.charAt(i);
                 if (c == '\\') {
                     if (++i >= to.length()) {
-                        throw new ConfigException("", "model.remap: replacement '" + to
+                        throw new ConfigException(ConfigException.Part.KEY_MAPPING, "remap", "replacement '" + to
                                 + "' ends with a lone backslash");
                     }
                 } else if (c == '$') {
@@ -92,7 +92,7 @@ public record KeyMapping(List<String> stripPrefixes, List<Remap> remaps) {
                         j++;
                     }
                     if (j == i + 1 || Integer.parseInt(to.substring(i + 1, Math.min(j, i + 4))) > groups) {
-                        throw new ConfigException("", "model.remap: replacement '" + to
+                        throw new ConfigException(ConfigException.Part.KEY_MAPPING, "remap", "replacement '" + to
                                 + "' refers to a group the regex does not have (it has " + groups + "); write $1"
                                 + " for the first group, \\$ for a dollar sign");
                     }

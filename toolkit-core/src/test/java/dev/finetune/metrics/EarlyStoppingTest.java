@@ -69,9 +69,9 @@ class EarlyStoppingTest {
         MetricChoice metric = MetricChoice.parse("val_loss");
         FinetuneException e = assertThrows(FinetuneException.class, () -> new EarlyStopping(metric, 0, 0.0));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("train.early_stopping.patience: must be >= 1, found 0", e.getMessage());
+        assertEquals("patience: must be >= 1, found 0", e.getMessage());
         e = assertThrows(FinetuneException.class, () -> new EarlyStopping(metric, 3, -0.1));
-        assertEquals("train.early_stopping.min_delta: must be a finite number >= 0, found -0.1", e.getMessage());
+        assertEquals("min_delta: must be a finite number >= 0, found -0.1", e.getMessage());
         assertThrows(FinetuneException.class, () -> new EarlyStopping(metric, 3, Double.NaN));
     }
 }

@@ -128,7 +128,7 @@ class GroupedOptimizerTest {
     }
 
     /**
-     * The slot names its group ("optimizer.groups[1]"), so everything about it should come from that group or the
+     * The slot names its group ("groups[1]"), so everything about it should come from that group or the
      * optimizer — not from an earlier group that also matched.
      */
     @Test
@@ -147,7 +147,7 @@ class GroupedOptimizerTest {
         FinetuneException e = assertThrows(FinetuneException.class, () -> GroupedOptimizer.slotsFor(
                 sgd(0, false, group("fc.*", 2.0, null), group("layer5.*", 0.1, null)), tensors, plan));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("optimizer.groups[1].match: pattern 'layer5.*' matches no parameter of the model; names are"
+        assertEquals("groups[1].match: pattern 'layer5.*' matches no parameter of the model; names are"
                 + " torchvision's (layer4.0.conv1.weight, fc.bias); run 'finetune inspect'", e.getMessage());
     }
 
@@ -155,7 +155,7 @@ class GroupedOptimizerTest {
     void invalidGroupPatternIsAConfigError() {
         FinetuneException e = assertThrows(FinetuneException.class, () -> GroupedOptimizer.slotsFor(
                 sgd(0, false, group("layer[34].*", 2.0, null)), tensors, plan));
-        assertEquals("optimizer.groups[0].match: invalid glob 'layer[34].*': only * and ? are wildcards; for classes"
+        assertEquals("groups[0].match: invalid glob 'layer[34].*': only * and ? are wildcards; for classes"
                 + " or groups write a regex as 're:layer[34].*'", e.getMessage());
     }
 

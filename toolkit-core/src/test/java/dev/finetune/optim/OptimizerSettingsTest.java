@@ -51,26 +51,26 @@ class OptimizerSettingsTest {
     @Test
     void unknownName() {
         assertError(() -> settings("rmsprop", 0.1, 0, false, 0, 0, 0.9, 0.999, 1e-8, List.of()),
-                "optimizer.name: unknown optimizer 'rmsprop'; choose sgd, adam or adamw");
+                "name: unknown optimizer 'rmsprop'; choose sgd, adam or adamw");
     }
 
     @Test
     void learningRateMustBePositiveAndFinite() {
-        assertError(() -> sgd(0, 0), "optimizer.lr: must be > 0, found 0.0");
-        assertError(() -> sgd(-0.5, 0), "optimizer.lr: must be > 0, found -0.5");
-        assertError(() -> sgd(Double.NaN, 0), "optimizer.lr: must be > 0, found NaN");
-        assertError(() -> sgd(Double.POSITIVE_INFINITY, 0), "optimizer.lr: must be > 0, found Infinity");
+        assertError(() -> sgd(0, 0), "lr: must be > 0, found 0.0");
+        assertError(() -> sgd(-0.5, 0), "lr: must be > 0, found -0.5");
+        assertError(() -> sgd(Double.NaN, 0), "lr: must be > 0, found NaN");
+        assertError(() -> sgd(Double.POSITIVE_INFINITY, 0), "lr: must be > 0, found Infinity");
     }
 
     @Test
     void momentumInZeroOne() {
-        assertError(() -> sgd(0.1, 1.0), "optimizer.momentum: must be in [0, 1), found 1.0");
-        assertError(() -> sgd(0.1, -0.1), "optimizer.momentum: must be in [0, 1), found -0.1");
+        assertError(() -> sgd(0.1, 1.0), "momentum: must be in [0, 1), found 1.0");
+        assertError(() -> sgd(0.1, -0.1), "momentum: must be in [0, 1), found -0.1");
     }
 
     @Test
     void nesterovNeedsMomentumAndNoDampening() {
-        String msg = "optimizer.nesterov: Nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)";
+        String msg = "nesterov: Nesterov needs momentum > 0 and dampening 0 (as torch.optim.SGD)";
         assertError(() -> settings("sgd", 0.1, 0, true, 0, 0, 0.9, 0.999, 1e-8, List.of()), msg);
         assertError(() -> settings("sgd", 0.1, 0.9, true, 0.1, 0, 0.9, 0.999, 1e-8, List.of()), msg);
     }
@@ -78,41 +78,41 @@ class OptimizerSettingsTest {
     @Test
     void weightDecayNotNegative() {
         assertError(() -> settings("sgd", 0.1, 0, false, 0, -1, 0.9, 0.999, 1e-8, List.of()),
-                "optimizer.weight_decay: must be >= 0, found -1.0");
+                "weight_decay: must be >= 0, found -1.0");
     }
 
     @Test
     void betasInZeroOne() {
         assertError(() -> settings("adam", 0.1, 0, false, 0, 0, 1.0, 0.999, 1e-8, List.of()),
-                "optimizer.betas: each must be in [0, 1), found [1.0, 0.999]");
+                "betas: each must be in [0, 1), found [1.0, 0.999]");
         assertError(() -> settings("adam", 0.1, 0, false, 0, 0, 0.9, -0.1, 1e-8, List.of()),
-                "optimizer.betas: each must be in [0, 1), found [0.9, -0.1]");
+                "betas: each must be in [0, 1), found [0.9, -0.1]");
     }
 
     @Test
     void epsPositive() {
         assertError(() -> settings("adam", 0.1, 0, false, 0, 0, 0.9, 0.999, 0, List.of()),
-                "optimizer.eps: must be > 0, found 0.0");
+                "eps: must be > 0, found 0.0");
     }
 
     @Test
     void groupLrMultMustBePositive() {
         assertError(() -> withGroups(new OptimizerSettings.GroupSettings("layer4.*", 0.0, null)),
-                "optimizer.groups[0].lr_mult: must be > 0, found 0.0 (to stop a group from training, freeze it in"
+                "groups[0].lr_mult: must be > 0, found 0.0 (to stop a group from training, freeze it in"
                         + " the policy instead)");
         assertError(() -> withGroups(new OptimizerSettings.GroupSettings("fc.*", 1.0, null),
                         new OptimizerSettings.GroupSettings("layer4.*", -2.0, null)),
-                "optimizer.groups[1].lr_mult: must be > 0, found -2.0 (to stop a group from training, freeze it in"
+                "groups[1].lr_mult: must be > 0, found -2.0 (to stop a group from training, freeze it in"
                         + " the policy instead)");
         assertError(() -> withGroups(new OptimizerSettings.GroupSettings("fc.*", Double.NaN, null)),
-                "optimizer.groups[0].lr_mult: must be > 0, found NaN (to stop a group from training, freeze it in"
+                "groups[0].lr_mult: must be > 0, found NaN (to stop a group from training, freeze it in"
                         + " the policy instead)");
     }
 
     @Test
     void groupWeightDecayNotNegative() {
         assertError(() -> withGroups(new OptimizerSettings.GroupSettings("fc.*", null, -0.1)),
-                "optimizer.groups[0].weight_decay: must be >= 0, found -0.1");
+                "groups[0].weight_decay: must be >= 0, found -0.1");
     }
 
     @Test
@@ -132,11 +132,11 @@ class OptimizerSettingsTest {
         assertError(() -> ConfigLoader.load(cfg, List.of()).config().optimizer().toSettings(),
                 "optimizer.momentum: must be in [0, 1), found NaN");
         assertError(() -> settings("sgd", 0.1, 0, false, 0, Double.NaN, 0.9, 0.999, 1e-8, List.of()),
-                "optimizer.weight_decay: must be >= 0, found NaN");
+                "weight_decay: must be >= 0, found NaN");
         assertError(() -> settings("adam", 0.1, 0, false, 0, 0, Double.NaN, 0.999, 1e-8, List.of()),
-                "optimizer.betas: each must be in [0, 1), found [NaN, 0.999]");
+                "betas: each must be in [0, 1), found [NaN, 0.999]");
         assertError(() -> withGroups(new OptimizerSettings.GroupSettings("fc.*", null, Double.NaN)),
-                "optimizer.groups[0].weight_decay: must be >= 0, found NaN");
+                "groups[0].weight_decay: must be >= 0, found NaN");
     }
 
     private static void assertError(Executable body, String message) {

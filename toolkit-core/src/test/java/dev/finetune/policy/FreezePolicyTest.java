@@ -183,7 +183,7 @@ class FreezePolicyTest {
         FinetuneException e = assertThrows(FinetuneException.class,
                 () -> new FreezePolicy(true, 5, List.of(), BnPolicy.AUTO).plan(tensors));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("freeze.frozen_stages: must be -1 (none) to 4 for this model (its stages are [stem, layer1,"
+        assertEquals("frozen_stages: must be -1 (none) to 4 for this model (its stages are [stem, layer1,"
                 + " layer2, layer3, layer4, head]; the head always trains), found 5", e.getMessage());
         FinetuneException low = assertThrows(FinetuneException.class,
                 () -> new FreezeConfig("train", -2, null, null, null).toPolicy());
@@ -349,19 +349,19 @@ class FreezePolicyTest {
         FinetuneException e = assertThrows(FinetuneException.class,
                 () -> new FreezePolicy(false, -1, List.of(), BnPolicy.AUTO).plan(tensors));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("freeze: this policy leaves nothing to train (all 11227812 parameters frozen); add a rule such as"
+        assertEquals("this policy leaves nothing to train (all 11227812 parameters frozen); add a rule such as"
                 + " {train: \"stage:head\"} or set default: train", e.getMessage());
 
         FinetuneException late = assertThrows(FinetuneException.class, () -> new FreezePolicy(true, 4, List.of(
                 FreezePolicy.Rule.freeze("freeze.rules[0]", "fc")), BnPolicy.AUTO).plan(tensors));
-        assertTrue(late.getMessage().startsWith("freeze: this policy leaves nothing to train"), late.getMessage());
+        assertTrue(late.getMessage().startsWith("this policy leaves nothing to train"), late.getMessage());
     }
 
     @Test
     void policyThatTrainsOnlyBnUnderFreezeAllTrainsNothing() {
         FinetuneException e = assertThrows(FinetuneException.class, () -> new FreezePolicy(false, -1, List.of(
                 FreezePolicy.Rule.train("freeze.rules[0]", "*.bn?.*")), BnPolicy.FREEZE_ALL).plan(tensors));
-        assertTrue(e.getMessage().startsWith("freeze: this policy leaves nothing to train"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("this policy leaves nothing to train"), e.getMessage());
     }
 
     // ---------------------------------------------------------------- helpers
