@@ -8,6 +8,7 @@ import dev.finetune.data.ImageFolderDataset;
 import dev.finetune.data.ImageFolderIndex;
 import dev.finetune.data.SkippedImages;
 import dev.finetune.engine.MemoryUse;
+import dev.finetune.metrics.ClassScores;
 import dev.finetune.metrics.EpochMetrics;
 import dev.finetune.predict.TrainedModel;
 import dev.finetune.train.Evaluator;
@@ -25,7 +26,8 @@ import picocli.CommandLine;
 
 /** {@code finetune evaluate --checkpoint F|RUN_DIR --data DIR [--json]}. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
-        description = "Loss, top-1/top-5, per-class accuracy and confusion matrix on an image folder.")
+        description = "Loss, top-1/top-5, per-class precision/recall/F1/support with macro and weighted averages, and"
+                + " the confusion matrix on an image folder.")
 final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, description = "run directory or checkpoint")
     String checkpoint;
@@ -73,6 +75,8 @@ final class EvaluateCommand implements Callable<Integer> {
                 o.put("top1", m.top1());
                 o.put("top5", m.top5());
                 o.put("per_class_accuracy", m.perClassAccuracy(model.classNames()));
+                o.put("per_class", m.classScores(model.classNames()));
+                o.put("averages", m.averages());
                 o.put("confusion", m.confusion());
                 o.put("seconds", secs);
                 o.put("peak_rss_bytes", peak);
@@ -81,8 +85,15 @@ final class EvaluateCommand implements Callable<Integer> {
                 out.printf(Locale.ROOT, "%s on %s: %d images%n", model.source(), root, m.samples());
                 out.printf(Locale.ROOT, "loss %.4f  top-1 %.2f%%  top-%d %.2f%%%n", m.loss(), 100 * m.top1(),
                         m.topK(), 100 * m.top5());
-                m.perClassAccuracy(model.classNames()).forEach((k, v) -> out.printf(Locale.ROOT, "  %-16s %s%n", k,
-                        EpochMetrics.formatFraction(v)));
+                out.printf(Locale.ROOT, "  %-16s %9s %9s %9s %9s%n", "class", "precision", "recall", "f1",
+                        "support");
+                m.classScores(model.classNames()).forEach((k, v) -> out.printf(Locale.ROOT,
+                        "  %-16s %9.4f %9.4f %9.4f %9d%n", k, v.precision(), v.recall(), v.f1(), v.support()));
+                ClassScores.Averages a = m.averages();
+                out.printf(Locale.ROOT, "  %-16s %9.4f %9.4f %9.4f %9d%n", "macro avg", a.macroPrecision(),
+                        a.macroRecall(), a.macroF1(), m.samples());
+                out.printf(Locale.ROOT, "  %-16s %9.4f %9.4f %9.4f %9d%n", "weighted avg", a.weightedPrecision(),
+                        a.weightedRecall(), a.weightedF1(), m.samples());
                 out.printf(Locale.ROOT, "%.1f s, %.0f img/s, peak memory (RSS) %.0f MiB, no autograd graph%n", secs,
                         m.samples() / secs, peak / 1048576.0);
             }

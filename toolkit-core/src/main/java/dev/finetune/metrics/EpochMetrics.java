@@ -54,6 +54,39 @@ public record EpochMetrics(
         return deepCopy(confusion);
     }
 
+    /** Precision, recall, F1 and support of every class, in class order ({@link ClassScores}). */
+    public List<ClassScores> classScores() {
+        return ClassScores.of(confusion);
+    }
+
+    /** Macro and weighted averages of the class scores. */
+    public ClassScores.Averages averages() {
+        return ClassScores.Averages.of(classScores());
+    }
+
+    /** The unweighted mean F1 over classes (scikit-learn's {@code f1_score(average="macro")}). */
+    public double macroF1() {
+        return averages().macroF1();
+    }
+
+    /**
+     * The class scores keyed by class name, in class order.
+     *
+     * @throws IllegalArgumentException if the number of names is not the number of classes
+     */
+    public Map<String, ClassScores> classScores(List<String> classNames) {
+        if (classNames.size() != classes()) {
+            throw new IllegalArgumentException(
+                    "got " + classNames.size() + " class names for " + classes() + " classes");
+        }
+        List<ClassScores> scores = classScores();
+        Map<String, ClassScores> out = new LinkedHashMap<>();
+        for (int c = 0; c < classes(); c++) {
+            out.put(classNames.get(c), scores.get(c));
+        }
+        return out;
+    }
+
     /** The number of classes. */
     public int classes() {
         return perClassAccuracy.length;

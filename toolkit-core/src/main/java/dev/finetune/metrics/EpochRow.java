@@ -14,6 +14,7 @@ import java.util.Map;
  * @param valLoss mean validation loss; NaN when the epoch was not validated
  * @param valTop1 validation top-1 accuracy as a fraction; NaN when not validated
  * @param valTop5 validation top-5 accuracy (top-min(5, classes)) as a fraction; NaN when not validated
+ * @param valMacroF1 validation macro-averaged F1 (scikit-learn's, zero_division=0); NaN when not validated
  * @param lr the base learning rate at the end of the epoch ({@code optimizer.lr} under the schedule)
  * @param epochSeconds wall-clock time of the epoch including validation
  * @param imagesPerSecond training throughput
@@ -21,6 +22,8 @@ import java.util.Map;
  * @param perClassAccuracy validation accuracy by class name; NaN for a class without validation samples; empty when
  *     not validated
  * @param confusionMatrix validation confusion matrix (rows true, columns predicted); null when not validated
+ * @param perClass validation precision, recall, F1 and support by class name; empty when not validated (JSONL only)
+ * @param averages their macro and weighted averages; null when not validated (JSONL only)
  * @param lrByGroup the learning rate of each optimizer group at the end of the epoch ({@code base},
  *     {@code optimizer.groups[0]}, {@code train.unfreeze[0]} ...); JSONL only
  */
@@ -30,12 +33,15 @@ public record EpochRow(
         double valLoss,
         double valTop1,
         double valTop5,
+        double valMacroF1,
         double lr,
         double epochSeconds,
         double imagesPerSecond,
         long trainableParams,
         Map<String, Double> perClassAccuracy,
         long[][] confusionMatrix,
+        Map<String, ClassScores> perClass,
+        ClassScores.Averages averages,
         Map<String, Double> lrByGroup) {
 
     /** Copies the map and matrix so the row cannot change after it is built. */
@@ -50,6 +56,8 @@ public record EpochRow(
             }
             confusionMatrix = copy;
         }
+        perClass = perClass == null ? Map.of()
+                : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(perClass));
         lrByGroup = lrByGroup == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(lrByGroup));
     }
 
@@ -70,12 +78,14 @@ public record EpochRow(
             double lr, double epochSeconds, double imagesPerSecond, long trainableParams,
             Map<String, Double> lrByGroup) {
         if (validation == null) {
-            return new EpochRow(epoch, trainLoss, Double.NaN, Double.NaN, Double.NaN, lr, epochSeconds,
-                    imagesPerSecond, trainableParams, Map.of(), null, lrByGroup);
+            return new EpochRow(epoch, trainLoss, Double.NaN, Double.NaN, Double.NaN, Double.NaN, lr, epochSeconds,
+                    imagesPerSecond, trainableParams, Map.of(), null, Map.of(), null, lrByGroup);
         }
-        return new EpochRow(epoch, trainLoss, validation.loss(), validation.top1(), validation.top5(), lr,
-                epochSeconds, imagesPerSecond, trainableParams, validation.perClassAccuracy(classNames),
-                validation.confusion(), lrByGroup);
+        ClassScores.Averages averages = validation.averages();
+        return new EpochRow(epoch, trainLoss, validation.loss(), validation.top1(), validation.top5(),
+                averages.macroF1(), lr, epochSeconds, imagesPerSecond, trainableParams,
+                validation.perClassAccuracy(classNames), validation.confusion(), validation.classScores(classNames),
+                averages, lrByGroup);
     }
 
     /** A copy of the confusion matrix, or null when not validated. */

@@ -27,6 +27,7 @@ public record MetricChoice(String name, Mode mode) {
         KNOWN.put("val_loss", Mode.MIN);
         KNOWN.put("val_top1", Mode.MAX);
         KNOWN.put("val_top5", Mode.MAX);
+        KNOWN.put("val_macro_f1", Mode.MAX);
         KNOWN.put("train_loss", Mode.MIN);
     }
 

@@ -82,6 +82,7 @@ public interface TrainingListener {
                 case "val_loss" -> val == null ? Double.NaN : val.loss();
                 case "val_top1" -> val == null ? Double.NaN : val.top1();
                 case "val_top5" -> val == null ? Double.NaN : val.top5();
+                case "val_macro_f1" -> val == null ? Double.NaN : val.macroF1();
                 default -> Double.NaN;
             };
         }

@@ -23,10 +23,10 @@ class MetricChoiceTest {
     void unknownMetricNamesTheFieldAndTheChoices() {
         FinetuneException e = assertThrows(FinetuneException.class, () -> MetricChoice.parse("val_acc"));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("train.early_stopping.metric: unknown metric 'val_acc'; known: val_loss, val_top1, val_top5, "
+        assertEquals("train.early_stopping.metric: unknown metric 'val_acc'; known: val_loss, val_top1, val_top5, val_macro_f1, "
                 + "train_loss", e.getMessage());
         e = assertThrows(FinetuneException.class, () -> MetricChoice.parse("checkpoint.best_metric", null));
-        assertEquals("checkpoint.best_metric: unknown metric 'null'; known: val_loss, val_top1, val_top5, train_loss",
+        assertEquals("checkpoint.best_metric: unknown metric 'null'; known: val_loss, val_top1, val_top5, val_macro_f1, train_loss",
                 e.getMessage());
     }
 

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class MetricsLogTest {
     private static final String HEADER =
-            "epoch,train_loss,val_loss,val_top1,val_top5,lr,epoch_seconds,images_per_second,trainable_params\n";
+            "epoch,train_loss,val_loss,val_top1,val_top5,val_macro_f1,lr,epoch_seconds,images_per_second,trainable_params\n";
 
     @TempDir
     Path dir;
@@ -31,8 +31,13 @@ class MetricsLogTest {
         Map<String, Double> perClass = new LinkedHashMap<>();
         perClass.put("cat", 0.75);
         perClass.put("dog", Double.NaN);
-        return new EpochRow(epoch, 0.5, 0.25, 0.75, 1.0, 0.001, 12.5, 80.0, 5130, perClass,
-                new long[][] {{3, 1}, {0, 0}}, Map.of("base", 0.001));
+        long[][] confusion = {{3, 1}, {0, 0}};
+        var scores = ClassScores.of(confusion);
+        Map<String, ClassScores> byName = new LinkedHashMap<>();
+        byName.put("cat", scores.get(0));
+        byName.put("dog", scores.get(1));
+        return new EpochRow(epoch, 0.5, 0.25, 0.75, 1.0, ClassScores.Averages.of(scores).macroF1(), 0.001, 12.5, 80.0, 5130, perClass, confusion, byName,
+                ClassScores.Averages.of(scores), Map.of("base", 0.001));
     }
 
     private static Map<String, Object> mapRow(int epoch, double loss) {
@@ -49,11 +54,19 @@ class MetricsLogTest {
         try (MetricsLog log = MetricsLog.open(dir)) {
             log.append(row(1));
         }
-        assertEquals(HEADER + "1,0.5,0.25,0.75,1.0,0.001,12.5,80.0,5130\n",
+        assertEquals(HEADER + "1,0.5,0.25,0.75,1.0,0.42857142857142855,0.001,12.5,80.0,5130\n",
                 Files.readString(dir.resolve("metrics.csv")));
+        // Per-class scores as scikit-learn's precision_recall_fscore_support(zero_division=0) gives them for this
+        // confusion matrix: cat p=3/3, r=3/4; dog never true, predicted once: p=0, r=0.
         assertEquals("{\"epoch\":1,\"train_loss\":0.5,\"val_loss\":0.25,\"val_top1\":0.75,\"val_top5\":1.0,"
+                + "\"val_macro_f1\":0.42857142857142855,"
                 + "\"lr\":0.001,\"epoch_seconds\":12.5,\"images_per_second\":80.0,\"trainable_params\":5130,"
-                + "\"per_class_accuracy\":{\"cat\":0.75,\"dog\":null},\"confusion_matrix\":[[3,1],[0,0]],\"lr_by_group\":{\"base\":0.001}}\n",
+                + "\"per_class_accuracy\":{\"cat\":0.75,\"dog\":null},\"confusion_matrix\":[[3,1],[0,0]],"
+                + "\"per_class\":{\"cat\":{\"precision\":1.0,\"recall\":0.75,\"f1\":0.8571428571428571,\"support\":4},"
+                + "\"dog\":{\"precision\":0.0,\"recall\":0.0,\"f1\":0.0,\"support\":0}},"
+                + "\"averages\":{\"macro_precision\":0.5,\"macro_recall\":0.375,\"macro_f1\":0.42857142857142855,"
+                + "\"weighted_precision\":1.0,\"weighted_recall\":0.75,\"weighted_f1\":0.8571428571428571},"
+                + "\"lr_by_group\":{\"base\":0.001}}\n",
                 Files.readString(dir.resolve("metrics.jsonl")));
     }
 
@@ -68,7 +81,7 @@ class MetricsLogTest {
             log.append(EpochRow.of(2, 0.7, null, List.of("a", "b", "c"), 1e-4, 3.0, 100.0, 512));
         }
         MetricsTable table = MetricsLog.read(dir.resolve("metrics.csv"));
-        assertEquals(List.of("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
+        assertEquals(List.of("epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_macro_f1", "lr", "epoch_seconds",
                 "images_per_second", "trainable_params"), table.columns());
         assertEquals(2, table.size());
         assertArrayEquals(new double[] {1, 2}, table.doubles("epoch"));
@@ -122,7 +135,7 @@ class MetricsLogTest {
             log.append(row(2));
         }
         try (MetricsLog log = MetricsLog.open(dir)) {
-            assertEquals(9, log.columns().size());
+            assertEquals(10, log.columns().size());
             log.append(row(3));
         }
         String csv = Files.readString(dir.resolve("metrics.csv"));
@@ -140,7 +153,7 @@ class MetricsLogTest {
         try (MetricsLog log = MetricsLog.open(dir)) {
             FinetuneException e = assertThrows(FinetuneException.class, () -> log.append(mapRow(2, 1.0)));
             assertEquals(ErrorKind.OUTPUT, e.kind());
-            assertTrue(e.getMessage().contains("missing [val_loss, val_top1, val_top5, lr, epoch_seconds, "
+            assertTrue(e.getMessage().contains("missing [val_loss, val_top1, val_top5, val_macro_f1, lr, epoch_seconds, "
                     + "images_per_second, trainable_params], extra [note]"), e.getMessage());
             assertTrue(e.getMessage().contains("start a new run directory"), e.getMessage());
         }

@@ -73,7 +73,7 @@ class KeyMappingTest {
     void invalidRemapRegexIsAConfigError() {
         FinetuneException e = assertThrows(FinetuneException.class, () -> new KeyMapping.Remap("(head", "fc"));
         assertEquals(ErrorKind.CONFIG, e.kind());
-        assertEquals("model.remap: invalid regex '(head': Unclosed group; write a Java regex such as '^head\\\\.'",
+        assertEquals("remap: invalid regex '(head': Unclosed group; write a Java regex such as '^head\\\\.'",
                 e.getMessage());
     }
 }
