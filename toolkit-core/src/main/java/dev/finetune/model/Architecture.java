@@ -6,8 +6,13 @@ package dev.finetune.model;
  * {@link ResNetArch}); {@link Architectures} is the registry configs parse against.
  */
 public interface Architecture {
-    /** The name used in configs and in torchvision ({@code resnet18}). */
-    String configName();
+    /** The name used in configs and in torchvision ({@code resnet18}): an enum constant's name in lower case. */
+    default String configName() {
+        if (this instanceof Enum<?> e) {
+            return e.name().toLowerCase(java.util.Locale.ROOT);
+        }
+        throw new UnsupportedOperationException(getClass() + " must name itself");
+    }
 
     /** The module name of the last Linear, the one a new head replaces ({@code fc}, {@code classifier.1}). */
     String headName();

@@ -1,7 +1,6 @@
 package dev.finetune.model;
 
 import java.util.List;
-import java.util.Locale;
 
 /**
  * torchvision's ConvNeXt ({@code models/convnext.py}): a 4×4 stride-4 patchify stem with LayerNorm2d, stages of
@@ -30,10 +29,6 @@ public enum ConvNeXtArch implements Architecture {
         this.stochasticDepth = stochasticDepth;
     }
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {

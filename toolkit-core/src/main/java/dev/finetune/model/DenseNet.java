@@ -90,14 +90,8 @@ public final class DenseNet extends Network {
 
     @Override
     protected Shape stageOutputShape(int stage, Shape in) {
-        if (stage < ranges.size()) {
-            Shape[] s = {in};
-            for (int i = ranges.get(stage)[0]; i < ranges.get(stage)[1]; i++) {
-                s = features.get(i).getOutputShapes(s);
-            }
-            return s[0];
-        }
-        return new Shape(in.get(0), numClasses());
+        return stage < ranges.size() ? features.outputShape(ranges.get(stage)[0], ranges.get(stage)[1], in)
+                : new Shape(in.get(0), numClasses());
     }
 
     @Override

@@ -1,6 +1,5 @@
 package dev.finetune.model;
 
-import java.util.Locale;
 import java.util.regex.Pattern;
 
 /** torchvision's DenseNet-121/161/169/201 (growth rate, block sizes, initial features as {@code models/densenet.py}). */
@@ -27,10 +26,6 @@ public enum DenseNetArch implements Architecture {
         this.initFeatures = initFeatures;
     }
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {

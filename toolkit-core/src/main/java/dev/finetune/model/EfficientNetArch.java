@@ -2,7 +2,6 @@ package dev.finetune.model;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 
 /**
  * torchvision's EfficientNet B0–B3 and EfficientNetV2-S, built as {@code models/efficientnet.py} builds them: MBConv
@@ -45,10 +44,6 @@ public enum EfficientNetArch implements Architecture {
         this.dropout = dropout;
     }
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {

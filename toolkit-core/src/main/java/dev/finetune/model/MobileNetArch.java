@@ -1,7 +1,6 @@
 package dev.finetune.model;
 
 import java.util.List;
-import java.util.Locale;
 
 /**
  * torchvision's MobileNetV2 and MobileNetV3 (large, small) at width 1.0, built as {@code models/mobilenetv2.py} and
@@ -38,10 +37,6 @@ public enum MobileNetArch implements Architecture {
     private static final List<String> STAGES = List.of("stem", "stage1", "stage2", "stage3", "stage4", "stage5");
     private static final float DROPOUT = 0.2f;
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {

@@ -1,6 +1,5 @@
 package dev.finetune.model;
 
-import java.util.Locale;
 
 /**
  * torchvision's RegNetY-400MF and -800MF. The per-stage depths and widths are what torchvision's
@@ -22,10 +21,6 @@ public enum RegNetArch implements Architecture {
         this.groupWidth = groupWidth;
     }
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {

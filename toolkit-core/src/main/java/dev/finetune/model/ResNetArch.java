@@ -1,6 +1,5 @@
 package dev.finetune.model;
 
-import java.util.Locale;
 
 /**
  * The torchvision ResNet family: units per stage, the unit type, and for ResNeXt / Wide ResNet the groups and width
@@ -53,10 +52,6 @@ public enum ResNetArch implements Architecture {
         return 512 * (bottleneck ? Bottleneck.EXPANSION : BasicBlock.EXPANSION);
     }
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {

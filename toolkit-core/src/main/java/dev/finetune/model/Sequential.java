@@ -43,6 +43,15 @@ public final class Sequential extends TorchModule {
         return this;
     }
 
+    /** The output shape of children {@code [from, to)} for an input of shape {@code in}. */
+    public Shape outputShape(int from, int to, Shape in) {
+        Shape[] s = {in};
+        for (int i = from; i < to; i++) {
+            s = children.valueAt(i).getOutputShapes(s);
+        }
+        return s[0];
+    }
+
     /** The i-th child's name ({@code 0}, or {@code a} in a named Sequential). */
     public String childName(int i) {
         return children.keyAt(i);

@@ -2,7 +2,6 @@ package dev.finetune.model;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 
 /**
  * torchvision's VGG with batch normalization ({@code models/vgg.py}, {@code batch_norm=True}): 3×3 convs with bias,
@@ -27,10 +26,6 @@ public enum VggArch implements Architecture {
         this.cfg = cfg;
     }
 
-    @Override
-    public String configName() {
-        return name().toLowerCase(Locale.ROOT);
-    }
 
     @Override
     public String headName() {
