@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
         name = "finetune",
         mixinStandardHelpOptions = true,
         versionProvider = VersionInfo.class,
-        description = "Fine-tune pretrained ResNets on the JVM: torchvision-exact weights, explicit freezing.",
+        description = "Fine-tune pretrained torchvision CNNs on the JVM: torchvision-exact weights, explicit freezing.",
         subcommands = {
             CheckpointCommand.class,
             InspectCommand.class,
@@ -41,6 +41,22 @@ public final class FinetuneCli implements Runnable {
             System.setProperty(dev.finetune.checkpoint.TorchvisionWeights.DOWNLOAD_PROPERTY, "true");
         }
     }
+
+    /**
+     * Shows the engine's INFO messages too (library loading, thread settings), and — through the launcher — libtorch's
+     * native warnings. Set while parsing, before any engine class has created its logger.
+     */
+    @CommandLine.Option(names = "--verbose", scope = CommandLine.ScopeType.INHERIT,
+            description = "show the engine's informational messages and native warnings (default: warnings only)")
+    void verbose(boolean on) {
+        if (on && System.getProperty(LOG_LEVEL) == null) {
+            System.setProperty(LOG_LEVEL, "info");
+            System.setProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils", "info");
+        }
+    }
+
+    /** slf4j-simple's level property; its default (WARN) is in simplelogger.properties. */
+    static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
 
     @Override
     public void run() {
