@@ -206,4 +206,81 @@ class TrainerTest {
             }
         }
     }
+
+    /**
+     * EfficientNet-B0 trained in full (dropout 0.2 before the head, stochastic depth up to 0.2 in the blocks, BN
+     * statistics moving): a run stopped mid-epoch and resumed from its state ends where the uninterrupted one ends —
+     * every draw comes from libtorch's generator reseeded per step.
+     */
+    @Test
+    void stochasticDepthAndDropoutResumeExactly() {
+        java.util.function.Supplier<FineTuner> build = () -> FineTuner.builder()
+                .arch(dev.finetune.model.EfficientNetArch.EFFICIENTNET_B0).headClasses(5)
+                .policy(FreezePolicy.trainAll()).optimizer(OptimizerSettings.sgd(0.01, 0.9)).seed(0).build();
+        Map<String, HostTensor> uninterrupted;
+        try (FineTuner ft = build.get()) {
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).build().fit();
+            uninterrupted = StateDicts.export(ft.model());
+        }
+        Map<String, HostTensor> withoutDrops;
+        try (FineTuner ft = build.get()) {
+            ft.model().setDropout(0);
+            ft.model().namedModules().values().forEach(b -> {
+                if (b instanceof dev.finetune.model.InvertedResidual r) {
+                    r.stochasticDepth().setRate(0);
+                }
+            });
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).build().fit();
+            withoutDrops = StateDicts.export(ft.model());
+        }
+        assertTrue(maxDiff(uninterrupted, withoutDrops) > 1e-4, "dropout and stochastic depth change the run");
+        TrainState[] saved = new TrainState[1];
+        Map<String, HostTensor> weights = new LinkedHashMap<>();
+        Map<String, HostTensor> optimizer = new LinkedHashMap<>();
+        try (FineTuner ft = build.get()) {
+            assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2).batchSize(8)
+                    .maxStepsPerEpoch(3).featureCache(false)
+                    .listener(new TrainingListener() {
+                        @Override
+                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                            if (ctx.state().epochsCompleted() == 1 && batch == 1) {
+                                StopSignal.request(ErrorKind.INTERRUPTED);
+                            }
+                        }
+
+                        @Override
+                        public String onInterrupt(TrainContext ctx, TrainState resumable) {
+                            saved[0] = resumable;
+                            weights.putAll(StateDicts.export(ctx.fineTuner().model()));
+                            optimizer.putAll(ctx.fineTuner().optimizer().exportState());
+                            return "saved in memory";
+                        }
+                    })
+                    .build().fit());
+            StopSignal.clear();
+        }
+        Checkpoint resumedFrom = new Checkpoint(tmp.resolve("memory-b0"), CheckpointFormat.SAFETENSORS,
+                new LinkedHashMap<>(weights), Map.of());
+        try (FineTuner ft = FineTuner.builder().arch(dev.finetune.model.EfficientNetArch.EFFICIENTNET_B0)
+                .checkpoint(resumedFrom).policy(FreezePolicy.trainAll()).optimizer(OptimizerSettings.sgd(0.01, 0.9))
+                .seed(0).build()) {
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false)
+                    .resume(saved[0], optimizer).build().fit();
+            double worst = maxDiff(uninterrupted, StateDicts.export(ft.model()));
+            System.out.printf("resume: efficientnet_b0 with dropout and stochastic depth, worst |diff| %.3g%n", worst);
+            assertTrue(worst < 1e-6, "the resumed run differs from the uninterrupted one by " + worst);
+        }
+    }
+
+    private static double maxDiff(Map<String, HostTensor> a, Map<String, HostTensor> b) {
+        double worst = 0;
+        for (String k : a.keySet()) {
+            float[] x = a.get(k).data();
+            float[] y = b.get(k).data();
+            for (int i = 0; i < x.length; i++) {
+                worst = Math.max(worst, Math.abs(x[i] - y[i]));
+            }
+        }
+        return worst;
+    }
 }
