@@ -20,6 +20,7 @@ public final class ConfigPaths {
             case KEY_MAPPING -> "model";
             case ARCHITECTURE -> "model.arch";
             case PREPROCESSING -> "data";
+            case LOSS -> "train";
         };
     }
 

@@ -18,6 +18,11 @@ import java.util.List;
  * @param featureCache train on cached outputs of a deterministic frozen prefix (default true; see the docs)
  * @param maxStepsPerEpoch cap on steps per epoch (quick runs and tests; default none)
  * @param foldFrozenBn fold frozen BatchNorm into the frozen convolutions for training steps (default true)
+ * @param labelSmoothing PyTorch's {@code CrossEntropyLoss(label_smoothing=…)} for the training loss (default 0)
+ * @param classWeights the loss's class weights: {@code auto} (scikit-learn's "balanced": n / (classes × n_c) from the
+ *     training data's class counts) or one number per class; absent for none
+ * @param clipGradNorm clip the gradients' total L2 norm to this before each step ({@code clip_grad_norm_}); absent
+ *     for none
  */
 public record TrainConfig(
         Integer epochs,
@@ -30,7 +35,10 @@ public record TrainConfig(
         String bestMetric,
         Boolean featureCache,
         Integer maxStepsPerEpoch,
-        Boolean foldFrozenBn) {
+        Boolean foldFrozenBn,
+        Double labelSmoothing,
+        Object classWeights,
+        Double clipGradNorm) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -45,6 +53,19 @@ public record TrainConfig(
         bestMetric = bestMetric == null ? "val_top1" : bestMetric;
         featureCache = featureCache == null ? Boolean.TRUE : featureCache;
         foldFrozenBn = foldFrozenBn == null ? Boolean.TRUE : foldFrozenBn;
+        labelSmoothing = labelSmoothing == null ? 0.0 : labelSmoothing;
+        if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
+            throw new ConfigException("train.label_smoothing", "must be in [0, 1), found " + labelSmoothing);
+        }
+        if (classWeights != null && !"auto".equals(classWeights) && !(classWeights instanceof List<?> l
+                && !l.isEmpty() && l.stream().allMatch(x -> x instanceof Number n && n.doubleValue() > 0
+                        && Double.isFinite(n.doubleValue())))) {
+            throw new ConfigException("train.class_weights", "must be 'auto' or a list of positive numbers, one per"
+                    + " class, found " + classWeights);
+        }
+        if (clipGradNorm != null && !(clipGradNorm > 0 && Double.isFinite(clipGradNorm))) {
+            throw new ConfigException("train.clip_grad_norm", "must be > 0, found " + clipGradNorm);
+        }
         if (epochs < 1) {
             throw new ConfigException("train.epochs", "must be >= 1, found " + epochs);
         }
@@ -80,7 +101,7 @@ public record TrainConfig(
 
     /** Defaults throughout. */
     public static TrainConfig defaults() {
-        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null);
+        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null);
     }
 
     /**

@@ -163,6 +163,35 @@ public final class GroupedOptimizer implements AutoCloseable {
         }
     }
 
+    /**
+     * PyTorch's {@code clip_grad_norm_(params, maxNorm)}: the L2 norm of all gradients together (float32, the norm of
+     * the per-parameter norms), and every gradient scaled by {@code min(1, maxNorm / (norm + 1e-6))}.
+     *
+     * @return the total norm before clipping
+     */
+    public double clipGradNorm(double maxNorm) {
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            List<NDArray> norms = new ArrayList<>();
+            for (ParamSlot slot : slots) {
+                NDArray g = slot.parameter().getArray().getGradient();
+                norms.add(g.norm().reshape(1));
+            }
+            if (norms.isEmpty()) {
+                return 0;
+            }
+            NDArray total = ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(norms)).norm();
+            float totalNorm = total.getFloat();
+            float coef = (float) (maxNorm / (totalNorm + 1e-6));
+            if (coef < 1) {
+                for (ParamSlot slot : slots) {
+                    slot.parameter().getArray().getGradient().muli(coef);
+                }
+            }
+            return totalNorm;
+        }
+    }
+
     /** Clears the gradients of the trainable parameters without updating (after a skipped step). */
     public void zeroGrad() {
         for (ParamSlot slot : slots) {

@@ -30,6 +30,7 @@ import dev.finetune.model.ResNetArch;
 import dev.finetune.policy.FreezePolicy;
 import dev.finetune.policy.NamePattern;
 import dev.finetune.train.EarlyStoppingListener;
+import dev.finetune.train.CrossEntropy;
 import dev.finetune.train.FineTuner;
 import dev.finetune.train.GradualUnfreezing;
 import dev.finetune.train.LrSchedule;
@@ -76,6 +77,36 @@ public final class Assembler {
     }
 
     /**
+     * The training loss {@code train.label_smoothing} and {@code train.class_weights} ask for; {@code auto} weights
+     * are scikit-learn's "balanced" ones, {@code n / (classes × n_c)}, from the training data's class counts (a class
+     * without samples gets weight 1), or none when there is no data to count (inspect).
+     */
+    static CrossEntropy loss(TrainConfig t, int[] classCounts) {
+        float[] weights = null;
+        if (t.classWeights() instanceof java.util.List<?> list) {
+            weights = new float[list.size()];
+            for (int i = 0; i < weights.length; i++) {
+                weights[i] = ((Number) list.get(i)).floatValue();
+            }
+            if (classCounts != null && weights.length != classCounts.length) {
+                throw new ConfigException("train.class_weights", "has " + weights.length + " weights but the data has "
+                        + classCounts.length + " classes");
+            }
+        } else if ("auto".equals(t.classWeights()) && classCounts != null) {
+            long n = 0;
+            for (int c : classCounts) {
+                n += c;
+            }
+            weights = new float[classCounts.length];
+            for (int i = 0; i < weights.length; i++) {
+                weights[i] = classCounts[i] == 0 ? 1f : (float) ((double) n / (classCounts.length * classCounts[i]));
+            }
+        }
+        float[] w = weights;
+        return ConfigPaths.build(() -> new CrossEntropy(t.labelSmoothing(), w));
+    }
+
+    /**
      * The architecture {@code model.arch} names; unset, the one the checkpoint's keys and shapes show (after
      * {@code key_prefix} / {@code remap}), else resnet18, whose strict load then names what differs.
      */
@@ -97,6 +128,16 @@ public final class Assembler {
      * {@code model.head.classes} is {@code auto} (null when there is no data, e.g. for inspect).
      */
     public static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, Integer dataClasses) {
+        return fineTuner(loaded, checkpoint, dataClasses, null);
+    }
+
+    /** {@link #fineTuner(ConfigLoader.Loaded, Checkpoint, Integer)} for training on {@code data}. */
+    public static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, TrainingData data) {
+        return fineTuner(loaded, checkpoint, data.numClasses(), data.train().classCounts());
+    }
+
+    private static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, Integer dataClasses,
+            int[] classCounts) {
         ExperimentConfig c = loaded.config();
         FineTuner.Builder b = FineTuner.builder()
                 .arch(architecture(c.model(), checkpoint))
@@ -107,7 +148,9 @@ public final class Assembler {
                 .optimizer(c.optimizer().toSettings())
                 .seed(c.train().seed())
                 .threads(c.train().threads())
-                .foldFrozenPrefix(c.train().foldFrozenBn());
+                .foldFrozenPrefix(c.train().foldFrozenBn())
+                .loss(loss(c.train(), classCounts))
+                .clipGradNorm(c.train().clipGradNorm());
         ModelConfig.HeadConfig head = c.model().head();
         if (head != null) {
             if (!head.auto()) {
@@ -155,6 +198,8 @@ public final class Assembler {
                 .seed(c.train().seed())
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
+                .loss(loss(c.train(), data.train().classCounts()))
+                .clipGradNorm(c.train().clipGradNorm())
                 .dropout(c.model().head() == null || c.model().head().dropout() == null ? null
                         : c.model().head().dropout().floatValue());
         // Planning the policy and grouping the optimizer on this model can fail (a pattern that matches nothing).

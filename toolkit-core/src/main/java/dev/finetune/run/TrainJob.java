@@ -42,7 +42,7 @@ public final class TrainJob {
     public static Result start(ConfigLoader.Loaded config, Path runDir, List<TrainingListener> extra) {
         // The data, the checkpoint and the model are built before the folder exists: a mistake leaves nothing.
         TrainingData data = Assembler.data(config);
-        try (FineTuner ft = Assembler.fineTuner(config, Assembler.checkpoint(config), data.numClasses());
+        try (FineTuner ft = Assembler.fineTuner(config, Assembler.checkpoint(config), data);
                 RunDirectory run = RunDirectory.create(runDir)) {
             run.writeText("config.yaml", yaml(config));
             return go(config, run, extra, null, ft, data);
@@ -60,7 +60,7 @@ public final class TrainJob {
             TrainingData data = Assembler.data(config);
             try (FineTuner ft = last != null
                     ? Assembler.resumedFineTuner(config, last, data)
-                    : Assembler.fineTuner(config, Assembler.checkpoint(config), data.numClasses())) {
+                    : Assembler.fineTuner(config, Assembler.checkpoint(config), data)) {
                 return go(config, run, extra, last, ft, data);
             }
         }

@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
 import ai.djl.training.ParameterStore;
-import ai.djl.training.loss.Loss;
+import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
@@ -55,7 +55,10 @@ public final class FineTuner implements AutoCloseable {
     private final Network model;
     private final LoadReport loadReport;
     private final OptimizerSettings optimizerSettings;
-    private final Loss loss = Loss.softmaxCrossEntropyLoss("cross_entropy");
+    private final CrossEntropy loss;
+    /** {@code clip_grad_norm_}'s max norm before each step, or null for none. */
+    private final Double clipGradNorm;
+    private double lastGradientNorm = Double.NaN;
     private final ParameterStore parameterStore;
     private final boolean foldFrozenPrefix;
     private final FoldedPrefix.Layout foldLayout;
@@ -88,6 +91,8 @@ public final class FineTuner implements AutoCloseable {
             }
             parameterStore = new ParameterStore(manager, false);
             optimizerSettings = b.optimizer;
+            loss = b.loss;
+            clipGradNorm = b.clipGradNorm;
             foldFrozenPrefix = b.foldFrozenPrefix;
             foldLayout = b.foldLayout;
             applyPolicy(b.policy);
@@ -254,7 +259,7 @@ public final class FineTuner implements AutoCloseable {
             try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
                 NDArray logits = model.forwardStages(parameterStore, new NDList(x), true, start,
                         model.stageNames().size()).singletonOrThrow();
-                lossValue = loss.evaluate(new NDList(labels), new NDList(logits));
+                lossValue = loss.evaluate(labels, logits);
                 lossValue.attach(step);
                 logits.attach(step);
                 value = lossValue.getFloat();
@@ -267,9 +272,17 @@ public final class FineTuner implements AutoCloseable {
                 }
                 gc.backward(lossValue);
             }
+            if (clipGradNorm != null) {
+                lastGradientNorm = optimizer.clipGradNorm(clipGradNorm);
+            }
             optimizer.step(lr);
         }
         return value;
+    }
+
+    /** The gradients' total norm before clipping in the last step; NaN when not clipping. */
+    public double lastGradientNorm() {
+        return lastGradientNorm;
     }
 
     /** One step at the optimizer's base learning rate. */
@@ -292,7 +305,7 @@ public final class FineTuner implements AutoCloseable {
 
     /** Mean cross-entropy of {@code logits} against {@code labels}. */
     public NDArray loss(NDArray labels, NDArray logits) {
-        return loss.evaluate(new NDList(labels), new NDList(logits));
+        return loss.evaluate(labels, logits);
     }
 
     /** The network: torchvision's module tree and parameter names. */
@@ -345,6 +358,8 @@ public final class FineTuner implements AutoCloseable {
         private boolean strict = true;
         private Integer headClasses;
         private Float dropout;
+        private CrossEntropy loss = CrossEntropy.plain();
+        private Double clipGradNorm;
         private FreezePolicy policy = FreezePolicy.trainAll();
         private OptimizerSettings optimizer = OptimizerSettings.sgd(0.01, 0.9);
         private Integer seed;
@@ -379,6 +394,28 @@ public final class FineTuner implements AutoCloseable {
         /** Replaces the head ({@code fc}, {@code classifier.1} …) with a new {@code Linear(features, classes)}. */
         public Builder headClasses(int classes) {
             this.headClasses = classes;
+            return this;
+        }
+
+        /**
+         * The training loss: PyTorch's {@code CrossEntropyLoss(weight=classWeights, label_smoothing=…)} (default
+         * plain cross-entropy). Validation loss stays plain cross-entropy, comparable across recipes.
+         */
+        public Builder loss(CrossEntropy loss) {
+            this.loss = java.util.Objects.requireNonNull(loss);
+            return this;
+        }
+
+        /**
+         * Clips the gradients' total L2 norm to {@code maxNorm} before every step, as PyTorch's
+         * {@code clip_grad_norm_} (null, the default, for none).
+         */
+        public Builder clipGradNorm(Double maxNorm) {
+            if (maxNorm != null && !(maxNorm > 0) || maxNorm != null && maxNorm.isInfinite()) {
+                throw new ConfigException(ConfigException.Part.LOSS, "clip_grad_norm",
+                        "must be > 0, found " + maxNorm);
+            }
+            this.clipGradNorm = maxNorm;
             return this;
         }
 
