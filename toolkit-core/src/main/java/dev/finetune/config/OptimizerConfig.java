@@ -17,6 +17,8 @@ import java.util.List;
  * @param eps Adam eps (default 1e-8)
  * @param decayNormAndBias decay biases and norm parameters too (default false)
  * @param groups parameter groups: {@code {match, lr_mult, weight_decay}}
+ * @param layerDecay per-stage learning-rate decay (timm's layer_decay over stages): head 1, last stage x, the one
+ *     before x², … (default 1: off)
  */
 public record OptimizerConfig(
         String name,
@@ -28,7 +30,8 @@ public record OptimizerConfig(
         List<Double> betas,
         Double eps,
         Boolean decayNormAndBias,
-        List<GroupConfig> groups) {
+        List<GroupConfig> groups,
+        Double layerDecay) {
 
     /**
      * {@code {match: "layer4.*", lr_mult: 0.1, weight_decay: 0}}.
@@ -75,6 +78,7 @@ public record OptimizerConfig(
                 betas == null ? 0.999 : betas.get(1),
                 eps == null ? 1e-8 : eps,
                 Boolean.TRUE.equals(decayNormAndBias),
-                g));
+                g,
+                layerDecay == null ? 1.0 : layerDecay));
     }
 }

@@ -109,6 +109,11 @@ public final class GroupedOptimizer implements AutoCloseable {
                     group = a.name();
                 }
             }
+            int stage = d.tensor().stage();
+            if (settings.layerDecay() != 1 && stage >= 0) {
+                int fromHead = d.tensor().stageNames().size() - 1 - stage;
+                mult *= Math.pow(settings.layerDecay(), fromHead);
+            }
             out.add(new ParamSlot(name, p, mult, wd, group));
         }
         return out;

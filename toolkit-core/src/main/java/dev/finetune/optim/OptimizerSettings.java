@@ -18,6 +18,9 @@ import java.util.Locale;
  * @param eps Adam epsilon
  * @param decayNormAndBias apply weight decay to biases and norm parameters too (off by default, as timm does)
  * @param groups parameter groups by pattern; the last matching group wins
+ * @param layerDecay layer-wise learning-rate decay, per stage as timm's {@code layer_decay} is per block: the head
+ *     trains at the group's rate, the last stage at {@code layerDecay} times it, the one before at its square …
+ *     (1 = off)
  */
 public record OptimizerSettings(
         String name,
@@ -30,13 +33,24 @@ public record OptimizerSettings(
         double beta2,
         double eps,
         boolean decayNormAndBias,
-        List<GroupSettings> groups) {
+        List<GroupSettings> groups,
+        double layerDecay) {
+
+    /** Without layer-wise decay (every stage at the base rate). */
+    public OptimizerSettings(String name, double lr, double momentum, boolean nesterov, double dampening,
+            double weightDecay, double beta1, double beta2, double eps, boolean decayNormAndBias,
+            List<GroupSettings> groups) {
+        this(name, lr, momentum, nesterov, dampening, weightDecay, beta1, beta2, eps, decayNormAndBias, groups, 1.0);
+    }
 
     private static final ConfigException.Part OPT = ConfigException.Part.OPTIMIZER;
 
     public OptimizerSettings {
         name = name == null ? "sgd" : name.toLowerCase(Locale.ROOT);
         groups = groups == null ? List.of() : List.copyOf(groups);
+        if (!(layerDecay > 0 && layerDecay <= 1)) {
+            throw new ConfigException(OPT, "layer_decay", "must be in (0, 1] (1 = off), found " + layerDecay);
+        }
         if (!List.of("sgd", "adam", "adamw").contains(name)) {
             throw new ConfigException(OPT, "name", "unknown optimizer '" + name + "'; choose sgd, adam or adamw");
         }
