@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """torchvision's predictions for image files, for the predict parity test.
 
-    /usr/bin/python3 scripts/reference/predict_reference.py CHECKPOINT.pth OUT_DIR [ARCH RESIZE CROP INTERPOLATION]
+    /usr/bin/python3 scripts/reference/predict_reference.py CHECKPOINT.pth OUT_DIR [ARCH RESIZE CROP INTERPOLATION [TTA]]
 
 Writes image files with smooth structure and noise to OUT_DIR: a 256x256 PNG, and non-square odd sizes as JPEG
 (4:2:0, 4:2:2, progressive) and PNG (RGB, palette, grayscale). OUT_DIR/probs.json maps each file name to the softmax
 probabilities of torchvision.models.resnet18 with CHECKPOINT under torchvision's standard evaluation preprocessing
 (Resize(256), CenterCrop(224), ToTensor, Normalize(ImageNet mean/std)) of Image.open(file).convert("RGB"), and to
 their top 5 classes. With ARCH, the model is torchvision.models.ARCH and the preprocessing Resize(RESIZE,
-INTERPOLATION) + CenterCrop(CROP) (the eval transform torchvision publishes with that architecture's weights).
+INTERPOLATION) + CenterCrop(CROP) (the eval transform torchvision publishes with that architecture's weights). With TTA
+(flip or five-crop), the probabilities are the mean of the softmaxes of the views: the eval image and its F.hflip, or
+FiveCrop(CROP) of the resized image.
 """
 import json
 import os
@@ -23,6 +25,7 @@ from torchvision import transforms
 ckpt, out = sys.argv[1], sys.argv[2]
 arch, resize, crop, interp = (sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]) if len(sys.argv) > 3 \
     else ("resnet18", 256, 224, "bilinear")
+tta = sys.argv[7] if len(sys.argv) > 7 else "none"
 os.makedirs(out, exist_ok=True)
 
 
@@ -52,16 +55,23 @@ images = {
 model = getattr(torchvision.models, arch)()
 model.load_state_dict(torch.load(ckpt))
 model.eval()
-prep = transforms.Compose([
-    transforms.Resize(resize, interpolation=transforms.InterpolationMode(interp)), transforms.CenterCrop(crop),
-    transforms.ToTensor(),
-    transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+resize_t = transforms.Resize(resize, interpolation=transforms.InterpolationMode(interp))
+to_tensor = transforms.Compose([transforms.ToTensor(),
+                                transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+
+
+def views(img):
+    if tta == "five-crop":
+        return list(transforms.FiveCrop(crop)(resize_t(img)))
+    eval_img = transforms.CenterCrop(crop)(resize_t(img))
+    return [eval_img, transforms.functional.hflip(eval_img)] if tta == "flip" else [eval_img]
+
 result = {}
 for name, write in images.items():
     path = os.path.join(out, name)
     write(path)
-    x = prep(Image.open(path).convert("RGB")).unsqueeze(0)
+    x = torch.stack([to_tensor(v) for v in views(Image.open(path).convert("RGB"))])
     with torch.no_grad():
-        p = torch.softmax(model(x), 1)[0]
+        p = torch.softmax(model(x), 1).mean(0)
     result[name] = {"probs": p.tolist(), "top5": torch.topk(p, 5).indices.tolist()}
 json.dump(result, open(os.path.join(out, "probs.json"), "w"))

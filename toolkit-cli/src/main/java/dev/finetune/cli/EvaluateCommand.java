@@ -10,7 +10,9 @@ import dev.finetune.data.SkippedImages;
 import dev.finetune.engine.MemoryUse;
 import dev.finetune.metrics.ClassScores;
 import dev.finetune.metrics.EpochMetrics;
+import dev.finetune.predict.Predictor;
 import dev.finetune.predict.TrainedModel;
+import dev.finetune.predict.Tta;
 import dev.finetune.train.Evaluator;
 import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
@@ -34,6 +36,10 @@ final class EvaluateCommand implements Callable<Integer> {
 
     @Option(names = "--data", required = true, description = "image folder: DIR/<class>/*.png, or DIR/val/<class>/…")
     Path data;
+
+    @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
+            + " over the views: none, flip or five-crop (then image by image) (${DEFAULT-VALUE})")
+    String tta;
 
     @Option(names = "--batch-size", defaultValue = "64", description = "(${DEFAULT-VALUE})")
     int batchSize;
@@ -61,8 +67,13 @@ final class EvaluateCommand implements Callable<Integer> {
                     .skipped(skipped).build();
             EpochMetrics m;
             long t0 = System.nanoTime();
-            try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {
-                m = Evaluator.evaluate(model.model(), model.parameterStore(), loader, model.classNames().size());
+            Tta views = PredictCommand.parseTta(spec, tta);
+            if (views != Tta.NONE) {
+                m = new Predictor(model, views).evaluate(new ImageFolderDataset(index));
+            } else {
+                try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {
+                    m = Evaluator.evaluate(model.model(), model.parameterStore(), loader, model.classNames().size());
+                }
             }
             double secs = (System.nanoTime() - t0) / 1e9;
             long peak = MemoryUse.peakRssBytes();
@@ -72,6 +83,7 @@ final class EvaluateCommand implements Callable<Integer> {
                 o.put("data", root.toString());
                 o.put("images", m.samples());
                 o.put("loss", m.loss());
+                o.put("tta", views.cliName());
                 o.put("top1", m.top1());
                 o.put("top5", m.top5());
                 o.put("per_class_accuracy", m.perClassAccuracy(model.classNames()));

@@ -3,6 +3,7 @@ package dev.finetune.cli;
 import dev.finetune.engine.MemoryUse;
 import dev.finetune.predict.Predictor;
 import dev.finetune.predict.TrainedModel;
+import dev.finetune.predict.Tta;
 import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -31,6 +32,10 @@ final class PredictCommand implements Callable<Integer> {
     @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "image files, or folders (every image below)")
     List<Path> images;
 
+    @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
+            + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop) (${DEFAULT-VALUE})")
+    String tta;
+
     @Option(names = "--top-k", defaultValue = "5", description = "classes to show (${DEFAULT-VALUE})")
     int topK;
 
@@ -48,7 +53,7 @@ final class PredictCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         try (TrainedModel model = TrainedModel.open(checkpoint, arch)) {
-            List<Predictor.Prediction> preds = new Predictor(model).predict(images, topK);
+            List<Predictor.Prediction> preds = new Predictor(model, parseTta(spec, tta)).predict(images, topK);
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {
                 Map<String, Object> o = new LinkedHashMap<>();
@@ -69,5 +74,15 @@ final class PredictCommand implements Callable<Integer> {
         }
         out.flush();
         return 0;
+    }
+
+    /** {@code --tta none|flip|five-crop}; anything else is a usage error listing the choices. */
+    static Tta parseTta(CommandLine.Model.CommandSpec spec, String value) {
+        Tta t = Tta.parse(value);
+        if (t == null) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--tta must be none, flip or five-crop,"
+                    + " found '" + value + "'");
+        }
+        return t;
     }
 }

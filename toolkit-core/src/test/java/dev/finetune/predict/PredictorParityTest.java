@@ -104,4 +104,59 @@ class PredictorParityTest {
             assertTrue(worstOfAll < 1e-4, arch + ": probabilities differ from torchvision's by " + worstOfAll);
         }
     }
+
+    /** {@code --tta flip} and {@code --tta five-crop}: the mean of the views' probabilities equals torchvision's. */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"flip", "five-crop"})
+    void testTimeAugmentationMatchesTorchvision(String mode) throws Exception {
+        TorchReference ref = TorchReference.get();
+        Path out = tmp.resolve(mode);
+        TorchReference.runPython(TorchReference.repoRoot().resolve("scripts/reference/predict_reference.py")
+                .toString(), ref.checkpoint().toString(), out.toString(), "resnet18", "256", "224", "bilinear", mode);
+        JsonNode expected = new ObjectMapper().readTree(out.resolve("probs.json").toFile());
+        List<String> names = new ArrayList<>();
+        expected.fieldNames().forEachRemaining(names::add);
+        try (TrainedModel model = TrainedModel.open(ref.checkpoint().toString(), "resnet18")) {
+            List<Predictor.Prediction> predictions = new Predictor(model, Tta.parse(mode)).predict(
+                    names.stream().map(out::resolve).toList(), 1000);
+            double worst = 0;
+            for (int f = 0; f < names.size(); f++) {
+                JsonNode reference = expected.get(names.get(f));
+                for (Predictor.Scored s : predictions.get(f).top()) {
+                    worst = Math.max(worst,
+                            Math.abs(s.probability() - reference.get("probs").get(s.index()).asDouble()));
+                }
+                for (int i = 0; i < 5; i++) {
+                    assertEquals(reference.get("top5").get(i).asInt(), predictions.get(f).top().get(i).index(),
+                            names.get(f) + " top-5 with " + mode);
+                }
+            }
+            System.out.printf(Locale.ROOT, "tta %s: all files max |p - p_torchvision| = %.2e%n", mode, worst);
+            assertTrue(worst < 1e-4, mode + ": probabilities differ from torchvision's by " + worst);
+        }
+    }
+
+    /** Evaluation image by image with no augmentation gives what the batched evaluator gives; flip changes it. */
+    @org.junit.jupiter.api.Test
+    void imageByImageEvaluationEqualsTheBatchedOne() throws Exception {
+        Path root = TorchReference.repoRoot().resolve("data/fashion-mnist-b/val");
+        var index = dev.finetune.data.ImageFolderIndex.scan(root);
+        try (TrainedModel model = TrainedModel.open(
+                TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors").toString(), null)) {
+            var data = new dev.finetune.data.ImageFolderDataset(index);
+            var opts = dev.finetune.data.BatchLoader.Options.builder().batchSize(64)
+                    .transforms(model.preprocessing().toTransformSpec()).build();
+            dev.finetune.metrics.EpochMetrics batched;
+            try (var loader = new dev.finetune.data.BatchLoader(data, model.manager(), opts, 0)) {
+                batched = dev.finetune.train.Evaluator.evaluate(model.model(), model.parameterStore(), loader, 5);
+            }
+            var single = new Predictor(model, Tta.NONE).evaluate(data);
+            assertEquals(batched.top1(), single.top1());
+            assertEquals(batched.loss(), single.loss(), 1e-5);
+            assertTrue(java.util.Arrays.deepEquals(batched.confusion(), single.confusion()));
+            var flipped = new Predictor(model, Tta.FLIP).evaluate(data);
+            assertEquals(200, flipped.samples());
+            assertTrue(flipped.loss() != single.loss(), "flip averages other views");
+        }
+    }
 }
