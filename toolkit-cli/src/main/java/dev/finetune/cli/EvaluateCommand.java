@@ -72,7 +72,7 @@ final class EvaluateCommand implements Callable<Integer> {
                 m = new Predictor(model, views).evaluate(new ImageFolderDataset(index));
             } else {
                 try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {
-                    m = Evaluator.evaluate(model.model(), model.parameterStore(), loader, model.classNames().size());
+                    m = Evaluator.evaluate(model::logits, loader, model.classNames().size());
                 }
             }
             double secs = (System.nanoTime() - t0) / 1e9;
@@ -90,6 +90,7 @@ final class EvaluateCommand implements Callable<Integer> {
                 o.put("per_class", m.classScores(model.classNames()));
                 o.put("averages", m.averages());
                 o.put("confusion", m.confusion());
+                o.put("fast_path", model.fastPathReports().stream().map(r -> r.toMap()).toList());
                 o.put("seconds", secs);
                 o.put("peak_rss_bytes", peak);
                 out.println(JsonOutput.write(o));

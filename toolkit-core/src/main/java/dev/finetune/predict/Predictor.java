@@ -133,7 +133,7 @@ public final class Predictor {
             transforms.toTensor(views.get(v), batch, v * len);
         }
         NDArray x = m.create(batch, new Shape(views.size(), 3, size, size));
-        NDArray logits = model.model().inferLogits(model.parameterStore(), x);
+        NDArray logits = model.logits(x);
         logits.attach(m);
         return logits.softmax(1).mean(new int[] {0}).toFloatArray();
     }

@@ -1,5 +1,7 @@
 package dev.finetune.predict;
 
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -12,7 +14,14 @@ import dev.finetune.checkpoint.TorchvisionWeights;
 import dev.finetune.engine.Engines;
 import dev.finetune.model.Architecture;
 import dev.finetune.model.Architectures;
+import dev.finetune.model.BnMode;
+import dev.finetune.model.FastPathReport;
+import dev.finetune.model.FoldedPrefix;
+import dev.finetune.model.FoldedStages;
+import dev.finetune.model.FrozenPrefix;
+import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.Network;
+import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
 import dev.finetune.run.TrainingCheckpoint;
 import dev.finetune.weights.ArchitectureRecognizer;
@@ -35,6 +44,10 @@ public final class TrainedModel implements AutoCloseable {
     private final List<String> classNames;
     private final TrainingCheckpoint.Preprocessing preprocessing;
     private final Path source;
+    private final ParameterStore parameterStore;
+    /** The BN-folded prefix of every stage before the head, built on first use; null when there is none. */
+    private FrozenPrefix fastPath;
+    private boolean fastPathBuilt;
 
     private TrainedModel(NDManager manager, Network model, List<String> classNames,
             TrainingCheckpoint.Preprocessing preprocessing, Path source) {
@@ -43,6 +56,51 @@ public final class TrainedModel implements AutoCloseable {
         this.classNames = List.copyOf(classNames);
         this.preprocessing = preprocessing;
         this.source = source;
+        this.parameterStore = new ParameterStore(manager, false);
+    }
+
+    /** System property that switches the folded inference path off ({@code -Dfinetune.inference.fold=false}). */
+    public static final String FOLD_PROPERTY = "finetune.inference.fold";
+
+    /**
+     * Logits of a batch (N, 3, H, W): eval mode, no autograd. Every stage before the head runs BN-folded (and, for
+     * the ResNet family, channels-last where this CPU computes it right) behind the fast-path guard, which checks it
+     * against the plain network the first time it sees each input shape and falls back where it differs; the head
+     * runs as usual. With {@value #FOLD_PROPERTY}=false, or for a network with nothing to fold, the plain
+     * stage-scoped forward ({@link Network#inferLogits}).
+     */
+    public NDArray logits(NDArray x) {
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            FrozenPrefix prefix = fastPath();
+            if (prefix == null) {
+                return model.inferLogits(parameterStore, x);
+            }
+            NDArray features = prefix.forward(x);
+            return model.forwardStages(parameterStore, new NDList(features), false, prefix.toStage(),
+                    model.stageNames().size()).singletonOrThrow();
+        }
+    }
+
+    /** What the fast-path guard checked and decided (empty before the first batch or without folding). */
+    public List<FastPathReport> fastPathReports() {
+        return fastPath == null ? List.of() : List.of(fastPath.report());
+    }
+
+    private FrozenPrefix fastPath() {
+        if (!fastPathBuilt) {
+            fastPathBuilt = true;
+            if (!"false".equalsIgnoreCase(System.getProperty(FOLD_PROPERTY))) {
+                // Inference: nothing trains and every BN normalizes with its running statistics, so everything
+                // before the head is a fixed function — the condition folding needs.
+                model.namedTensors().values().forEach(p -> p.freeze(true));
+                model.batchNorms().forEach(n -> n.bn().setMode(BnMode.FROZEN_STATS));
+                int k = model.stageNames().size() - 1;
+                fastPath = model instanceof ResNet r
+                        ? GuardedPrefix.fold(r, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager)
+                        : FoldedStages.fold(model, parameterStore, k, manager);
+            }
+        }
+        return fastPath;
     }
 
     /**
@@ -193,7 +251,7 @@ public final class TrainedModel implements AutoCloseable {
     }
 
     public ParameterStore parameterStore() {
-        return new ParameterStore(manager, false);
+        return parameterStore;
     }
 
     public List<String> classNames() {
@@ -210,6 +268,9 @@ public final class TrainedModel implements AutoCloseable {
 
     @Override
     public void close() {
+        if (fastPath != null) {
+            fastPath.close();
+        }
         manager.close();
     }
 }

@@ -52,12 +52,18 @@ public final class Evaluator {
      * {@link StopSignal#install(String)}) ends it between batches.
      */
     public static EpochMetrics evaluate(Network model, ParameterStore ps, BatchLoader loader, int classes) {
+        return evaluate(x -> model.inferLogits(ps, x), loader, classes);
+    }
+
+    /** {@link #evaluate(Network, ParameterStore, BatchLoader, int)} with the logits of any inference path. */
+    public static EpochMetrics evaluate(java.util.function.UnaryOperator<NDArray> logitsOf, BatchLoader loader,
+            int classes) {
         ClassificationMetrics metrics = new ClassificationMetrics(classes);
         try (Engines.NoGrad g = Engines.noGrad()) {
             while (loader.hasNext()) {
                 StopSignal.throwIfRequested("evaluation");
                 try (LoadedBatch b = loader.next()) {
-                    NDArray logits = model.inferLogits(ps, b.images());
+                    NDArray logits = logitsOf.apply(b.images());
                     logits.attach(b.manager());
                     NDArray loss = LOSS.evaluate(new NDList(b.labels()), new NDList(logits));
                     metrics.addLoss(loss.getFloat() * (double) b.size(), b.size());

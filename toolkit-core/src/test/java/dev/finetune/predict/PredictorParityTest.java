@@ -148,7 +148,7 @@ class PredictorParityTest {
                     .transforms(model.preprocessing().toTransformSpec()).build();
             dev.finetune.metrics.EpochMetrics batched;
             try (var loader = new dev.finetune.data.BatchLoader(data, model.manager(), opts, 0)) {
-                batched = dev.finetune.train.Evaluator.evaluate(model.model(), model.parameterStore(), loader, 5);
+                batched = dev.finetune.train.Evaluator.evaluate(model::logits, loader, 5);
             }
             var single = new Predictor(model, Tta.NONE).evaluate(data);
             assertEquals(batched.top1(), single.top1());
@@ -157,6 +157,40 @@ class PredictorParityTest {
             var flipped = new Predictor(model, Tta.FLIP).evaluate(data);
             assertEquals(200, flipped.samples());
             assertTrue(flipped.loss() != single.loss(), "flip averages other views");
+        }
+    }
+
+    /**
+     * Inference runs every stage before the head BN-folded behind the guard (channels-last for ResNets): equal to the
+     * plain stage-scoped forward at two input sizes and batch sizes, on realistic weights, with the check recorded.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"resnet18", "mobilenet_v3_small", "regnet_y_400mf"})
+    void foldedInferenceEqualsThePlainForward(String arch) throws Exception {
+        Path file = arch.equals("resnet18") ? TorchReference.get().checkpoint()
+                : dev.finetune.model.FamilyParityTest.reference().resolve(arch + ".pth");
+        try (TrainedModel model = TrainedModel.open(file.toString(), arch);
+                ai.djl.ndarray.NDManager m = model.manager().newSubManager()) {
+            for (int[] shape : new int[][] {{4, 224}, {1, 96}}) {
+                var x = m.randomNormal(new ai.djl.ndarray.types.Shape(shape[0], 3, shape[1], shape[1]));
+                float[] fast = model.logits(x).toFloatArray();
+                float[] plain;
+                try (var g = dev.finetune.engine.Engines.noGrad()) {
+                    plain = model.model().inferLogits(model.parameterStore(), x).toFloatArray();
+                }
+                double scale = 0;
+                for (float v : plain) {
+                    scale = Math.max(scale, Math.abs(v));
+                }
+                double d = TorchReference.maxAbsDiff(fast, plain);
+                System.out.printf(Locale.ROOT, "folded inference %s %dx%d batch %d: max |diff| %.3g (scale %.3g)%n",
+                        arch, shape[1], shape[1], shape[0], d, scale);
+                assertTrue(d <= 1e-4 * Math.max(1, scale), arch + ": folded inference differs by " + d);
+            }
+            var reports = model.fastPathReports();
+            assertEquals(1, reports.size());
+            assertEquals(2, reports.get(0).checks().size(), reports.get(0).toMap().toString());
+            assertTrue(reports.get(0).inUse().startsWith("folded"), reports.get(0).inUse());
         }
     }
 }
