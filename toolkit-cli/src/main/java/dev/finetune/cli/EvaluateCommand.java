@@ -37,6 +37,10 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--data", required = true, description = "image folder: DIR/<class>/*.png, or DIR/val/<class>/…")
     Path data;
 
+    @Option(names = "--fold-bn", description = "run every stage before the head BN-folded (channels-last for ResNets)"
+            + " behind the fast-path guard: faster, more memory (default off)")
+    boolean foldBn;
+
     @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
             + " over the views: none, flip or five-crop (then image by image) (${DEFAULT-VALUE})")
     String tta;
@@ -55,7 +59,7 @@ final class EvaluateCommand implements Callable<Integer> {
         StopSignal.install("stopping after the current batch");
         PrintWriter out = spec.commandLine().getOut();
         Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
-        try (TrainedModel model = TrainedModel.open(checkpoint, null)) {
+        try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(foldBn)) {
             ImageFolderIndex index = ImageFolderIndex.scan(root);
             if (!index.classNames().equals(model.classNames())) {
                 throw new FinetuneException(ErrorKind.DATA, root + ": class folders " + index.classNames()

@@ -32,6 +32,10 @@ final class PredictCommand implements Callable<Integer> {
     @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "image files, or folders (every image below)")
     List<Path> images;
 
+    @Option(names = "--fold-bn", description = "run every stage before the head BN-folded (channels-last for ResNets)"
+            + " behind the fast-path guard: faster, more memory (default off)")
+    boolean foldBn;
+
     @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
             + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop) (${DEFAULT-VALUE})")
     String tta;
@@ -52,7 +56,7 @@ final class PredictCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--top-k must be >= 1, found " + topK);
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (TrainedModel model = TrainedModel.open(checkpoint, arch)) {
+        try (TrainedModel model = TrainedModel.open(checkpoint, arch).foldBatchNorm(foldBn)) {
             List<Predictor.Prediction> preds = new Predictor(model, parseTta(spec, tta)).predict(images, topK);
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {

@@ -30,7 +30,7 @@ class CliErrorsTest {
         Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", tmp.resolve("r").toString());
         assertEquals(3, r.code());
         assertEquals("error: optimizer.momentun: unknown key 'momentun'; known keys: betas, dampening,"
-                + " decay_norm_and_bias, eps, groups, lr, momentum, name, nesterov, weight_decay (in " + cfg + ")\n",
+                + " decay_norm_and_bias, eps, groups, layer_decay, lr, momentum, name, nesterov, weight_decay (in " + cfg + ")\n",
                 r.err());
         assertFalse(Files.exists(tmp.resolve("r")), "nothing is created for an invalid config");
     }
