@@ -24,6 +24,8 @@ import java.util.List;
  * @param resize eval: shorter side resized to this before the center crop (default imageSize × 256/224)
  * @param augment random resized crop + flip in training (default true)
  * @param interpolation the filter of every resize: bilinear (default, torchvision's) or bicubic
+ * @param sampler {@code shuffle} (default: every sample once per epoch) or {@code balanced} (class-balanced draws with
+ *     replacement)
  * @param mean normalization mean (default ImageNet's)
  * @param std normalization std (default ImageNet's)
  * @param onBadImage fail (default) or skip
@@ -38,6 +40,7 @@ public record DataConfig(
         Integer resize,
         Boolean augment,
         String interpolation,
+        String sampler,
         List<Double> mean,
         List<Double> std,
         String onBadImage,
@@ -68,6 +71,10 @@ public record DataConfig(
         }
         augment = augment == null ? Boolean.TRUE : augment;
         interpolation = Interpolation.parse(interpolation, "data.interpolation").configName();
+        sampler = sampler == null ? "shuffle" : sampler;
+        if (!sampler.equals("shuffle") && !sampler.equals("balanced")) {
+            throw new ConfigException("data.sampler", "must be shuffle or balanced, found '" + sampler + "'");
+        }
         mean = mean == null ? List.of(0.485, 0.456, 0.406) : List.copyOf(mean);
         std = std == null ? List.of(0.229, 0.224, 0.225) : List.copyOf(std);
         if (mean.size() != 3) {

@@ -265,7 +265,10 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
     public static int[][] plan(int size, Options options, int epoch) {
         int[] order = new int[size];
         Arrays.setAll(order, i -> i);
-        if (options.shuffle()) {
+        if (options.sampleWeights() != null) {
+            order = weightedDraw(options.sampleWeights(), size,
+                    new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + epoch));
+        } else if (options.shuffle()) {
             // Fisher-Yates with a generator of (seed, epoch) only: the order is reproducible and new every epoch.
             SplittableRandom random = new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + epoch);
             for (int i = size - 1; i > 0; i--) {
@@ -282,6 +285,34 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
             batches[b] = Arrays.copyOfRange(order, b * batchSize, Math.min(size, (b + 1) * batchSize));
         }
         return batches;
+    }
+
+    /**
+     * {@code n} indices drawn with replacement, index i with probability {@code weights[i] / Σ weights}: inverse
+     * transform sampling over the cumulative weights (written out: the draws must come from the (seed, epoch)
+     * generator so that a resumed run draws the same ones).
+     */
+    static int[] weightedDraw(double[] weights, int n, SplittableRandom random) {
+        double[] cumulative = new double[weights.length];
+        double total = 0;
+        for (int i = 0; i < weights.length; i++) {
+            total += weights[i];
+            cumulative[i] = total;
+        }
+        if (!(total > 0)) {
+            throw new IllegalArgumentException("sample weights sum to " + total + "; at least one must be > 0");
+        }
+        int[] out = new int[n];
+        for (int k = 0; k < n; k++) {
+            double u = random.nextDouble() * total;
+            int i = Arrays.binarySearch(cumulative, u);
+            i = i >= 0 ? i + 1 : -i - 1;
+            while (i < weights.length - 1 && weights[i] == 0) {
+                i++; // u landed exactly on a boundary before a zero-weight run
+            }
+            out[k] = Math.min(i, weights.length - 1);
+        }
+        return out;
     }
 
     private static ThreadFactory workerThreads(NDManager parent) {
@@ -330,6 +361,9 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
      * @param prefetchBatches batches being built or waiting, at least {@code numWorkers} are kept busy
      * @param onBadImage what to do with an image that cannot be decoded
      * @param skipped where skipped images are recorded; share one per run
+     * @param sampleWeights per-sample weights for sampling with replacement (PyTorch's
+     *     {@code WeightedRandomSampler(weights, len(weights), replacement=True)}, seeded by (seed, epoch)), or null for
+     *     the shuffled (or ordered) pass over every sample
      */
     public record Options(
             int batchSize,
@@ -341,10 +375,19 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
             int numWorkers,
             int prefetchBatches,
             BadImagePolicy onBadImage,
-            SkippedImages skipped) {
+            SkippedImages skipped,
+            double[] sampleWeights) {
 
         /** Checks the values. */
         public Options {
+            if (sampleWeights != null) {
+                for (double w : sampleWeights) {
+                    if (!(w >= 0) || Double.isInfinite(w)) {
+                        throw new IllegalArgumentException("sample weights must be finite and >= 0, found " + w);
+                    }
+                }
+                sampleWeights = sampleWeights.clone();
+            }
             if (batchSize < 1) {
                 throw new ConfigException("", "batch size must be >= 1, found " + batchSize);
             }
@@ -376,7 +419,8 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
                     .numWorkers(numWorkers)
                     .prefetchBatches(prefetchBatches)
                     .onBadImage(onBadImage)
-                    .skipped(skipped);
+                    .skipped(skipped)
+                    .sampleWeights(sampleWeights);
         }
 
         /** Builds {@link Options}; {@code setBatchSize} is required. */
@@ -391,8 +435,15 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
             private Integer prefetchBatches;
             private BadImagePolicy onBadImage = BadImagePolicy.FAIL;
             private SkippedImages skipped;
+            private double[] sampleWeights;
 
             private Builder() {}
+
+            /** Weighted sampling with replacement (null, the default, for a pass over every sample). */
+            public Builder sampleWeights(double[] weights) {
+                this.sampleWeights = weights;
+                return this;
+            }
 
             public Builder batchSize(int batchSize) {
                 this.batchSize = batchSize;
@@ -459,7 +510,8 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
                         numWorkers,
                         prefetch,
                         onBadImage,
-                        skipped == null ? new SkippedImages() : skipped);
+                        skipped == null ? new SkippedImages() : skipped,
+                        sampleWeights);
             }
         }
     }

@@ -236,7 +236,8 @@ public final class Assembler {
             val = split.val().map(ImageFolderDataset::new).orElse(null);
             description = split.description();
         }
-        return new TrainingData(train, val, spec, d.augment(), workers, bad, new SkippedImages(), description);
+        return new TrainingData(train, val, spec, d.augment(), workers, bad, new SkippedImages(), description,
+                "balanced".equals(d.sampler()));
     }
 
     /** The schedule of {@code train.schedule}. */

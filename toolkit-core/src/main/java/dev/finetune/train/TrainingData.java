@@ -20,6 +20,8 @@ import java.util.List;
  * @param onBadImage fail or skip
  * @param skipped the files skipped so far (shared by all loaders of the run)
  * @param description where the data came from, for the run summary
+ * @param balanced sample each training epoch class-balanced: as many draws as samples, with replacement, each sample
+ *     weighted by 1 / (its class's count), as PyTorch's {@code WeightedRandomSampler} is usually set up
  */
 public record TrainingData(
         ImageDataset train,
@@ -29,7 +31,8 @@ public record TrainingData(
         int workers,
         BadImagePolicy onBadImage,
         SkippedImages skipped,
-        String description) {
+        String description,
+        boolean balanced) {
 
     /** A new record of what was skipped so far is shared by every loader of the run. */
     public TrainingData {
@@ -52,7 +55,7 @@ public record TrainingData(
         return new TrainingData(new dev.finetune.data.ImageFolderDataset(split.train()),
                 split.val().map(dev.finetune.data.ImageFolderDataset::new).orElse(null), transforms,
                 transforms.randomResizedCrop(), Math.max(1, Runtime.getRuntime().availableProcessors()),
-                BadImagePolicy.FAIL, new SkippedImages(), split.description());
+                BadImagePolicy.FAIL, new SkippedImages(), split.description(), false);
     }
 
     public List<String> classNames() {
@@ -67,7 +70,19 @@ public record TrainingData(
     public BatchLoader.Options trainOptions(int batchSize, long seed) {
         return BatchLoader.Options.builder().batchSize(batchSize).shuffle(true).seed(seed)
                 .augment(augment).transforms(transforms).numWorkers(workers)
-                .prefetchBatches(Math.max(2, workers * 2)).onBadImage(onBadImage).skipped(skipped).build();
+                .prefetchBatches(Math.max(2, workers * 2)).onBadImage(onBadImage).skipped(skipped)
+                .sampleWeights(balanced ? balancedWeights(train) : null).build();
+    }
+
+    /** 1 / (the sample's class count) for every training sample. */
+    static double[] balancedWeights(ImageDataset data) {
+        int[] counts = data.classCounts();
+        List<ImageDataset.Sample> samples = data.samples();
+        double[] w = new double[samples.size()];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = 1.0 / counts[samples.get(i).label()];
+        }
+        return w;
     }
 
     /** Options for evaluation: no shuffle, no augmentation. */
