@@ -24,6 +24,7 @@ import picocli.CommandLine.Command;
             PredictCommand.class,
             ExportCommand.class,
             ExperimentCommand.class,
+            LrFindCommand.class,
             BenchCommand.class,
             CommandLine.HelpCommand.class
         },

@@ -156,6 +156,51 @@ public final class Plots {
     }
 
     /**
+     * The learning-rate range test: the smoothed loss against the learning rate on a log axis, with a marker at
+     * {@code suggested}.
+     *
+     * @throws FinetuneException {@link ErrorKind#OUTPUT} if the PNG cannot be written
+     */
+    public static void lrFind(List<Double> lrs, List<Double> smoothed, double suggested, Path outPng) {
+        XYSeries series = new XYSeries("smoothed loss");
+        for (int i = 0; i < lrs.size(); i++) {
+            if (Double.isFinite(smoothed.get(i))) {
+                series.add(lrs.get(i), smoothed.get(i));
+            }
+        }
+        XYSeriesCollection data = new XYSeriesCollection(series);
+        org.jfree.chart.axis.LogAxis x = new org.jfree.chart.axis.LogAxis("learning rate");
+        x.setBase(10);
+        x.setSmallestValue(1e-12);
+        NumberAxis y = new NumberAxis("loss (smoothed)");
+        y.setAutoRangeIncludesZero(false);
+        XYLineAndShapeRenderer renderer = new XYLineAndShapeRenderer(true, false);
+        renderer.setSeriesPaint(0, new Color(31, 119, 180));
+        XYPlot plot = new XYPlot(data, x, y, renderer);
+        plot.setBackgroundPaint(Color.WHITE);
+        if (Double.isFinite(suggested)) {
+            plot.addDomainMarker(new org.jfree.chart.plot.ValueMarker(suggested, new Color(255, 127, 14),
+                    new BasicStroke(2f)));
+        }
+        JFreeChart chart = new JFreeChart("Learning-rate range test", JFreeChart.DEFAULT_TITLE_FONT, plot, false);
+        chart.setBackgroundPaint(Color.WHITE);
+        if (Double.isFinite(suggested)) {
+            chart.addSubtitle(subtitle(String.format(java.util.Locale.ROOT, "suggested lr %.3g (steepest fall)",
+                    suggested)));
+        }
+        BufferedImage image = new BufferedImage(900, 500, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g2 = image.createGraphics();
+        try {
+            g2.setColor(Color.WHITE);
+            g2.fillRect(0, 0, 900, 500);
+            chart.draw(g2, new Rectangle2D.Double(0, 0, 900, 500));
+        } finally {
+            g2.dispose();
+        }
+        writePng(image, outPng);
+    }
+
+    /**
      * Draws a confusion matrix as a heatmap. Each cell is coloured by its share of the true class's samples (the row),
      * so a small class's errors are as visible as a large one's; the count is printed in the cell when there are at
      * most {@value #MAX_CLASSES_WITH_COUNTS} classes. Rows of classes without samples are grey.

@@ -235,6 +235,14 @@ public final class Trainer {
     }
 
     private FeatureCache maybeCache() {
+        return cacheFor(ft, data, settings.batchSize());
+    }
+
+    /**
+     * The training set's outputs of the frozen prefix, when that prefix is a fixed function of deterministic inputs
+     * and fits the cache budget ({@code -Dfinetune.cache.max.bytes}, default 4 GiB); else null.
+     */
+    static FeatureCache cacheFor(FineTuner ft, TrainingData data, int batchSize) {
         if (data.augment()) {
             return null;
         }
@@ -246,7 +254,7 @@ public final class Trainer {
         long max = Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES);
         String key = ft.plan().frozenParameterCount() + " frozen parameters, prefix to " + f.firstTrainableStage()
                 + "|" + data.transforms() + "|" + data.train().fingerprint();
-        return FeatureCache.build(ft, data, stage, settings.batchSize(), max, key);
+        return FeatureCache.build(ft, data, stage, batchSize, max, key);
     }
 
     private record EpochRun(TrainState state, double meanLoss, double imagesPerSecond) {}
