@@ -133,6 +133,9 @@ public final class ConfigLoader {
         if (c.model().arch() != null) {
             dev.finetune.model.Architectures.parse(c.model().arch());
         }
+        if (c.model().remapPreset() != null) {
+            dev.finetune.weights.RemapPresets.get(c.model().remapPreset());
+        }
         c.optimizer().toSettings();
         c.freeze().toPolicy();
         for (int i = 0; i < c.model().remap().size(); i++) {

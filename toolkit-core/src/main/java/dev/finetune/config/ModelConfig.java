@@ -13,11 +13,13 @@ import java.util.List;
  * @param keyPrefix a prefix to strip from checkpoint keys ({@code backbone.}); {@code module.} and
  *     {@code _orig_mod.} are always stripped
  * @param remap regex rewrites of checkpoint keys
+ * @param remapPreset shipped rewrites applied before {@code remap}: {@code timm-efficientnet}, {@code timm-resnet}
  * @param strict fail on missing / unexpected / mis-shaped keys (default true)
  * @param head the new classifier head; absent keeps the checkpoint's head
  */
 public record ModelConfig(
-        String arch, String checkpoint, String keyPrefix, List<RemapConfig> remap, Boolean strict, HeadConfig head) {
+        String arch, String checkpoint, String keyPrefix, List<RemapConfig> remap, Boolean strict, HeadConfig head,
+        String remapPreset) {
 
     public ModelConfig {
         remap = remap == null ? List.of() : List.copyOf(remap);

@@ -72,8 +72,14 @@ public final class Assembler {
 
     /** The checkpoint-key mapping the config asks for. */
     public static KeyMapping mapping(ModelConfig model) {
-        return ConfigPaths.build(() -> KeyMapping.of(model.keyPrefix(), model.remap().stream()
-                .map(r -> new KeyMapping.Remap(r.from(), r.to())).toList()));
+        return ConfigPaths.build(() -> {
+            List<KeyMapping.Remap> rules = new ArrayList<>();
+            if (model.remapPreset() != null) {
+                rules.addAll(dev.finetune.weights.RemapPresets.get(model.remapPreset()));
+            }
+            model.remap().forEach(r -> rules.add(new KeyMapping.Remap(r.from(), r.to())));
+            return KeyMapping.of(model.keyPrefix(), rules);
+        });
     }
 
     /**
