@@ -22,9 +22,9 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine;
 
 /** {@code finetune evaluate --checkpoint F|RUN_DIR --data DIR [--json]}. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
@@ -37,13 +37,8 @@ final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--data", required = true, description = "image folder: DIR/<class>/*.png, or DIR/val/<class>/…")
     Path data;
 
-    @Option(names = "--fold-bn", description = "run every stage before the head BN-folded (channels-last for ResNets)"
-            + " behind the fast-path guard: faster, more memory (default off)")
-    boolean foldBn;
-
-    @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
-            + " over the views: none, flip or five-crop (then image by image) (${DEFAULT-VALUE})")
-    String tta;
+    @CommandLine.Mixin
+    InferenceMixin inference;
 
     @Option(names = "--batch-size", defaultValue = "64", description = "(${DEFAULT-VALUE})")
     int batchSize;
@@ -59,7 +54,7 @@ final class EvaluateCommand implements Callable<Integer> {
         StopSignal.install("stopping after the current batch");
         PrintWriter out = spec.commandLine().getOut();
         Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
-        try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(foldBn)) {
+        try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)) {
             ImageFolderIndex index = ImageFolderIndex.scan(root);
             if (!index.classNames().equals(model.classNames())) {
                 throw new FinetuneException(ErrorKind.DATA, root + ": class folders " + index.classNames()
@@ -71,7 +66,7 @@ final class EvaluateCommand implements Callable<Integer> {
                     .skipped(skipped).build();
             EpochMetrics m;
             long t0 = System.nanoTime();
-            Tta views = PredictCommand.parseTta(spec, tta);
+            Tta views = inference.tta();
             if (views != Tta.NONE) {
                 m = new Predictor(model, views).evaluate(new ImageFolderDataset(index));
             } else {

@@ -3,7 +3,6 @@ package dev.finetune.cli;
 import dev.finetune.engine.MemoryUse;
 import dev.finetune.predict.Predictor;
 import dev.finetune.predict.TrainedModel;
-import dev.finetune.predict.Tta;
 import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -12,10 +11,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
-import picocli.CommandLine;
 
 /** {@code finetune predict --checkpoint F IMAGES… [--top-k 5] [--json]}. */
 @Command(name = "predict", mixinStandardHelpOptions = true,
@@ -32,13 +31,8 @@ final class PredictCommand implements Callable<Integer> {
     @Parameters(paramLabel = "IMAGE", arity = "1..*", description = "image files, or folders (every image below)")
     List<Path> images;
 
-    @Option(names = "--fold-bn", description = "run every stage before the head BN-folded (channels-last for ResNets)"
-            + " behind the fast-path guard: faster, more memory (default off)")
-    boolean foldBn;
-
-    @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
-            + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop) (${DEFAULT-VALUE})")
-    String tta;
+    @CommandLine.Mixin
+    InferenceMixin inference;
 
     @Option(names = "--top-k", defaultValue = "5", description = "classes to show (${DEFAULT-VALUE})")
     int topK;
@@ -56,8 +50,8 @@ final class PredictCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--top-k must be >= 1, found " + topK);
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (TrainedModel model = TrainedModel.open(checkpoint, arch).foldBatchNorm(foldBn)) {
-            List<Predictor.Prediction> preds = new Predictor(model, parseTta(spec, tta)).predict(images, topK);
+        try (TrainedModel model = TrainedModel.open(checkpoint, arch).foldBatchNorm(inference.foldBn)) {
+            List<Predictor.Prediction> preds = new Predictor(model, inference.tta()).predict(images, topK);
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {
                 Map<String, Object> o = new LinkedHashMap<>();
@@ -80,13 +74,4 @@ final class PredictCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** {@code --tta none|flip|five-crop}; anything else is a usage error listing the choices. */
-    static Tta parseTta(CommandLine.Model.CommandSpec spec, String value) {
-        Tta t = Tta.parse(value);
-        if (t == null) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--tta must be none, flip or five-crop,"
-                    + " found '" + value + "'");
-        }
-        return t;
-    }
 }

@@ -1,0 +1,30 @@
+package dev.finetune.cli;
+
+import dev.finetune.predict.Tta;
+import picocli.CommandLine;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+
+/** The inference options {@code predict} and {@code evaluate} share: test-time augmentation and BN folding. */
+final class InferenceMixin {
+    @Option(names = "--fold-bn", description = "run every stage before the head BN-folded (channels-last for ResNets)"
+            + " behind the fast-path guard: faster, more memory (default off)")
+    boolean foldBn;
+
+    @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
+            + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop) (${DEFAULT-VALUE})")
+    String tta;
+
+    @CommandLine.Spec(CommandLine.Spec.Target.MIXEE)
+    CommandSpec command;
+
+    /** {@code --tta}; anything but none, flip or five-crop is a usage error listing the choices. */
+    Tta tta() {
+        Tta t = Tta.parse(tta);
+        if (t == null) {
+            throw new CommandLine.ParameterException(command.commandLine(), "--tta must be none, flip or five-crop,"
+                    + " found '" + tta + "'");
+        }
+        return t;
+    }
+}
