@@ -23,6 +23,7 @@ import java.util.List;
  *     training data's class counts) or one number per class; absent for none
  * @param clipGradNorm clip the gradients' total L2 norm to this before each step ({@code clip_grad_norm_}); absent
  *     for none
+ * @param accumulateSteps batches per optimizer step (gradient accumulation; default 1)
  */
 public record TrainConfig(
         Integer epochs,
@@ -38,7 +39,8 @@ public record TrainConfig(
         Boolean foldFrozenBn,
         Double labelSmoothing,
         Object classWeights,
-        Double clipGradNorm) {
+        Double clipGradNorm,
+        Integer accumulateSteps) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -62,6 +64,10 @@ public record TrainConfig(
                         && Double.isFinite(n.doubleValue())))) {
             throw new ConfigException("train.class_weights", "must be 'auto' or a list of positive numbers, one per"
                     + " class, found " + classWeights);
+        }
+        accumulateSteps = accumulateSteps == null ? 1 : accumulateSteps;
+        if (accumulateSteps < 1) {
+            throw new ConfigException("train.accumulate_steps", "must be >= 1, found " + accumulateSteps);
         }
         if (clipGradNorm != null && !(clipGradNorm > 0 && Double.isFinite(clipGradNorm))) {
             throw new ConfigException("train.clip_grad_norm", "must be > 0, found " + clipGradNorm);
@@ -101,7 +107,7 @@ public record TrainConfig(
 
     /** Defaults throughout. */
     public static TrainConfig defaults() {
-        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
     }
 
     /**

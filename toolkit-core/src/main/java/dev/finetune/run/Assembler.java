@@ -298,6 +298,7 @@ public final class Assembler {
                 .seed(tc.seed())
                 .maxStepsPerEpoch(tc.maxStepsPerEpoch())
                 .featureCache(tc.featureCache())
+                .accumulateSteps(tc.accumulateSteps())
                 .schedule(schedule(tc.schedule()));
     }
 

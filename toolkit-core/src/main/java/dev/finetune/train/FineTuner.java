@@ -246,6 +246,16 @@ public final class FineTuner implements AutoCloseable {
      * cached output of a frozen prefix (the feature cache).
      */
     public float trainStep(NDArray inputs, NDArray labels, double lr, int fromStage) {
+        float value = backward(inputs, labels, fromStage, 1.0);
+        applyStep(lr);
+        return value;
+    }
+
+    /**
+     * Forward with autograd and backward of {@code lossScale} × the loss, adding to the gradients, with no optimizer
+     * step: one micro-batch of gradient accumulation ({@link #applyStep} ends the group). Returns the unscaled loss.
+     */
+    public float backward(NDArray inputs, NDArray labels, int fromStage, double lossScale) {
         float value;
         try (NDManager step = manager.newSubManager()) {
             NDArray lossValue;
@@ -270,14 +280,18 @@ public final class FineTuner implements AutoCloseable {
                             "loss is " + value + "; lower optimizer.lr (now " + optimizerSettings.lr()
                                     + "), check the input normalization, or add warm-up");
                 }
-                gc.backward(lossValue);
+                gc.backward(lossScale == 1.0 ? lossValue : lossValue.mul((float) lossScale));
             }
-            if (clipGradNorm != null) {
-                lastGradientNorm = optimizer.clipGradNorm(clipGradNorm);
-            }
-            optimizer.step(lr);
         }
         return value;
+    }
+
+    /** Clips the accumulated gradients (when asked to) and takes one optimizer step, which zeroes them. */
+    public void applyStep(double lr) {
+        if (clipGradNorm != null) {
+            lastGradientNorm = optimizer.clipGradNorm(clipGradNorm);
+        }
+        optimizer.step(lr);
     }
 
     /** The gradients' total norm before clipping in the last step; NaN when not clipping. */

@@ -52,10 +52,14 @@ public final class Trainer {
      * @param maxStepsPerEpoch a cap on steps per epoch, or null
      * @param featureCache whether a deterministic frozen prefix's output is computed once and reused
      * @param schedule the learning-rate schedule (its base is the optimizer's lr)
+     * @param accumulateSteps batches whose gradients are summed before one optimizer step (1: every batch steps)
      */
     public record Settings(int epochs, int batchSize, int seed, Integer maxStepsPerEpoch, boolean featureCache,
-            LrSchedule.Spec schedule) {
+            LrSchedule.Spec schedule, int accumulateSteps) {
         public Settings {
+            if (accumulateSteps < 1) {
+                throw new IllegalArgumentException("accumulate steps must be >= 1, found " + accumulateSteps);
+            }
             if (epochs < 1) {
                 throw new IllegalArgumentException("epochs must be >= 1, found " + epochs);
             }
@@ -72,7 +76,8 @@ public final class Trainer {
     private Trainer(Builder b) {
         this.ft = Objects.requireNonNull(b.fineTuner, "fineTuner");
         this.data = Objects.requireNonNull(b.data, "data");
-        this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule);
+        this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
+                b.accumulateSteps);
         this.listeners = List.copyOf(b.listeners);
         this.resumeState = b.resumeState;
         this.resumeOptimizer = b.resumeOptimizer;
@@ -268,16 +273,20 @@ public final class Trainer {
         long t0 = System.nanoTime();
         long step = state.globalStep();
         int limit = stepsPerEpoch();
+        int[][] plan = BatchLoader.plan(data.train().size(), data.trainOptions(settings.batchSize(), settings.seed()),
+                epoch - 1);
         try (BatchLoader loader = data.trainLoader(ft.manager(), settings.batchSize(), settings.seed(), epoch - 1)) {
             int b = 0;
             while (loader.hasNext() && b < limit) {
+                boolean groupEnd = groupEnd(b, limit);
                 try (LoadedBatch batch = loader.next()) {
                     if (b < skip) {
                         b++;
                         continue;
                     }
                     double lr = schedule.lr(step);
-                    float loss = step(ctx, batch.images(), batch.labels(), lr, 0, step, epoch, b);
+                    float loss = step(ctx, batch.images(), batch.labels(), lr, 0, step, epoch, b,
+                            lossScale(plan, b, limit), groupEnd);
                     step++;
                     b++;
                     lossSum += loss;
@@ -287,7 +296,9 @@ public final class Trainer {
                         l.onStep(ctx, b, batch.size(), loss, lr);
                     }
                 }
-                checkStop(ctx, epoch, step, b, lossSum);
+                if (groupEnd) {
+                    checkStop(ctx, epoch, step, b, lossSum);
+                }
             }
         }
         double secs = (System.nanoTime() - t0) / 1e9;
@@ -313,7 +324,8 @@ public final class Trainer {
                     continue;
                 }
                 double lr = schedule.lr(step);
-                float loss = step(ctx, xy[0], xy[1], lr, cache.stage(), step, epoch, b);
+                float loss = step(ctx, xy[0], xy[1], lr, cache.stage(), step, epoch, b, lossScale(plan, b, limit),
+                        groupEnd(b, limit));
                 step++;
                 lossSum += loss;
                 seen++;
@@ -323,20 +335,47 @@ public final class Trainer {
                     l.onStep(ctx, b + 1, size, loss, lr);
                 }
             }
-            checkStop(ctx, epoch, step, b + 1, lossSum);
+            if (groupEnd(b, limit)) {
+                checkStop(ctx, epoch, step, b + 1, lossSum);
+            }
         }
         double secs = (System.nanoTime() - t0) / 1e9;
         TrainState s = state.at(state.epochsCompleted(), step, 0);
         return new EpochRun(s, seen == 0 ? Double.NaN : lossSum / seen, images / Math.max(1e-9, secs));
     }
 
+    /** Whether batch {@code b} (0-based in its epoch of {@code limit}) ends a gradient-accumulation group. */
+    private boolean groupEnd(int b, int limit) {
+        int k = settings.accumulateSteps();
+        return k == 1 || (b + 1) % k == 0 || b + 1 == limit;
+    }
+
+    /** Batch {@code b}'s share of its group's samples (1 without accumulation). */
+    private double lossScale(int[][] plan, int b, int limit) {
+        int k = settings.accumulateSteps();
+        if (k == 1) {
+            return 1.0;
+        }
+        int from = b / k * k;
+        int to = Math.min(from + k, Math.min(limit, plan.length));
+        long total = 0;
+        for (int i = from; i < to; i++) {
+            total += plan[i].length;
+        }
+        return (double) plan[b].length / total;
+    }
+
     private float step(TrainContext ctx, NDArray x, NDArray y, double lr, int fromStage, long step, int epoch,
-            int b) {
+            int b, double lossScale, boolean applyStep) {
         // Dropout draws from libtorch's global generator: seeding it per step makes a resumed run (even one resumed
         // mid-epoch) draw exactly what the uninterrupted run drew.
         ft.manager().getEngine().setRandomSeed((int) (settings.seed() * 1_000_003L + step));
         try {
-            return ft.trainStep(x, y, lr, fromStage);
+            float loss = ft.backward(x, y, fromStage, lossScale);
+            if (applyStep) {
+                ft.applyStep(lr);
+            }
+            return loss;
         } catch (FinetuneException e) {
             if (e.kind() == ErrorKind.DIVERGED) {
                 StringBuilder m = new StringBuilder("training diverged at epoch " + epoch + ", batch " + (b + 1)
@@ -379,6 +418,7 @@ public final class Trainer {
         private int batchSize = 32;
         private int seed;
         private Integer maxStepsPerEpoch;
+        private int accumulateSteps = 1;
         private boolean featureCache = true;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
         private final List<TrainingListener> listeners = new ArrayList<>();
@@ -411,6 +451,17 @@ public final class Trainer {
         /** A cap on steps per epoch (quick runs and tests; default none). */
         public Builder maxStepsPerEpoch(Integer steps) {
             this.maxStepsPerEpoch = steps;
+            return this;
+        }
+
+        /**
+         * Gradient accumulation: each optimizer step sums the gradients of {@code steps} consecutive batches, each
+         * loss weighted by its share of the group's samples, so a group equals one batch of them all (default 1).
+         * The learning-rate schedule still advances per batch; a stop request is honoured at the end of a group, so
+         * a resumed run is exact.
+         */
+        public Builder accumulateSteps(int steps) {
+            this.accumulateSteps = steps;
             return this;
         }
 
