@@ -63,12 +63,12 @@ class PredictorParityTest {
     /**
      * Other families, from a seeded torchvision state_dict saved under the file name torchvision publishes its weights
      * as, opened with no {@code --arch}: the architecture is recognized from the keys, the eval transform is the one
-     * published with those weights (bicubic 256/224 for EfficientNet-B0, 236/224 for ConvNeXt-Tiny), and the
-     * probabilities and top 5 are torchvision's. These two are the families whose published transforms differ from
-     * ResNet's; mobilenet_v3_small and densenet121 passed the same way (within 1.2e-7) and are left out for time.
+     * published with those weights (bicubic 256/224 for EfficientNet-B0, whose transform differs most from ResNet's),
+     * and the probabilities and top 5 are torchvision's. convnext_tiny (236/224, 1.1e-8), mobilenet_v3_small and
+     * densenet121 (within 1.2e-7) passed the same way when this was written and are left out for time.
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"efficientnet_b0", "convnext_tiny"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"efficientnet_b0"})
     void otherFamiliesRecognizedAndPredictedAsTorchvision(String arch) throws Exception {
         var entry = dev.finetune.checkpoint.TorchvisionWeights.entry(arch).orElseThrow();
         Path file = tmp.resolve(entry.file());
@@ -165,7 +165,7 @@ class PredictorParityTest {
      * plain stage-scoped forward at two input sizes and batch sizes, on realistic weights, with the check recorded.
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"resnet18", "mobilenet_v3_small", "regnet_y_400mf"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"resnet18", "mobilenet_v3_small"})
     void foldedInferenceEqualsThePlainForward(String arch) throws Exception {
         Path file = arch.equals("resnet18") ? TorchReference.get().checkpoint()
                 : dev.finetune.model.FamilyParityTest.reference().resolve(arch + ".pth");
