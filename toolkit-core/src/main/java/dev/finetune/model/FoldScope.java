@@ -13,14 +13,10 @@ final class FoldScope {
 
     private FoldScope() {}
 
-    /** The fold of children {@code (i, i + 1)} of {@code s} in effect, or null. */
-    static FoldedConvBn lookup(Sequential s, int i) {
+    /** The folds of {@code s}'s children in effect on this thread, by the index of the conv; null when none. */
+    static Map<Integer, FoldedConvBn> pairsOf(Sequential s) {
         Map<Sequential, Map<Integer, FoldedConvBn>> m = ACTIVE.get();
-        if (m == null) {
-            return null;
-        }
-        Map<Integer, FoldedConvBn> pairs = m.get(s);
-        return pairs == null ? null : pairs.get(i);
+        return m == null ? null : m.get(s);
     }
 
     /** Runs {@code body} with {@code folds} in effect on this thread. */

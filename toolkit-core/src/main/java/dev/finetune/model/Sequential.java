@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
+import java.util.Map;
 
 /** {@code nn.Sequential}: children named {@code 0, 1, …}, applied in order. */
 public final class Sequential extends TorchModule {
@@ -78,8 +79,9 @@ public final class Sequential extends TorchModule {
      */
     public NDList forwardRange(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
         NDList x = inputs;
+        Map<Integer, FoldedConvBn> folds = FoldScope.pairsOf(this); // one lookup per call, not per child
         for (int i = from; i < to; i++) {
-            FoldedConvBn folded = i + 1 < to ? FoldScope.lookup(this, i) : null;
+            FoldedConvBn folded = folds != null && i + 1 < to ? folds.get(i) : null;
             if (folded != null) {
                 x = new NDList(folded.forward(x.singletonOrThrow()));
                 i++;

@@ -141,18 +141,7 @@ public final class Plots {
         if (table.hasColumn("val_top1")) {
             best(table, epochs, "val_top1", true).ifPresent(text -> accuracy.addSubtitle(subtitle(text)));
         }
-        BufferedImage image = new BufferedImage(CURVES_WIDTH, CURVES_HEIGHT, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g2 = image.createGraphics();
-        try {
-            g2.setColor(Color.WHITE);
-            g2.fillRect(0, 0, CURVES_WIDTH, CURVES_HEIGHT);
-            int half = CURVES_WIDTH / 2;
-            loss.draw(g2, new Rectangle2D.Double(0, 0, half, CURVES_HEIGHT));
-            accuracy.draw(g2, new Rectangle2D.Double(half, 0, CURVES_WIDTH - half, CURVES_HEIGHT));
-        } finally {
-            g2.dispose();
-        }
-        writePng(image, outPng);
+        writePng(render(CURVES_WIDTH, CURVES_HEIGHT, loss, accuracy), outPng);
     }
 
     /**
@@ -188,16 +177,7 @@ public final class Plots {
             chart.addSubtitle(subtitle(String.format(java.util.Locale.ROOT, "suggested lr %.3g (steepest fall)",
                     suggested)));
         }
-        BufferedImage image = new BufferedImage(900, 500, BufferedImage.TYPE_INT_RGB);
-        Graphics2D g2 = image.createGraphics();
-        try {
-            g2.setColor(Color.WHITE);
-            g2.fillRect(0, 0, 900, 500);
-            chart.draw(g2, new Rectangle2D.Double(0, 0, 900, 500));
-        } finally {
-            g2.dispose();
-        }
-        writePng(image, outPng);
+        writePng(render(900, 500, chart), outPng);
     }
 
     /**
@@ -527,6 +507,24 @@ public final class Plots {
      * Writes the PNG to a temporary file beside the target, forces it to disk and renames it over the target. Kept
      * private and small on purpose; a shared helper for atomic writes may replace it.
      */
+    /** {@code charts} side by side, equal widths, on a white image. */
+    private static BufferedImage render(int width, int height, JFreeChart... charts) {
+        BufferedImage image = new BufferedImage(width, height, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g2 = image.createGraphics();
+        try {
+            g2.setColor(Color.WHITE);
+            g2.fillRect(0, 0, width, height);
+            for (int i = 0; i < charts.length; i++) {
+                int x0 = width * i / charts.length;
+                int x1 = width * (i + 1) / charts.length;
+                charts[i].draw(g2, new Rectangle2D.Double(x0, 0, x1 - x0, height));
+            }
+        } finally {
+            g2.dispose();
+        }
+        return image;
+    }
+
     private static void writePng(BufferedImage image, Path target) {
         Path absolute = target.toAbsolutePath();
         Path dir = absolute.getParent();

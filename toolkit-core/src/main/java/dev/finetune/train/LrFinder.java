@@ -56,7 +56,7 @@ public final class LrFinder {
                 try {
                     for (int b = 0; b < plan.length && taken < steps; b++) {
                         double lr = minLr * Math.pow(maxLr / minLr, (double) taken / (steps - 1));
-                        ft.manager().getEngine().setRandomSeed((int) (seed * 1_000_003L + taken));
+                        ft.manager().getEngine().setRandomSeed(Trainer.stepSeed(seed, taken));
                         float loss;
                         if (cache != null) {
                             try (NDManager bm = ft.manager().newSubManager()) {

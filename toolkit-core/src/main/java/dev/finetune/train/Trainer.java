@@ -344,6 +344,11 @@ public final class Trainer {
         return new EpochRun(s, seen == 0 ? Double.NaN : lossSum / seen, images / Math.max(1e-9, secs));
     }
 
+    /** The seed of libtorch's generator for global step {@code step} of a run seeded {@code seed}. */
+    static int stepSeed(long seed, long step) {
+        return (int) (seed * 1_000_003L + step);
+    }
+
     /** Whether batch {@code b} (0-based in its epoch of {@code limit}) ends a gradient-accumulation group. */
     private boolean groupEnd(int b, int limit) {
         int k = settings.accumulateSteps();
@@ -369,7 +374,7 @@ public final class Trainer {
             int b, double lossScale, boolean applyStep) {
         // Dropout draws from libtorch's global generator: seeding it per step makes a resumed run (even one resumed
         // mid-epoch) draw exactly what the uninterrupted run drew.
-        ft.manager().getEngine().setRandomSeed((int) (settings.seed() * 1_000_003L + step));
+        ft.manager().getEngine().setRandomSeed(stepSeed(settings.seed(), step));
         try {
             float loss = ft.backward(x, y, fromStage, lossScale);
             if (applyStep) {

@@ -15,8 +15,6 @@ import dev.finetune.testing.TorchReference;
 import dev.finetune.weights.LoadReport;
 import dev.finetune.weights.WeightLoader;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -64,7 +62,7 @@ public class FamilyParityTest {
             LoadReport report = WeightLoader.load(net, ckpt, WeightLoader.Options.defaults());
             assertTrue(report.isClean(), report.summary());
             net.setDropout(0);
-            NDArray x = m.create(readF32(dir.resolve("input.f32")), new Shape(2, 3, 64, 64));
+            NDArray x = m.create(TorchReference.readF32(dir.resolve("input.f32")), new Shape(2, 3, 64, 64));
             ParameterStore ps = new ParameterStore(m, false);
             float[] eval;
             float[] inferred;
@@ -72,7 +70,7 @@ public class FamilyParityTest {
                 eval = net.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray();
                 inferred = net.inferLogits(ps, x).toFloatArray();
             }
-            float[] torchEval = readF32(dir.resolve(name + "_eval.f32"));
+            float[] torchEval = TorchReference.readF32(dir.resolve(name + "_eval.f32"));
             double tol = 1e-5 * Math.max(1, scale(torchEval)) + 1e-5;
             double d = TorchReference.maxAbsDiff(eval, torchEval);
             System.out.printf("parity: %s eval logits max |diff| %.3g (scale %.3g)%n", name, d, scale(torchEval));
@@ -85,12 +83,12 @@ public class FamilyParityTest {
             try (var g = Engines.noGrad()) {
                 train = net.forward(ps, new NDList(x), true).singletonOrThrow().toFloatArray();
             }
-            float[] torchTrain = readF32(dir.resolve(name + "_train.f32"));
+            float[] torchTrain = TorchReference.readF32(dir.resolve(name + "_train.f32"));
             double dt = TorchReference.maxAbsDiff(train, torchTrain);
             double tolT = 1e-4 * Math.max(1, scale(torchTrain));
             System.out.printf("parity: %s train-mode logits max |diff| %.3g%n", name, dt);
             assertTrue(dt < tolT, name + " train-mode logits differ from torchvision by " + dt);
-            float[] stats = readF32(dir.resolve(name + "_train_stats.f32"));
+            float[] stats = TorchReference.readF32(dir.resolve(name + "_train_stats.f32"));
             if (stats.length == 0) {
                 assertTrue(net.batchNorms().isEmpty(), name + " has BatchNorm but the reference saw none");
                 return;
@@ -185,10 +183,4 @@ public class FamilyParityTest {
         return s;
     }
 
-    public static float[] readF32(Path f) throws IOException {
-        byte[] b = Files.readAllBytes(f);
-        float[] out = new float[b.length / 4];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
-        return out;
-    }
 }

@@ -76,25 +76,19 @@ class ResNetParityTest {
             ResNet net = ResNet.create(arch, 1000).initialize(m);
             LoadReport report = WeightLoader.load(net, ckpt, WeightLoader.Options.defaults());
             assertTrue(report.isClean(), report.summary());
-            float[] in = readF32(tmp.resolve("variants_input.f32"));
+            float[] in = TorchReference.readF32(tmp.resolve("variants_input.f32"));
             NDArray x = m.create(in, new Shape(2, 3, 64, 64));
             float[] logits;
             try (var g = Engines.noGrad()) {
                 logits = net.forward(new ParameterStore(m, false), new NDList(x), false).singletonOrThrow()
                         .toFloatArray();
             }
-            double d = TorchReference.maxAbsDiff(logits, readF32(tmp.resolve(name + "_logits.f32")));
+            double d = TorchReference.maxAbsDiff(logits, TorchReference.readF32(tmp.resolve(name + "_logits.f32")));
             System.out.printf("parity: %s eval logits max |diff| %.3g%n", name, d);
             assertTrue(d < 1e-4, name + " eval logits differ from torchvision by " + d);
         }
     }
 
-    private static float[] readF32(java.nio.file.Path f) throws java.io.IOException {
-        byte[] b = java.nio.file.Files.readAllBytes(f);
-        float[] out = new float[b.length / 4];
-        java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
-        return out;
-    }
 
     @Test
     void evalAndTrainModeMatchTorchvision() throws Exception {

@@ -122,4 +122,28 @@ public final class TorchReference {
         }
         return m;
     }
+
+    /** A raw little-endian float32 file, as the reference scripts write them. */
+    public static float[] readF32(Path f) throws IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(Files.readAllBytes(f)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        float[] out = new float[b.remaining() / 4];
+        b.asFloatBuffer().get(out);
+        return out;
+    }
+
+    /** A raw little-endian float64 file. */
+    public static double[] readF64(Path f) throws IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(Files.readAllBytes(f)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        double[] out = new double[b.remaining() / 8];
+        b.asDoubleBuffer().get(out);
+        return out;
+    }
+
+    /** A raw little-endian int64 file. */
+    public static long[] readI64(Path f) throws IOException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(Files.readAllBytes(f)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        long[] out = new long[b.remaining() / 8];
+        b.asLongBuffer().get(out);
+        return out;
+    }
 }

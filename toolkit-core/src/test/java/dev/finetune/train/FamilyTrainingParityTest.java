@@ -21,8 +21,6 @@ import dev.finetune.policy.FreezePolicy;
 import dev.finetune.testing.TorchReference;
 import dev.finetune.weights.StateDicts;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -64,8 +62,8 @@ class FamilyTrainingParityTest {
     void threeSgdStepsMatchPyTorchForEveryFamily() throws Exception {
         Path ref = dev.finetune.model.FamilyParityTest.reference();
         Path dir = steps();
-        float[] xs = readF32(dir.resolve("steps_x.f32"));
-        long[] ys = readI64(dir.resolve("steps_y.i64"));
+        float[] xs = TorchReference.readF32(dir.resolve("steps_x.f32"));
+        long[] ys = TorchReference.readI64(dir.resolve("steps_y.i64"));
         List<String> failures = new ArrayList<>();
         for (String name : ARCHS.split(",")) {
             Architecture arch = Architectures.parse(name);
@@ -87,14 +85,14 @@ class FamilyTrainingParityTest {
                     for (int i = 0; i < 3; i++) {
                         losses[i] = ft.trainStep(x, y, 0.01);
                     }
-                    float[] torchLosses = readF32(dir.resolve(name + "_" + policy + "_loss.f32"));
+                    float[] torchLosses = TorchReference.readF32(dir.resolve(name + "_" + policy + "_loss.f32"));
                     for (int i = 0; i < 3; i++) {
                         if (Math.abs(losses[i] - torchLosses[i]) > 1e-4 * Math.max(1, Math.abs(torchLosses[i]))) {
                             failures.add(name + " " + policy + " loss " + i + ": " + losses[i] + " vs " + torchLosses[i]);
                         }
                     }
                     // Per parameter (buffers aside, state_dict order): sum and sum of squares of its update.
-                    double[] torchUpdate = readF64(dir.resolve(name + "_" + policy + "_update.f64"));
+                    double[] torchUpdate = TorchReference.readF64(dir.resolve(name + "_" + policy + "_update.f64"));
                     int k = 0;
                     int i = 0;
                     double worst = 0;
@@ -126,7 +124,7 @@ class FamilyTrainingParityTest {
                     }
                     assertEquals(torchUpdate.length / 2, k, name + ": parameter count");
                     float[] head = params.get(arch.headName() + ".weight").getArray().toFloatArray();
-                    float[] torchHead = readF32(dir.resolve(name + "_" + policy + "_head.f32"));
+                    float[] torchHead = TorchReference.readF32(dir.resolve(name + "_" + policy + "_head.f32"));
                     double d = TorchReference.maxAbsDiff(head, torchHead);
                     if (d > 1e-4) {
                         failures.add(name + " " + policy + " head weight max |diff| " + d);
@@ -142,7 +140,7 @@ class FamilyTrainingParityTest {
     @Test
     void exportedModelsLoadStrictlyInTorchvision() throws Exception {
         Path ref = dev.finetune.model.FamilyParityTest.reference();
-        float[] in = dev.finetune.model.FamilyParityTest.readF32(ref.resolve("input.f32"));
+        float[] in = TorchReference.readF32(ref.resolve("input.f32"));
         Files.write(tmp.resolve("export_input.f32"), Files.readAllBytes(ref.resolve("input.f32")));
         List<String> specs = new ArrayList<>();
         Map<String, float[]> ours = new java.util.LinkedHashMap<>();
@@ -159,7 +157,7 @@ class FamilyTrainingParityTest {
         TorchReference.runPython(TorchReference.repoRoot().resolve("scripts/reference/family_steps.py").toString(),
                 "load", tmp.toString(), String.join(",", specs));
         for (String name : ours.keySet()) {
-            float[] torch = dev.finetune.model.FamilyParityTest.readF32(tmp.resolve(name + "_export_logits.f32"));
+            float[] torch = TorchReference.readF32(tmp.resolve(name + "_export_logits.f32"));
             double d = TorchReference.maxAbsDiff(ours.get(name), torch);
             System.out.printf("parity: %s exported, torchvision logits max |diff| %.3g%n", name, d);
             assertTrue(d < 1e-4, name + ": torchvision's logits on our export differ by " + d);
@@ -181,21 +179,6 @@ class FamilyTrainingParityTest {
         });
     }
 
-    private static float[] readF32(Path f) throws IOException {
-        return dev.finetune.model.FamilyParityTest.readF32(f);
-    }
 
-    private static double[] readF64(Path f) throws IOException {
-        byte[] b = Files.readAllBytes(f);
-        double[] out = new double[b.length / 8];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asDoubleBuffer().get(out);
-        return out;
-    }
 
-    private static long[] readI64(Path f) throws IOException {
-        byte[] b = Files.readAllBytes(f);
-        long[] out = new long[b.length / 8];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asLongBuffer().get(out);
-        return out;
-    }
 }

@@ -13,10 +13,6 @@ import dev.finetune.engine.Engines;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.FreezePolicy;
 import dev.finetune.testing.TorchReference;
-import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
 
@@ -32,14 +28,14 @@ class RecipeParityTest {
         TorchReference ref = TorchReference.get();
         Path dir = TorchReference.cached("recipe-reference", "DONE", "recipe_reference.py",
                 ref.checkpoint().toString());
-        float[] w = f32(dir.resolve("w.f32"));
+        float[] w = TorchReference.readF32(dir.resolve("w.f32"));
         try (FineTuner ft = FineTuner.builder().checkpoint(Checkpoints.read(ref.checkpoint()))
                 .policy(FreezePolicy.linearProbe()).optimizer(OptimizerSettings.sgd(0.01, 0.9))
                 .loss(new CrossEntropy(0.1, w)).clipGradNorm(0.05).build()) {
-            NDArray x = ft.manager().create(f32(dir.resolve("x.f32")), new Shape(4, 3, 64, 64));
-            NDArray y = ft.manager().create(i64(dir.resolve("y.i64")));
-            float[] losses = f32(dir.resolve("losses.f32"));
-            float[] norms = f32(dir.resolve("norms.f32"));
+            NDArray x = ft.manager().create(TorchReference.readF32(dir.resolve("x.f32")), new Shape(4, 3, 64, 64));
+            NDArray y = ft.manager().create(TorchReference.readI64(dir.resolve("y.i64")));
+            float[] losses = TorchReference.readF32(dir.resolve("losses.f32"));
+            float[] norms = TorchReference.readF32(dir.resolve("norms.f32"));
             for (int i = 0; i < 3; i++) {
                 float loss = ft.trainStep(x, y);
                 System.out.printf("parity: recipe step %d loss %.6f (torch %.6f), grad norm %.6f (torch %.6f)%n", i,
@@ -50,9 +46,9 @@ class RecipeParityTest {
             assertTrue(norms[0] > 0.05, "the reference clips (norm " + norms[0] + " > 0.05)");
             var t = ft.model().namedTensors();
             double dw = TorchReference.maxAbsDiff(t.get("fc.weight").getArray().toFloatArray(),
-                    f32(dir.resolve("fc_weight.f32")));
+                    TorchReference.readF32(dir.resolve("fc_weight.f32")));
             double db = TorchReference.maxAbsDiff(t.get("fc.bias").getArray().toFloatArray(),
-                    f32(dir.resolve("fc_bias.f32")));
+                    TorchReference.readF32(dir.resolve("fc_bias.f32")));
             System.out.printf("parity: recipe fc.weight max |diff| %.3g, fc.bias %.3g%n", dw, db);
             assertTrue(dw < 1e-5 && db < 1e-5, "head after 3 steps differs: " + dw + ", " + db);
         }
@@ -85,17 +81,5 @@ class RecipeParityTest {
         return Math.log(s);
     }
 
-    private static float[] f32(Path f) throws IOException {
-        byte[] b = Files.readAllBytes(f);
-        float[] out = new float[b.length / 4];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(out);
-        return out;
-    }
 
-    private static long[] i64(Path f) throws IOException {
-        byte[] b = Files.readAllBytes(f);
-        long[] out = new long[b.length / 8];
-        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asLongBuffer().get(out);
-        return out;
-    }
 }

@@ -49,13 +49,13 @@ class RemapPresetTest {
             Network net = EfficientNetArch.EFFICIENTNET_B0.create(1000).initialize(m);
             LoadReport r = WeightLoader.load(net, fromTimm, new WeightLoader.Options(mapping, true, false));
             assertTrue(r.isClean(), r.summary());
-            var x = m.create(FamilyParityTest.readF32(ref.resolve("input.f32")), new Shape(2, 3, 64, 64));
+            var x = m.create(TorchReference.readF32(ref.resolve("input.f32")), new Shape(2, 3, 64, 64));
             float[] logits;
             try (var g = Engines.noGrad()) {
                 logits = net.forward(new ParameterStore(m, false), new NDList(x), false).singletonOrThrow()
                         .toFloatArray();
             }
-            double d = TorchReference.maxAbsDiff(logits, FamilyParityTest.readF32(ref.resolve("efficientnet_b0_eval.f32")));
+            double d = TorchReference.maxAbsDiff(logits, TorchReference.readF32(ref.resolve("efficientnet_b0_eval.f32")));
             assertTrue(d < 1e-5, "logits differ by " + d);
         }
         assertEquals(0, RemapPresets.get("timm-resnet").size(), "timm's ResNets use torchvision's names");
