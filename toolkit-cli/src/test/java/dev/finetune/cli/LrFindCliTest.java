@@ -31,4 +31,17 @@ class LrFindCliTest {
             assertEquals(2, files.count(), "only lr_find.csv and lr_find.png");
         }
     }
+
+    /** Bad inference and range-test options are usage errors naming the option and the allowed values. */
+    @Test
+    void badOptionsAreUsageErrors() {
+        Cli.Result tta = Cli.run("predict", "--checkpoint", Cli.repo().resolve("models/resnet18-fmnist-a.safetensors")
+                .toString(), "--tta", "mirror", Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png").toString());
+        assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), tta.code(), tta.err());
+        assertTrue(tta.err().contains("--tta must be none, flip or five-crop, found 'mirror'"), tta.err());
+        Cli.Result range = Cli.run("lr-find", "-c", Cli.repo().resolve("configs/quickstart.yaml").toString(),
+                "--min-lr", "1", "--max-lr", "0.1");
+        assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), range.code(), range.err());
+        assertTrue(range.err().contains("need 0 < --min-lr < --max-lr and --steps >= 2"), range.err());
+    }
 }

@@ -1,0 +1,43 @@
+package dev.finetune.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.finetune.ConfigException;
+import dev.finetune.ErrorKind;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The keys added for the families and the recipe: a bad value names its key, the choices, and what was found. */
+class NewKeysErrorsTest {
+    @TempDir
+    Path tmp;
+
+    private String error(String yaml) throws Exception {
+        Path f = tmp.resolve("c.yaml");
+        Files.writeString(f, yaml);
+        ConfigException e = assertThrows(ConfigException.class, () -> ConfigLoader.load(f, List.of()));
+        assertEquals(ErrorKind.CONFIG, e.kind());
+        return e.getMessage();
+    }
+
+    private static final String BASE = "model: {arch: resnet18}\noptimizer: {lr: 0.01}\n";
+
+    @Test
+    void eachNamesItsKeyAndTheFix() throws Exception {
+        assertEquals("data.sampler: must be shuffle or balanced, found 'weighted'",
+                error(BASE + "data: {root: x, sampler: weighted}\n"));
+        assertEquals("data.interpolation: must be bilinear or bicubic, found 'nearest'",
+                error(BASE + "data: {root: x, interpolation: nearest}\n"));
+        assertEquals("train.accumulate_steps: must be >= 1, found 0", error(BASE + "train: {accumulate_steps: 0}\n"));
+        assertEquals("optimizer.layer_decay: must be in (0, 1] (1 = off), found 1.5",
+                error("model: {arch: resnet18}\noptimizer: {lr: 0.01, layer_decay: 1.5}\n"));
+        assertEquals("model.remap_preset: unknown preset 'timm-vit'; known: [timm-efficientnet, timm-resnet]",
+                error("model: {arch: resnet18, remap_preset: timm-vit}\noptimizer: {lr: 0.01}\n"));
+        assertEquals("model.arch: unknown architecture 'resnet19'; known: " + dev.finetune.model.Architectures.names(),
+                error("model: {arch: resnet19}\noptimizer: {lr: 0.01}\n"));
+    }
+}
