@@ -12,7 +12,7 @@ package dev.finetune;
 public class ConfigException extends FinetuneException {
     /** The domain object a setting belongs to, for the assembler to map to its config section. */
     public enum Part {
-        OPTIMIZER, FREEZE_POLICY, EARLY_STOPPING, KEY_MAPPING, ARCHITECTURE, PREPROCESSING, LOSS
+        OPTIMIZER, FREEZE_POLICY, EARLY_STOPPING, KEY_MAPPING, ARCHITECTURE, LOSS
     }
 
     private final Part part;

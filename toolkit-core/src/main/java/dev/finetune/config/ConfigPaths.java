@@ -19,7 +19,6 @@ public final class ConfigPaths {
             case EARLY_STOPPING -> "train.early_stopping";
             case KEY_MAPPING -> "model";
             case ARCHITECTURE -> "model.arch";
-            case PREPROCESSING -> "data";
             case LOSS -> "train";
         };
     }

@@ -49,11 +49,6 @@ public final class CrossEntropy {
         return classWeights == null ? null : classWeights.clone();
     }
 
-    /** Whether this is PyTorch's default loss (no weights, no smoothing). */
-    public boolean isPlain() {
-        return labelSmoothing == 0 && classWeights == null;
-    }
-
     /** The mean loss of {@code logits} (N, C) against integer {@code labels} (N), as a scalar on the logits' manager. */
     public NDArray evaluate(NDArray labels, NDArray logits) {
         int classes = Math.toIntExact(logits.getShape().get(1));
