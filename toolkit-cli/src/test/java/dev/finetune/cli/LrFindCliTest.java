@@ -19,11 +19,11 @@ class LrFindCliTest {
     void writesItsPlotAndSuggestsARate() throws Exception {
         Path out = tmp.resolve("lr");
         Cli.Result r = Cli.run("lr-find", "-c", Cli.repo().resolve("configs/quickstart.yaml").toString(), "--out",
-                out.toString(), "--steps", "40", "--json");
+                out.toString(), "--steps", "20", "--json");
         assertEquals(0, r.code(), r.err());
         JsonNode j = new ObjectMapper().readTree(r.out());
         assertTrue(Files.size(Path.of(j.get("plot").asText())) > 1000, "a PNG");
-        assertEquals(41, Files.readAllLines(Path.of(j.get("csv").asText())).size(), "header and one row per step");
+        assertEquals(21, Files.readAllLines(Path.of(j.get("csv").asText())).size(), "header and one row per step");
         assertTrue(j.get("feature_cache").asBoolean());
         double lr = j.get("suggested_lr").asDouble();
         assertTrue(lr > 1e-7 && lr < 10, "suggested " + lr);
