@@ -59,4 +59,9 @@ public final class Act extends TorchModule {
     public String toString() {
         return kind.name();
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        return Traces.act(g, kind, x);
+    }
 }

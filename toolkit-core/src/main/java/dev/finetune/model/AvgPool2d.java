@@ -29,4 +29,9 @@ public final class AvgPool2d extends TorchModule {
         return new Shape[] {new Shape(s.get(0), s.get(1), (s.get(2) - kernel) / stride + 1,
                 (s.get(3) - kernel) / stride + 1)};
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        return output(g.op("AveragePool", Traces.window(kernel, stride, 0), x.name()), x);
+    }
 }

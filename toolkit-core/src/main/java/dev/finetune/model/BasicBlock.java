@@ -68,4 +68,13 @@ public final class BasicBlock extends TorchModule implements ResidualBlock {
             downsample.initialize(manager, dataType, inputShapes);
         }
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        GraphSink.Value y = traceChild(g, prefix, "bn1", traceChild(g, prefix, "conv1", x));
+        y = Traces.act(g, Act.Kind.RELU, y);
+        y = traceChild(g, prefix, "bn2", traceChild(g, prefix, "conv2", y));
+        GraphSink.Value identity = downsample == null ? x : traceChild(g, prefix, "downsample", x);
+        return output(g.op("Relu", g.op("Add", y.name(), identity.name())), x);
+    }
 }

@@ -123,4 +123,11 @@ public final class BatchNorm2d extends TorchModule {
     public String toString() {
         return "BatchNorm2d(" + channels + ", eps=" + eps + ", momentum=" + momentum + ", mode=" + mode + ")";
     }
+
+    /** Always the eval form (running statistics), whatever {@link #mode()}: an export is for inference. */
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        return output(g.op("BatchNormalization", java.util.Map.of("epsilon", eps), x.name(), g.tensor(prefix + "weight"),
+                g.tensor(prefix + "bias"), g.tensor(prefix + "running_mean"), g.tensor(prefix + "running_var")), x);
+    }
 }

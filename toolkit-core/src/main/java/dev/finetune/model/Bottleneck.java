@@ -81,4 +81,13 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
             downsample.initialize(manager, dataType, inputShapes);
         }
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        GraphSink.Value y = Traces.act(g, Act.Kind.RELU, traceChild(g, prefix, "bn1", traceChild(g, prefix, "conv1", x)));
+        y = Traces.act(g, Act.Kind.RELU, traceChild(g, prefix, "bn2", traceChild(g, prefix, "conv2", y)));
+        y = traceChild(g, prefix, "bn3", traceChild(g, prefix, "conv3", y));
+        GraphSink.Value identity = downsample == null ? x : traceChild(g, prefix, "downsample", x);
+        return output(g.op("Relu", g.op("Add", y.name(), identity.name())), x);
+    }
 }

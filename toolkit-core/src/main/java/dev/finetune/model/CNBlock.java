@@ -50,4 +50,11 @@ public final class CNBlock extends TorchModule {
     public Shape[] getOutputShapes(Shape[] inputs) {
         return inputs;
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        GraphSink.Value y = traceChild(g, prefix, "block", x);
+        String scaled = g.op("Mul", g.tensor(prefix + "layer_scale"), y.name());
+        return output(g.op("Add", scaled, x.name()), x);
+    }
 }

@@ -130,4 +130,15 @@ public final class Conv2d extends TorchModule {
                 inChannels, outChannels, kernel, kernel, stride, stride, padding, padding,
                 groups == 1 ? "" : ", groups=" + groups, bias == null ? ", bias=False" : "");
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        var attrs = new java.util.HashMap<String, Object>(Traces.window(kernel, stride, padding));
+        attrs.put("group", (long) groups);
+        attrs.put("dilations", new long[] {1, 1});
+        String w = g.tensor(prefix + "weight");
+        String y = bias == null ? g.op("Conv", attrs, x.name(), w)
+                : g.op("Conv", attrs, x.name(), w, g.tensor(prefix + "bias"));
+        return output(y, x);
+    }
 }

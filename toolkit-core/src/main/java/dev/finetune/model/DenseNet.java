@@ -102,6 +102,14 @@ public final class DenseNet extends Network {
     }
 
     /** {@code _DenseBlock}: layers {@code denselayer1} …, each fed the concatenation of all before it. */
+
+    @Override
+    protected GraphSink.Value traceStage(int stage, GraphSink g, GraphSink.Value x) {
+        if (stage < ranges.size()) {
+            return features.traceRange(g, "features.", x, ranges.get(stage)[0], ranges.get(stage)[1]);
+        }
+        return traceHead(g, Traces.globalPoolFlatten(g, Traces.act(g, Act.Kind.RELU, x)));
+    }
     static final class DenseBlock extends TorchModule {
         private final int growth;
 
@@ -139,7 +147,22 @@ public final class DenseNet extends Network {
                 i++;
             }
         }
-    }
+    
+        @Override
+        public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+            List<String> features = new ArrayList<>(List.of(x.name()));
+            long channels = x.shape().get(1);
+            for (String name : children.keys()) {
+                String in = features.size() == 1 ? features.get(0)
+                        : g.op("Concat", java.util.Map.of("axis", 1L), features.toArray(String[]::new));
+                Shape s = x.shape();
+                GraphSink.Value layerIn = new GraphSink.Value(in, new Shape(s.get(0), channels, s.get(2), s.get(3)));
+                features.add(traceChild(g, prefix, name, layerIn).name());
+                channels += growth;
+            }
+            return output(g.op("Concat", java.util.Map.of("axis", 1L), features.toArray(String[]::new)), x);
+        }
+}
 
     /** {@code _DenseLayer}: BN, ReLU, 1×1 conv to {@code bnSize × growth}, BN, ReLU, 3×3 conv to {@code growth}. */
     static final class DenseLayer extends TorchModule {
@@ -168,5 +191,12 @@ public final class DenseNet extends Network {
         public Shape[] getOutputShapes(Shape[] inputs) {
             return conv2.getOutputShapes(conv1.getOutputShapes(inputs));
         }
-    }
+    
+        @Override
+        public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+            GraphSink.Value y = Traces.act(g, Act.Kind.RELU, traceChild(g, prefix, "norm1", x));
+            y = Traces.act(g, Act.Kind.RELU, traceChild(g, prefix, "norm2", traceChild(g, prefix, "conv1", y)));
+            return traceChild(g, prefix, "conv2", y);
+        }
+}
 }

@@ -118,4 +118,21 @@ public final class FeaturesNetwork extends Network {
         Shape f = features.getOutputShapes(inputShapes)[0];
         classifier.initialize(manager, dataType, new Shape(f.get(0), f.get(1) * poolSize * poolSize));
     }
+
+    @Override
+    protected GraphSink.Value traceStage(int stage, GraphSink g, GraphSink.Value x) {
+        if (stage < ranges.size()) {
+            return features.traceRange(g, "features.", x, ranges.get(stage)[0], ranges.get(stage)[1]);
+        }
+        GraphSink.Value y;
+        if (poolSize == 1) {
+            y = Traces.globalPoolFlatten(g, x);
+        } else if (x.shape().get(2) == poolSize && x.shape().get(3) == poolSize) {
+            y = new GraphSink.Value(g.op("Flatten", java.util.Map.of("axis", 1L), x.name()),
+                    new Shape(x.shape().get(0), x.shape().size() / x.shape().get(0)));
+        } else {
+            y = Traces.adaptivePoolFlatten(g, x, poolSize);
+        }
+        return traceHead(g, classifier.traceRange(g, "classifier.", y, 0, headIndex));
+    }
 }

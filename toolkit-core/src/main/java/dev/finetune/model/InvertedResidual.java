@@ -51,4 +51,10 @@ public final class InvertedResidual extends TorchModule {
     public Shape[] getOutputShapes(Shape[] inputs) {
         return body.getOutputShapes(inputs);
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        GraphSink.Value y = traceChild(g, prefix, children.keyAt(0), x);
+        return residual ? output(g.op("Add", y.name(), x.name()), x) : y;
+    }
 }

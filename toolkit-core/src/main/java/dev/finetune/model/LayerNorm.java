@@ -64,4 +64,14 @@ public final class LayerNorm extends TorchModule {
     public String toString() {
         return (channelsFirst ? "LayerNorm2d(" : "LayerNorm(") + channels + ", eps=" + eps + ")";
     }
+
+    /** opset 17's LayerNormalization over the last axis; LayerNorm2d on a (N, C, H, W) map goes through NHWC. */
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        boolean permute = channelsFirst && x.rank() == 4;
+        String in = permute ? g.op("Transpose", java.util.Map.of("perm", new long[] {0, 2, 3, 1}), x.name()) : x.name();
+        String y = g.op("LayerNormalization", java.util.Map.of("axis", -1L, "epsilon", (float) eps), in,
+                g.tensor(prefix + "weight"), g.tensor(prefix + "bias"));
+        return output(permute ? g.op("Transpose", java.util.Map.of("perm", new long[] {0, 3, 1, 2}), y) : y, x);
+    }
 }

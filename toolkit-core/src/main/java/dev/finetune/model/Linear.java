@@ -97,4 +97,16 @@ public final class Linear extends TorchModule {
     public String toString() {
         return "Linear(in_features=" + inFeatures + ", out_features=" + outFeatures + ", bias=True)";
     }
+
+    /** {@code Gemm} (transB) on a matrix; on a higher-rank input (ConvNeXt's NHWC maps), MatMul by Wᵀ plus the bias. */
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        String w = g.tensor(prefix + "weight");
+        String b = g.tensor(prefix + "bias");
+        if (x.rank() == 2) {
+            return output(g.op("Gemm", java.util.Map.of("transB", 1L), x.name(), w, b), x);
+        }
+        String wt = g.op("Transpose", java.util.Map.of("perm", new long[] {1, 0}), w);
+        return output(g.op("Add", g.op("MatMul", x.name(), wt), b), x);
+    }
 }

@@ -32,4 +32,9 @@ public final class MaxPool2d extends TorchModule {
         long w = (s.get(3) + 2L * padding - kernel) / stride + 1;
         return new Shape[] {new Shape(s.get(0), s.get(1), h, w)};
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        return output(g.op("MaxPool", Traces.window(kernel, stride, padding), x.name()), x);
+    }
 }

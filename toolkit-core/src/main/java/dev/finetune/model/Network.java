@@ -227,4 +227,27 @@ public abstract class Network extends TorchModule {
     public String toString() {
         return getClass().getSimpleName() + "(" + arch().configName() + ", classes=" + numClasses() + ")";
     }
+
+    /**
+     * Describes stage {@code stage}'s eval-mode forward to {@code g}, as {@link #runStage} runs it (the ONNX export).
+     */
+    protected abstract GraphSink.Value traceStage(int stage, GraphSink g, GraphSink.Value x);
+
+    /** The whole network's eval-mode graph: every stage in order, from images (N, 3, H, W) to logits (N, classes). */
+    @Override
+    public final GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        if (!prefix.isEmpty()) {
+            throw new IllegalArgumentException("a network is traced from its root");
+        }
+        GraphSink.Value y = x;
+        for (int s = 0; s < stageNames().size(); s++) {
+            y = traceStage(s, g, y);
+        }
+        return y;
+    }
+
+    /** The head on pooled features (its dropout is the identity in eval mode). */
+    protected final GraphSink.Value traceHead(GraphSink g, GraphSink.Value features) {
+        return head.trace(g, headName() + ".", features);
+    }
 }

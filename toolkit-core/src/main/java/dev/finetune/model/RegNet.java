@@ -80,4 +80,15 @@ public final class RegNet extends Network {
         s = trunk.getOutputShapes(s);
         head().initialize(manager, dataType, new Shape(s[0].get(0), s[0].get(1)));
     }
+
+    @Override
+    protected GraphSink.Value traceStage(int stage, GraphSink g, GraphSink.Value x) {
+        if (stage == 0) {
+            return traceChild(g, "", "stem", x);
+        }
+        if (stage <= 4) {
+            return ((TorchModule) trunk.get(stage - 1)).trace(g, "trunk_output." + trunk.childName(stage - 1) + ".", x);
+        }
+        return traceHead(g, Traces.globalPoolFlatten(g, x));
+    }
 }

@@ -56,4 +56,11 @@ public final class RegNetBlock extends TorchModule {
         }
         f.initialize(manager, dataType, inputShapes);
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        GraphSink.Value y = traceChild(g, prefix, "f", x);
+        GraphSink.Value shortcut = proj == null ? x : traceChild(g, prefix, "proj", x);
+        return output(g.op("Relu", g.op("Add", shortcut.name(), y.name())), x);
+    }
 }

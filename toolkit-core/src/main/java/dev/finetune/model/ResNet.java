@@ -135,4 +135,16 @@ public final class ResNet extends Network {
         }
         head().initialize(manager, dataType, new Shape(s[0].get(0), arch().featureDim()));
     }
+
+    @Override
+    protected GraphSink.Value traceStage(int stage, GraphSink g, GraphSink.Value x) {
+        if (stage == 0) {
+            GraphSink.Value y = Traces.act(g, Act.Kind.RELU, traceChild(g, "", "bn1", traceChild(g, "", "conv1", x)));
+            return new GraphSink.Value(g.op("MaxPool", Traces.window(3, 2, 1), y.name()), stageOutputShape(0, x.shape()));
+        }
+        if (stage <= 4) {
+            return traceChild(g, "", "layer" + stage, x);
+        }
+        return traceHead(g, Traces.globalPoolFlatten(g, x));
+    }
 }

@@ -49,4 +49,13 @@ public final class Reshape extends TorchModule {
         }
         return new Shape[] {new Shape(out)};
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        if (permutation == null) {
+            return x.rank() == 2 ? x : output(g.op("Flatten", java.util.Map.of("axis", 1L), x.name()), x);
+        }
+        long[] perm = java.util.Arrays.stream(permutation).asLongStream().toArray();
+        return output(g.op("Transpose", java.util.Map.of("perm", perm), x.name()), x);
+    }
 }

@@ -100,4 +100,18 @@ public final class Sequential extends TorchModule {
         }
         return s;
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        return traceRange(g, prefix, x, 0, children.size());
+    }
+
+    /** {@link #trace} of children {@code [from, to)}, as {@link #forwardRange} runs them. */
+    public GraphSink.Value traceRange(GraphSink g, String prefix, GraphSink.Value x, int from, int to) {
+        GraphSink.Value y = x;
+        for (int i = from; i < to; i++) {
+            y = traceChild(g, prefix, children.keyAt(i), y);
+        }
+        return y;
+    }
 }

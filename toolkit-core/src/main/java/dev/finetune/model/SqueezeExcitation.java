@@ -49,4 +49,14 @@ public final class SqueezeExcitation extends TorchModule {
         fc1.initialize(manager, dataType, pooled);
         fc2.initialize(manager, dataType, fc1.getOutputShapes(new Shape[] {pooled}));
     }
+
+    @Override
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        Shape s = x.shape();
+        GraphSink.Value scale = new GraphSink.Value(g.op("GlobalAveragePool", x.name()),
+                new Shape(s.get(0), s.get(1), 1, 1));
+        scale = Traces.act(g, activation, traceChild(g, prefix, "fc1", scale));
+        scale = Traces.act(g, scaleActivation, traceChild(g, prefix, "fc2", scale));
+        return output(g.op("Mul", scale.name(), x.name()), x);
+    }
 }

@@ -90,4 +90,23 @@ public abstract class TorchModule extends AbstractBlock {
             shapes = c.getOutputShapes(shapes);
         }
     }
+
+    /**
+     * Describes this module's eval-mode forward to {@code g} (the ONNX export): {@code prefix} is this module's
+     * state_dict prefix ({@code layer1.0.}), {@code x} its input; returns its output. Eval mode: batch norm uses its
+     * running statistics, dropout and stochastic depth are the identity.
+     */
+    public GraphSink.Value trace(GraphSink g, String prefix, GraphSink.Value x) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " has no graph form for export");
+    }
+
+    /** {@link #trace} of the child named {@code name}. */
+    protected final GraphSink.Value traceChild(GraphSink g, String prefix, String name, GraphSink.Value x) {
+        return ((TorchModule) children.get(name)).trace(g, prefix + name + ".", x);
+    }
+
+    /** {@code x}'s successor named {@code name}, with this module's output shape for input {@code x}. */
+    protected final GraphSink.Value output(String name, GraphSink.Value x) {
+        return new GraphSink.Value(name, getOutputShapes(new Shape[] {x.shape()})[0]);
+    }
 }
