@@ -21,4 +21,8 @@ echo "== predict =="
 
 echo "== export for PyTorch =="
 ./finetune export --checkpoint "$RUN" --format pth --out "$RUN/model.pth"
+
+echo "== export for ONNX Runtime (opset 17, dynamic batch) =="
+./finetune export --checkpoint "$RUN" --format onnx --dynamic-batch --out "$RUN/model.onnx"
 echo "run directory: $RUN (metrics.csv, plots/curves.png, plots/confusion.png, checkpoints/)"
+echo "ONNX model: $RUN/model.onnx (how to run it: $RUN/model.onnx.json)"

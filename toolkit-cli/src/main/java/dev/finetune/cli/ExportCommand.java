@@ -17,7 +17,7 @@ final class ExportCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, description = "run directory or checkpoint")
     String checkpoint;
 
-    @Option(names = "--format", required = true, description = "pth or safetensors")
+    @Option(names = "--format", required = true, description = "pth, safetensors or onnx (opset 17, float32)")
     String format;
 
     @Option(names = "--out", required = true, description = "output file")
@@ -25,6 +25,13 @@ final class ExportCommand implements Callable<Integer> {
 
     @Option(names = "--dtype", defaultValue = "f32", description = "f32 (default) or f16 (safetensors only)")
     String dtype;
+
+    @Option(names = "--dynamic-batch", description = "onnx: a symbolic batch dimension (default: batch 1)")
+    boolean dynamicBatch;
+
+    @Option(names = "--normalize-in-graph",
+            description = "onnx: the graph takes RGB values 0-255 (after resize and crop) and normalizes them itself")
+    boolean normalizeInGraph;
 
     @Option(names = "--force", description = "replace an existing output file and its sidecar")
     boolean force;
@@ -37,7 +44,8 @@ final class ExportCommand implements Callable<Integer> {
         Exporter.Format f = Exporter.Format.parse(format);
         PrintWriter o = spec.commandLine().getOut();
         try (TrainedModel model = TrainedModel.open(checkpoint, null)) {
-            Path side = Exporter.export(model, f, out, dtype.toUpperCase(java.util.Locale.ROOT), force);
+            Path side = Exporter.export(model, f, out, dtype.toUpperCase(java.util.Locale.ROOT), force,
+                    new Exporter.OnnxOptions(dynamicBatch, normalizeInGraph));
             o.printf("wrote %s (%s, %d classes) and %s%n", out, f.name().toLowerCase(), model.classNames().size(),
                     side);
         }

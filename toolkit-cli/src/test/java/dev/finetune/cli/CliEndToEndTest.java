@@ -109,6 +109,65 @@ class CliEndToEndTest {
         assertTrue(inspect.out().contains("matched 102"), inspect.out());
     }
 
+    /**
+     * The ONNX export of the fine-tuned model: ONNX Runtime gives our logits on a batch of 3 (dynamic batch), the
+     * variant with normalization in the graph gives them on raw 0-255 pixel values, the metadata carries the class
+     * names, and the ONNX checker accepts both files.
+     */
+    @Test
+    void exportedOnnxRunsInOnnxRuntimeWithOurLogits() throws Exception {
+        Path onnx = tmp.resolve("model.onnx");
+        Path raw = tmp.resolve("model-raw.onnx");
+        Cli.Result x = Cli.run("export", "--checkpoint", run.toString(), "--format", "onnx", "--dynamic-batch",
+                "--out", onnx.toString());
+        assertEquals(0, x.code(), x.err());
+        assertEquals(0, Cli.run("export", "--checkpoint", run.toString(), "--format", "onnx", "--normalize-in-graph",
+                "--out", raw.toString()).code());
+        JsonNode side = new ObjectMapper().readTree(tmp.resolve("model.onnx.json").toFile());
+        assertTrue(side.get("run_in_java").asText().contains("OrtSession"), side.toString());
+        assertEquals("onnx", side.get("format").asText());
+        float[] mean = {0.485f, 0.456f, 0.406f};
+        float[] std = {0.229f, 0.224f, 0.225f};
+        float[] in;
+        float[] ours;
+        Engines.pytorch();
+        try (TrainedModel m = TrainedModel.open(run.toString(), null);
+                NDManager nm = NDManager.newBaseManager();
+                Engines.NoGrad g = Engines.noGrad()) {
+            assertEquals(List.of(0.485f, 0.456f, 0.406f), List.of(m.preprocessing().mean()[0],
+                    m.preprocessing().mean()[1], m.preprocessing().mean()[2]));
+            NDArray pixels = nm.randomUniform(0, 255, new Shape(3, 3, 32, 32)).floor();
+            NDArray normalized = pixels.div(255).sub(nm.create(mean, new Shape(1, 3, 1, 1)))
+                    .div(nm.create(std, new Shape(1, 3, 1, 1)));
+            in = pixels.toFloatArray();
+            ours = m.model().forward(m.parameterStore(), new NDList(normalized), false).singletonOrThrow()
+                    .toFloatArray();
+            float[] normalizedValues = normalized.toFloatArray();
+            var env = ai.onnxruntime.OrtEnvironment.getEnvironment();
+            for (Path f : List.of(onnx, raw)) {
+                int batch = f.equals(onnx) ? 3 : 1;
+                float[] input = java.util.Arrays.copyOf(f.equals(onnx) ? normalizedValues : in, batch * 3 * 32 * 32);
+                try (var s = env.createSession(f.toString(), new ai.onnxruntime.OrtSession.SessionOptions());
+                        var t = ai.onnxruntime.OnnxTensor.createTensor(env, java.nio.FloatBuffer.wrap(input),
+                                new long[] {batch, 3, 32, 32});
+                        var r = s.run(java.util.Map.of("input", t))) {
+                    assertTrue(s.getMetadata().getCustomMetadata().get("class_names").contains("sandal"));
+                    float[][] logits = (float[][]) r.get(0).getValue();
+                    assertEquals(batch, logits.length);
+                    for (int i = 0; i < batch; i++) {
+                        for (int c = 0; c < 5; c++) {
+                            assertEquals(ours[i * 5 + c], logits[i][c], 1e-4 * Math.max(1, Math.abs(ours[i * 5 + c])),
+                                    f.getFileName() + " logit " + i + "," + c);
+                        }
+                    }
+                }
+            }
+        }
+        String py = Cli.python(Cli.repo().resolve("scripts/reference/onnx_check.py").toString(), onnx.toString(),
+                raw.toString());
+        assertTrue(py.contains("output ['batch', 5]") && py.contains("output [1, 5]"), py);
+    }
+
     private static byte[] le(float[] v) {
         ByteBuffer b = ByteBuffer.allocate(v.length * 4).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(v);

@@ -46,6 +46,25 @@ class CliErrorsTest {
     }
 
     @Test
+    void onnxOptionsAndDtypeAreCheckedAgainstTheFormat() throws Exception {
+        String model = Cli.repo().resolve("models/resnet18-fmnist-a.safetensors").toString();
+        Cli.Result r = Cli.run("export", "--checkpoint", model, "--format", "pth", "--dynamic-batch", "--out",
+                tmp.resolve("x.pth").toString());
+        assertEquals(2, r.code(), r.err());
+        assertEquals("error: --dynamic-batch and --normalize-in-graph apply to --format onnx only\n", r.err());
+        Cli.Result f16 = Cli.run("export", "--checkpoint", model, "--format", "onnx", "--dtype", "f16", "--out",
+                tmp.resolve("x.onnx").toString());
+        assertEquals(2, f16.code(), f16.err());
+        assertEquals("error: --dtype f16 works with --format safetensors only; --format onnx is written in f32\n",
+                f16.err());
+        Cli.Result fmt = Cli.run("export", "--checkpoint", model, "--format", "tflite", "--out",
+                tmp.resolve("x.tflite").toString());
+        assertEquals(2, fmt.code(), fmt.err());
+        assertTrue(fmt.err().contains("--format: choose pth, safetensors or onnx, found 'tflite'"), fmt.err());
+        assertTrue(Files.notExists(tmp.resolve("x.pth")) && Files.notExists(tmp.resolve("x.onnx")));
+    }
+
+    @Test
     void badValueCarriesItsYamlPath() throws Exception {
         Path cfg = Cli.config(tmp, "lr", LINEAR_PROBE, ONE_EPOCH);
         Cli.Result r = Cli.run("inspect", "-c", cfg.toString(), "--set", "optimizer.lr=-1");

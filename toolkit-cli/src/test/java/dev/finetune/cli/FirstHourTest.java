@@ -84,7 +84,7 @@ class FirstHourTest {
         Cli.Result f16 = Cli.run("export", "--checkpoint", run.toString(), "--format", "pth", "--dtype", "f16",
                 "--out", tmp.resolve("exports/x.pth").toString());
         assertEquals(2, f16.code());
-        assertEquals("error: --dtype f16 works with --format safetensors only; a pth export is written in f32\n",
+        assertEquals("error: --dtype f16 works with --format safetensors only; --format pth is written in f32\n",
                 f16.err());
     }
 

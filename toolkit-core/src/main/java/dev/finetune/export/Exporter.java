@@ -31,15 +31,26 @@ public final class Exporter {
 
     /** Export formats. */
     public enum Format {
-        PTH, SAFETENSORS;
+        PTH, SAFETENSORS, ONNX;
 
         public static Format parse(String s) {
             return switch (s) {
                 case "pth" -> PTH;
                 case "safetensors" -> SAFETENSORS;
-                default -> throw new FinetuneException(ErrorKind.USAGE, "--format: choose pth or safetensors, found '"
-                        + s + "'");
+                case "onnx" -> ONNX;
+                default -> throw new FinetuneException(ErrorKind.USAGE, "--format: choose pth, safetensors or onnx,"
+                        + " found '" + s + "'");
             };
+        }
+    }
+
+    /**
+     * ONNX choices: a symbolic batch dimension ({@code dynamicBatch}, else batch 1), and the normalization as graph
+     * ops ({@code normalizeInGraph}: the input is then RGB in [0, 255] after resize and crop).
+     */
+    public record OnnxOptions(boolean dynamicBatch, boolean normalizeInGraph) {
+        public static OnnxOptions defaults() {
+            return new OnnxOptions(false, false);
         }
     }
 
@@ -61,6 +72,16 @@ public final class Exporter {
      * sidecar is replaced only when {@code overwrite} (the CLI's {@code --force}).
      */
     public static Path export(TrainedModel model, Format format, Path out, String dtype, boolean overwrite) {
+        return export(model, format, out, dtype, overwrite, OnnxOptions.defaults());
+    }
+
+    /** {@link #export(TrainedModel, Format, Path, String, boolean)} with the ONNX choices (used by ONNX only). */
+    public static Path export(TrainedModel model, Format format, Path out, String dtype, boolean overwrite,
+            OnnxOptions onnx) {
+        if (format != Format.ONNX && !onnx.equals(OnnxOptions.defaults())) {
+            throw new FinetuneException(ErrorKind.USAGE, "--dynamic-batch and --normalize-in-graph apply to --format"
+                    + " onnx only");
+        }
         Path sidecarPath = out.resolveSibling(out.getFileName() + ".json");
         for (Path f : List.of(out, sidecarPath)) {
             if (Files.exists(f) && !overwrite) {
@@ -77,12 +98,26 @@ public final class Exporter {
             throw new FinetuneException(ErrorKind.OUTPUT, "cannot create the folder of " + out + ": " + e, e);
         }
         if (dtype.equals("F16") && format != Format.SAFETENSORS) {
-            throw new FinetuneException(ErrorKind.USAGE, "--dtype f16 works with --format safetensors only; a "
-                    + format.name().toLowerCase(java.util.Locale.ROOT) + " export is written in f32");
+            // ONNX here is opset 17 float32, as ONNX Runtime's CPU kernels expect.
+            throw new FinetuneException(ErrorKind.USAGE, "--dtype f16 works with --format safetensors only; --format "
+                    + format.name().toLowerCase(java.util.Locale.ROOT) + " is written in f32");
         }
         if (!dtype.equals("F32") && !dtype.equals("F16")) {
             throw new FinetuneException(ErrorKind.USAGE, "--dtype must be f32 or f16 (safetensors only), found "
                     + dtype.toLowerCase(java.util.Locale.ROOT));
+        }
+        var p = model.preprocessing();
+        Map<String, Object> prep = new LinkedHashMap<>();
+        prep.put("resize_shorter_side", p.resize());
+        prep.put("center_crop", p.imageSize());
+        prep.put("mean", p.mean());
+        prep.put("std", p.std());
+        // The exact recipe: this pipeline on PIL gives the tensor `finetune predict` feeds the model, bit for bit.
+        prep.put("interpolation", p.toTransformSpec().interpolation().configName() + " (Pillow, on uint8)");
+        prep.put("torchvision", p.toTransformSpec().torchvisionEvalRecipe());
+        prep.put("torchvision_imports", "import PIL.Image; from torchvision import transforms");
+        if (format == Format.ONNX) {
+            return OnnxExport.write(model, out, sidecarPath, onnx, prep);
         }
         LinkedHashMap<String, HostTensor> sd = StateDicts.export(model.model());
         if (format == Format.PTH) {
@@ -101,16 +136,6 @@ public final class Exporter {
         side.put("arch", model.model().arch().configName());
         side.put("num_classes", model.classNames().size());
         side.put("class_names", model.classNames());
-        var p = model.preprocessing();
-        Map<String, Object> prep = new LinkedHashMap<>();
-        prep.put("resize_shorter_side", p.resize());
-        prep.put("center_crop", p.imageSize());
-        prep.put("mean", p.mean());
-        prep.put("std", p.std());
-        // The exact recipe: this pipeline on PIL gives the tensor `finetune predict` feeds the model, bit for bit.
-        prep.put("interpolation", p.toTransformSpec().interpolation().configName() + " (Pillow, on uint8)");
-        prep.put("torchvision", p.toTransformSpec().torchvisionEvalRecipe());
-        prep.put("torchvision_imports", "import PIL.Image; from torchvision import transforms");
         side.put("preprocessing", prep);
         String build = "m = torchvision.models." + model.model().arch().configName() + "(num_classes="
                 + model.classNames().size() + "); ";
