@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if ! /usr/bin/python3 -c "import torch, torchvision, onnx" 2>/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ] \
-    || [ ! -x /usr/bin/chromium ]; then
+    || [ ! -x /usr/bin/chromedriver ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends python3-torchvision python3-onnx dataset-fashion-mnist \
-    chromium
+    chromium chromium-driver
 fi
 mvn -B verify "$@"

@@ -23,6 +23,7 @@ import picocli.CommandLine.Command;
             EvaluateCommand.class,
             PredictCommand.class,
             ExportCommand.class,
+            ReportCommand.class,
             ExperimentCommand.class,
             LrFindCommand.class,
             BenchCommand.class,

@@ -65,6 +65,10 @@ final class TrainCommand implements Callable<Integer> {
         } else {
             out.printf("no best checkpoint: %s was never measured%n", s.bestMetric());
         }
+        Path report = r.runDir().resolve(dev.finetune.report.RunReport.FILE);
+        if (java.nio.file.Files.exists(report)) {
+            out.printf("report: %s%n", report);
+        }
         out.flush();
         return 0;
     }

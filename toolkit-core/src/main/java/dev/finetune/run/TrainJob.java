@@ -42,10 +42,27 @@ public final class TrainJob {
     public static Result start(ConfigLoader.Loaded config, Path runDir, List<TrainingListener> extra) {
         // The data, the checkpoint and the model are built before the folder exists: a mistake leaves nothing.
         TrainingData data = Assembler.data(config);
+        Result r;
         try (FineTuner ft = Assembler.fineTuner(config, Assembler.checkpoint(config), data);
                 RunDirectory run = RunDirectory.create(runDir)) {
             run.writeText("config.yaml", yaml(config));
-            return go(config, run, extra, null, ft, data);
+            r = go(config, run, extra, null, ft, data);
+        }
+        report(r.runDir());
+        return r;
+    }
+
+    /**
+     * Writes the run's {@code report.html} once training is over (its model closed). The run is complete without it,
+     * so a failure here is a warning that says how to rebuild it, not a failed run.
+     */
+    private static void report(Path runDir) {
+        try {
+            dev.finetune.report.RunReport.write(runDir);
+        } catch (RuntimeException e) {
+            dev.finetune.engine.Warnings.warnOnce("report:" + runDir, "warning: " + runDir.resolve(
+                    dev.finetune.report.RunReport.FILE) + " not written (" + e.getMessage() + "); the run itself is"
+                    + " complete; rebuild the report with: finetune report " + runDir);
         }
     }
 
@@ -58,11 +75,14 @@ public final class TrainJob {
             ConfigLoader.Loaded config = ConfigLoader.load(run.config(), sets);
             TrainingCheckpoint.Loaded last = run.started() ? TrainingCheckpoint.read(run.lastCheckpoint()) : null;
             TrainingData data = Assembler.data(config);
+            Result r;
             try (FineTuner ft = last != null
                     ? Assembler.resumedFineTuner(config, last, data)
                     : Assembler.fineTuner(config, Assembler.checkpoint(config), data)) {
-                return go(config, run, extra, last, ft, data);
+                r = go(config, run, extra, last, ft, data);
             }
+            report(r.runDir());
+            return r;
         }
     }
 
