@@ -24,6 +24,9 @@ import java.util.List;
  * @param clipGradNorm clip the gradients' total L2 norm to this before each step ({@code clip_grad_norm_}); absent
  *     for none
  * @param accumulateSteps batches per optimizer step (gradient accumulation; default 1)
+ * @param mixup batch-level Mixup / CutMix with mixed labels (timm's semantics); absent for none
+ * @param ema an exponential moving average of the weights (timm's {@code ModelEmaV2}), validated and saved beside the
+ *     model; absent for none
  */
 public record TrainConfig(
         Integer epochs,
@@ -40,7 +43,9 @@ public record TrainConfig(
         Double labelSmoothing,
         Object classWeights,
         Double clipGradNorm,
-        Integer accumulateSteps) {
+        Integer accumulateSteps,
+        MixupConfig mixup,
+        EmaConfig ema) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -68,6 +73,11 @@ public record TrainConfig(
         accumulateSteps = accumulateSteps == null ? 1 : accumulateSteps;
         if (accumulateSteps < 1) {
             throw new ConfigException("train.accumulate_steps", "must be >= 1, found " + accumulateSteps);
+        }
+        if (mixup != null && classWeights != null) {
+            throw new ConfigException("train.class_weights", "cannot be combined with train.mixup: mixed targets use"
+                    + " timm's soft-target cross-entropy, which has no class weights; use data.sampler: balanced for"
+                    + " imbalance instead, or drop one of the two");
         }
         if (clipGradNorm != null && !(clipGradNorm > 0 && Double.isFinite(clipGradNorm))) {
             throw new ConfigException("train.clip_grad_norm", "must be > 0, found " + clipGradNorm);
@@ -107,7 +117,57 @@ public record TrainConfig(
 
     /** Defaults throughout. */
     public static TrainConfig defaults() {
-        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null);
+        return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+                null, null);
+    }
+
+    /**
+     * {@code mixup: {mixup_alpha: 0.8, cutmix_alpha: 1.0}}: timm's {@code Mixup} in batch mode.
+     *
+     * @param mixupAlpha Beta(α, α) of Mixup's λ; 0 turns Mixup off (default 0.8)
+     * @param cutmixAlpha Beta(α, α) of CutMix's λ; 0 turns CutMix off (default 1.0)
+     * @param prob probability that a batch is mixed (default 1.0)
+     * @param switchProb probability of CutMix rather than Mixup when both are on (default 0.5)
+     */
+    public record MixupConfig(Double mixupAlpha, Double cutmixAlpha, Double prob, Double switchProb) {
+        public MixupConfig {
+            mixupAlpha = mixupAlpha == null ? 0.8 : mixupAlpha;
+            cutmixAlpha = cutmixAlpha == null ? 1.0 : cutmixAlpha;
+            prob = prob == null ? 1.0 : prob;
+            switchProb = switchProb == null ? 0.5 : switchProb;
+            if (!(mixupAlpha >= 0) || Double.isInfinite(mixupAlpha)) {
+                throw new ConfigException("train.mixup.mixup_alpha", "must be >= 0 (0: no Mixup), found " + mixupAlpha);
+            }
+            if (!(cutmixAlpha >= 0) || Double.isInfinite(cutmixAlpha)) {
+                throw new ConfigException("train.mixup.cutmix_alpha", "must be >= 0 (0: no CutMix), found "
+                        + cutmixAlpha);
+            }
+            if (mixupAlpha == 0 && cutmixAlpha == 0) {
+                throw new ConfigException("train.mixup", "mixup_alpha and cutmix_alpha are both 0, which mixes"
+                        + " nothing; remove train.mixup, or set one of them > 0 (timm's recipe: 0.8 and 1.0)");
+            }
+            if (!(prob >= 0 && prob <= 1)) {
+                throw new ConfigException("train.mixup.prob", "must be in [0, 1], found " + prob);
+            }
+            if (!(switchProb >= 0 && switchProb <= 1)) {
+                throw new ConfigException("train.mixup.switch_prob", "must be in [0, 1], found " + switchProb);
+            }
+        }
+    }
+
+    /**
+     * {@code ema: {decay: 0.9998}}: after every optimizer step, {@code ema = decay·ema + (1 − decay)·w} over the
+     * weights and running statistics that change (timm's {@code ModelEmaV2}).
+     *
+     * @param decay in (0, 1) (default 0.9998, timm's train.py)
+     */
+    public record EmaConfig(Double decay) {
+        public EmaConfig {
+            decay = decay == null ? 0.9998 : decay;
+            if (!(decay > 0 && decay < 1)) {
+                throw new ConfigException("train.ema.decay", "must be in (0, 1), found " + decay);
+            }
+        }
     }
 
     /**

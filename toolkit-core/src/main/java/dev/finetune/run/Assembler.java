@@ -298,6 +298,8 @@ public final class Assembler {
                 .seed(tc.seed())
                 .maxStepsPerEpoch(tc.maxStepsPerEpoch())
                 .featureCache(tc.featureCache())
+                .mixup(tc.mixup() == null ? null : new dev.finetune.train.Mixup(tc.mixup().mixupAlpha(),
+                        tc.mixup().cutmixAlpha(), tc.mixup().prob(), tc.mixup().switchProb()))
                 .accumulateSteps(tc.accumulateSteps())
                 .schedule(schedule(tc.schedule()));
     }
@@ -317,7 +319,9 @@ public final class Assembler {
             GradualUnfreezing.applyUpTo(ft, unfreezeSteps(loaded.config().train()), epoch);
             int size = loaded.config().data() == null ? 224 : loaded.config().data().imageSize();
             String load = ft.loadReport() == null ? null : ft.loadReport().summary();
-            boolean augment = loaded.config().data() != null && loaded.config().data().augment();
+            // Mixup mixes the images, so like random crops it changes the frozen prefix's input every step.
+            boolean augment = loaded.config().data() != null && loaded.config().data().augment()
+                    || loaded.config().train().mixup() != null;
             return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
                     loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load);
         }

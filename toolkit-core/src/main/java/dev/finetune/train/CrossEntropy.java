@@ -49,8 +49,16 @@ public final class CrossEntropy {
         return classWeights == null ? null : classWeights.clone();
     }
 
-    /** The mean loss of {@code logits} (N, C) against integer {@code labels} (N), as a scalar on the logits' manager. */
+    /**
+     * The mean loss of {@code logits} (N, C) against integer {@code labels} (N), as a scalar on the logits' manager;
+     * or, when {@code labels} is (N, C), against those probability targets (Mixup/CutMix): timm's
+     * {@code SoftTargetCrossEntropy}, {@code mean over i of Σ_c −t[i,c]·log p[i,c]} (the targets already carry any
+     * label smoothing; class weights do not apply to soft targets).
+     */
     public NDArray evaluate(NDArray labels, NDArray logits) {
+        if (labels.getShape().dimension() == 2) {
+            return labels.mul(logits.logSoftmax(1)).sum(new int[] {1}).neg().mean();
+        }
         int classes = Math.toIntExact(logits.getShape().get(1));
         if (classWeights != null && classWeights.length != classes) {
             throw new ConfigException(ConfigException.Part.LOSS, "class_weights", "has " + classWeights.length

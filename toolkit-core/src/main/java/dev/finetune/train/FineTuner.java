@@ -294,6 +294,11 @@ public final class FineTuner implements AutoCloseable {
         optimizer.step(lr);
     }
 
+    /** The training loss. */
+    public CrossEntropy loss() {
+        return loss;
+    }
+
     /** The gradients' total norm before clipping in the last step; NaN when not clipping. */
     public double lastGradientNorm() {
         return lastGradientNorm;

@@ -53,9 +53,10 @@ public final class Trainer {
      * @param featureCache whether a deterministic frozen prefix's output is computed once and reused
      * @param schedule the learning-rate schedule (its base is the optimizer's lr)
      * @param accumulateSteps batches whose gradients are summed before one optimizer step (1: every batch steps)
+     * @param mixup batch-level Mixup/CutMix, or null
      */
     public record Settings(int epochs, int batchSize, int seed, Integer maxStepsPerEpoch, boolean featureCache,
-            LrSchedule.Spec schedule, int accumulateSteps) {
+            LrSchedule.Spec schedule, int accumulateSteps, Mixup mixup) {
         public Settings {
             if (accumulateSteps < 1) {
                 throw new IllegalArgumentException("accumulate steps must be >= 1, found " + accumulateSteps);
@@ -77,7 +78,7 @@ public final class Trainer {
         this.ft = Objects.requireNonNull(b.fineTuner, "fineTuner");
         this.data = Objects.requireNonNull(b.data, "data");
         this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
-                b.accumulateSteps);
+                b.accumulateSteps, b.mixup);
         this.listeners = List.copyOf(b.listeners);
         this.resumeState = b.resumeState;
         this.resumeOptimizer = b.resumeOptimizer;
@@ -240,6 +241,9 @@ public final class Trainer {
     }
 
     private FeatureCache maybeCache() {
+        if (settings.mixup() != null) {
+            return null; // mixed images change the frozen prefix's input at every step
+        }
         return cacheFor(ft, data, settings.batchSize());
     }
 
@@ -285,8 +289,15 @@ public final class Trainer {
                         continue;
                     }
                     double lr = schedule.lr(step);
-                    float loss = step(ctx, batch.images(), batch.labels(), lr, 0, step, epoch, b,
-                            lossScale(plan, b, limit), groupEnd);
+                    NDArray x = batch.images();
+                    NDArray y = batch.labels();
+                    if (settings.mixup() != null) {
+                        Mixup.Mixed m = settings.mixup().apply(x, y, data.numClasses(), ft.loss().labelSmoothing(),
+                                settings.seed(), epoch - 1, b, batch.manager());
+                        x = m.images();
+                        y = m.targets();
+                    }
+                    float loss = step(ctx, x, y, lr, 0, step, epoch, b, lossScale(plan, b, limit), groupEnd);
                     step++;
                     b++;
                     lossSum += loss;
@@ -424,6 +435,7 @@ public final class Trainer {
         private int seed;
         private Integer maxStepsPerEpoch;
         private int accumulateSteps = 1;
+        private Mixup mixup;
         private boolean featureCache = true;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
         private final List<TrainingListener> listeners = new ArrayList<>();
@@ -467,6 +479,12 @@ public final class Trainer {
          */
         public Builder accumulateSteps(int steps) {
             this.accumulateSteps = steps;
+            return this;
+        }
+
+        /** Batch-level Mixup/CutMix (default none); the feature cache is off while it is on. */
+        public Builder mixup(Mixup mixup) {
+            this.mixup = mixup;
             return this;
         }
 

@@ -2,6 +2,7 @@ package dev.finetune.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
@@ -39,5 +40,16 @@ class NewKeysErrorsTest {
                 error("model: {arch: resnet18, remap_preset: timm-vit}\noptimizer: {lr: 0.01}\n"));
         assertEquals("model.arch: unknown architecture 'resnet19'; known: " + dev.finetune.model.Architectures.names(),
                 error("model: {arch: resnet19}\noptimizer: {lr: 0.01}\n"));
+        assertEquals("train.mixup: mixup_alpha and cutmix_alpha are both 0, which mixes nothing; remove train.mixup,"
+                + " or set one of them > 0 (timm's recipe: 0.8 and 1.0)",
+                error(BASE + "train: {mixup: {mixup_alpha: 0, cutmix_alpha: 0}}\n"));
+        assertEquals("train.mixup.prob: must be in [0, 1], found 1.5", error(BASE + "train: {mixup: {prob: 1.5}}\n"));
+        assertEquals("train.class_weights: cannot be combined with train.mixup: mixed targets use timm's soft-target"
+                + " cross-entropy, which has no class weights; use data.sampler: balanced for imbalance instead, or"
+                + " drop one of the two", error(BASE + "train: {mixup: {}, class_weights: auto}\n"));
+        assertEquals("train.ema.decay: must be in (0, 1), found 1.0", error(BASE + "train: {ema: {decay: 1}}\n"));
+        assertTrue(error(BASE + "train: {mixup: {mixup_alfa: 0.2}}\n").startsWith(
+                "train.mixup.mixup_alfa: unknown key 'mixup_alfa'; known keys: cutmix_alpha, mixup_alpha, prob,"
+                        + " switch_prob"));
     }
 }

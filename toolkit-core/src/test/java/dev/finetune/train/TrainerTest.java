@@ -152,9 +152,20 @@ class TrainerTest {
 
     @Test
     void aStoppedRunResumedFromItsStateEndsWhereAnUninterruptedOneEnds() {
+        stopAndResumeEndsWhereAnUninterruptedRunEnds(null);
+    }
+
+    /** The same with Mixup/CutMix on: every batch's draw comes from (seed, epoch, batch), so resume stays exact. */
+    @Test
+    void aStoppedRunWithMixupResumesExactly() {
+        stopAndResumeEndsWhereAnUninterruptedRunEnds(new Mixup(0.8, 1.0, 1.0, 0.5));
+    }
+
+    private void stopAndResumeEndsWhereAnUninterruptedRunEnds(Mixup mixup) {
         Map<String, HostTensor> uninterrupted;
         try (FineTuner ft = probe(null)) {
-            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).build().fit();
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).mixup(mixup).build()
+                    .fit();
             uninterrupted = StateDicts.export(ft.model());
         }
         // Stop after the 4th step (epoch 2, batch 1), keeping what a checkpoint would keep.
@@ -163,7 +174,7 @@ class TrainerTest {
         Map<String, HostTensor> optimizer = new LinkedHashMap<>();
         try (FineTuner ft = probe(null)) {
             FinetuneException stop = assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2)
-                    .batchSize(8).maxStepsPerEpoch(3).featureCache(false)
+                    .batchSize(8).maxStepsPerEpoch(3).featureCache(false).mixup(mixup)
                     .listener(new TrainingListener() {
                         @Override
                         public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
@@ -187,12 +198,12 @@ class TrainerTest {
         }
         assertNotNull(saved[0]);
         assertEquals(4, saved[0].globalStep());
-        Checkpoint resumedFrom = new Checkpoint(tmp.resolve("memory"), CheckpointFormat.SAFETENSORS,
+        Checkpoint resumedFrom = new Checkpoint(tmp.resolve(mixup == null ? "memory" : "memory-mixup"), CheckpointFormat.SAFETENSORS,
                 new LinkedHashMap<>(weights), Map.of());
         try (FineTuner ft = FineTuner.builder().checkpoint(resumedFrom).policy(FreezePolicy.linearProbe())
                 .optimizer(OptimizerSettings.sgd(0.01, 0.9)).seed(0).build()) {
             TrainState end = Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false)
-                    .resume(saved[0], optimizer).build().fit();
+                    .mixup(mixup).resume(saved[0], optimizer).build().fit();
             assertEquals(6, end.globalStep());
             Map<String, HostTensor> resumed = StateDicts.export(ft.model());
             for (String k : List.of("fc.weight", "fc.bias")) {
