@@ -232,7 +232,7 @@ class FirstHourTest {
         Files.writeString(cfg, Files.readString(cfg).replace("augment: false", "augment: true"));
         Cli.Result aug = Cli.run("inspect", "-c", cfg.toString());
         assertEquals(0, aug.code(), aug.err());
-        assertTrue(aug.out().contains("not cached: random augmentation changes its input every epoch"), aug.out());
+        assertTrue(aug.out().contains("not cached: random augmentation (data.augment or train.mixup) changes its input every epoch"), aug.out());
         assertFalse(aug.out().contains("(cacheable)"), aug.out());
 
         Cli.Result probe = Cli.run("inspect", "-c", Cli.config(tmp, "probe", LINEAR_PROBE, "{epochs: 1}", data)

@@ -149,8 +149,8 @@ public record InspectReport(
                 frontier.imageSize(), frontier.imageSize(),
                 frontier.cacheable() ? "; the prefix is a fixed function (cacheable)"
                         : frontier.deterministicPrefix() && !frontier.noGradStages().isEmpty()
-                                ? "; the prefix is a fixed function, not cached: random augmentation changes its input"
-                                        + " every epoch" : ""));
+                                ? "; the prefix is a fixed function, not cached: random augmentation (data.augment or"
+                                        + " train.mixup) changes its input every epoch" : ""));
         if (load != null) {
             b.append("checkpoint: ").append(load);
         }

@@ -26,6 +26,8 @@ import java.util.Map;
  * @param averages their macro and weighted averages; null when not validated (JSONL only)
  * @param lrByGroup the learning rate of each optimizer group at the end of the epoch ({@code base},
  *     {@code optimizer.groups[0]}, {@code train.unfreeze[0]} ...); JSONL only
+ * @param ema validation of the weight EMA ({@code val_loss}, {@code val_top1}, {@code val_macro_f1}); empty without
+ *     an EMA; JSONL only
  */
 public record EpochRow(
         int epoch,
@@ -42,7 +44,8 @@ public record EpochRow(
         long[][] confusionMatrix,
         Map<String, ClassScores> perClass,
         ClassScores.Averages averages,
-        Map<String, Double> lrByGroup) {
+        Map<String, Double> lrByGroup,
+        Map<String, Double> ema) {
 
     /** Copies the map and matrix so the row cannot change after it is built. */
     public EpochRow {
@@ -59,6 +62,7 @@ public record EpochRow(
         perClass = perClass == null ? Map.of()
                 : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(perClass));
         lrByGroup = lrByGroup == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(lrByGroup));
+        ema = ema == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(ema));
     }
 
     /**
@@ -79,13 +83,26 @@ public record EpochRow(
             Map<String, Double> lrByGroup) {
         if (validation == null) {
             return new EpochRow(epoch, trainLoss, Double.NaN, Double.NaN, Double.NaN, Double.NaN, lr, epochSeconds,
-                    imagesPerSecond, trainableParams, Map.of(), null, Map.of(), null, lrByGroup);
+                    imagesPerSecond, trainableParams, Map.of(), null, Map.of(), null, lrByGroup, Map.of());
         }
         ClassScores.Averages averages = validation.averages();
         return new EpochRow(epoch, trainLoss, validation.loss(), validation.top1(), validation.top5(),
                 averages.macroF1(), lr, epochSeconds, imagesPerSecond, trainableParams,
                 validation.perClassAccuracy(classNames), validation.confusion(), validation.classScores(classNames),
-                averages, lrByGroup);
+                averages, lrByGroup, Map.of());
+    }
+
+    /** This row with the weight EMA's validation ({@code null}: none). */
+    public EpochRow withEma(EpochMetrics emaValidation) {
+        if (emaValidation == null) {
+            return this;
+        }
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("val_loss", emaValidation.loss());
+        m.put("val_top1", emaValidation.top1());
+        m.put("val_macro_f1", emaValidation.averages().macroF1());
+        return new EpochRow(epoch, trainLoss, valLoss, valTop1, valTop5, valMacroF1, lr, epochSeconds,
+                imagesPerSecond, trainableParams, perClassAccuracy, confusionMatrix, perClass, averages, lrByGroup, m);
     }
 
     /** A copy of the confusion matrix, or null when not validated. */

@@ -298,6 +298,7 @@ public final class Assembler {
                 .seed(tc.seed())
                 .maxStepsPerEpoch(tc.maxStepsPerEpoch())
                 .featureCache(tc.featureCache())
+                .ema(tc.ema() == null ? null : tc.ema().decay())
                 .mixup(tc.mixup() == null ? null : new dev.finetune.train.Mixup(tc.mixup().mixupAlpha(),
                         tc.mixup().cutmixAlpha(), tc.mixup().prob(), tc.mixup().switchProb()))
                 .accumulateSteps(tc.accumulateSteps())

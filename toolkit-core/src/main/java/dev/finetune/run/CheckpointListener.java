@@ -51,6 +51,14 @@ public final class CheckpointListener implements TrainingListener {
             write(ctx, run.bestCheckpoint(), state, false);
         }
         write(ctx, run.lastCheckpoint(), state, true);
+        if (ctx.ema() != null) {
+            // The averaged weights as a model of their own: predict, evaluate and export take it like best.
+            TrainState at = state;
+            ctx.ema().withAveragedWeights(ctx.fineTuner(), () -> {
+                write(ctx, run.root().resolve("checkpoints").resolve("ema.safetensors"), at, false);
+                return null;
+            });
+        }
     }
 
     @Override
@@ -76,6 +84,7 @@ public final class CheckpointListener implements TrainingListener {
                 TrainingCheckpoint.Preprocessing.of(ctx.data().transforms()),
                 state,
                 configYaml,
-                ft.optimizer().settings().name()), withOptimizer, "F32");
+                ft.optimizer().settings().name()), withOptimizer, "F32",
+                ctx.ema() == null ? java.util.Map.of() : ctx.ema().exportState());
     }
 }

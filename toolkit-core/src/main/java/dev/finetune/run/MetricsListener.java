@@ -35,7 +35,7 @@ public final class MetricsListener implements TrainingListener {
             byGroup.putIfAbsent(slot.group(), s.lr() * slot.lrMult());
         }
         EpochRow row = EpochRow.of(s.epoch(), s.trainLoss(), s.val(), ctx.classNames(), s.lr(), s.seconds(),
-                s.imagesPerSecond(), s.trainableParams(), byGroup);
+                s.imagesPerSecond(), s.trainableParams(), byGroup).withEma(s.emaVal());
         log.append(row);
         Plots.curves(log.csvPath(), run.plots().resolve("curves.png"));
         // The confusion matrix of the best checkpoint (the one evaluate, predict and export use), redrawn when a new

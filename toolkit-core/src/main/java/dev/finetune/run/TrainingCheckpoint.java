@@ -128,9 +128,19 @@ public final class TrainingCheckpoint {
 
     /** Writes weights, optimizer state and metadata of {@code ft} to {@code file}, atomically. */
     public static void write(Path file, FineTuner ft, Meta meta, boolean withOptimizer, String dtype) {
+        write(file, ft, meta, withOptimizer, dtype, Map.of());
+    }
+
+    /**
+     * {@link #write(Path, FineTuner, Meta, boolean, String)} with more training state (the weight EMA's averages,
+     * {@code ema.NAME}), stored with the optimizer's under the {@code optimizer.} prefix that loading skips.
+     */
+    public static void write(Path file, FineTuner ft, Meta meta, boolean withOptimizer, String dtype,
+            Map<String, HostTensor> extraState) {
         LinkedHashMap<String, HostTensor> tensors = StateDicts.export(ft.model());
         if (withOptimizer) {
             ft.optimizer().exportState().forEach((k, v) -> tensors.put(OPTIMIZER_PREFIX + k, v));
+            extraState.forEach((k, v) -> tensors.put(OPTIMIZER_PREFIX + k, v));
         }
         Map<String, String> md = new LinkedHashMap<>();
         md.put(Checkpoints.FORMAT_KEY, Checkpoints.FINETUNE_FORMAT);

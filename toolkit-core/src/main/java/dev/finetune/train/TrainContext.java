@@ -15,6 +15,7 @@ public final class TrainContext {
     private int frozenVerified;
     private boolean featureCacheUsed;
     private double cacheBuildSeconds;
+    private WeightEma ema;
 
     TrainContext(FineTuner fineTuner, TrainingData data, Trainer.Settings settings, TrainState state) {
         this.fineTuner = fineTuner;
@@ -92,5 +93,14 @@ public final class TrainContext {
 
     void addCacheBuildSeconds(double s) {
         cacheBuildSeconds += s;
+    }
+
+    /** The weight EMA of this run, or null. */
+    public WeightEma ema() {
+        return ema;
+    }
+
+    void setEma(WeightEma ema) {
+        this.ema = ema;
     }
 }

@@ -54,9 +54,10 @@ public final class Trainer {
      * @param schedule the learning-rate schedule (its base is the optimizer's lr)
      * @param accumulateSteps batches whose gradients are summed before one optimizer step (1: every batch steps)
      * @param mixup batch-level Mixup/CutMix, or null
+     * @param emaDecay the decay of a weight EMA ({@link WeightEma}), or null for none
      */
     public record Settings(int epochs, int batchSize, int seed, Integer maxStepsPerEpoch, boolean featureCache,
-            LrSchedule.Spec schedule, int accumulateSteps, Mixup mixup) {
+            LrSchedule.Spec schedule, int accumulateSteps, Mixup mixup, Double emaDecay) {
         public Settings {
             if (accumulateSteps < 1) {
                 throw new IllegalArgumentException("accumulate steps must be >= 1, found " + accumulateSteps);
@@ -78,7 +79,7 @@ public final class Trainer {
         this.ft = Objects.requireNonNull(b.fineTuner, "fineTuner");
         this.data = Objects.requireNonNull(b.data, "data");
         this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
-                b.accumulateSteps, b.mixup);
+                b.accumulateSteps, b.mixup, b.emaDecay);
         this.listeners = List.copyOf(b.listeners);
         this.resumeState = b.resumeState;
         this.resumeOptimizer = b.resumeOptimizer;
@@ -101,6 +102,13 @@ public final class Trainer {
         int stepsPerEpoch = stepsPerEpoch();
         LrSchedule schedule = new LrSchedule(settings.schedule(), ft.optimizer().settings().lr(), stepsPerEpoch,
                 settings.epochs());
+        if (settings.emaDecay() != null) {
+            // Averaged from the weights the run starts (or resumes) with; a resumed run restores its averages.
+            ctx.setEma(WeightEma.start(ft, settings.emaDecay()));
+            if (resumeOptimizer != null) {
+                ctx.ema().importState(resumeOptimizer);
+            }
+        }
         listeners.forEach(l -> l.onTrainStart(ctx));
         try {
             TrainState end = loop(ctx, state, stepsPerEpoch, schedule);
@@ -115,6 +123,10 @@ public final class Trainer {
                 }
             }
             throw e;
+        } finally {
+            if (ctx.ema() != null) {
+                ctx.ema().close();
+            }
         }
     }
 
@@ -132,7 +144,9 @@ public final class Trainer {
                 state = ctx.state();
                 if (first && resumeOptimizer != null) {
                     // After the listeners re-made the optimizer groups the run had (gradual unfreezing).
-                    ft.optimizer().importState(resumeOptimizer);
+                    Map<String, HostTensor> optimizerOnly = new java.util.LinkedHashMap<>(resumeOptimizer);
+                    optimizerOnly.keySet().removeIf(k -> k.startsWith(WeightEma.STATE_PREFIX));
+                    ft.optimizer().importState(optimizerOnly);
                 }
                 first = false;
                 if (ft.planVersion() != planVersion) {
@@ -169,6 +183,9 @@ public final class Trainer {
                 state = er.state;
                 ctx.setState(state);
                 EpochMetrics val = validate(valCache);
+                final FeatureCache vc = valCache;
+                EpochMetrics emaVal = ctx.ema() == null || val == null ? null
+                        : ctx.ema().withAveragedWeights(ft, () -> validate(vc));
                 ctx.setFrozenVerified(guard.verifyQuick(ft.model()));
                 if (cache != null) {
                     ctx.setFeatureCacheUsed();
@@ -178,7 +195,7 @@ public final class Trainer {
                 ctx.setState(state);
                 var summary = new TrainingListener.EpochSummary(epoch, er.meanLoss, val,
                         schedule.lr(Math.max(0, state.globalStep() - 1)), secs, er.imagesPerSecond,
-                        ft.plan().trainableParameterCount(), cache != null);
+                        ft.plan().trainableParameterCount(), cache != null, emaVal);
                 for (TrainingListener l : listeners) {
                     l.onEpochEnd(ctx, summary);
                 }
@@ -390,6 +407,9 @@ public final class Trainer {
             float loss = ft.backward(x, y, fromStage, lossScale);
             if (applyStep) {
                 ft.applyStep(lr);
+                if (ctx.ema() != null) {
+                    ctx.ema().update(ft);
+                }
             }
             return loss;
         } catch (FinetuneException e) {
@@ -436,6 +456,7 @@ public final class Trainer {
         private Integer maxStepsPerEpoch;
         private int accumulateSteps = 1;
         private Mixup mixup;
+        private Double emaDecay;
         private boolean featureCache = true;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
         private final List<TrainingListener> listeners = new ArrayList<>();
@@ -485,6 +506,15 @@ public final class Trainer {
         /** Batch-level Mixup/CutMix (default none); the feature cache is off while it is on. */
         public Builder mixup(Mixup mixup) {
             this.mixup = mixup;
+            return this;
+        }
+
+        /**
+         * A moving average of the weights with this decay (timm's ModelEmaV2), validated each epoch and kept in the
+         * training state; null (default) for none.
+         */
+        public Builder ema(Double decay) {
+            this.emaDecay = decay;
             return this;
         }
 

@@ -64,6 +64,7 @@ public interface TrainingListener {
      * @param imagesPerSecond training throughput
      * @param trainableParams trainable parameters during the epoch
      * @param featureCache whether the epoch trained from cached features
+     * @param emaVal validation metrics of the weight EMA, or null (no EMA or no validation)
      */
     record EpochSummary(
             int epoch,
@@ -73,7 +74,8 @@ public interface TrainingListener {
             double seconds,
             double imagesPerSecond,
             long trainableParams,
-            boolean featureCache) {
+            boolean featureCache,
+            EpochMetrics emaVal) {
 
         /** A metric's value this epoch by its name in metrics.csv ({@code val_top1}), NaN when not measured. */
         public double value(String metric) {

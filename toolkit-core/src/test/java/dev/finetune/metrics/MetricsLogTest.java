@@ -37,7 +37,7 @@ class MetricsLogTest {
         byName.put("cat", scores.get(0));
         byName.put("dog", scores.get(1));
         return new EpochRow(epoch, 0.5, 0.25, 0.75, 1.0, ClassScores.Averages.of(scores).macroF1(), 0.001, 12.5, 80.0, 5130, perClass, confusion, byName,
-                ClassScores.Averages.of(scores), Map.of("base", 0.001));
+                ClassScores.Averages.of(scores), Map.of("base", 0.001), Map.of());
     }
 
     private static Map<String, Object> mapRow(int epoch, double loss) {
@@ -66,7 +66,7 @@ class MetricsLogTest {
                 + "\"dog\":{\"precision\":0.0,\"recall\":0.0,\"f1\":0.0,\"support\":0}},"
                 + "\"averages\":{\"macro_precision\":0.5,\"macro_recall\":0.375,\"macro_f1\":0.42857142857142855,"
                 + "\"weighted_precision\":1.0,\"weighted_recall\":0.75,\"weighted_f1\":0.8571428571428571},"
-                + "\"lr_by_group\":{\"base\":0.001}}\n",
+                + "\"lr_by_group\":{\"base\":0.001},\"ema\":{}}\n",
                 Files.readString(dir.resolve("metrics.jsonl")));
     }
 

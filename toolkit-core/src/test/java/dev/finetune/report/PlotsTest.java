@@ -46,7 +46,7 @@ class PlotsTest {
                         validated ? top1 : Double.NaN,
                         validated ? Math.min(1.0, top1 + 0.3 * (1 - top1) + 0.05) : Double.NaN,
                         validated ? top1 - 0.02 : Double.NaN,
-                        0.01, 12.5, 250.0, 5130, Map.of(), null, Map.of(), null, Map.of()));
+                        0.01, 12.5, 250.0, 5130, Map.of(), null, Map.of(), null, Map.of(), Map.of()));
             }
         }
         return runDir.resolve(MetricsLog.CSV_FILE);

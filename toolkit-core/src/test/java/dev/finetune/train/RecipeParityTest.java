@@ -54,6 +54,54 @@ class RecipeParityTest {
         }
     }
 
+    /**
+     * Five SGD steps of a last-stage fine-tune (layer4's BatchNorms updating their statistics) with a weight EMA of
+     * decay 0.9: the averages of trained weights, of moving running statistics and of a frozen tensor equal the ones
+     * timm's ModelEmaV2 rule gives in PyTorch.
+     */
+    @Test
+    void weightEmaMatchesModelEmaV2() throws Exception {
+        TorchReference ref = TorchReference.get();
+        Path dir = TorchReference.cached("ema-reference", "DONE", "ema_reference.py", ref.checkpoint().toString());
+        FreezePolicy lastStage = new FreezePolicy(false, -1, java.util.List.of(FreezePolicy.Rule.train(
+                "freeze.rules[0]", "layer4.*", "fc.*")), dev.finetune.policy.BnPolicy.AUTO);
+        try (FineTuner ft = FineTuner.builder().checkpoint(Checkpoints.read(ref.checkpoint())).policy(lastStage)
+                .optimizer(OptimizerSettings.sgd(0.01, 0.9)).foldFrozenPrefix(false).build();
+                WeightEma ema = WeightEma.start(ft, 0.9)) {
+            NDArray x = ft.manager().create(TorchReference.readF32(dir.resolve("x.f32")), new Shape(4, 3, 64, 64));
+            NDArray y = ft.manager().create(TorchReference.readI64(dir.resolve("y.i64")));
+            float[] losses = TorchReference.readF32(dir.resolve("losses.f32"));
+            for (int i = 0; i < 5; i++) {
+                float loss = ft.trainStep(x, y);
+                ema.update(ft);
+                assertEquals(losses[i], loss, 1e-4 * Math.max(1, Math.abs(losses[i])), "loss " + i);
+            }
+            var state = ema.exportState();
+            var live = ft.model().namedTensors();
+            for (String name : java.util.List.of("fc.weight", "fc.bias", "layer4.1.conv2.weight",
+                    "layer4.0.bn1.weight", "layer4.1.bn2.running_mean", "layer4.1.bn2.running_var",
+                    "layer3.1.conv2.weight")) {
+                float[] torch = TorchReference.readF32(dir.resolve(name + ".f32"));
+                var averaged = state.get(WeightEma.STATE_PREFIX + name);
+                float[] ours = averaged != null ? averaged.data() : live.get(name).getArray().toFloatArray();
+                double scale = 1;
+                for (float v : torch) {
+                    scale = Math.max(scale, Math.abs(v));
+                }
+                double d = TorchReference.maxAbsDiff(ours, torch);
+                System.out.printf("parity: ema %s max |diff| %.3g (scale %.3g)%n", name, d, scale);
+                assertTrue(d <= 1e-4 * scale, name + ": EMA differs from PyTorch's by " + d);
+            }
+            assertTrue(!state.containsKey(WeightEma.STATE_PREFIX + "layer3.1.conv2.weight"),
+                    "a frozen tensor is not averaged: it stays the model's own");
+            float[] before = live.get("fc.weight").getArray().toFloatArray();
+            float[] inside = ema.withAveragedWeights(ft, () -> live.get("fc.weight").getArray().toFloatArray());
+            assertTrue(TorchReference.maxAbsDiff(inside, state.get("ema.fc.weight").data()) == 0, "swapped in");
+            assertTrue(TorchReference.maxAbsDiff(before, live.get("fc.weight").getArray().toFloatArray()) == 0,
+                    "and the model's own weights back, bit for bit");
+        }
+    }
+
     @Test
     void plainLossEqualsDjlsAndSmoothingWithoutWeightsIsTheMixture() {
         Engines.pytorch();

@@ -161,6 +161,70 @@ class TrainerTest {
         stopAndResumeEndsWhereAnUninterruptedRunEnds(new Mixup(0.8, 1.0, 1.0, 0.5));
     }
 
+    /** With a weight EMA: its averages travel in the training state and end where the uninterrupted run's end. */
+    @Test
+    void aStoppedRunWithAWeightEmaResumesExactly() {
+        Map<String, HostTensor> straight = new LinkedHashMap<>();
+        try (FineTuner ft = probe(null)) {
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).ema(0.9)
+                    .listener(emaAtEnd(straight)).build().fit();
+        }
+        TrainState[] saved = new TrainState[1];
+        Map<String, HostTensor> weights = new LinkedHashMap<>();
+        Map<String, HostTensor> state = new LinkedHashMap<>();
+        try (FineTuner ft = probe(null)) {
+            assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2).batchSize(8)
+                    .maxStepsPerEpoch(3).featureCache(false).ema(0.9)
+                    .listener(new TrainingListener() {
+                        @Override
+                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                            if (ctx.state().epochsCompleted() == 1 && batch == 1) {
+                                StopSignal.request(ErrorKind.INTERRUPTED);
+                            }
+                        }
+
+                        @Override
+                        public String onInterrupt(TrainContext ctx, TrainState resumable) {
+                            saved[0] = resumable;
+                            weights.putAll(StateDicts.export(ctx.fineTuner().model()));
+                            state.putAll(ctx.fineTuner().optimizer().exportState());
+                            state.putAll(ctx.ema().exportState()); // as CheckpointListener stores it
+                            return "saved in memory";
+                        }
+                    })
+                    .build().fit());
+            StopSignal.clear();
+        }
+        Map<String, HostTensor> resumed = new LinkedHashMap<>();
+        Checkpoint from = new Checkpoint(tmp.resolve("memory-ema"), CheckpointFormat.SAFETENSORS,
+                new LinkedHashMap<>(weights), Map.of());
+        try (FineTuner ft = FineTuner.builder().checkpoint(from).policy(FreezePolicy.linearProbe())
+                .optimizer(OptimizerSettings.sgd(0.01, 0.9)).seed(0).build()) {
+            Trainer.builder(ft, data).epochs(2).batchSize(8).maxStepsPerEpoch(3).featureCache(false).ema(0.9)
+                    .resume(saved[0], state).listener(emaAtEnd(resumed)).build().fit();
+        }
+        assertEquals(straight.keySet(), resumed.keySet());
+        assertEquals(java.util.Set.of("ema.fc.weight", "ema.fc.bias"), straight.keySet(), "only what trains");
+        for (String k : straight.keySet()) {
+            float[] a = straight.get(k).data();
+            float[] b = resumed.get(k).data();
+            double worst = 0;
+            for (int i = 0; i < a.length; i++) {
+                worst = Math.max(worst, Math.abs(a[i] - b[i]));
+            }
+            assertTrue(worst < 1e-6, k + " differs by " + worst);
+        }
+    }
+
+    private static TrainingListener emaAtEnd(Map<String, HostTensor> into) {
+        return new TrainingListener() {
+            @Override
+            public void onTrainEnd(TrainContext ctx) {
+                into.putAll(ctx.ema().exportState());
+            }
+        };
+    }
+
     private void stopAndResumeEndsWhereAnUninterruptedRunEnds(Mixup mixup) {
         Map<String, HostTensor> uninterrupted;
         try (FineTuner ft = probe(null)) {
