@@ -30,6 +30,11 @@ import java.util.List;
  * @param std normalization std (default ImageNet's)
  * @param onBadImage fail (default) or skip
  * @param workers decoding threads (default: cores)
+ * @param autoAugment {@code ta_wide} (TrivialAugmentWide) or {@code ra} (RandAugment), torchvision's, after the crop
+ *     and flip; absent for none
+ * @param raNumOps RandAugment's ops per image (default 2)
+ * @param raMagnitude RandAugment's magnitude bin, 0-30 (default 9)
+ * @param randomErase torchvision's RandomErasing probability on the normalized tensor (default 0: off)
  */
 public record DataConfig(
         String format,
@@ -44,7 +49,11 @@ public record DataConfig(
         List<Double> mean,
         List<Double> std,
         String onBadImage,
-        Integer workers) {
+        Integer workers,
+        String autoAugment,
+        Integer raNumOps,
+        Integer raMagnitude,
+        Double randomErase) {
 
     public DataConfig {
         format = format == null ? "imagefolder" : format;
@@ -91,6 +100,42 @@ public record DataConfig(
         if (workers < 0) {
             throw new ConfigException("data.workers", "must be >= 0 (0: one per core), found " + workers);
         }
+        if (autoAugment != null && !autoAugment.equals("ta_wide") && !autoAugment.equals("ra")) {
+            throw new ConfigException("data.auto_augment", "must be ta_wide (TrivialAugmentWide) or ra (RandAugment),"
+                    + " found '" + autoAugment + "'");
+        }
+        if ((raNumOps != null || raMagnitude != null) && !"ra".equals(autoAugment)) {
+            throw new ConfigException(raNumOps != null ? "data.ra_num_ops" : "data.ra_magnitude", "applies to"
+                    + " data.auto_augment: ra only" + (autoAugment == null ? " (auto_augment is not set)"
+                            : " (auto_augment is " + autoAugment + ")"));
+        }
+        raNumOps = raNumOps == null ? 2 : raNumOps;
+        if (raNumOps < 1 || raNumOps > 16) {
+            throw new ConfigException("data.ra_num_ops", "must be 1 to 16, found " + raNumOps);
+        }
+        raMagnitude = raMagnitude == null ? 9 : raMagnitude;
+        if (raMagnitude < 0 || raMagnitude > 30) {
+            throw new ConfigException("data.ra_magnitude", "must be 0 to 30 (the 31 magnitude bins), found "
+                    + raMagnitude);
+        }
+        randomErase = randomErase == null ? 0.0 : randomErase;
+        if (!(randomErase >= 0 && randomErase <= 1)) {
+            throw new ConfigException("data.random_erase", "must be a probability in [0, 1], found " + randomErase);
+        }
+    }
+
+    /** The configured AutoAugment policy, or null. */
+    public dev.finetune.data.AutoAugment autoAugmentPolicy() {
+        if (autoAugment == null) {
+            return null;
+        }
+        return autoAugment.equals("ta_wide") ? dev.finetune.data.AutoAugment.trivialWide()
+                : dev.finetune.data.AutoAugment.rand(raNumOps, raMagnitude);
+    }
+
+    /** Whether training draws anything at random from the images (crop and flip, AutoAugment, erasing). */
+    public boolean randomTraining() {
+        return augment || autoAugment != null || randomErase > 0;
     }
 
     /**

@@ -20,9 +20,11 @@ import java.util.SplittableRandom;
  * @param mean per-channel mean (RGB) subtracted after scaling to [0, 1]; default ImageNet's
  * @param std per-channel standard deviation (RGB) divided by; default ImageNet's
  * @param interpolation the filter of every resize (torchvision's default bilinear, or bicubic)
+ * @param autoAugment TrivialAugmentWide or RandAugment after the crop and flip in training, or null
+ * @param randomErase torchvision's {@code RandomErasing(p)} on the training tensor (value 0), 0 for off
  */
 public record TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip,
-        float[] mean, float[] std, Interpolation interpolation) {
+        float[] mean, float[] std, Interpolation interpolation, AutoAugment autoAugment, double randomErase) {
 
     private static final float[] IMAGENET_MEAN = {0.485f, 0.456f, 0.406f};
     private static final float[] IMAGENET_STD = {0.229f, 0.224f, 0.225f};
@@ -39,6 +41,15 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
         mean = checkChannels("mean", mean, false);
         std = checkChannels("std", std, true);
         interpolation = interpolation == null ? Interpolation.BILINEAR : interpolation;
+        if (!(randomErase >= 0 && randomErase <= 1)) {
+            throw new IllegalArgumentException("random erasing probability must be in [0, 1], found " + randomErase);
+        }
+    }
+
+    /** Without AutoAugment and random erasing. */
+    public TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean,
+            float[] std, Interpolation interpolation) {
+        this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation, null, 0);
     }
 
     /** With torchvision's default bilinear interpolation. */
@@ -55,12 +66,13 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     /** The same spec with another input size; the evaluation resize keeps torchvision's 256/224 proportion. */
     public TransformSpec withImageSize(int size) {
         return new TransformSpec(size, (int) Math.round(size * 256.0 / 224.0), randomResizedCrop, horizontalFlip, mean,
-                std, interpolation);
+                std, interpolation, autoAugment, randomErase);
     }
 
     /** The same spec with augmentation switched on or off. */
     public TransformSpec withAugmentation(boolean randomResizedCrop, boolean horizontalFlip) {
-        return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation);
+        return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation,
+                autoAugment, randomErase);
     }
 
     @Override
@@ -94,11 +106,20 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
      * whatever the number of loader threads, and each epoch sees new ones.
      */
     public RgbImage trainImage(RgbImage image, long seed, int epoch, int sampleIndex) {
-        SplittableRandom random = new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
+        return trainImage(image, sampleRandom(seed, epoch, sampleIndex));
+    }
+
+    private static SplittableRandom sampleRandom(long seed, int epoch, int sampleIndex) {
+        return new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
+    }
+
+    /** Crop, flip and AutoAugment (each when on), drawing in that order from {@code random}. */
+    private RgbImage trainImage(RgbImage image, SplittableRandom random) {
         RgbImage out = randomResizedCrop
                 ? new SeededRandomResizedCrop(imageSize, random, interpolation).apply(image)
                 : evalImage(image);
-        return horizontalFlip ? new SeededHorizontalFlip(random).apply(out) : out;
+        out = horizontalFlip ? new SeededHorizontalFlip(random).apply(out) : out;
+        return autoAugment == null ? out : autoAugment.apply(out, random);
     }
 
     /** {@code Normalize(mean, std)(ToTensor()(image))} into {@code out[offset ...]}, CHW float32. */
@@ -115,9 +136,45 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
 
     /** The training tensor of one sample of one epoch; see {@link #trainImage}. */
     public float[] trainTensor(RgbImage image, long seed, int epoch, int sampleIndex) {
+        SplittableRandom random = sampleRandom(seed, epoch, sampleIndex);
         float[] out = new float[tensorLength()];
-        toTensor(trainImage(image, seed, epoch, sampleIndex), out, 0);
+        toTensor(trainImage(image, random), out, 0);
+        if (randomErase > 0) {
+            randomErasing(out, random);
+        }
         return out;
+    }
+
+    /**
+     * torchvision's {@code RandomErasing(p, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0)} on a (3, S, S) tensor:
+     * with probability p, up to ten tries for a box of area share U(0.02, 0.33) and aspect exp(U(log 0.3, log 3.3))
+     * (sides rounded half to even, as Python's round) that fits strictly inside, at a uniform position; zeroed.
+     */
+    private void randomErasing(float[] t, SplittableRandom random) {
+        if (!(random.nextDouble() < randomErase)) {
+            return;
+        }
+        int side = imageSize;
+        double area = (double) side * side;
+        double logLo = Math.log(0.3);
+        double logHi = Math.log(3.3);
+        for (int attempt = 0; attempt < 10; attempt++) {
+            double eraseArea = area * (0.02 + (0.33 - 0.02) * random.nextDouble());
+            double aspect = Math.exp(logLo + (logHi - logLo) * random.nextDouble());
+            int h = (int) Math.rint(Math.sqrt(eraseArea * aspect));
+            int w = (int) Math.rint(Math.sqrt(eraseArea / aspect));
+            if (!(h < side && w < side)) {
+                continue;
+            }
+            int top = random.nextInt(side - h + 1);
+            int left = random.nextInt(side - w + 1);
+            for (int c = 0; c < 3; c++) {
+                for (int y = top; y < top + h; y++) {
+                    java.util.Arrays.fill(t, (c * side + y) * side + left, (c * side + y) * side + left + w, 0f);
+                }
+            }
+            return;
+        }
     }
 
     /**

@@ -90,7 +90,7 @@ public final class RunReport {
             Evaluation eval = data.val() == null || data.val().size() == 0 ? null
                     : evaluate(ft, data, config.config().train().batchSize());
             int size = config.config().data() == null ? 224 : config.config().data().imageSize();
-            boolean augment = config.config().data() != null && config.config().data().augment()
+            boolean augment = config.config().data() != null && config.config().data().randomTraining()
                     || config.config().train().mixup() != null;
             InspectReport inspect = ModelInspector.inspect(config.config().name(), ft.model(), ft.plan(),
                     config.config().optimizer().toSettings(), ft.addedGroups(), size, augment, null);

@@ -222,7 +222,8 @@ public final class Assembler {
         float[] mean = toFloats(d.mean());
         float[] std = toFloats(d.std());
         TransformSpec spec = new TransformSpec(d.imageSize(), d.resize(), d.augment(), d.augment(), mean, std,
-                Interpolation.parse(d.interpolation(), "data.interpolation"));
+                Interpolation.parse(d.interpolation(), "data.interpolation"), d.autoAugmentPolicy(),
+                d.randomErase());
         int workers = d.workers() > 0 ? d.workers() : Math.max(1, Runtime.getRuntime().availableProcessors());
         BadImagePolicy bad = "skip".equals(d.onBadImage()) ? BadImagePolicy.SKIP : BadImagePolicy.FAIL;
         ImageDataset train;
@@ -242,7 +243,7 @@ public final class Assembler {
             val = split.val().map(ImageFolderDataset::new).orElse(null);
             description = split.description();
         }
-        return new TrainingData(train, val, spec, d.augment(), workers, bad, new SkippedImages(), description,
+        return new TrainingData(train, val, spec, d.randomTraining(), workers, bad, new SkippedImages(), description,
                 "balanced".equals(d.sampler()));
     }
 
@@ -321,7 +322,7 @@ public final class Assembler {
             int size = loaded.config().data() == null ? 224 : loaded.config().data().imageSize();
             String load = ft.loadReport() == null ? null : ft.loadReport().summary();
             // Mixup mixes the images, so like random crops it changes the frozen prefix's input every step.
-            boolean augment = loaded.config().data() != null && loaded.config().data().augment()
+            boolean augment = loaded.config().data() != null && loaded.config().data().randomTraining()
                     || loaded.config().train().mixup() != null;
             return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
                     loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load);

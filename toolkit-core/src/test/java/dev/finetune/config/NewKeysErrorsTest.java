@@ -48,6 +48,14 @@ class NewKeysErrorsTest {
                 + " cross-entropy, which has no class weights; use data.sampler: balanced for imbalance instead, or"
                 + " drop one of the two", error(BASE + "train: {mixup: {}, class_weights: auto}\n"));
         assertEquals("train.ema.decay: must be in (0, 1), found 1.0", error(BASE + "train: {ema: {decay: 1}}\n"));
+        assertEquals("data.auto_augment: must be ta_wide (TrivialAugmentWide) or ra (RandAugment), found 'aa'",
+                error(BASE + "data: {root: x, auto_augment: aa}\n"));
+        assertEquals("data.ra_magnitude: applies to data.auto_augment: ra only (auto_augment is ta_wide)",
+                error(BASE + "data: {root: x, auto_augment: ta_wide, ra_magnitude: 9}\n"));
+        assertEquals("data.ra_magnitude: must be 0 to 30 (the 31 magnitude bins), found 31",
+                error(BASE + "data: {root: x, auto_augment: ra, ra_magnitude: 31}\n"));
+        assertEquals("data.random_erase: must be a probability in [0, 1], found 1.5",
+                error(BASE + "data: {root: x, random_erase: 1.5}\n"));
         assertTrue(error(BASE + "train: {mixup: {mixup_alfa: 0.2}}\n").startsWith(
                 "train.mixup.mixup_alfa: unknown key 'mixup_alfa'; known keys: cutmix_alpha, mixup_alpha, prob,"
                         + " switch_prob"));
