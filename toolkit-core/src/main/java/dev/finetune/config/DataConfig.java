@@ -147,10 +147,24 @@ public record DataConfig(
      * @param classNames names for the kept classes (default: Fashion-MNIST's when dir looks like it, else the ids)
      * @param trainPerClass first N training images of each class (default all)
      * @param valPerClass first N validation images of each class (default all)
+     * @param trainClassLimits first N training images of each kept class, one number per class in the order of
+     *     {@code classes} (an imbalanced subset); overrides {@code train_per_class}
      */
-    public record IdxConfig(
-            String dir, List<Integer> classes, List<String> classNames, Integer trainPerClass, Integer valPerClass) {
+    public record IdxConfig(String dir, List<Integer> classes, List<String> classNames, Integer trainPerClass,
+            Integer valPerClass, List<Integer> trainClassLimits) {
         public IdxConfig {
+            if (trainClassLimits != null) {
+                trainClassLimits = List.copyOf(trainClassLimits);
+                if (trainClassLimits.stream().anyMatch(n -> n == null || n < 1)) {
+                    throw new ConfigException("data.idx.train_class_limits", "must be positive numbers, found "
+                            + trainClassLimits);
+                }
+                int kept = classes != null ? classes.size() : -1;
+                if (kept >= 0 && trainClassLimits.size() != kept) {
+                    throw new ConfigException("data.idx.train_class_limits", "has " + trainClassLimits.size()
+                            + " limits for " + kept + " classes (data.idx.classes); give one per class");
+                }
+            }
             if (dir == null) {
                 throw new ConfigException("data.idx.dir", "required: the folder with the IDX files");
             }

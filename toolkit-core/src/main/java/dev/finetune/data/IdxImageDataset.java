@@ -57,7 +57,8 @@ public final class IdxImageDataset implements ImageDataset {
                                 + "); give a name for every label or use the matching labels file");
             }
             int label = newLabel[original];
-            if (label < 0 || (builder.limitPerClass > 0 && taken[label] >= builder.limitPerClass)) {
+            int limit = label < 0 ? 0 : builder.classLimits != null ? builder.classLimits[label] : builder.limitPerClass;
+            if (label < 0 || (limit > 0 && taken[label] >= limit)) {
                 continue;
             }
             taken[label]++;
@@ -113,6 +114,9 @@ public final class IdxImageDataset implements ImageDataset {
         text.append("classes=").append(Arrays.toString(classIds)).append('\n');
         text.append("names=").append(String.join("\u0000", classNames)).append('\n');
         text.append("limitPerClass=").append(builder.limitPerClass).append('\n');
+        if (builder.classLimits != null) {
+            text.append("classLimits=").append(Arrays.toString(builder.classLimits)).append('\n');
+        }
         try {
             MessageDigest sha = MessageDigest.getInstance("SHA-256");
             return HexFormat.of().formatHex(sha.digest(text.toString().getBytes(StandardCharsets.UTF_8)));
@@ -157,6 +161,7 @@ public final class IdxImageDataset implements ImageDataset {
         private List<String> classNames;
         private int[] classIds;
         private int limitPerClass;
+        private int[] classLimits;
 
         private Builder() {}
 
@@ -184,6 +189,15 @@ public final class IdxImageDataset implements ImageDataset {
         /** Keeps at most the first {@code limit} images of each class, in file order; 0 (the default) keeps all. */
         public Builder limitPerClass(int limit) {
             this.limitPerClass = limit;
+            return this;
+        }
+
+        /**
+         * Keeps at most the first {@code limits[i]} images of kept class {@code i} (in the order of {@link #classes}),
+         * for an imbalanced subset; overrides {@link #limitPerClass}.
+         */
+        public Builder limitsPerClass(int... limits) {
+            this.classLimits = limits.clone();
             return this;
         }
 
@@ -216,6 +230,10 @@ public final class IdxImageDataset implements ImageDataset {
                     throw new ConfigException("", "classes: class id " + id + " is listed twice; list each once");
                 }
                 seen[id] = true;
+            }
+            if (classLimits != null && classLimits.length != classIds.length) {
+                throw new ConfigException("", "train_class_limits: " + classLimits.length + " limits for "
+                        + classIds.length + " classes; give one per class");
             }
             if (limitPerClass < 0) {
                 throw new ConfigException("", "limit per class must be >= 0 (0 = no limit), found " + limitPerClass);

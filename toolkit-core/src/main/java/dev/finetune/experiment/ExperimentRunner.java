@@ -31,13 +31,15 @@ public final class ExperimentRunner {
      * @param imagesPerSecond training throughput of the last epoch
      * @param peakRssMiB the run's peak resident memory
      * @param top1 final validation top-1
-     * @param bestTop1 best validation top-1
+     * @param bestTop1 the best value of the run's best metric ({@code train.best_metric}, val_top1 by default)
      * @param featureCache whether the feature cache was used
      * @param runDir where the run is
+     * @param macroF1 final validation macro-averaged F1
+     * @param bestMetric the metric {@code bestTop1} is of
      */
     public record Row(String name, String policy, long trainableParams, int epochs, double wallSeconds,
             double imagesPerSecond, double peakRssMiB, double top1, double bestTop1, boolean featureCache,
-            String runDir) {}
+            String runDir, double macroF1, String bestMetric) {}
 
     /**
      * Runs the configs in {@code dir} (sorted by name) with {@code java -cp classpath mainClass train …}.
@@ -95,20 +97,36 @@ public final class ExperimentRunner {
         return new Row(name, s.policy(), s.trainableParams(), s.epochsCompleted(), s.wallSeconds(),
                 s.imagesPerSecond() == null ? Double.NaN : s.imagesPerSecond(), s.peakRssBytes() / 1048576.0,
                 s.valTop1() == null ? Double.NaN : s.valTop1(), s.bestValue() == null ? Double.NaN : s.bestValue(),
-                s.featureCacheUsed(), runDir.toString());
+                s.featureCacheUsed(), runDir.toString(), lastMacroF1(runDir), s.bestMetric());
+    }
+
+    /** The last epoch's val_macro_f1 from metrics.jsonl, NaN when absent. */
+    private static double lastMacroF1(Path runDir) {
+        try {
+            List<String> lines = Files.readAllLines(runDir.resolve(dev.finetune.metrics.MetricsLog.JSONL_FILE));
+            for (int i = lines.size() - 1; i >= 0; i--) {
+                if (!lines.get(i).isBlank()) {
+                    var v = new com.fasterxml.jackson.databind.ObjectMapper().readTree(lines.get(i)).get("val_macro_f1");
+                    return v == null || !v.isNumber() ? Double.NaN : v.asDouble();
+                }
+            }
+        } catch (IOException e) {
+            return Double.NaN;
+        }
+        return Double.NaN;
     }
 
     /** The table as Markdown. */
     public static String markdown(List<Row> rows) {
         StringBuilder b = new StringBuilder();
         b.append("| experiment | policy | trainable params | epochs | wall time (s) | train img/s | peak RSS (MiB)"
-                + " | val top-1 | best top-1 |\n");
-        b.append("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+                + " | val top-1 | val macro-F1 | best (metric) |\n");
+        b.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (Row r : rows) {
-            b.append(String.format(Locale.ROOT, "| %s | %s | %,d | %d | %.1f | %.0f%s | %.0f | %.2f%% | %.2f%% |%n",
-                    r.name(), r.policy(), r.trainableParams(), r.epochs(), r.wallSeconds(), r.imagesPerSecond(),
-                    r.featureCache() ? " (cached features)" : "", r.peakRssMiB(), 100 * r.top1(),
-                    100 * r.bestTop1()));
+            b.append(String.format(Locale.ROOT, "| %s | %s | %,d | %d | %.1f | %.0f%s | %.0f | %.2f%% | %.4f | %.4f"
+                    + " (%s) |%n", r.name(), r.policy(), r.trainableParams(), r.epochs(), r.wallSeconds(),
+                    r.imagesPerSecond(), r.featureCache() ? " (cached features)" : "", r.peakRssMiB(), 100 * r.top1(),
+                    r.macroF1(), r.bestTop1(), r.bestMetric()));
         }
         return b.toString();
     }

@@ -233,8 +233,8 @@ public final class Assembler {
             DataConfig.IdxConfig idx = d.idx();
             Path dir = loaded.resolve(idx.dir());
             List<String> names = FashionMnist.CLASS_NAMES;
-            train = idxDataset(FashionMnist.readTrain(dir), idx, names, idx.trainPerClass());
-            val = idxDataset(FashionMnist.readTest(dir), idx, names, idx.valPerClass());
+            train = idxDataset(FashionMnist.readTrain(dir), idx, names, idx.trainPerClass(), idx.trainClassLimits());
+            val = idxDataset(FashionMnist.readTest(dir), idx, names, idx.valPerClass(), null);
             description = "idx " + dir + " classes " + (idx.classes() == null ? "all" : idx.classes());
         } else {
             Path root = loaded.resolve(d.root());
@@ -330,7 +330,7 @@ public final class Assembler {
     }
 
     private static IdxImageDataset idxDataset(IdxImages images, DataConfig.IdxConfig idx, List<String> allNames,
-            Integer perClass) {
+            Integer perClass, List<Integer> classLimits) {
         IdxImageDataset.Builder b = IdxImageDataset.builder().images(images);
         if (idx.classes() != null) {
             b.classes(idx.classes().stream().mapToInt(Integer::intValue).toArray());
@@ -350,6 +350,9 @@ public final class Assembler {
         b.classNames(names);
         if (perClass != null) {
             b.limitPerClass(perClass);
+        }
+        if (classLimits != null) {
+            b.limitsPerClass(classLimits.stream().mapToInt(Integer::intValue).toArray());
         }
         return b.build();
     }
