@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """torchvision's side of the AutoAugment parity test: every op of TrivialAugmentWide and RandAugment at every
-magnitude bin and both signs, on PIL images, as torchvision 0.14 applies them (NEAREST, fill None).
+magnitude bin and both signs, on PIL images, as torchvision 0.14 applies them (NEAREST, fill None); and ColorJitter's
+hue adjustment (F.adjust_hue) at 41 factors in [-0.5, 0.5].
 
     /usr/bin/python3 scripts/reference/autoaugment_reference.py OUT_DIR
 
@@ -47,6 +48,15 @@ with open(os.path.join(out, "outputs.u8"), "wb") as f:
                         res = _apply_op(img, op, m, interpolation=InterpolationMode.NEAREST, fill=None)
                         f.write(numpy.asarray(res.convert("RGB"), dtype=numpy.uint8).tobytes())
                         cases.append([policy, op, b, sign, i, m])
+    # ColorJitter's hue (the other three adjustments are the ImageEnhance ops above): F.adjust_hue on PIL.
+    from torchvision.transforms import functional as F
+    for i, img in enumerate(images):
+        for k in range(-10, 11):
+            for m in (k / 20.0, k / 20.0 + 0.013):
+                if -0.5 <= m <= 0.5:
+                    res = F.adjust_hue(img, m)
+                    f.write(numpy.asarray(res, dtype=numpy.uint8).tobytes())
+                    cases.append(["jitter", "Hue", 0, 1, i, m])
 with open(os.path.join(out, "images.u8"), "wb") as f:
     for img in images:
         f.write(numpy.asarray(img, dtype=numpy.uint8).tobytes())

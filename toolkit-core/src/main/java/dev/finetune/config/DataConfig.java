@@ -35,6 +35,7 @@ import java.util.List;
  * @param raNumOps RandAugment's ops per image (default 2)
  * @param raMagnitude RandAugment's magnitude bin, 0-30 (default 9)
  * @param randomErase torchvision's RandomErasing probability on the normalized tensor (default 0: off)
+ * @param colorJitter torchvision's ColorJitter after the crop and flip; absent for none
  */
 public record DataConfig(
         String format,
@@ -53,7 +54,8 @@ public record DataConfig(
         String autoAugment,
         Integer raNumOps,
         Integer raMagnitude,
-        Double randomErase) {
+        Double randomErase,
+        ColorJitterConfig colorJitter) {
 
     public DataConfig {
         format = format == null ? "imagefolder" : format;
@@ -118,10 +120,47 @@ public record DataConfig(
             throw new ConfigException("data.ra_magnitude", "must be 0 to 30 (the 31 magnitude bins), found "
                     + raMagnitude);
         }
+        if (colorJitter != null && autoAugment != null) {
+            throw new ConfigException("data.color_jitter", "cannot be combined with data.auto_augment (its ops already"
+                    + " jitter brightness, colour and contrast; timm applies color jitter only without auto-augment);"
+                    + " keep one of the two");
+        }
         randomErase = randomErase == null ? 0.0 : randomErase;
         if (!(randomErase >= 0 && randomErase <= 1)) {
             throw new ConfigException("data.random_erase", "must be a probability in [0, 1], found " + randomErase);
         }
+    }
+
+    /**
+     * {@code color_jitter: {brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0}} (each 0 = off).
+     *
+     * @param brightness jitter of brightness, >= 0
+     * @param contrast jitter of contrast, >= 0
+     * @param saturation jitter of saturation, >= 0
+     * @param hue jitter of hue, 0 to 0.5
+     */
+    public record ColorJitterConfig(Double brightness, Double contrast, Double saturation, Double hue) {
+        public ColorJitterConfig {
+            brightness = brightness == null ? 0.0 : brightness;
+            contrast = contrast == null ? 0.0 : contrast;
+            saturation = saturation == null ? 0.0 : saturation;
+            hue = hue == null ? 0.0 : hue;
+            for (var e : java.util.Map.of("brightness", brightness, "contrast", contrast, "saturation", saturation)
+                    .entrySet()) {
+                if (!(e.getValue() >= 0) || Double.isInfinite(e.getValue())) {
+                    throw new ConfigException("data.color_jitter." + e.getKey(), "must be >= 0, found " + e.getValue());
+                }
+            }
+            if (!(hue >= 0 && hue <= 0.5)) {
+                throw new ConfigException("data.color_jitter.hue", "must be 0 to 0.5, found " + hue);
+            }
+        }
+    }
+
+    /** The configured ColorJitter, or null. */
+    public dev.finetune.data.ColorJitter colorJitterTransform() {
+        return colorJitter == null ? null : new dev.finetune.data.ColorJitter(colorJitter.brightness(),
+                colorJitter.contrast(), colorJitter.saturation(), colorJitter.hue());
     }
 
     /** The configured AutoAugment policy, or null. */
@@ -135,7 +174,7 @@ public record DataConfig(
 
     /** Whether training draws anything at random from the images (crop and flip, AutoAugment, erasing). */
     public boolean randomTraining() {
-        return augment || autoAugment != null || randomErase > 0;
+        return augment || autoAugment != null || randomErase > 0 || colorJitter != null;
     }
 
     /**

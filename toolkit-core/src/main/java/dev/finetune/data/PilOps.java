@@ -431,4 +431,115 @@ public final class PilOps {
         }
         return new RgbImage(in.width(), in.height(), out);
     }
+
+    /**
+     * {@code F.adjust_hue(img, factor)} on PIL: {@code convert("HSV")}, the hue byte shifted by
+     * {@code np.uint8(factor · 255)} with uint8 wrap-around, {@code convert("RGB")}; Pillow's colorsys-style
+     * conversions with their float/double mix, as its C code computes them.
+     */
+    public static RgbImage hue(RgbImage in, double factor) {
+        if (!(factor >= -0.5 && factor <= 0.5)) {
+            throw new IllegalArgumentException("hue factor must be in [-0.5, 0.5], found " + factor);
+        }
+        int shift = ((int) (factor * 255)) & 0xFF; // np.uint8 of a float: truncate, then wrap
+        byte[] p = in.data();
+        byte[] out = new byte[p.length];
+        for (int i = 0; i < p.length; i += 3) {
+            int r = p[i] & 0xFF;
+            int g = p[i + 1] & 0xFF;
+            int b = p[i + 2] & 0xFF;
+            int maxc = Math.max(r, Math.max(g, b));
+            int minc = Math.min(r, Math.min(g, b));
+            int uh;
+            int us;
+            int uv = maxc;
+            if (minc == maxc) {
+                uh = 0;
+                us = 0;
+            } else {
+                float cr = (float) (maxc - minc);
+                float s = cr / (float) maxc;
+                float rc = ((float) (maxc - r)) / cr;
+                float gc = ((float) (maxc - g)) / cr;
+                float bc = ((float) (maxc - b)) / cr;
+                float h;
+                if (r == maxc) {
+                    h = bc - gc;
+                } else if (g == maxc) {
+                    h = (float) (2.0 + rc - bc);
+                } else {
+                    h = (float) (4.0 + gc - rc);
+                }
+                h = (float) ((h / 6.0 + 1.0) % 1.0); // C fmod: the sign of the dividend, positive here
+                uh = clip8((int) (h * 255.0));
+                us = clip8((int) (s * 255.0));
+            }
+            int hh = (uh + shift) & 0xFF;
+            hsvToRgb(hh, us, uv, out, i);
+        }
+        return new RgbImage(in.width(), in.height(), out);
+    }
+
+    private static int clip8(int v) {
+        return v <= 0 ? 0 : Math.min(v, 255);
+    }
+
+    /** Pillow's hsv2rgb for one pixel. */
+    private static void hsvToRgb(int h, int s, int v, byte[] out, int o) {
+        if (s == 0) {
+            out[o] = (byte) v;
+            out[o + 1] = (byte) v;
+            out[o + 2] = (byte) v;
+            return;
+        }
+        int i = (int) Math.floor((float) h * 6.0 / 255.0);
+        float f = (float) ((float) h * 6.0 / 255.0 - (float) i);
+        float fs = (float) (((float) s) / 255.0);
+        int up = clip8((int) cRound((float) v * (1.0 - fs)));
+        int uq = clip8((int) cRound((float) v * (1.0 - fs * f)));
+        int ut = clip8((int) cRound((float) v * (1.0 - fs * (1.0 - f))));
+        int r;
+        int g;
+        int b;
+        switch (i % 6) {
+            case 0 -> {
+                r = v;
+                g = ut;
+                b = up;
+            }
+            case 1 -> {
+                r = uq;
+                g = v;
+                b = up;
+            }
+            case 2 -> {
+                r = up;
+                g = v;
+                b = ut;
+            }
+            case 3 -> {
+                r = up;
+                g = uq;
+                b = v;
+            }
+            case 4 -> {
+                r = ut;
+                g = up;
+                b = v;
+            }
+            default -> {
+                r = v;
+                g = up;
+                b = uq;
+            }
+        }
+        out[o] = (byte) r;
+        out[o + 1] = (byte) g;
+        out[o + 2] = (byte) b;
+    }
+
+    /** C's {@code round}: half away from zero. */
+    private static double cRound(double v) {
+        return v < 0 ? -Math.floor(-v + 0.5) : Math.floor(v + 0.5);
+    }
 }

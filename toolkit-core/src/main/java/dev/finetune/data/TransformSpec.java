@@ -22,9 +22,11 @@ import java.util.SplittableRandom;
  * @param interpolation the filter of every resize (torchvision's default bilinear, or bicubic)
  * @param autoAugment TrivialAugmentWide or RandAugment after the crop and flip in training, or null
  * @param randomErase torchvision's {@code RandomErasing(p)} on the training tensor (value 0), 0 for off
+ * @param colorJitter torchvision's ColorJitter after the crop and flip in training, or null
  */
 public record TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip,
-        float[] mean, float[] std, Interpolation interpolation, AutoAugment autoAugment, double randomErase) {
+        float[] mean, float[] std, Interpolation interpolation, AutoAugment autoAugment, double randomErase,
+        ColorJitter colorJitter) {
 
     private static final float[] IMAGENET_MEAN = {0.485f, 0.456f, 0.406f};
     private static final float[] IMAGENET_STD = {0.229f, 0.224f, 0.225f};
@@ -49,7 +51,14 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     /** Without AutoAugment and random erasing. */
     public TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean,
             float[] std, Interpolation interpolation) {
-        this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation, null, 0);
+        this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation, null, 0, null);
+    }
+
+    /** Without ColorJitter. */
+    public TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean,
+            float[] std, Interpolation interpolation, AutoAugment autoAugment, double randomErase) {
+        this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation, autoAugment,
+                randomErase, null);
     }
 
     /** With torchvision's default bilinear interpolation. */
@@ -66,13 +75,13 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     /** The same spec with another input size; the evaluation resize keeps torchvision's 256/224 proportion. */
     public TransformSpec withImageSize(int size) {
         return new TransformSpec(size, (int) Math.round(size * 256.0 / 224.0), randomResizedCrop, horizontalFlip, mean,
-                std, interpolation, autoAugment, randomErase);
+                std, interpolation, autoAugment, randomErase, colorJitter);
     }
 
     /** The same spec with augmentation switched on or off. */
     public TransformSpec withAugmentation(boolean randomResizedCrop, boolean horizontalFlip) {
         return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation,
-                autoAugment, randomErase);
+                autoAugment, randomErase, colorJitter);
     }
 
     @Override
@@ -113,12 +122,13 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
         return new SplittableRandom(mix(mix(mix(seed) ^ epoch) ^ sampleIndex));
     }
 
-    /** Crop, flip and AutoAugment (each when on), drawing in that order from {@code random}. */
+    /** Crop, flip, ColorJitter and AutoAugment (each when on), drawing in that order from {@code random}. */
     private RgbImage trainImage(RgbImage image, SplittableRandom random) {
         RgbImage out = randomResizedCrop
                 ? new SeededRandomResizedCrop(imageSize, random, interpolation).apply(image)
                 : evalImage(image);
         out = horizontalFlip ? new SeededHorizontalFlip(random).apply(out) : out;
+        out = colorJitter == null ? out : colorJitter.apply(out, random);
         return autoAugment == null ? out : autoAugment.apply(out, random);
     }
 

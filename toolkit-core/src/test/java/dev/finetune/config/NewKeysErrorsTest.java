@@ -54,6 +54,11 @@ class NewKeysErrorsTest {
                 error(BASE + "data: {root: x, auto_augment: ta_wide, ra_magnitude: 9}\n"));
         assertEquals("data.ra_magnitude: must be 0 to 30 (the 31 magnitude bins), found 31",
                 error(BASE + "data: {root: x, auto_augment: ra, ra_magnitude: 31}\n"));
+        assertEquals("data.color_jitter: cannot be combined with data.auto_augment (its ops already jitter brightness,"
+                + " colour and contrast; timm applies color jitter only without auto-augment); keep one of the two",
+                error(BASE + "data: {root: x, auto_augment: ra, color_jitter: {brightness: 0.4}}\n"));
+        assertEquals("data.color_jitter.hue: must be 0 to 0.5, found 0.7",
+                error(BASE + "data: {root: x, color_jitter: {hue: 0.7}}\n"));
         assertEquals("data.random_erase: must be a probability in [0, 1], found 1.5",
                 error(BASE + "data: {root: x, random_erase: 1.5}\n"));
         assertTrue(error(BASE + "train: {mixup: {mixup_alfa: 0.2}}\n").startsWith(

@@ -53,6 +53,18 @@ class AutoAugmentParityTest {
             int sign = c.get(3).asInt();
             RgbImage img = images[c.get(4).asInt()];
             double m = c.get(5).asDouble();
+            if (policy.equals("jitter")) { // ColorJitter's hue: F.adjust_hue
+                byte[] want = Arrays.copyOfRange(outputs, offset, offset + 3 * img.width() * img.height());
+                offset += want.length;
+                int[] counts = byOp.computeIfAbsent("Hue (ColorJitter)", k -> new int[2]);
+                counts[0]++;
+                if (!Arrays.equals(want, PilOps.hue(img, m).toByteArray())) {
+                    counts[1]++;
+                    System.out.printf(Locale.ROOT, "autoaugment: hue %s on %dx%d differs%n", m, img.width(),
+                            img.height());
+                }
+                continue;
+            }
             AutoAugment aa = policy.equals("ta_wide") ? AutoAugment.trivialWide() : AutoAugment.rand(2, 9);
             AutoAugment.Op o = OPS.get(op);
             if (!index.get("tables").get(policy).get(op).isEmpty()) {
@@ -81,7 +93,7 @@ class AutoAugmentParityTest {
         byOp.forEach((op, n) -> System.out.printf(Locale.ROOT, "autoaugment: %-12s %4d cases, %d differ%n", op, n[0],
                 n[1]));
         assertTrue(byOp.values().stream().allMatch(n -> n[1] == 0), "ops differ from torchvision: see above");
-        assertEquals(14, byOp.size(), "all 14 ops covered");
+        assertEquals(15, byOp.size(), "all 14 ops and ColorJitter's hue covered");
     }
 
     @Test
@@ -144,6 +156,24 @@ class AutoAugmentParityTest {
             }
         }
         assertTrue(erased >= 15, "p=1 erases nearly every sample (a box needs to fit in ten tries): " + erased);
+    }
+
+    /** ColorJitter: the same draw repeats; brightness alone at a drawn factor is Pillow's blend with black. */
+    @Test
+    void colorJitterRepeatsAndIsMadeOfTheCheckedOps() {
+        RgbImage img = RgbImage.of(16, 12, randomBytes(16 * 12 * 3));
+        ColorJitter all = new ColorJitter(0.4, 0.4, 0.4, 0.1);
+        assertEquals(all.apply(img, new SplittableRandom(9)), all.apply(img, new SplittableRandom(9)));
+        assertTrue(!all.apply(img, new SplittableRandom(9)).equals(img), "jitter changes the image");
+        ColorJitter brightness = new ColorJitter(0.5, 0, 0, 0);
+        SplittableRandom r = new SplittableRandom(4);
+        RgbImage got = brightness.apply(img, r);
+        SplittableRandom replay = new SplittableRandom(4);
+        for (int i = 3; i > 0; i--) {
+            replay.nextInt(i + 1); // the order's draws
+        }
+        double factor = 0.5 + replay.nextDouble();
+        assertEquals(PilOps.brightness(img, factor), got);
     }
 
     private static byte[] randomBytes(int n) {
