@@ -65,6 +65,15 @@ class CliErrorsTest {
     }
 
     @Test
+    void reportOfAFolderThatIsNoRunSaysWhatToGive() throws Exception {
+        Path empty = Files.createDirectories(tmp.resolve("not-a-run"));
+        Cli.Result r = Cli.run("report", empty.toString());
+        assertEquals(2, r.code(), r.err());
+        assertEquals("error: " + empty.toAbsolutePath() + " is not a run folder (no config.yaml and run.json); give the"
+                + " folder `finetune train` wrote\n", r.err());
+    }
+
+    @Test
     void badValueCarriesItsYamlPath() throws Exception {
         Path cfg = Cli.config(tmp, "lr", LINEAR_PROBE, ONE_EPOCH);
         Cli.Result r = Cli.run("inspect", "-c", cfg.toString(), "--set", "optimizer.lr=-1");

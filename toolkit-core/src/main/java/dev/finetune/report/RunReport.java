@@ -15,7 +15,6 @@ import dev.finetune.engine.Engines;
 import dev.finetune.inspect.InspectReport;
 import dev.finetune.inspect.ModelInspector;
 import dev.finetune.io.AtomicFiles;
-import dev.finetune.metrics.ClassScores;
 import dev.finetune.run.Assembler;
 import dev.finetune.run.TrainingCheckpoint;
 import dev.finetune.train.FineTuner;
@@ -31,7 +30,6 @@ import java.util.ArrayList;
 import java.util.Base64;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Locale;
 import java.util.PriorityQueue;
 import javax.imageio.ImageIO;
 
@@ -197,11 +195,6 @@ public final class RunReport {
         }
     }
 
-    /** Per-class scores of a confusion matrix, with the macro and weighted averages last. */
-    static List<ClassScores> scores(long[][] confusion) {
-        return ClassScores.of(confusion);
-    }
-
     private static JsonNode readJson(Path f) {
         try {
             return JSON.readTree(f.toFile());
@@ -233,9 +226,5 @@ public final class RunReport {
         } catch (IOException e) {
             throw new FinetuneException(ErrorKind.CHECKPOINT, "cannot read " + f + ": " + e.getMessage(), e);
         }
-    }
-
-    static String pct(double v) {
-        return String.format(Locale.ROOT, "%.1f%%", 100 * v);
     }
 }

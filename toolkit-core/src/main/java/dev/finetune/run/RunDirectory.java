@@ -32,7 +32,7 @@ import java.util.stream.Stream;
 public final class RunDirectory implements AutoCloseable {
     /** What this toolkit writes at the top of a run folder, besides checkpoints/ and plots/. */
     private static final Pattern OWN_FILES = Pattern.compile(
-            "config\\.yaml|run\\.json|run-resumed-\\d+\\.json|metrics\\.(csv|jsonl)|summary\\.json|\\.lock|.*\\.tmp");
+            "config\\.yaml|run\\.json|run-resumed-\\d+\\.json|metrics\\.(csv|jsonl)|summary\\.json|report\\.html|\\.lock|.*\\.tmp");
 
     private final Path root;
     private final FileChannel lockChannel;

@@ -175,23 +175,7 @@ class TrainerTest {
         try (FineTuner ft = probe(null)) {
             assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2).batchSize(8)
                     .maxStepsPerEpoch(3).featureCache(false).ema(0.9)
-                    .listener(new TrainingListener() {
-                        @Override
-                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
-                            if (ctx.state().epochsCompleted() == 1 && batch == 1) {
-                                StopSignal.request(ErrorKind.INTERRUPTED);
-                            }
-                        }
-
-                        @Override
-                        public String onInterrupt(TrainContext ctx, TrainState resumable) {
-                            saved[0] = resumable;
-                            weights.putAll(StateDicts.export(ctx.fineTuner().model()));
-                            state.putAll(ctx.fineTuner().optimizer().exportState());
-                            state.putAll(ctx.ema().exportState()); // as CheckpointListener stores it
-                            return "saved in memory";
-                        }
-                    })
+                    .listener(stopInEpoch2(saved, weights, state))
                     .build().fit());
             StopSignal.clear();
         }
@@ -214,6 +198,33 @@ class TrainerTest {
             }
             assertTrue(worst < 1e-6, k + " differs by " + worst);
         }
+    }
+
+    /**
+     * Stops after the first batch of epoch 2 and keeps what a checkpoint keeps: the state, the weights, and the
+     * optimizer's state with the weight EMA's averages beside it (as CheckpointListener stores them).
+     */
+    private static TrainingListener stopInEpoch2(TrainState[] saved, Map<String, HostTensor> weights,
+            Map<String, HostTensor> state) {
+        return new TrainingListener() {
+            @Override
+            public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                if (ctx.state().epochsCompleted() == 1 && batch == 1) {
+                    StopSignal.request(ErrorKind.INTERRUPTED);
+                }
+            }
+
+            @Override
+            public String onInterrupt(TrainContext ctx, TrainState resumable) {
+                saved[0] = resumable;
+                weights.putAll(StateDicts.export(ctx.fineTuner().model()));
+                state.putAll(ctx.fineTuner().optimizer().exportState());
+                if (ctx.ema() != null) {
+                    state.putAll(ctx.ema().exportState());
+                }
+                return "saved in memory";
+            }
+        };
     }
 
     private static TrainingListener emaAtEnd(Map<String, HostTensor> into) {
@@ -239,22 +250,7 @@ class TrainerTest {
         try (FineTuner ft = probe(null)) {
             FinetuneException stop = assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2)
                     .batchSize(8).maxStepsPerEpoch(3).featureCache(false).mixup(mixup)
-                    .listener(new TrainingListener() {
-                        @Override
-                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
-                            if (ctx.state().epochsCompleted() == 1 && batch == 1) {
-                                StopSignal.request(ErrorKind.INTERRUPTED);
-                            }
-                        }
-
-                        @Override
-                        public String onInterrupt(TrainContext ctx, TrainState resumable) {
-                            saved[0] = resumable;
-                            weights.putAll(StateDicts.export(ctx.fineTuner().model()));
-                            optimizer.putAll(ctx.fineTuner().optimizer().exportState());
-                            return "saved in memory";
-                        }
-                    })
+                    .listener(stopInEpoch2(saved, weights, optimizer))
                     .build().fit());
             StopSignal.clear();
             assertTrue(stop.getMessage().startsWith("interrupted in epoch 2 after 1 batches; saved in memory"),
@@ -315,22 +311,7 @@ class TrainerTest {
         try (FineTuner ft = build.get()) {
             assertThrows(FinetuneException.class, () -> Trainer.builder(ft, data).epochs(2).batchSize(8)
                     .maxStepsPerEpoch(3).featureCache(false)
-                    .listener(new TrainingListener() {
-                        @Override
-                        public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
-                            if (ctx.state().epochsCompleted() == 1 && batch == 1) {
-                                StopSignal.request(ErrorKind.INTERRUPTED);
-                            }
-                        }
-
-                        @Override
-                        public String onInterrupt(TrainContext ctx, TrainState resumable) {
-                            saved[0] = resumable;
-                            weights.putAll(StateDicts.export(ctx.fineTuner().model()));
-                            optimizer.putAll(ctx.fineTuner().optimizer().exportState());
-                            return "saved in memory";
-                        }
-                    })
+                    .listener(stopInEpoch2(saved, weights, optimizer))
                     .build().fit());
             StopSignal.clear();
         }
