@@ -116,18 +116,6 @@ public final class Exporter {
         prep.put("interpolation", p.toTransformSpec().interpolation().configName() + " (Pillow, on uint8)");
         prep.put("torchvision", p.toTransformSpec().torchvisionEvalRecipe());
         prep.put("torchvision_imports", "import PIL.Image; from torchvision import transforms");
-        if (format == Format.ONNX) {
-            return OnnxExport.write(model, out, sidecarPath, onnx, prep);
-        }
-        LinkedHashMap<String, HostTensor> sd = StateDicts.export(model.model());
-        if (format == Format.PTH) {
-            PthWriter.write(out, sd);
-        } else {
-            Map<String, String> md = new LinkedHashMap<>();
-            md.put("arch", model.model().arch().configName());
-            md.put("exported_by", "finetune " + Versions.toolkit());
-            SafetensorsWriter.write(out, sd, md, dtype);
-        }
         Map<String, Object> side = new LinkedHashMap<>();
         side.put("format_version", 1);
         side.put("weights", out.getFileName().toString());
@@ -137,21 +125,39 @@ public final class Exporter {
         side.put("num_classes", model.classNames().size());
         side.put("class_names", model.classNames());
         side.put("preprocessing", prep);
+        if (format == Format.ONNX) {
+            OnnxExport.write(model, out, onnx, prep, side);
+        } else {
+            writeStateDict(model, format, out, dtype, side);
+        }
+        side.put("source", model.source().toString());
+        side.put("versions", Versions.all());
+        try {
+            byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(side);
+            AtomicFiles.write(sidecarPath, o -> o.write(json));
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+        return sidecarPath;
+    }
+
+    /** The state_dict as .pth or safetensors, and how to load it in Python into the sidecar map. */
+    private static void writeStateDict(TrainedModel model, Format format, Path out, String dtype,
+            Map<String, Object> side) {
+        LinkedHashMap<String, HostTensor> sd = StateDicts.export(model.model());
+        if (format == Format.PTH) {
+            PthWriter.write(out, sd);
+        } else {
+            Map<String, String> md = new LinkedHashMap<>();
+            md.put("arch", model.model().arch().configName());
+            md.put("exported_by", "finetune " + Versions.toolkit());
+            SafetensorsWriter.write(out, sd, md, dtype);
+        }
         String build = "m = torchvision.models." + model.model().arch().configName() + "(num_classes="
                 + model.classNames().size() + "); ";
         side.put("load_in_python", format == Format.PTH
                 ? build + "m.load_state_dict(torch.load('" + out.getFileName() + "', weights_only=True))"
                 : "from safetensors.torch import load_file; " + build + "m.load_state_dict(load_file('"
                         + out.getFileName() + "'))");
-        side.put("source", model.source().toString());
-        side.put("versions", Versions.all());
-        Path sidecar = sidecarPath;
-        try {
-            byte[] json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(side);
-            AtomicFiles.write(sidecar, o -> o.write(json));
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
-        return sidecar;
     }
 }

@@ -2,7 +2,6 @@ package dev.finetune.export;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.finetune.Versions;
 import dev.finetune.export.onnx.OnnxProto.ModelProto;
 import dev.finetune.io.AtomicFiles;
@@ -21,8 +20,12 @@ final class OnnxExport {
 
     private OnnxExport() {}
 
-    static Path write(TrainedModel model, Path out, Path sidecar, Exporter.OnnxOptions options,
-            Map<String, Object> preprocessing) {
+    /**
+     * Writes the model file and adds its ONNX entries (input and output, ONNX Runtime recipes) to the sidecar map the
+     * {@link Exporter} writes.
+     */
+    static void write(TrainedModel model, Path out, Exporter.OnnxOptions options, Map<String, Object> preprocessing,
+            Map<String, Object> side) {
         Network net = model.model();
         var p = model.preprocessing();
         int size = p.imageSize();
@@ -41,11 +44,6 @@ final class OnnxExport {
 
         String file = out.getFileName().toString();
         String batch = options.dynamicBatch() ? "N" : "1";
-        Map<String, Object> side = new LinkedHashMap<>();
-        side.put("format_version", 1);
-        side.put("weights", file);
-        side.put("format", "onnx");
-        side.put("dtype", "F32");
         Map<String, Object> onnx = new LinkedHashMap<>();
         onnx.put("opset", OnnxGraph.OPSET);
         onnx.put("ir_version", OnnxGraph.IR_VERSION);
@@ -54,10 +52,6 @@ final class OnnxExport {
         onnx.put("dynamic_batch", options.dynamicBatch());
         onnx.put("normalize_in_graph", options.normalizeInGraph());
         side.put("onnx", onnx);
-        side.put("arch", net.arch().configName());
-        side.put("num_classes", model.classNames().size());
-        side.put("class_names", model.classNames());
-        side.put("preprocessing", preprocessing);
         String recipe = options.normalizeInGraph()
                 ? "transforms.Compose([transforms.Resize(" + p.resize() + "), transforms.CenterCrop(" + size
                         + "), transforms.PILToTensor()])(PIL.Image.open(f).convert(\"RGB\")).float()"
@@ -73,15 +67,6 @@ final class OnnxExport {
                 + size + ", " + size + "});\n"
                 + "     OrtSession.Result r = s.run(Map.of(\"input\", x))) {\n"
                 + "    float[][] logits = (float[][]) r.get(0).getValue();\n}");
-        side.put("source", model.source().toString());
-        side.put("versions", Versions.all());
-        try {
-            byte[] bytes = JSON.copy().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(side);
-            AtomicFiles.write(sidecar, o -> o.write(bytes));
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException(e);
-        }
-        return sidecar;
     }
 
     private static String json(Object o) {

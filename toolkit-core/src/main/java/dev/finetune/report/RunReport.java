@@ -58,8 +58,16 @@ public final class RunReport {
     /** A confident mistake: the sample, its true and predicted classes with their probabilities, its eval crop. */
     record Mistake(int sample, String source, int label, int predicted, float pPredicted, float pTrue, String png) {}
 
-    /** Writes {@code runDir/report.html} and returns its path. */
+    /** Writes {@code runDir/report.html} and returns its path, opening the data its config names. */
     public static Path write(Path runDir) {
+        return write(runDir, null);
+    }
+
+    /**
+     * {@link #write(Path)} with the run's data already open ({@code finetune train} passes the data it trained on,
+     * so the folders or IDX files are not indexed twice); null opens it from the saved config.
+     */
+    public static Path write(Path runDir, TrainingData openData) {
         Path root = runDir.toAbsolutePath();
         if (!Files.isRegularFile(root.resolve("config.yaml")) || !Files.isRegularFile(root.resolve("run.json"))) {
             throw new FinetuneException(ErrorKind.USAGE, root + " is not a run folder (no config.yaml and run.json);"
@@ -78,7 +86,7 @@ public final class RunReport {
         JsonNode summary = Files.exists(root.resolve("summary.json")) ? readJson(root.resolve("summary.json")) : null;
         List<JsonNode> epochs = readJsonLines(root.resolve("metrics.jsonl"));
         ConfigLoader.Loaded config = ConfigLoader.load(root.resolve("config.yaml"), List.of());
-        TrainingData data = Assembler.data(config);
+        TrainingData data = openData != null ? openData : Assembler.data(config);
         TrainingCheckpoint.Loaded ckpt = TrainingCheckpoint.read(best);
         int bestEpoch = ckpt.meta().state().epochsCompleted();
         String page;

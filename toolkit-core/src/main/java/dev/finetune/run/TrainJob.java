@@ -48,7 +48,7 @@ public final class TrainJob {
             run.writeText("config.yaml", yaml(config));
             r = go(config, run, extra, null, ft, data);
         }
-        report(r.runDir());
+        report(r.runDir(), data);
         return r;
     }
 
@@ -56,9 +56,9 @@ public final class TrainJob {
      * Writes the run's {@code report.html} once training is over (its model closed). The run is complete without it,
      * so a failure here is a warning that says how to rebuild it, not a failed run.
      */
-    private static void report(Path runDir) {
+    private static void report(Path runDir, TrainingData data) {
         try {
-            dev.finetune.report.RunReport.write(runDir);
+            dev.finetune.report.RunReport.write(runDir, data);
         } catch (RuntimeException e) {
             dev.finetune.engine.Warnings.warnOnce("report:" + runDir, "warning: " + runDir.resolve(
                     dev.finetune.report.RunReport.FILE) + " not written (" + e.getMessage() + "); the run itself is"
@@ -81,7 +81,7 @@ public final class TrainJob {
                     : Assembler.fineTuner(config, Assembler.checkpoint(config), data)) {
                 r = go(config, run, extra, last, ft, data);
             }
-            report(r.runDir());
+            report(r.runDir(), data);
             return r;
         }
     }
