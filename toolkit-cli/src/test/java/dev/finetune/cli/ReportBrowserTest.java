@@ -41,7 +41,7 @@ class ReportBrowserTest {
     @BeforeAll
     static void train() throws Exception {
         Path cfg = Cli.config(tmp, "report", "{default: freeze, rules: [{train: [layer4.*, fc.*]}]}",
-                "{epochs: 3, batch_size: 32, seed: 2}");
+                "{epochs: 3, batch_size: 32, seed: 2, report: true}");
         run = tmp.resolve("run");
         Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
         assertEquals(0, r.code(), r.err() + r.out());

@@ -27,6 +27,7 @@ import java.util.List;
  * @param mixup batch-level Mixup / CutMix with mixed labels (timm's semantics); absent for none
  * @param ema an exponential moving average of the weights (timm's {@code ModelEmaV2}), validated and saved beside the
  *     model; absent for none
+ * @param report write {@code report.html} into the run folder when training ends (default true)
  */
 public record TrainConfig(
         Integer epochs,
@@ -45,7 +46,8 @@ public record TrainConfig(
         Double clipGradNorm,
         Integer accumulateSteps,
         MixupConfig mixup,
-        EmaConfig ema) {
+        EmaConfig ema,
+        Boolean report) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -59,6 +61,7 @@ public record TrainConfig(
         unfreeze = unfreeze == null ? List.of() : List.copyOf(unfreeze);
         bestMetric = bestMetric == null ? "val_top1" : bestMetric;
         featureCache = featureCache == null ? Boolean.TRUE : featureCache;
+        report = report == null ? Boolean.TRUE : report;
         foldFrozenBn = foldFrozenBn == null ? Boolean.TRUE : foldFrozenBn;
         labelSmoothing = labelSmoothing == null ? 0.0 : labelSmoothing;
         if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
@@ -118,7 +121,7 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null);
+                null, null, null);
     }
 
     /**

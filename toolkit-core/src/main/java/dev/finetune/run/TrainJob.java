@@ -48,7 +48,9 @@ public final class TrainJob {
             run.writeText("config.yaml", yaml(config));
             r = go(config, run, extra, null, ft, data);
         }
-        report(r.runDir(), data);
+        if (config.config().train().report()) {
+            report(r.runDir(), data);
+        }
         return r;
     }
 
@@ -81,7 +83,9 @@ public final class TrainJob {
                     : Assembler.fineTuner(config, Assembler.checkpoint(config), data)) {
                 r = go(config, run, extra, last, ft, data);
             }
-            report(r.runDir(), data);
+            if (config.config().train().report()) {
+                report(r.runDir(), data);
+            }
             return r;
         }
     }
