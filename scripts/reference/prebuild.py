@@ -1,0 +1,28 @@
+#!/usr/bin/python3
+"""Builds the slowest torchvision references while Maven compiles (started in the background by scripts/test.sh),
+exactly where and as the tests' TorchReference.cached would: toolkit-core/target/NAME, made by
+scripts/reference/SCRIPT [ARGS...] DIR under the same lock file (fcntl, which Java's FileLock also uses) and skipped
+when the directory's done-file exists. A test that needs a reference before it is ready waits on the lock; one that
+finds it done uses it. Failures are left to the tests, which run the script again and report its output.
+"""
+import fcntl
+import os
+import re
+import subprocess
+import sys
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+target = os.path.join(root, "toolkit-core", "target")
+os.makedirs(target, exist_ok=True)
+src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/FamilyParityTest.java")).read()
+archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
+jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
+        ("families-reference", "DONE", "families.py", [archs]),
+        ("autoaugment-reference", "DONE", "autoaugment_reference.py", [])]
+for name, done, script, args in jobs:
+    out = os.path.join(target, name)
+    with open(os.path.join(target, name + ".lock"), "a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(out, done)):
+            subprocess.run([sys.executable, os.path.join(root, "scripts", "reference", script), *args, out],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
