@@ -74,6 +74,18 @@ class CliErrorsTest {
     }
 
     @Test
+    void reportOfARunWithoutACheckpointSaysHowToResume() throws Exception {
+        Path run = Files.createDirectories(tmp.resolve("no-epoch-yet"));
+        Files.writeString(run.resolve("config.yaml"), "name: x\n");
+        Files.writeString(run.resolve("run.json"), "{}");
+        Cli.Result r = Cli.run("report", run.toString());
+        assertEquals(5, r.code(), r.err());
+        assertTrue(r.err().contains("has no checkpoint yet (checkpoints/best.safetensors); the report needs at least one"
+                + " finished epoch — resume the run with `finetune train --resume " + run.toAbsolutePath() + "`"),
+                r.err());
+    }
+
+    @Test
     void badValueCarriesItsYamlPath() throws Exception {
         Path cfg = Cli.config(tmp, "lr", LINEAR_PROBE, ONE_EPOCH);
         Cli.Result r = Cli.run("inspect", "-c", cfg.toString(), "--set", "optimizer.lr=-1");
