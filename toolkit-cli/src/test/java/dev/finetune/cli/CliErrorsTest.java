@@ -109,6 +109,29 @@ class CliErrorsTest {
     }
 
     @Test
+    void experimentCheckpointResolvesOnlyInsideASweepAndOnlyToAnEarlierConfig() throws Exception {
+        Path cfg = Cli.config(tmp, "ck", LINEAR_PROBE, ONE_EPOCH);
+        Cli.Result outside = Cli.run("inspect", "-c", cfg.toString(), "--set", "model.checkpoint=experiment:pretrain");
+        assertEquals(5, outside.code());
+        assertEquals("error: experiment:pretrain: names the best checkpoint of experiment 'pretrain' in a `finetune"
+                + " experiment` sweep, which resolves it; outside a sweep give that run's file, e.g."
+                + " runs/experiments/pretrain/checkpoints/best.safetensors\n", outside.err());
+        Path sweep = Files.createDirectories(tmp.resolve("sweep"));
+        Files.writeString(sweep.resolve("a-finetune.yaml"), Files.readString(cfg)
+                .replaceFirst("(?m)^name: .*$", "name: finetune")
+                .replaceFirst("(?m)^  checkpoint: .*$", "  checkpoint: experiment:pretrain"));
+        Files.writeString(sweep.resolve("b-pretrain.yaml"), Files.readString(cfg)
+                .replaceFirst("(?m)^name: .*$", "name: pretrain"));
+        Cli.Result order = Cli.run("experiment", sweep.toString(), "--out", tmp.resolve("out").toString());
+        assertEquals(2, order.code());
+        assertEquals("error: " + sweep.resolve("a-finetune.yaml") + ": model.checkpoint 'experiment:pretrain' names no"
+                + " experiment that runs before it in " + sweep + " (configs run in file-name order: []); name the"
+                + " config that trains it so that it sorts first\n", order.err());
+        assertFalse(Files.exists(tmp.resolve("out")), "nothing runs when a reference is wrong");
+        assertClean(order);
+    }
+
+    @Test
     void existingRunDirectoryIsNeverOverwritten() throws Exception {
         Path cfg = Cli.config(tmp, "exists", LINEAR_PROBE, ONE_EPOCH);
         Path run = tmp.resolve("run");

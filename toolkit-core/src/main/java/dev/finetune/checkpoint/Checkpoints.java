@@ -68,12 +68,24 @@ public final class Checkpoints {
      * cache); {@code null} means {@link TorchvisionWeights#fromEnvironment()}.
      */
     public static Checkpoint read(String source, TorchvisionWeights torchvision) {
+        if (source.startsWith(EXPERIMENT_SCHEME)) {
+            String name = source.substring(EXPERIMENT_SCHEME.length());
+            throw new CheckpointException(Path.of(source), "names the best checkpoint of experiment '" + name
+                    + "' in a `finetune experiment` sweep, which resolves it; outside a sweep give that run's file,"
+                    + " e.g. runs/experiments/" + name + "/checkpoints/best.safetensors");
+        }
         if (source.startsWith(TorchvisionWeights.SCHEME)) {
             TorchvisionWeights weights = torchvision != null ? torchvision : TorchvisionWeights.fromEnvironment();
             return new PthReader().read(weights.resolve(source));
         }
         return read(Path.of(source));
     }
+
+    /**
+     * {@code experiment:NAME}: the best checkpoint of the config named NAME earlier in the same
+     * {@code finetune experiment} folder (pretrain from scratch, then fine-tune from it, in one sweep).
+     */
+    public static final String EXPERIMENT_SCHEME = "experiment:";
 
     /** The reader for a format. */
     public static CheckpointReader readerFor(CheckpointFormat format) {

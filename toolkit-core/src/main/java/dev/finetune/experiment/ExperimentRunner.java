@@ -2,6 +2,7 @@ package dev.finetune.experiment;
 
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
+import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.run.RunSummary;
 import java.io.IOException;
@@ -58,8 +59,22 @@ public final class ExperimentRunner {
         if (configs.isEmpty()) {
             throw new FinetuneException(ErrorKind.USAGE, dir + ": no *.yaml experiment configs");
         }
+        // Validate all before running any; a checkpoint "experiment:NAME" must name a config that runs earlier.
+        List<String> names = new ArrayList<>();
+        java.util.Map<Path, String> upstream = new java.util.HashMap<>();
         for (Path c : configs) {
-            ConfigLoader.load(c, sets); // validate all before running any
+            var config = ConfigLoader.load(c, sets).config();
+            String source = config.model().checkpoint();
+            if (source != null && source.startsWith(Checkpoints.EXPERIMENT_SCHEME)) {
+                String from = source.substring(Checkpoints.EXPERIMENT_SCHEME.length());
+                if (!names.contains(from)) {
+                    throw new FinetuneException(ErrorKind.USAGE, c + ": model.checkpoint '" + source + "' names no "
+                            + "experiment that runs before it in " + dir + " (configs run in file-name order: "
+                            + names + "); name the config that trains it so that it sorts first");
+                }
+                upstream.put(c, from);
+            }
+            names.add(config.name());
         }
         List<Row> rows = new ArrayList<>();
         for (Path c : configs) {
@@ -72,6 +87,11 @@ public final class ExperimentRunner {
             for (String s : sets) {
                 cmd.add("--set");
                 cmd.add(s);
+            }
+            if (upstream.containsKey(c)) {
+                cmd.add("--set");
+                cmd.add("model.checkpoint=" + outRoot.resolve(upstream.get(c)).resolve("checkpoints/best.safetensors")
+                        .toAbsolutePath());
             }
             log.accept("== " + name + " (" + c + ")");
             try {

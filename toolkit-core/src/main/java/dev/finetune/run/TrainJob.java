@@ -208,7 +208,8 @@ public final class TrainJob {
         if (node instanceof com.fasterxml.jackson.databind.node.ObjectNode obj && obj.get(key) != null
                 && obj.get(key).isTextual()) {
             String v = obj.get(key).asText();
-            if (!v.equals("none") && !v.startsWith("torchvision:")) {
+            if (!v.equals("none") && !v.startsWith("torchvision:")
+                    && !v.startsWith(dev.finetune.checkpoint.Checkpoints.EXPERIMENT_SCHEME)) {
                 obj.put(key, c.resolve(v).toString());
             }
         }
