@@ -28,6 +28,8 @@ import java.util.List;
  * @param ema an exponential moving average of the weights (timm's {@code ModelEmaV2}), validated and saved beside the
  *     model; absent for none
  * @param report write {@code report.html} into the run folder when training ends (default true)
+ * @param updateBnBatches before each validation, recompute the running statistics of the BatchNorm layers that
+ *     train over this many training batches (PyTorch's {@code torch.optim.swa_utils.update_bn}); 0 (default) off
  */
 public record TrainConfig(
         Integer epochs,
@@ -47,7 +49,8 @@ public record TrainConfig(
         Integer accumulateSteps,
         MixupConfig mixup,
         EmaConfig ema,
-        Boolean report) {
+        Boolean report,
+        Integer updateBnBatches) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -74,6 +77,10 @@ public record TrainConfig(
                     + " class, found " + classWeights);
         }
         accumulateSteps = accumulateSteps == null ? 1 : accumulateSteps;
+        updateBnBatches = updateBnBatches == null ? 0 : updateBnBatches;
+        if (updateBnBatches < 0) {
+            throw new ConfigException("train.update_bn_batches", "must be >= 0 (0: off), found " + updateBnBatches);
+        }
         if (accumulateSteps < 1) {
             throw new ConfigException("train.accumulate_steps", "must be >= 1, found " + accumulateSteps);
         }
@@ -121,7 +128,7 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null);
+                null, null, null, null);
     }
 
     /**

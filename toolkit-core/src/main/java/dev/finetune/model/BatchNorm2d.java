@@ -28,6 +28,8 @@ public final class BatchNorm2d extends TorchModule {
     private final Parameter runningVar;
     private volatile BnMode mode = BnMode.TRAIN;
     private long numBatchesTracked;
+    /** torch's {@code momentum=None}: running statistics are the plain average of the batches seen since a reset. */
+    private volatile boolean cumulative;
 
     /** torch's defaults: eps 1e-5, momentum 0.1. */
     public BatchNorm2d(int channels) {
@@ -88,6 +90,24 @@ public final class BatchNorm2d extends TorchModule {
         numBatchesTracked = n;
     }
 
+    /**
+     * torch's {@code momentum=None} (on) or this layer's momentum (off): with it, each training forward moves the
+     * running statistics by {@code 1 / num_batches_tracked}, so after a {@link #resetRunningStats()} they are the plain
+     * average of the batches seen.
+     */
+    public void setCumulative(boolean on) {
+        cumulative = on;
+    }
+
+    /** torch's {@code reset_running_stats()}: mean 0, variance 1, {@code num_batches_tracked} 0. */
+    public void resetRunningStats() {
+        runningMean.getArray().set(new float[channels]);
+        float[] ones = new float[channels];
+        java.util.Arrays.fill(ones, 1f);
+        runningVar.getArray().set(ones);
+        numBatchesTracked = 0;
+    }
+
     /** Whether a forward with {@code training=true} would use batch statistics and update the running ones. */
     public boolean updatesStatistics(boolean training) {
         return training && mode == BnMode.TRAIN;
@@ -99,8 +119,12 @@ public final class BatchNorm2d extends TorchModule {
         NDArray x = inputs.singletonOrThrow();
         var device = x.getDevice();
         boolean batchStats = updatesStatistics(training);
+        float djlFactor = djlMomentum;
         if (batchStats) {
             numBatchesTracked++;
+            if (cumulative) {
+                djlFactor = 1f - 1f / numBatchesTracked; // torch: exponential_average_factor = 1 / num_batches_tracked
+            }
         }
         return BatchNorm.batchNorm(
                 x,
@@ -109,7 +133,7 @@ public final class BatchNorm2d extends TorchModule {
                 ps.getValue(weight, device, training),
                 ps.getValue(bias, device, training),
                 1,
-                djlMomentum,
+                djlFactor,
                 eps,
                 batchStats);
     }

@@ -187,13 +187,26 @@ public abstract class Network extends TorchModule {
     /**
      * Runs stages {@code [from, to)}: for ResNet {@code forwardStages(ps, x, t, 0, 5)} gives layer4's map and
      * {@code forwardStages(ps, f, t, 5, 6)} the logits from it.
+     *
+     * <p>Each stage's intermediates are freed as soon as the next stage's input exists ({@link StepScopes}), with
+     * autograd as without: what the backward needs, libtorch's autograd holds by its own references, so closing our
+     * handles frees only the tensors nothing else uses (a BN output once its ReLU has run, a residual sum), as
+     * PyTorch frees a tensor when its last Python reference goes. The result is on the input's manager.
      */
     public final NDList forwardStages(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
-        NDList x = inputs;
-        for (int s = from; s < to; s++) {
-            x = runStage(s, ps, x, training);
+        if (to - from < 2 || inputs.size() != 1) {
+            NDList x = inputs;
+            for (int s = from; s < to; s++) {
+                x = runStage(s, ps, x, training);
+            }
+            return x;
         }
-        return x;
+        List<UnaryOperator<NDArray>> steps = new ArrayList<>();
+        for (int s = from; s < to; s++) {
+            int stage = s;
+            steps.add(in -> runStage(stage, ps, new NDList(in), training).singletonOrThrow());
+        }
+        return new NDList(StepScopes.run(inputs.singletonOrThrow(), steps));
     }
 
     @Override

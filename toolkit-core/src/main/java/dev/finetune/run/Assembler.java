@@ -303,6 +303,7 @@ public final class Assembler {
                 .mixup(tc.mixup() == null ? null : new dev.finetune.train.Mixup(tc.mixup().mixupAlpha(),
                         tc.mixup().cutmixAlpha(), tc.mixup().prob(), tc.mixup().switchProb()))
                 .accumulateSteps(tc.accumulateSteps())
+                .updateBnBatches(tc.updateBnBatches())
                 .schedule(schedule(tc.schedule()));
     }
 

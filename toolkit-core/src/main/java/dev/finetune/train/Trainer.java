@@ -39,6 +39,7 @@ public final class Trainer {
     private final FineTuner ft;
     private final TrainingData data;
     private final Settings settings;
+    private final int updateBnBatches;
     private final List<TrainingListener> listeners;
     private final TrainState resumeState;
     private final Map<String, HostTensor> resumeOptimizer;
@@ -80,6 +81,7 @@ public final class Trainer {
         this.data = Objects.requireNonNull(b.data, "data");
         this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
                 b.accumulateSteps, b.mixup, b.emaDecay);
+        this.updateBnBatches = b.updateBnBatches;
         this.listeners = List.copyOf(b.listeners);
         this.resumeState = b.resumeState;
         this.resumeOptimizer = b.resumeOptimizer;
@@ -182,6 +184,9 @@ public final class Trainer {
                         : loaderEpoch(ctx, epoch, schedule, state);
                 state = er.state;
                 ctx.setState(state);
+                if (updateBnBatches > 0) {
+                    recalibrateBn(cache, epoch);
+                }
                 EpochMetrics val = validate(valCache);
                 final FeatureCache vc = valCache;
                 EpochMetrics emaVal = ctx.ema() == null || val == null ? null
@@ -216,6 +221,39 @@ public final class Trainer {
             close(valCache);
         }
         return ctx.state();
+    }
+
+    /**
+     * {@link BnRecalibration} over the first {@code updateBnBatches} batches of this epoch's training order: the
+     * cached features when the frozen prefix is cached (its BatchNorm layers keep their statistics), else the loader's
+     * images, transformed as in training; dropout drawn from a seed of (run seed, epoch), so a resumed run
+     * recomputes the same statistics.
+     */
+    private void recalibrateBn(FeatureCache cache, int epoch) {
+        ft.manager().getEngine().setRandomSeed(stepSeed(settings.seed(), -epoch));
+        int[][] plan = BatchLoader.plan(data.train().size(), data.trainOptions(settings.batchSize(), settings.seed()),
+                epoch - 1);
+        try (BnRecalibration r = BnRecalibration.start(ft.model())) {
+            if (cache != null) {
+                for (int b = 0; b < Math.min(plan.length, updateBnBatches); b++) {
+                    try (NDManager bm = ft.manager().newSubManager()) {
+                        NDArray[] xy = cache.batch(plan[b], bm);
+                        if (xy != null) {
+                            r.forward(ft, xy[0], cache.stage());
+                        }
+                    }
+                }
+                return;
+            }
+            try (BatchLoader loader = data.trainLoader(ft.manager(), settings.batchSize(), settings.seed(),
+                    epoch - 1)) {
+                for (int b = 0; b < updateBnBatches && loader.hasNext(); b++) {
+                    try (LoadedBatch batch = loader.next()) {
+                        r.forward(ft, batch.images(), 0);
+                    }
+                }
+            }
+        }
     }
 
     private EpochMetrics validate(FeatureCache valCache) {
@@ -457,6 +495,7 @@ public final class Trainer {
         private int accumulateSteps = 1;
         private Mixup mixup;
         private Double emaDecay;
+        private int updateBnBatches;
         private boolean featureCache = true;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
         private final List<TrainingListener> listeners = new ArrayList<>();
@@ -515,6 +554,19 @@ public final class Trainer {
          */
         public Builder ema(Double decay) {
             this.emaDecay = decay;
+            return this;
+        }
+
+        /**
+         * Before each validation, the running statistics of every BatchNorm layer that trains are recomputed as the
+         * plain average over the first {@code batches} batches of the epoch's training order (PyTorch's
+         * {@code torch.optim.swa_utils.update_bn}; {@link BnRecalibration}); 0 (default) off.
+         */
+        public Builder updateBnBatches(int batches) {
+            if (batches < 0) {
+                throw new IllegalArgumentException("update_bn batches must be >= 0, found " + batches);
+            }
+            this.updateBnBatches = batches;
             return this;
         }
 

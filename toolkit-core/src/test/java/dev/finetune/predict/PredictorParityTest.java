@@ -64,11 +64,12 @@ class PredictorParityTest {
      * Other families, from a seeded torchvision state_dict saved under the file name torchvision publishes its weights
      * as, opened with no {@code --arch}: the architecture is recognized from the keys, the eval transform is the one
      * published with those weights (bicubic 256/224 for EfficientNet-B0, whose transform differs most from ResNet's),
-     * and the probabilities and top 5 are torchvision's. convnext_tiny (236/224, 1.1e-8), mobilenet_v3_small and
-     * densenet121 (within 1.2e-7) passed the same way when this was written and are left out for time.
+     * and the probabilities and top 5 are torchvision's. The test script runs EfficientNet-B0; with
+     * {@code -Dfinetune.test.exhaustive=true} ({@code .ci/run}) every architecture of
+     * {@link dev.finetune.model.FamilyParityTest} runs.
      */
     @org.junit.jupiter.params.ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"efficientnet_b0"})
+    @org.junit.jupiter.params.provider.MethodSource("familyArchitectures")
     void otherFamiliesRecognizedAndPredictedAsTorchvision(String arch) throws Exception {
         var entry = dev.finetune.checkpoint.TorchvisionWeights.entry(arch).orElseThrow();
         Path file = tmp.resolve(entry.file());
@@ -103,6 +104,11 @@ class PredictorParityTest {
                     entry.file(), worstOfAll);
             assertTrue(worstOfAll < 1e-4, arch + ": probabilities differ from torchvision's by " + worstOfAll);
         }
+    }
+
+    static List<String> familyArchitectures() {
+        return Boolean.getBoolean("finetune.test.exhaustive")
+                ? List.of(dev.finetune.model.FamilyParityTest.ARCHS.split(",")) : List.of("efficientnet_b0");
     }
 
     /** {@code --tta flip} and {@code --tta five-crop}: the mean of the views' probabilities equals torchvision's. */
