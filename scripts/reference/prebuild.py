@@ -18,7 +18,9 @@ src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/Fam
 archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
 jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
         ("families-reference", "DONE", "families.py", [archs]),
-        ("autoaugment-reference", "DONE", "autoaugment_reference.py", [])]
+        ("autoaugment-reference", "DONE", "autoaugment_reference.py", []),
+        ("update-bn-reference", "DONE", "update_bn_reference.py",
+         [os.path.join(target, "families-reference"), "mobilenet_v3_small"])]
 for name, done, script, args in jobs:
     out = os.path.join(target, name)
     with open(os.path.join(target, name + ".lock"), "a") as lock:
