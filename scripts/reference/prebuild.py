@@ -16,11 +16,14 @@ target = os.path.join(root, "toolkit-core", "target")
 os.makedirs(target, exist_ok=True)
 src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/FamilyParityTest.java")).read()
 archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
+src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/train/FamilyTrainingParityTest.java")).read()
+step_archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
 jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
         ("families-reference", "DONE", "families.py", [archs]),
         ("autoaugment-reference", "DONE", "autoaugment_reference.py", []),
         ("update-bn-reference", "DONE", "update_bn_reference.py",
-         [os.path.join(target, "families-reference"), "mobilenet_v3_small"])]
+         [os.path.join(target, "families-reference"), "mobilenet_v3_small"]),
+        ("family-steps", "DONE", "family_steps.py", ["steps", os.path.join(target, "families-reference"), step_archs])]
 for name, done, script, args in jobs:
     out = os.path.join(target, name)
     with open(os.path.join(target, name + ".lock"), "a") as lock:

@@ -23,12 +23,12 @@ import org.junit.jupiter.params.provider.ValueSource;
  * parameters'): every activation and gradient of a step dies with the step. A DJL result belongs to its left operand's
  * manager, so one {@code parameter.mul(activation)} in a block keeps an activation of every step resident until the
  * model closes (ConvNeXt's layer scale did: 150 MB a step at batch 64, 22 GiB peak RSS in a 4-epoch run). One
- * architecture per block kind, tiny inputs.
+ * architecture per kind of block (efficientnet_b0 and regnet_y_400mf, whose SE and inverted-residual blocks
+ * mobilenet_v3_small runs, passed when this was written and are left out for time), tiny inputs.
  */
 class ResidentArraysTest {
     @ParameterizedTest
-    @ValueSource(strings = {"resnet18", "mobilenet_v3_small", "efficientnet_b0", "convnext_tiny", "regnet_y_400mf",
-        "densenet121"})
+    @ValueSource(strings = {"resnet18", "mobilenet_v3_small", "convnext_tiny", "densenet121"})
     void stepsAndInferenceLeaveNoArrayInLongLivedManagers(String name) throws Exception {
         try (FineTuner ft = FineTuner.builder().arch(Architectures.parse(name)).headClasses(3).seed(0)
                 .policy(new FreezePolicy(true, -1, List.of(), BnPolicy.AUTO))
