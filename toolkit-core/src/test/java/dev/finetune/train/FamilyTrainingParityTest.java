@@ -50,21 +50,27 @@ class FamilyTrainingParityTest {
      * convs, trained here by MobileNet's depthwise ones) passed both policies when this was written and is left out for
      * time, as are mobilenet_v2 (the inverted residual of mobilenet_v3_small without SE) and efficientnet_v2_s (fused
      * blocks of the same layers as efficientnet_b0), which passed too; the ResNet family's training is checked by
-     * TrajectoryParityTest.
+     * TrajectoryParityTest. {@code .ci/run} runs all 15 ({@code -Dfinetune.test.exhaustive=true}).
      */
     private static final String ARCHS = "mobilenet_v3_small,efficientnet_b0,convnext_tiny,regnet_y_400mf,densenet121";
 
 
+    /** With {@code -Dfinetune.test.exhaustive=true} ({@code .ci/run}): all 15 architectures, not one per code path. */
+    private static final boolean EXHAUSTIVE = Boolean.getBoolean("finetune.test.exhaustive");
+
     static Path steps() throws IOException, InterruptedException {
         Path ref = dev.finetune.model.FamilyParityTest.reference();
-        return TorchReference.cached("family-steps", "DONE", "family_steps.py", "steps", ref.toString(), ARCHS);
+        return EXHAUSTIVE
+                ? TorchReference.cached("family-steps-all", "DONE", "family_steps.py", "steps", ref.toString(),
+                        dev.finetune.model.FamilyParityTest.ARCHS)
+                : TorchReference.cached("family-steps", "DONE", "family_steps.py", "steps", ref.toString(), ARCHS);
     }
 
     @Test
     void threeSgdStepsMatchPyTorchForEveryFamily() throws Exception {
         Path dir = steps();
         List<String> failures = new ArrayList<>();
-        for (String name : ARCHS.split(",")) {
+        for (String name : (EXHAUSTIVE ? dev.finetune.model.FamilyParityTest.ARCHS : ARCHS).split(",")) {
             for (String policy : List.of("probe", "full")) {
                 checkSteps(dir, name, policy, failures);
             }
