@@ -24,8 +24,9 @@ public final class Act extends TorchModule {
                 // relu6(x) = min(max(x, 0), 6): torch's hardtanh(0, 6), a clamp.
                 case RELU6 -> x.clip(0, 6);
                 // hardswish(x) = x * relu6(x + 3) / 6, hardsigmoid(x) = relu6(x + 3) / 6 (torch.nn.functional).
-                case HARDSWISH -> x.mul(x.add(3).clip(0, 6)).div(6);
-                case HARDSIGMOID -> x.add(3).clip(0, 6).div(6);
+                // Scalar operands libtorch owns: autograd saves the divisor (Scalars explains why not div(6)).
+                case HARDSWISH -> x.mul(x.add(Scalars.of(x, 3)).clip(0, 6)).div(Scalars.of(x, 6));
+                case HARDSIGMOID -> x.add(Scalars.of(x, 3)).clip(0, 6).div(Scalars.of(x, 6));
                 case SILU -> x.mul(Activation.sigmoid(x));
                 case SIGMOID -> Activation.sigmoid(x);
                 // nn.GELU(): the exact erf form (libtorch's gelu, approximate="none").

@@ -188,13 +188,14 @@ public abstract class Network extends TorchModule {
      * Runs stages {@code [from, to)}: for ResNet {@code forwardStages(ps, x, t, 0, 5)} gives layer4's map and
      * {@code forwardStages(ps, f, t, 5, 6)} the logits from it.
      *
-     * <p>Each stage's intermediates are freed as soon as the next stage's input exists ({@link StepScopes}), with
-     * autograd as without: what the backward needs, libtorch's autograd holds by its own references, so closing our
-     * handles frees only the tensors nothing else uses (a BN output once its ReLU has run, a residual sum), as
-     * PyTorch frees a tensor when its last Python reference goes. The result is on the input's manager.
+     * <p>With no autograd recording, each stage's intermediates are freed as soon as the next stage's input exists
+     * ({@link StepScopes}); the result is on the input's manager. Not while autograd records: DJL makes a scalar
+     * operand ({@code x.div(6)} in hard-swish) a tensor over a Java buffer without copying, autograd saves it for the
+     * backward, and freeing it with its stage left the backward reading reused memory (MobileNetV3's loss went NaN
+     * when another thread allocated; ScopedTrainingTest).
      */
     public final NDList forwardStages(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
-        if (to - from < 2 || inputs.size() != 1) {
+        if (to - from < 2 || inputs.size() != 1 || dev.finetune.engine.Engines.isGradEnabled()) {
             NDList x = inputs;
             for (int s = from; s < to; s++) {
                 x = runStage(s, ps, x, training);

@@ -12,9 +12,8 @@ import java.util.function.UnaryOperator;
  * keeps every intermediate activation alive until the batch is closed — for ResNet-18 at 32×224 about 1.2 GB that
  * PyTorch, which frees each tensor when its last reference goes, never holds at once. Here each step runs on a view of
  * its input attached to a fresh sub-manager; the step's output moves to the next sub-manager and the old one, with
- * everything the step allocated, is closed. Valid with autograd too: closing a handle drops our reference to a
- * libtorch tensor, and the tensors a backward needs are referenced by the graph itself (ScopedTrainingTest checks
- * that gradients are bit-for-bit those of an unscoped forward).
+ * everything the step allocated, is closed. Only valid without autograd: a DJL scalar operand is a tensor over a
+ * Java buffer (no copy), and a graph that saved it would read freed memory in the backward.
  */
 public final class StepScopes {
     private StepScopes() {}

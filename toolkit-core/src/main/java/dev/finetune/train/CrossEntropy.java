@@ -76,6 +76,8 @@ public final class CrossEntropy {
         }
         NDArray smooth = (w == null ? logp : logp.mul(w.reshape(1, -1))).sum(new int[] {1}).neg().sum()
                 .div(denominator);
-        return nll.mul((float) (1 - labelSmoothing)).add(smooth.mul((float) (labelSmoothing / classes)));
+        // Scalar factors libtorch owns: autograd keeps them for the backward (see Scalars).
+        return nll.mul(dev.finetune.model.Scalars.of(nll, (float) (1 - labelSmoothing)))
+                .add(smooth.mul(dev.finetune.model.Scalars.of(smooth, (float) (labelSmoothing / classes))));
     }
 }

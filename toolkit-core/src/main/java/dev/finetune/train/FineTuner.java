@@ -280,7 +280,8 @@ public final class FineTuner implements AutoCloseable {
                             "loss is " + value + "; lower optimizer.lr (now " + optimizerSettings.lr()
                                     + "), check the input normalization, or add warm-up");
                 }
-                gc.backward(lossScale == 1.0 ? lossValue : lossValue.mul((float) lossScale));
+                gc.backward(lossScale == 1.0 ? lossValue
+                        : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
             }
         }
         return value;
