@@ -192,7 +192,7 @@ public abstract class Network extends TorchModule {
      * ({@link StepScopes}); the result is on the input's manager. Not while autograd records: DJL makes a scalar
      * operand ({@code x.div(6)} in hard-swish) a tensor over a Java buffer without copying, autograd saves it for the
      * backward, and freeing it with its stage left the backward reading reused memory (MobileNetV3's loss went NaN
-     * when another thread allocated; ScopedTrainingTest).
+     * when another thread allocated; AllocationNoiseTest).
      */
     public final NDList forwardStages(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
         if (to - from < 2 || inputs.size() != 1 || dev.finetune.engine.Engines.isGradEnabled()) {
