@@ -195,7 +195,7 @@ public abstract class Network extends TorchModule {
      * when another thread allocated; AllocationNoiseTest).
      */
     public final NDList forwardStages(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
-        if (to - from < 2 || inputs.size() != 1 || dev.finetune.engine.Engines.isGradEnabled()) {
+        if (to - from < 2 || inputs.size() != 1 || Engines.isGradEnabled()) {
             NDList x = inputs;
             for (int s = from; s < to; s++) {
                 x = runStage(s, ps, x, training);
@@ -222,13 +222,8 @@ public abstract class Network extends TorchModule {
      * manager. Same ops, same values as {@code forward(ps, x, false)}, at a fraction of the peak memory.
      */
     public final NDArray inferLogits(ParameterStore ps, NDArray x) {
-        List<UnaryOperator<NDArray>> steps = new ArrayList<>();
-        for (int s = 0; s < stageNames().size(); s++) {
-            int stage = s;
-            steps.add(in -> runStage(stage, ps, new NDList(in), false).singletonOrThrow());
-        }
         try (Engines.NoGrad g = Engines.noGrad()) {
-            return StepScopes.run(x, steps);
+            return forwardStages(ps, new NDList(x), false, 0, stageNames().size()).singletonOrThrow();
         }
     }
 
