@@ -44,6 +44,17 @@ public final class Engines {
         return new NoGrad(before);
     }
 
+    /**
+     * Turns autograd recording on for the calling thread until closed (ops on tensors that require no gradient still
+     * record nothing); tests use it to run the plain eager path, which frees nothing early.
+     */
+    public static NoGrad gradEnabled() {
+        pytorch();
+        boolean before = JniUtils.isGradMode();
+        JniUtils.setGradMode(true);
+        return new NoGrad(before);
+    }
+
     /** Whether autograd records on the calling thread. */
     public static boolean isGradEnabled() {
         pytorch();

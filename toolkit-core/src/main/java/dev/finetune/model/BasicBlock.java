@@ -38,16 +38,22 @@ public final class BasicBlock extends TorchModule implements ResidualBlock {
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+        // StepScopes.release frees each intermediate once its one consumer has run (inference only; a no-op else).
         NDArray identity = inputs.singletonOrThrow();
         NDList out = conv1.forward(ps, inputs, training);
-        out = bn1.forward(ps, out, training);
-        out = new NDList(Activation.relu(out.singletonOrThrow()));
-        out = conv2.forward(ps, out, training);
-        out = bn2.forward(ps, out, training);
+        out = StepScopes.release(out, bn1.forward(ps, out, training));
+        out = StepScopes.release(out, new NDList(Activation.relu(out.singletonOrThrow())));
+        out = StepScopes.release(out, conv2.forward(ps, out, training));
+        out = StepScopes.release(out, bn2.forward(ps, out, training));
         if (downsample != null) {
             identity = downsample.forward(ps, inputs, training).singletonOrThrow();
         }
-        return new NDList(Activation.relu(out.singletonOrThrow().add(identity)));
+        NDArray sum = out.singletonOrThrow().add(identity);
+        StepScopes.free(out);
+        if (downsample != null) {
+            StepScopes.free(identity);
+        }
+        return new NDList(StepScopes.release(sum, Activation.relu(sum)));
     }
 
     @Override

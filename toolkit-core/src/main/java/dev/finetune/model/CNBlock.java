@@ -44,9 +44,13 @@ public final class CNBlock extends TorchModule {
         // The activation on the left: a DJL result belongs to its left operand's manager, and the layer scale's is
         // the model's, which lives as long as the model (an activation of every step stayed resident: 150 MB a step
         // at batch 64, 32x32).
-        NDArray y = block.forward(ps, inputs, training).singletonOrThrow()
-                .mul(ps.getValue(layerScale, x.getDevice(), training));
-        return new NDList(stochasticDepth.apply(y, this, training).add(x));
+        NDArray b = block.forward(ps, inputs, training).singletonOrThrow();
+        NDArray y = StepScopes.release(b, b.mul(ps.getValue(layerScale, x.getDevice(), training)));
+        // Inference frees each intermediate once consumed (StepScopes; a no-op in training).
+        NDArray d = StepScopes.release(y, stochasticDepth.apply(y, this, training));
+        NDArray out = d.add(x);
+        StepScopes.free(d);
+        return new NDList(out);
     }
 
     @Override

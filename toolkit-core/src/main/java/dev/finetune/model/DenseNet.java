@@ -127,8 +127,15 @@ public final class DenseNet extends Network {
             for (Block layer : children.values()) {
                 NDArray in = features.size() == 1 ? features.get(0) : NDArrays.concat(new NDList(features), 1);
                 features.add(layer.forward(ps, new NDList(in), training).singletonOrThrow());
+                if (features.size() > 2) {
+                    StepScopes.free(in); // a concatenation made for this layer alone (inference only)
+                }
             }
-            return new NDList(NDArrays.concat(new NDList(features), 1));
+            NDArray out = NDArrays.concat(new NDList(features), 1);
+            for (int i = 1; i < features.size(); i++) {
+                StepScopes.free(features.get(i)); // each layer's output, now copied into the block's output
+            }
+            return new NDList(out);
         }
 
         @Override
@@ -181,10 +188,13 @@ public final class DenseNet extends Network {
         @Override
         protected NDList forwardInternal(
                 ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
+            // StepScopes.release frees each intermediate once its one consumer has run (inference only).
             NDList y = norm1.forward(ps, inputs, training);
-            y = conv1.forward(ps, new NDList(Activation.relu(y.singletonOrThrow())), training);
-            y = norm2.forward(ps, y, training);
-            return conv2.forward(ps, new NDList(Activation.relu(y.singletonOrThrow())), training);
+            y = StepScopes.release(y, new NDList(Activation.relu(y.singletonOrThrow())));
+            y = StepScopes.release(y, conv1.forward(ps, y, training));
+            y = StepScopes.release(y, norm2.forward(ps, y, training));
+            y = StepScopes.release(y, new NDList(Activation.relu(y.singletonOrThrow())));
+            return StepScopes.release(y, conv2.forward(ps, y, training));
         }
 
         @Override

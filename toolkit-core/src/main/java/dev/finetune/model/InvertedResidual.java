@@ -44,7 +44,11 @@ public final class InvertedResidual extends TorchModule {
         if (!residual) {
             return new NDList(y);
         }
-        return new NDList(stochasticDepth.apply(y, this, training).add(inputs.singletonOrThrow()));
+        // Inference frees the body's output and the dropped-path copy once added (StepScopes; a no-op in training).
+        NDArray d = StepScopes.release(y, stochasticDepth.apply(y, this, training));
+        NDArray out = d.add(inputs.singletonOrThrow());
+        StepScopes.free(d);
+        return new NDList(out);
     }
 
     @Override

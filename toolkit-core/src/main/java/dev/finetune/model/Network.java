@@ -195,7 +195,7 @@ public abstract class Network extends TorchModule {
      * when another thread allocated; AllocationNoiseTest).
      */
     public final NDList forwardStages(ParameterStore ps, NDList inputs, boolean training, int from, int to) {
-        if (to - from < 2 || inputs.size() != 1 || Engines.isGradEnabled()) {
+        if (to - from < 1 || inputs.size() != 1 || Engines.isGradEnabled()) {
             NDList x = inputs;
             for (int s = from; s < to; s++) {
                 x = runStage(s, ps, x, training);

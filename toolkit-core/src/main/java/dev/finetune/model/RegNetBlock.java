@@ -41,7 +41,13 @@ public final class RegNetBlock extends TorchModule {
         NDArray y = f.forward(ps, inputs, training).singletonOrThrow();
         NDArray shortcut = proj == null ? inputs.singletonOrThrow() : proj.forward(ps, inputs, training)
                 .singletonOrThrow();
-        return new NDList(Activation.relu(shortcut.add(y)));
+        NDArray sum = shortcut.add(y);
+        // Inference frees each intermediate once consumed (StepScopes; a no-op in training).
+        StepScopes.free(y);
+        if (proj != null) {
+            StepScopes.free(shortcut);
+        }
+        return new NDList(StepScopes.release(sum, Activation.relu(sum)));
     }
 
     @Override

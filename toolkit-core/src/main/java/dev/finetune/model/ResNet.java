@@ -81,9 +81,11 @@ public final class ResNet extends Network {
     protected NDList runStage(int stage, ParameterStore ps, NDList x, boolean training) {
         switch (stage) {
             case 0: {
-                NDList y = bn1.forward(ps, conv1.forward(ps, x, training), training);
-                NDArray r = Activation.relu(y.singletonOrThrow());
-                return new NDList(Pool.maxPool2d(r, new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false));
+                NDList c = conv1.forward(ps, x, training);
+                NDList y = StepScopes.release(c, bn1.forward(ps, c, training));
+                NDArray r = StepScopes.release(y.singletonOrThrow(), Activation.relu(y.singletonOrThrow()));
+                return new NDList(StepScopes.release(r,
+                        Pool.maxPool2d(r, new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false)));
             }
             case 1:
             case 2:

@@ -82,12 +82,15 @@ public final class Sequential extends TorchModule {
         Map<Integer, FoldedConvBn> folds = FoldScope.pairsOf(this); // one lookup per call, not per child
         for (int i = from; i < to; i++) {
             FoldedConvBn folded = folds != null && i + 1 < to ? folds.get(i) : null;
+            NDList y;
             if (folded != null) {
-                x = new NDList(folded.forward(x.singletonOrThrow()));
+                y = new NDList(folded.forward(x.singletonOrThrow()));
                 i++;
             } else {
-                x = children.valueAt(i).forward(ps, x, training);
+                y = children.valueAt(i).forward(ps, x, training);
             }
+            // An intermediate has one consumer, the next child; the caller's input is the caller's to free.
+            x = x == inputs ? y : StepScopes.release(x, y); // x is inputs only before the first child
         }
         return x;
     }

@@ -65,6 +65,11 @@ public final class FineTuner implements AutoCloseable {
     private FreezePlan plan;
     private GroupedOptimizer optimizer;
     private FrozenPrefix folded;
+    /**
+     * Stages {@code [0, noGradStages)} hold no trainable parameter: a training step runs them with no autograd, so
+     * their intermediates are freed stage by stage instead of living until the step ends.
+     */
+    private int noGradStages;
     /** Reports of folded prefixes replaced by a re-plan (gradual unfreezing), oldest first. */
     private final List<FastPathReport> pastReports = new ArrayList<>();
     /** Optimizer groups added by gradual unfreezing, oldest first. */
@@ -118,6 +123,10 @@ public final class FineTuner implements AutoCloseable {
     public FreezePlan applyPolicy(FreezePolicy policy) {
         plan = FreezePlan.applyTo(model, policy);
         planVersion++;
+        noGradStages = model.stageNames().size() - 1;
+        for (String name : plan.trainableNames()) {
+            noGradStages = Math.min(noGradStages, model.stageIndexOf(name));
+        }
         refold();
         GroupedOptimizer old = optimizer;
         optimizer = GroupedOptimizer.build(optimizerSettings, model.namedTensors(), plan, addedGroups, manager);
@@ -261,10 +270,14 @@ public final class FineTuner implements AutoCloseable {
             NDArray lossValue;
             int start = fromStage;
             NDArray x = inputs;
-            if (folded != null && fromStage < folded.toStage()) {
-                x = throughFrozen(inputs, fromStage, folded.toStage());
+            // Stages before the first trainable parameter need no graph (nothing upstream requires a gradient), so
+            // they run as inference does: no autograd, each stage's intermediates freed once the next has its input.
+            // Their BN layers still train where the plan says so; values and statistics are those of the eager step.
+            int frozenTo = Math.max(noGradStages, folded == null ? 0 : folded.toStage());
+            if (fromStage < frozenTo) {
+                x = throughFrozen(inputs, fromStage, frozenTo);
                 x.attach(step);
-                start = folded.toStage();
+                start = frozenTo;
             }
             try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
                 NDArray logits = model.forwardStages(parameterStore, new NDList(x), true, start,

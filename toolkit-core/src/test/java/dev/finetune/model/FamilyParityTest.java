@@ -69,8 +69,12 @@ public class FamilyParityTest {
             ParameterStore ps = new ParameterStore(m, false);
             float[] eval;
             float[] inferred;
-            try (var g = Engines.noGrad()) {
+            // The plain eager path (grad mode on: nothing scoped or freed early) and inference, which frees every
+            // intermediate once consumed (StepScopes): bit-equal.
+            try (var g = Engines.gradEnabled()) {
                 eval = net.forward(ps, new NDList(x), false).singletonOrThrow().toFloatArray();
+            }
+            try (var g = Engines.noGrad()) {
                 inferred = net.inferLogits(ps, x).toFloatArray();
             }
             float[] torchEval = TorchReference.readF32(dir.resolve(name + "_eval.f32"));

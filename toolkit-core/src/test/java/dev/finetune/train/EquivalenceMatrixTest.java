@@ -129,10 +129,11 @@ class EquivalenceMatrixTest {
             NDArray x = torch.get("input");
             Diffs d = new Diffs(weights + " " + side + "x" + side + " batch " + batch);
 
-            // Plain eager, stage by stage on its own outputs (kept for the cut tests), and stage-scoped inference.
+            // Plain eager, stage by stage on its own outputs (kept for the cut tests): run with grad mode on, so that
+            // nothing is scoped or freed early (StepScopes acts only without autograd) — the reference path.
             List<NDArray> plain = new ArrayList<>();
             NDManager keep = PLAIN_MANAGER.computeIfAbsent(weights, w -> ft.manager().newSubManager());
-            try (var g = Engines.noGrad()) {
+            try (var g = Engines.gradEnabled()) {
                 NDArray h = x;
                 for (int s = 0; s < 6; s++) {
                     h = model.forwardStages(ps, new NDList(h), false, s, s + 1).singletonOrThrow();
@@ -141,6 +142,9 @@ class EquivalenceMatrixTest {
                     kept.attach(keep);
                     plain.add(kept);
                 }
+            }
+            // Stage-scoped inference: no autograd, each stage's and each block's intermediates freed once consumed.
+            try (var g = Engines.noGrad()) {
                 NDArray scoped = ft.predictLogits(x);
                 d.check("stage-scoped logits vs torch", torch.get("logits"), scoped);
                 d.check("stage-scoped logits vs plain", plain.get(5), scoped);
