@@ -72,6 +72,26 @@ public final class StepScopes {
         return false;
     }
 
+    /**
+     * Runs {@code body} (a training forward, autograd recording) with {@link #release} and {@link #free} active, as
+     * PyTorch frees a tensor when its last Python reference drops.
+     *
+     * <p>Why this is safe where closing a whole stage's scope was not: release closes only op results, which libtorch
+     * allocated; a result autograd saved for the backward stays alive through libtorch's own reference count, and one
+     * it did not save (a BN output consumed by a ReLU, a residual sum) is freed now instead of at the step's end. A
+     * stage scope also closed tensors DJL builds over Java buffers (a scalar operand), which autograd can save and
+     * libtorch does not own (AllocationNoiseTest).
+     */
+    public static <T> T releasing(java.util.function.Supplier<T> body) {
+        int[] depth = DEPTH.get();
+        depth[0]++;
+        try {
+            return body.get();
+        } finally {
+            depth[0]--;
+        }
+    }
+
     /** Applies {@code steps} in order; the result is on {@code input}'s manager, nothing else survives. */
     public static NDArray run(NDArray input, List<UnaryOperator<NDArray>> steps) {
         NDManager parent = input.getManager();

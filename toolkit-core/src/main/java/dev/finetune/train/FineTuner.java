@@ -19,6 +19,7 @@ import dev.finetune.model.FoldedStages;
 import dev.finetune.model.FrozenPrefix;
 import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.Network;
+import dev.finetune.model.StepScopes;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
 import dev.finetune.optim.AddedGroup;
@@ -61,6 +62,7 @@ public final class FineTuner implements AutoCloseable {
     private double lastGradientNorm = Double.NaN;
     private final ParameterStore parameterStore;
     private final boolean foldFrozenPrefix;
+    private final boolean releaseIntermediates;
     private final FoldedPrefix.Layout foldLayout;
     private FreezePlan plan;
     private GroupedOptimizer optimizer;
@@ -99,6 +101,7 @@ public final class FineTuner implements AutoCloseable {
             loss = b.loss;
             clipGradNorm = b.clipGradNorm;
             foldFrozenPrefix = b.foldFrozenPrefix;
+            releaseIntermediates = b.releaseIntermediates;
             foldLayout = b.foldLayout;
             applyPolicy(b.policy);
         } catch (RuntimeException e) {
@@ -280,8 +283,12 @@ public final class FineTuner implements AutoCloseable {
                 start = frozenTo;
             }
             try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
-                NDArray logits = model.forwardStages(parameterStore, new NDList(x), true, start,
-                        model.stageNames().size()).singletonOrThrow();
+                // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing).
+                int from = start;
+                NDArray in = x;
+                java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
+                        new NDList(in), true, from, model.stageNames().size()).singletonOrThrow();
+                NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
                 lossValue = loss.evaluate(labels, logits);
                 lossValue.attach(step);
                 logits.attach(step);
@@ -398,6 +405,7 @@ public final class FineTuner implements AutoCloseable {
         private Integer seed;
         private int threads;
         private boolean foldFrozenPrefix = true;
+        private boolean releaseIntermediates = true;
         private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
 
         /** The architecture (default resnet18). */
@@ -479,6 +487,15 @@ public final class FineTuner implements AutoCloseable {
         /** libtorch intra-op threads (0: its default); only effective before the engine first starts. */
         public Builder threads(int threads) {
             this.threads = threads;
+            return this;
+        }
+
+        /**
+         * Free each intermediate of a training forward once consumed, unless autograd saved it (default true;
+         * {@link StepScopes#releasing}): the peak memory of a step, not its values. Off only to compare against.
+         */
+        public Builder releaseIntermediates(boolean release) {
+            this.releaseIntermediates = release;
             return this;
         }
 
