@@ -18,6 +18,11 @@ public enum Workload {
      * ({@link StepScopes}): what plain inference would cost if it did not keep every activation until the batch ends.
      */
     INFERENCE_SCOPED("inference-scoped", "inference, intermediates freed per unit", "inference"),
+    /**
+     * (a) what {@code predict --fold-bn} runs: every stage before the head BN-folded and channels-last behind the
+     * fast-path guard (checked against the plain network on the first batch), then the head; no autograd.
+     */
+    INFERENCE_FOLDED("inference-folded", "inference, BN-folded + channels-last behind the guard", "inference"),
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
@@ -40,7 +45,7 @@ public enum Workload {
     LOADER("loader", "data loader only (decode, crop, flip, normalize)", null);
 
     /** The workloads of our own model, in report order. */
-    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, FULL_STEP, FROZEN_STEP,
+    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, FULL_STEP, FROZEN_STEP,
             LAST_STAGE_STEP,
             FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM);
 
@@ -75,7 +80,7 @@ public enum Workload {
     public FoldedPrefix.Layout foldedLayout() {
         return switch (this) {
             case FROZEN_STEP_FOLDED -> FoldedPrefix.Layout.CONTIGUOUS;
-            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP -> FoldedPrefix.Layout.CHANNELS_LAST;
+            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP, INFERENCE_FOLDED -> FoldedPrefix.Layout.CHANNELS_LAST;
             case FROZEN_STEP_FOLDED_CL_STEM -> FoldedPrefix.Layout.CHANNELS_LAST_STEM;
             default -> null;
         };
@@ -83,13 +88,14 @@ public enum Workload {
 
     /** Whether an iteration runs a backward pass and an optimizer step. */
     public boolean trains() {
-        return this != INFERENCE && this != INFERENCE_SCOPED && this != TORCHSCRIPT_INFERENCE && this != LOADER;
+        return this != INFERENCE && this != INFERENCE_SCOPED && this != INFERENCE_FOLDED
+                && this != TORCHSCRIPT_INFERENCE && this != LOADER;
     }
 
     /** The freeze policy of a {@code FineTuner}-based workload. */
     public FreezePolicy policy() {
         return switch (this) {
-            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM ->
+            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, INFERENCE_FOLDED ->
                     FreezePolicy.linearProbe();
             case LAST_STAGE_STEP -> new FreezePolicy(
                     false, -1, List.of(FreezePolicy.Rule.train("bench.last_stage", "layer4", "fc")), BnPolicy.AUTO);

@@ -121,6 +121,17 @@ final class WorkloadRunner {
                             }
                         };
                     }
+                    case INFERENCE_FOLDED -> {
+                        // As TrainedModel.logits with folding: the guarded folded prefix, then the head, no autograd.
+                        int head = ft.model().stageNames().size() - 1;
+                        yield (xi, yi) -> {
+                            try (Engines.NoGrad g = Engines.noGrad()) {
+                                NDArray f = ft.prefixFeatures(xi, head);
+                                ft.model().forwardStages(ft.parameterStore(), new ai.djl.ndarray.NDList(f), false,
+                                        head, head + 1);
+                            }
+                        };
+                    }
                     case FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP -> (xi, yi) -> ft.trainStep(xi, yi, LR);
                     case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM ->
                             (xi, yi) -> ft.trainStep(xi, yi, LR);

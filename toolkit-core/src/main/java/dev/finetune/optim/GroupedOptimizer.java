@@ -142,30 +142,37 @@ public final class GroupedOptimizer implements AutoCloseable {
      * frozen since the optimizer was built is a hard failure: it would otherwise be decayed or moved silently.
      */
     public void step(double lr) {
-        try (Engines.NoGrad ng = Engines.noGrad();
-                NDScope scope = new NDScope()) {
-            scope.suppressNotUsedWarning();
+        try (Engines.NoGrad ng = Engines.noGrad()) {
             ng.getClass();
             for (ParamSlot slot : slots) {
-                Parameter param = slot.parameter();
-                if (!param.requiresGradient()) {
-                    throw new FinetuneException(
-                            ErrorKind.INTERNAL,
-                            "invariant broken: frozen parameter " + slot.name() + " is in the optimizer; rebuild the"
-                                    + " optimizer after changing the freeze policy");
+                // One scope per parameter: its temporaries (a parameter-sized array or two) are freed before the next
+                // parameter's, not all at the end of the step (ResNet-18's whole network: ~90 MB at once).
+                try (NDScope scope = new NDScope()) {
+                    scope.suppressNotUsedWarning();
+                    update(slot, lr);
                 }
-                NDArray p = param.getArray();
-                NDArray g = p.getGradient();
-                double plr = lr * slot.lrMult();
-                switch (settings.name()) {
-                    case "sgd" -> sgd(slot, p, g, plr);
-                    case "adam" -> adam(slot, p, g, plr, false);
-                    case "adamw" -> adam(slot, p, g, plr, true);
-                    default -> throw new IllegalStateException(settings.name());
-                }
-                JniUtils.zeroGrad((PtNDArray) p);
             }
         }
+    }
+
+    private void update(ParamSlot slot, double lr) {
+        Parameter param = slot.parameter();
+        if (!param.requiresGradient()) {
+            throw new FinetuneException(
+                    ErrorKind.INTERNAL,
+                    "invariant broken: frozen parameter " + slot.name() + " is in the optimizer; rebuild the"
+                            + " optimizer after changing the freeze policy");
+        }
+        NDArray p = param.getArray();
+        NDArray g = p.getGradient();
+        double plr = lr * slot.lrMult();
+        switch (settings.name()) {
+            case "sgd" -> sgd(slot, p, g, plr);
+            case "adam" -> adam(slot, p, g, plr, false);
+            case "adamw" -> adam(slot, p, g, plr, true);
+            default -> throw new IllegalStateException(settings.name());
+        }
+        JniUtils.zeroGrad((PtNDArray) p);
     }
 
     /**
