@@ -26,6 +26,7 @@ import picocli.CommandLine.Command;
             ReportCommand.class,
             ExperimentCommand.class,
             LrFindCommand.class,
+            AdviseCommand.class,
             BenchCommand.class,
             CommandLine.HelpCommand.class
         },

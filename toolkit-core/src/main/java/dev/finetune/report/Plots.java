@@ -181,6 +181,56 @@ public final class Plots {
     }
 
     /**
+     * The freeze-depth advisor's chart: per stage boundary, bars for the training step's time with everything up to it
+     * frozen (on images, and on cached features) against the full fine-tune's as a dashed line, and the linear probe's
+     * validation top-1 as a line on the right axis; the recommended boundary's label is marked.
+     *
+     * @throws FinetuneException {@link ErrorKind#OUTPUT} if the PNG cannot be written
+     */
+    public static void freezeAdvice(List<String> cuts, List<Double> probePercent, List<Double> stepMsImages,
+            List<Double> stepMsCached, double fullStepMs, int recommended, Path outPng) {
+        org.jfree.data.category.DefaultCategoryDataset bars = new org.jfree.data.category.DefaultCategoryDataset();
+        org.jfree.data.category.DefaultCategoryDataset line = new org.jfree.data.category.DefaultCategoryDataset();
+        for (int i = 0; i < cuts.size(); i++) {
+            String label = "through " + cuts.get(i) + (i == recommended ? " *" : "");
+            bars.addValue(stepMsImages.get(i), "step on images (ms)", label);
+            bars.addValue(stepMsCached.get(i), "step on cached features (ms)", label);
+            line.addValue(probePercent.get(i), "linear probe, val top-1 (%)", label);
+        }
+        org.jfree.chart.axis.CategoryAxis x = new org.jfree.chart.axis.CategoryAxis("frozen (* recommended)");
+        NumberAxis ms = new NumberAxis("training step (ms)");
+        org.jfree.chart.renderer.category.BarRenderer barRenderer = new org.jfree.chart.renderer.category.BarRenderer();
+        barRenderer.setBarPainter(new org.jfree.chart.renderer.category.StandardBarPainter());
+        barRenderer.setShadowVisible(false);
+        barRenderer.setSeriesPaint(0, new Color(158, 202, 225));
+        barRenderer.setSeriesPaint(1, new Color(49, 130, 189));
+        org.jfree.chart.plot.CategoryPlot plot = new org.jfree.chart.plot.CategoryPlot(bars, x, ms, barRenderer);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(new Color(220, 220, 220));
+        NumberAxis pct = new NumberAxis("linear probe, val top-1 (%)");
+        pct.setAutoRangeIncludesZero(false);
+        plot.setRangeAxis(1, pct);
+        plot.setDataset(1, line);
+        plot.mapDatasetToRangeAxis(1, 1);
+        org.jfree.chart.renderer.category.LineAndShapeRenderer lineRenderer =
+                new org.jfree.chart.renderer.category.LineAndShapeRenderer(true, true);
+        lineRenderer.setSeriesPaint(0, new Color(255, 127, 14));
+        lineRenderer.setSeriesStroke(0, new BasicStroke(2.5f));
+        plot.setRenderer(1, lineRenderer);
+        plot.setDatasetRenderingOrder(org.jfree.chart.plot.DatasetRenderingOrder.FORWARD);
+        if (Double.isFinite(fullStepMs)) {
+            plot.addRangeMarker(new org.jfree.chart.plot.ValueMarker(fullStepMs, new Color(120, 120, 120),
+                    new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[] {6f, 4f},
+                            0f)));
+        }
+        JFreeChart chart = new JFreeChart("Where to stop freezing", JFreeChart.DEFAULT_TITLE_FONT, plot, true);
+        chart.setBackgroundPaint(Color.WHITE);
+        chart.addSubtitle(subtitle(String.format(java.util.Locale.ROOT,
+                "dashed: full fine-tune step %.0f ms", fullStepMs)));
+        writePng(render(1000, 520, chart), outPng);
+    }
+
+    /**
      * Draws a confusion matrix as a heatmap. Each cell is coloured by its share of the true class's samples (the row),
      * so a small class's errors are as visible as a large one's; the count is printed in the cell when there are at
      * most {@value #MAX_CLASSES_WITH_COUNTS} classes. Rows of classes without samples are grey.
