@@ -27,6 +27,7 @@ import picocli.CommandLine.Command;
             ExperimentCommand.class,
             LrFindCommand.class,
             AdviseCommand.class,
+            FeaturesCommand.class,
             BenchCommand.class,
             CommandLine.HelpCommand.class
         },

@@ -30,6 +30,8 @@ import java.util.List;
  * @param report write {@code report.html} into the run folder when training ends (default true)
  * @param updateBnBatches before each validation, recompute the running statistics of the BatchNorm layers that
  *     train over this many training batches (PyTorch's {@code torch.optim.swa_utils.update_bn}); 0 (default) off
+ * @param featureStore a folder written by {@code finetune features}: the frozen prefix's outputs are read from it
+ *     instead of computed (relative to the config file); absent for none
  */
 public record TrainConfig(
         Integer epochs,
@@ -50,7 +52,8 @@ public record TrainConfig(
         MixupConfig mixup,
         EmaConfig ema,
         Boolean report,
-        Integer updateBnBatches) {
+        Integer updateBnBatches,
+        String featureStore) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -103,6 +106,14 @@ public record TrainConfig(
                     + (threads > MAX_THREADS ? "; this machine has " + Runtime.getRuntime().availableProcessors()
                             + " cores" : ""));
         }
+        if (featureStore != null && featureStore.isBlank()) {
+            throw new ConfigException("train.feature_store", "is empty: give the folder finetune features wrote, or"
+                    + " drop the key");
+        }
+        if (featureStore != null && !featureCache) {
+            throw new ConfigException("train.feature_store", "needs train.feature_cache: true (the store is read as"
+                    + " the feature cache); drop one of the two");
+        }
         if (maxStepsPerEpoch != null && maxStepsPerEpoch < 1) {
             throw new ConfigException("train.max_steps_per_epoch", "must be >= 1, found " + maxStepsPerEpoch);
         }
@@ -128,7 +139,7 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null);
+                null, null, null, null, null);
     }
 
     /**

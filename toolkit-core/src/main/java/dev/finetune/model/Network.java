@@ -77,11 +77,16 @@ public abstract class Network extends TorchModule {
      * image itself) — what the feature cache stores when the frozen prefix ends before {@code stage}.
      */
     public final long stageInputElements(int stage, int imageSize) {
-        Shape s = new Shape(1, 3, imageSize, imageSize);
+        return stageInputShape(stage, new Shape(1, 3, imageSize, imageSize)).size();
+    }
+
+    /** The shape of stage {@code stage}'s input for network input {@code input} (stage 0: {@code input} itself). */
+    public final Shape stageInputShape(int stage, Shape input) {
+        Shape s = input;
         for (int i = 0; i < stage; i++) {
             s = stageOutputShape(i, s);
         }
-        return s.size();
+        return s;
     }
 
     /** Allocates every parameter with torchvision's initial values (seed with {@code Engine.setRandomSeed}). */

@@ -304,6 +304,7 @@ public final class Assembler {
                         tc.mixup().cutmixAlpha(), tc.mixup().prob(), tc.mixup().switchProb()))
                 .accumulateSteps(tc.accumulateSteps())
                 .updateBnBatches(tc.updateBnBatches())
+                .featureStore(tc.featureStore() == null ? null : loaded.resolve(tc.featureStore()))
                 .schedule(schedule(tc.schedule()));
     }
 

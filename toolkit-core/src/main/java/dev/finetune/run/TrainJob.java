@@ -43,10 +43,17 @@ public final class TrainJob {
         // The data, the checkpoint and the model are built before the folder exists: a mistake leaves nothing.
         TrainingData data = Assembler.data(config);
         Result r;
-        try (FineTuner ft = Assembler.fineTuner(config, Assembler.checkpoint(config), data);
-                RunDirectory run = RunDirectory.create(runDir)) {
-            run.writeText("config.yaml", yaml(config));
-            r = go(config, run, extra, null, ft, data);
+        try (FineTuner ft = Assembler.fineTuner(config, Assembler.checkpoint(config), data)) {
+            String store = config.config().train().featureStore();
+            if (store != null && config.config().train().featureCache()) {
+                // Its key is checked now, before the folder exists; the trainer reads it on the first epoch.
+                dev.finetune.store.FeatureStore.checkKey(config.resolve(store), ft, data,
+                        Trainer.frozenPrefixForStore(ft, data));
+            }
+            try (RunDirectory run = RunDirectory.create(runDir)) {
+                run.writeText("config.yaml", yaml(config));
+                r = go(config, run, extra, null, ft, data);
+            }
         }
         if (config.config().train().report()) {
             report(r.runDir(), data);

@@ -38,6 +38,15 @@ public final class FeatureCache implements AutoCloseable {
         this.rowOf = rowOf;
     }
 
+    /**
+     * A cache over arrays built elsewhere (the on-disk feature store): {@code features} (N, …) and int64
+     * {@code labels} (N) in row order, {@code rowOf} mapping each data set index to its row or -1; owns {@code manager}.
+     */
+    public static FeatureCache of(NDManager manager, NDArray features, NDArray labels, int stage, String key,
+            int[] rowOf) {
+        return new FeatureCache(manager, features, labels, stage, key, rowOf.clone());
+    }
+
     /** The stage index at which cached features enter the network. */
     public int stage() {
         return stage;

@@ -40,6 +40,11 @@ public final class Trainer {
     private final TrainingData data;
     private final Settings settings;
     private final int updateBnBatches;
+    private final java.nio.file.Path featureStore;
+    /** Whether the store has been read (it serves the first plan; a later plan caches in memory). */
+    private boolean storeRead;
+    /** Seconds spent reading the feature store, for the run summary; 0 when none. */
+    private double storeSeconds;
     private final List<TrainingListener> listeners;
     private final TrainState resumeState;
     private final Map<String, HostTensor> resumeOptimizer;
@@ -82,6 +87,7 @@ public final class Trainer {
         this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
                 b.accumulateSteps, b.mixup, b.emaDecay);
         this.updateBnBatches = b.updateBnBatches;
+        this.featureStore = b.featureStore;
         this.listeners = List.copyOf(b.listeners);
         this.resumeState = b.resumeState;
         this.resumeOptimizer = b.resumeOptimizer;
@@ -162,6 +168,15 @@ public final class Trainer {
                     guard = FrozenGuard.capture(ft.model(), ft.plan(), ft.manager());
                     cache = close(cache);
                     valCache = close(valCache);
+                }
+                if (cache == null && settings.featureCache() && featureStore != null && !storeRead) {
+                    storeRead = true;
+                    long c0 = System.nanoTime();
+                    FeatureCache[] stored = fromStore();
+                    cache = stored[0];
+                    valCache = ctx.hasValidation() ? stored[1] : close(stored[1]);
+                    storeSeconds = (System.nanoTime() - c0) / 1e9;
+                    ctx.addCacheBuildSeconds(storeSeconds);
                 }
                 if (cache == null && settings.featureCache()) {
                     long c0 = System.nanoTime();
@@ -293,6 +308,36 @@ public final class Trainer {
 
     private int plannedBatches() {
         return (data.train().size() + settings.batchSize() - 1) / settings.batchSize();
+    }
+
+    /** The first plan's caches, read from the feature store; refused unless the prefix could be cached at all. */
+    private FeatureCache[] fromStore() {
+        if (settings.mixup() != null) {
+            throw new dev.finetune.ConfigException("train.feature_store", "cannot be used with train.mixup: the"
+                    + " frozen prefix's input changes every step; drop one of the two");
+        }
+        return dev.finetune.store.FeatureStore.load(featureStore, ft, data, frozenPrefixForStore(ft, data));
+    }
+
+    /**
+     * The stage a feature store's features enter at for {@code ft}'s plan: its first trainable stage, when the stages
+     * before it are a deterministic function of the image; refused otherwise.
+     */
+    public static int frozenPrefixForStore(FineTuner ft, TrainingData data) {
+        if (data.augment()) {
+            throw new dev.finetune.ConfigException("train.feature_store", "cannot be used with random augmentation"
+                    + " (data.augment): the frozen prefix's input changes every epoch; turn it off or drop"
+                    + " train.feature_store");
+        }
+        InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
+        int stage = ft.model().stageIndex(f.firstTrainableStage());
+        if (stage == 0 || !f.deterministicPrefix()) {
+            throw new dev.finetune.ConfigException("train.feature_store", stage == 0
+                    ? "needs a frozen prefix, but the freeze policy trains the first stage"
+                    : "needs a frozen prefix whose BatchNorm layers keep their statistics; this policy updates"
+                            + " them before " + f.firstTrainableStage());
+        }
+        return stage;
     }
 
     private FeatureCache maybeCache() {
@@ -497,6 +542,7 @@ public final class Trainer {
         private Double emaDecay;
         private int updateBnBatches;
         private boolean featureCache = true;
+        private java.nio.file.Path featureStore;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
         private final List<TrainingListener> listeners = new ArrayList<>();
         private TrainState resumeState;
@@ -567,6 +613,16 @@ public final class Trainer {
                 throw new IllegalArgumentException("update_bn batches must be >= 0, found " + batches);
             }
             this.updateBnBatches = batches;
+            return this;
+        }
+
+        /**
+         * A feature store written by {@code finetune features} ({@link dev.finetune.store.FeatureStore}): the first
+         * plan's frozen-prefix outputs are read from it instead of computed; a store whose key differs is refused.
+         * Null (default) for none.
+         */
+        public Builder featureStore(java.nio.file.Path dir) {
+            this.featureStore = dir;
             return this;
         }
 

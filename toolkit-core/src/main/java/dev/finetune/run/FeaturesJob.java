@@ -1,0 +1,66 @@
+package dev.finetune.run;
+
+import dev.finetune.ConfigException;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.config.ConfigLoader;
+import dev.finetune.inspect.InspectReport;
+import dev.finetune.inspect.ModelInspector;
+import dev.finetune.store.FeatureStore;
+import dev.finetune.train.FineTuner;
+import dev.finetune.train.TrainingData;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * {@code finetune features}: the config's frozen prefix run once over its training and validation images, written as
+ * a {@link FeatureStore} that {@code train.feature_store} reads back.
+ */
+public final class FeaturesJob {
+    private FeaturesJob() {}
+
+    /** What was written: the cut's stage name, the stage the features enter at, and each split. */
+    public record Outcome(String cut, int entersAtStage, List<FeatureStore.SplitInfo> splits, double seconds) {}
+
+    /**
+     * @param cut the stage whose output is stored ({@code layer3}); null for the config's whole frozen prefix
+     */
+    public static Outcome run(ConfigLoader.Loaded loaded, String cut, Path out) {
+        TrainingData data = Assembler.data(loaded);
+        try (FineTuner ft = Assembler.fineTuner(loaded, Assembler.checkpoint(loaded), data)) {
+            if (data.augment()) {
+                throw new ConfigException("data.augment", "is on: a stored feature would be one random view of its"
+                        + " image; set data.augment: false to store the frozen prefix's outputs");
+            }
+            InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
+            int frontier = ft.model().stageIndex(f.firstTrainableStage());
+            if (frontier == 0) {
+                throw new ConfigException("freeze", "trains the first stage: there is no frozen prefix to store");
+            }
+            if (!f.deterministicPrefix()) {
+                throw new ConfigException("freeze", "updates BatchNorm statistics before " + f.firstTrainableStage()
+                        + ": the prefix's outputs change as it trains; freeze those statistics (batchnorm: freeze)");
+            }
+            int toStage = frontier;
+            if (cut != null) {
+                List<String> names = ft.model().stageNames();
+                int k = names.indexOf(cut);
+                if (k < 0 || k >= names.size() - 1) {
+                    throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is not a stage before the"
+                            + " head; stages: " + names.subList(0, names.size() - 1));
+                }
+                if (k + 1 > frontier) {
+                    throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is past the frozen prefix,"
+                            + " which ends at " + names.get(frontier - 1) + " (" + f.firstTrainableStage()
+                            + " trains); give --cut " + names.get(frontier - 1) + " or earlier");
+                }
+                toStage = k + 1;
+            }
+            long t0 = System.nanoTime();
+            List<FeatureStore.SplitInfo> splits = FeatureStore.write(ft, data, toStage,
+                    loaded.config().train().batchSize(), out);
+            return new Outcome(ft.model().stageNames().get(toStage - 1), toStage, splits,
+                    (System.nanoTime() - t0) / 1e9);
+        }
+    }
+}
