@@ -28,39 +28,48 @@ public final class FeaturesJob {
     public static Outcome run(ConfigLoader.Loaded loaded, String cut, Path out) {
         TrainingData data = Assembler.data(loaded);
         try (FineTuner ft = Assembler.fineTuner(loaded, Assembler.checkpoint(loaded), data)) {
-            if (data.augment()) {
-                throw new ConfigException("data.augment", "is on: a stored feature would be one random view of its"
-                        + " image; set data.augment: false to store the frozen prefix's outputs");
-            }
-            InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
-            int frontier = ft.model().stageIndex(f.firstTrainableStage());
-            if (frontier == 0) {
-                throw new ConfigException("freeze", "trains the first stage: there is no frozen prefix to store");
-            }
-            if (!f.deterministicPrefix()) {
-                throw new ConfigException("freeze", "updates BatchNorm statistics before " + f.firstTrainableStage()
-                        + ": the prefix's outputs change as it trains; freeze those statistics (batchnorm: freeze)");
-            }
-            int toStage = frontier;
-            if (cut != null) {
-                List<String> names = ft.model().stageNames();
-                int k = names.indexOf(cut);
-                if (k < 0 || k >= names.size() - 1) {
-                    throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is not a stage before the"
-                            + " head; stages: " + names.subList(0, names.size() - 1));
-                }
-                if (k + 1 > frontier) {
-                    throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is past the frozen prefix,"
-                            + " which ends at " + names.get(frontier - 1) + " (" + f.firstTrainableStage()
-                            + " trains); give --cut " + names.get(frontier - 1) + " or earlier");
-                }
-                toStage = k + 1;
-            }
+            int toStage = prefixEnd(ft, data, cut);
             long t0 = System.nanoTime();
             List<FeatureStore.SplitInfo> splits = FeatureStore.write(ft, data, toStage,
                     loaded.config().train().batchSize(), out);
             return new Outcome(ft.model().stageNames().get(toStage - 1), toStage, splits,
                     (System.nanoTime() - t0) / 1e9);
         }
+    }
+
+    /**
+     * The stage the stored features enter at: after {@code cut}, or after the config's whole frozen prefix when
+     * {@code cut} is null; refused when the prefix is not a fixed function of the image.
+     */
+    public static int prefixEnd(FineTuner ft, TrainingData data, String cut) {
+        if (data.augment()) {
+            throw new ConfigException("data.augment", "is on: a stored feature would be one random view of its"
+                    + " image; set data.augment: false to store the frozen prefix's outputs");
+        }
+        InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
+        int frontier = ft.model().stageIndex(f.firstTrainableStage());
+        if (frontier == 0) {
+            throw new ConfigException("freeze", "trains the first stage: there is no frozen prefix to store");
+        }
+        if (!f.deterministicPrefix()) {
+            throw new ConfigException("freeze", "updates BatchNorm statistics before " + f.firstTrainableStage()
+                    + ": the prefix's outputs change as it trains; freeze those statistics (batchnorm: freeze)");
+        }
+        int toStage = frontier;
+        if (cut != null) {
+            List<String> names = ft.model().stageNames();
+            int k = names.indexOf(cut);
+            if (k < 0 || k >= names.size() - 1) {
+                throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is not a stage before the"
+                        + " head; stages: " + names.subList(0, names.size() - 1));
+            }
+            if (k + 1 > frontier) {
+                throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is past the frozen prefix,"
+                        + " which ends at " + names.get(frontier - 1) + " (" + f.firstTrainableStage()
+                        + " trains); give --cut " + names.get(frontier - 1) + " or earlier");
+            }
+            toStage = k + 1;
+        }
+        return toStage;
     }
 }

@@ -126,20 +126,41 @@ public final class FeatureStore {
         if (data.val() != null && data.val().size() > 0) {
             splits.add(writeSplit(ft, data, data.val(), "val", toStage, batchSize, dir));
         }
+        writeManifest(dir, ft, data, toStage, splits, ".parquet");
+        return splits;
+    }
+
+    /**
+     * Writes {@code manifest.json} for splits already in {@code dir}: {@code <split>.parquet} files
+     * ({@code suffix} ".parquet") or {@code <split>/} folders of part files ({@code suffix} "/", as Spark writes).
+     */
+    public static void writeManifest(Path dir, FineTuner ft, TrainingData data, int toStage, List<SplitInfo> splits,
+            String suffix) {
         Map<String, Object> manifest = new LinkedHashMap<>();
         manifest.put("format", "finetune-feature-store/1");
         manifest.put("toolkit", Versions.toolkit());
-        manifest.put("key", key);
+        manifest.put("key", key(ft, data, toStage));
         manifest.put("feature_shape", shapeOf(ft, data, toStage));
         manifest.put("dtype", "float32-le");
         List<Map<String, Object>> files = new ArrayList<>();
         for (SplitInfo s : splits) {
-            files.add(Map.of("split", s.split(), "file", s.split() + ".parquet", "rows", s.rows()));
+            files.add(Map.of("split", s.split(), "file", s.split() + suffix, "rows", s.rows()));
         }
         manifest.put("splits", files);
         manifest.put("class_names", data.classNames());
         AtomicFiles.write(dir.resolve(MANIFEST), out -> out.write(JSON.writeValueAsBytes(manifest)));
-        return splits;
+    }
+
+    /** The Parquet files of one split: {@code <split>.parquet}, or the sorted part files of {@code <split>/}. */
+    static List<Path> splitFiles(Path dir, String split) throws IOException {
+        Path file = dir.resolve(split + ".parquet");
+        Path folder = dir.resolve(split);
+        if (Files.isDirectory(folder)) {
+            try (var parts = Files.list(folder)) {
+                return parts.filter(p -> p.getFileName().toString().endsWith(".parquet")).sorted().toList();
+            }
+        }
+        return List.of(file);
     }
 
     private static List<Long> shapeOf(FineTuner ft, TrainingData data, int toStage) {
@@ -277,7 +298,6 @@ public final class FeatureStore {
 
     private static FeatureCache readSplit(Path dir, String split, ImageDataset dataset, long per, Shape one,
             FineTuner ft, int toStage) {
-        Path file = dir.resolve(split + ".parquet");
         int n = dataset.size();
         if ((long) n * per > Integer.MAX_VALUE) {
             throw new FinetuneException(ErrorKind.DATA, split + " features of " + dir + " exceed what one in-memory"
@@ -288,37 +308,45 @@ public final class FeatureStore {
         int[] rowOf = new int[n];
         Arrays.fill(rowOf, -1);
         int rows = 0;
-        try (ParquetReader<Group> r = new ParquetReader.Builder<Group>(new LocalInputFile(file),
-                new PlainParquetConfiguration()) {
-            @Override
-            protected ReadSupport<Group> getReadSupport() {
-                return new GroupReadSupport();
-            }
-        }.build()) {
-            Group g;
-            while ((g = r.read()) != null) {
-                int index = g.getInteger("index", 0);
-                if (index < 0 || index >= n || rowOf[index] >= 0 || rows >= n) {
-                    throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " names data set index "
-                            + index + ", outside the " + n + " images of " + split + " or repeated");
+        List<Path> files;
+        try {
+            files = splitFiles(dir, split);
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.DATA, "cannot list " + dir.resolve(split) + ": " + e.getMessage(), e);
+        }
+        for (Path file : files) {
+            try (ParquetReader<Group> r = new ParquetReader.Builder<Group>(new LocalInputFile(file),
+                    new PlainParquetConfiguration()) {
+                @Override
+                protected ReadSupport<Group> getReadSupport() {
+                    return new GroupReadSupport();
                 }
-                byte[] bytes = g.getBinary("feature", 0).getBytes();
-                if (bytes.length != per * 4) {
-                    throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " holds " + bytes.length
-                            + " feature bytes, the manifest's shape needs " + per * 4);
+            }.build()) {
+                Group g;
+                while ((g = r.read()) != null) {
+                    int index = g.getInteger("index", 0);
+                    if (index < 0 || index >= n || rowOf[index] >= 0 || rows >= n) {
+                        throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " names data set index "
+                                + index + ", outside the " + n + " images of " + split + " or repeated");
+                    }
+                    byte[] bytes = g.getBinary("feature", 0).getBytes();
+                    if (bytes.length != per * 4) {
+                        throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " holds " + bytes.length
+                                + " feature bytes, the manifest's shape needs " + per * 4);
+                    }
+                    ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
+                            .get(values, (int) (rows * per), (int) per);
+                    labels[rows] = g.getInteger("label", 0);
+                    rowOf[index] = rows;
+                    rows++;
                 }
-                ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
-                        .get(values, (int) (rows * per), (int) per);
-                labels[rows] = g.getInteger("label", 0);
-                rowOf[index] = rows;
-                rows++;
+            } catch (IOException | RuntimeException e) {
+                if (e instanceof FinetuneException fe) {
+                    throw fe;
+                }
+                throw new FinetuneException(ErrorKind.DATA, "feature store file " + file + " is unreadable: "
+                        + e.getMessage() + "; write the store again with finetune features", e);
             }
-        } catch (IOException | RuntimeException e) {
-            if (e instanceof FinetuneException fe) {
-                throw fe;
-            }
-            throw new FinetuneException(ErrorKind.DATA, "feature store file " + file + " is unreadable: "
-                    + e.getMessage() + "; write the store again with finetune features", e);
         }
         long[] dims = new long[one.dimension()];
         dims[0] = rows;
