@@ -19,14 +19,17 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
+import java.util.Queue;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 
 /**
- * What runs inside an executor JVM: the model is built once per JVM and spec (checkpoint read, prefix folded and
- * checked by the fast-path guard), then every task of that JVM reuses it. Tasks run one at a time per model (the
- * fine-tuner is not thread-safe), each with one intra-op thread: the executor's cores are Spark's to share out.
+ * What runs inside an executor JVM: models are built once per JVM (checkpoint read, prefix folded and checked by the
+ * fast-path guard) and pooled — a task takes one, or builds one when all are busy, and gives it back — so an executor
+ * with N task slots holds at most N models and every task after the first N reuses one. A model serves one task at a
+ * time (a fine-tuner is not thread-safe), with one intra-op thread: the executor's cores are Spark's to share out.
  */
 final class ExecutorModels {
     private ExecutorModels() {}
@@ -37,75 +40,136 @@ final class ExecutorModels {
     /** A fine-tuner and its data, as the driver built them. */
     private record Built(FineTuner ft, TrainingData data) {}
 
-    private static final Map<Spec, Built> MODELS = new ConcurrentHashMap<>();
-    private static final Map<String, Predictor> PREDICTORS = new ConcurrentHashMap<>();
+    private static final Map<Spec, Queue<Built>> MODELS = new ConcurrentHashMap<>();
+    private static final Map<String, Queue<Predictor>> PREDICTORS = new ConcurrentHashMap<>();
 
-    private static Built built(Spec spec) {
-        return MODELS.computeIfAbsent(spec, s -> {
-            // One intra-op thread per task: the executor's cores are Spark's tasks.
-            List<String> sets = new ArrayList<>(s.sets());
-            sets.add("train.threads=1");
-            ConfigLoader.Loaded loaded = ConfigLoader.load(Path.of(s.config()), sets);
-            TrainingData data = Assembler.data(loaded);
-            return new Built(Assembler.fineTuner(loaded, Assembler.checkpoint(loaded), data), data);
-        });
+    private static Built build(Spec s) {
+        List<String> sets = new ArrayList<>(s.sets());
+        sets.add("train.threads=1");
+        ConfigLoader.Loaded loaded = ConfigLoader.load(Path.of(s.config()), sets);
+        TrainingData data = Assembler.data(loaded);
+        Built b = new Built(Assembler.fineTuner(loaded, Assembler.checkpoint(loaded), data), data);
+        oneIntraOpThread();
+        return b;
     }
 
-    /** The frozen prefix's output for the images of {@code split} whose indices {@code ids} gives. */
+    /**
+     * One intra-op thread per task: the executor's cores are Spark's task slots. Set on the running engine too
+     * ({@code train.threads} only applies before libtorch loads): where the driver shares the JVM (local mode) it has
+     * started libtorch with every core, and N tasks x N threads would oversubscribe.
+     */
+    private static void oneIntraOpThread() {
+        if (ai.djl.pytorch.jni.JniUtils.getNumThreads() != 1) {
+            ai.djl.pytorch.jni.JniUtils.setNumThreads(1);
+        }
+    }
+
+    private static <K, V> V take(Map<K, Queue<V>> pools, K key, java.util.function.Function<K, V> make) {
+        V v = pools.computeIfAbsent(key, k -> new ConcurrentLinkedQueue<>()).poll();
+        return v != null ? v : make.apply(key);
+    }
+
+    /**
+     * The frozen prefix's output for the images of {@code split} whose indices {@code ids} gives, computed a batch at
+     * a time as Spark consumes the rows: a task holds one batch of features, not its whole partition's.
+     */
     static Iterator<Row> features(Spec spec, String split, Iterator<Integer> ids) {
-        Built b = built(spec);
-        ImageDataset all = split.equals("train") ? b.data().train() : b.data().val();
         List<Integer> chosen = new ArrayList<>();
         ids.forEachRemaining(chosen::add);
-        List<Row> out = new ArrayList<>(chosen.size());
         if (chosen.isEmpty()) {
-            return out.iterator();
+            return java.util.Collections.emptyIterator();
         }
-        List<ImageDataset.Sample> samples = all.samples();
-        Subset subset = new Subset(all.classNames(), chosen.stream().map(samples::get).toList(),
-                all.fingerprint() + ":" + chosen.hashCode());
-        synchronized (b) {
-            try (NDManager m = b.ft().manager().newSubManager();
-                    BatchLoader loader = new BatchLoader(subset, m, b.data().evalOptions(spec.batchSize())
-                            .toBuilder().numWorkers(1).prefetchBatches(2).build(), 0)) {
-                while (loader.hasNext()) {
-                    try (LoadedBatch batch = loader.next()) {
-                        NDArray f = b.ft().prefixFeatures(batch.images(), spec.toStage());
-                        f.attach(batch.manager());
-                        float[] values = f.toFloatArray();
-                        long[] labels = batch.labels().toLongArray();
-                        int[] idx = batch.sampleIndices();
-                        int per = values.length / idx.length;
-                        for (int i = 0; i < idx.length; i++) {
-                            ByteBuffer bytes = ByteBuffer.allocate(per * 4).order(ByteOrder.LITTLE_ENDIAN);
-                            bytes.asFloatBuffer().put(values, i * per, per);
-                            int index = chosen.get(idx[i]);
-                            out.add(SparkFeatures.row(all.samples().get(index).source(), (int) labels[i], split,
-                                    index, bytes.array()));
-                        }
+        return new PrefixRows(spec, split, chosen, take(MODELS, spec, ExecutorModels::build));
+    }
+
+    /** Rows of one partition, a batch at a time; gives the model back to the pool when the last row is taken. */
+    private static final class PrefixRows implements Iterator<Row> {
+        private final Spec spec;
+        private final String split;
+        private final List<Integer> chosen;
+        private final List<ImageDataset.Sample> samples;
+        private final Built built;
+        private final NDManager manager;
+        private final BatchLoader loader;
+        private final java.util.ArrayDeque<Row> ready = new java.util.ArrayDeque<>();
+        private boolean done;
+
+        PrefixRows(Spec spec, String split, List<Integer> chosen, Built built) {
+            this.spec = spec;
+            this.split = split;
+            this.chosen = chosen;
+            this.built = built;
+            ImageDataset all = split.equals("train") ? built.data().train() : built.data().val();
+            this.samples = all.samples();
+            Subset subset = new Subset(all.classNames(), chosen.stream().map(samples::get).toList(),
+                    all.fingerprint() + ":" + chosen.hashCode());
+            this.manager = built.ft().manager().newSubManager();
+            this.loader = new BatchLoader(subset, manager, built.data().evalOptions(spec.batchSize()).toBuilder()
+                    .numWorkers(1).prefetchBatches(2).build(), 0);
+        }
+
+        @Override
+        public boolean hasNext() {
+            while (ready.isEmpty() && !done) {
+                if (!loader.hasNext()) {
+                    done = true;
+                    loader.close();
+                    manager.close();
+                    MODELS.get(spec).add(built);
+                    break;
+                }
+                try (LoadedBatch batch = loader.next()) {
+                    NDArray f = built.ft().prefixFeatures(batch.images(), spec.toStage());
+                    f.attach(batch.manager());
+                    float[] values = f.toFloatArray();
+                    long[] labels = batch.labels().toLongArray();
+                    int[] idx = batch.sampleIndices();
+                    int per = values.length / idx.length;
+                    for (int i = 0; i < idx.length; i++) {
+                        ByteBuffer bytes = ByteBuffer.allocate(per * 4).order(ByteOrder.LITTLE_ENDIAN);
+                        bytes.asFloatBuffer().put(values, i * per, per);
+                        int index = chosen.get(idx[i]);
+                        ready.add(SparkFeatures.row(samples.get(index).source(), (int) labels[i], split, index,
+                                bytes.array()));
                     }
                 }
             }
+            return !ready.isEmpty();
         }
-        return out.iterator();
+
+        @Override
+        public Row next() {
+            if (!hasNext()) {
+                throw new java.util.NoSuchElementException();
+            }
+            return ready.poll();
+        }
     }
 
     /** {@code predict}'s top-k for each path, with the checkpoint's model opened once per executor JVM. */
     static Iterator<Row> predictions(String checkpoint, String arch, int k, Iterator<String> paths) {
-        Predictor p = PREDICTORS.computeIfAbsent(checkpoint + "|" + arch, key -> {
+        String key = checkpoint + "|" + arch;
+        Predictor p = take(PREDICTORS, key, k2 -> {
             dev.finetune.engine.Engines.pytorch(1);
-            return new Predictor(TrainedModel.open(checkpoint, arch));
+            Predictor made = new Predictor(TrainedModel.open(checkpoint, arch));
+            oneIntraOpThread();
+            return made;
         });
+        try {
+            return predictions(p, k, paths);
+        } finally {
+            PREDICTORS.get(key).add(p);
+        }
+    }
+
+    private static Iterator<Row> predictions(Predictor p, int k, Iterator<String> paths) {
         List<Path> files = new ArrayList<>();
         paths.forEachRemaining(s -> files.add(Path.of(s)));
         List<Row> out = new ArrayList<>(files.size());
         if (files.isEmpty()) {
             return out.iterator();
         }
-        List<Predictor.Prediction> predictions;
-        synchronized (p) {
-            predictions = p.predict(files, k);
-        }
+        List<Predictor.Prediction> predictions = p.predict(files, k);
         for (Predictor.Prediction pr : predictions) {
             String[] labels = pr.top().stream().map(Predictor.Scored::label).toArray(String[]::new);
             int[] indices = pr.top().stream().mapToInt(Predictor.Scored::index).toArray();

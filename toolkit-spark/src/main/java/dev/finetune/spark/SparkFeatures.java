@@ -11,19 +11,21 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.IntStream;
-import org.apache.spark.api.java.function.MapPartitionsFunction;
+import java.util.Iterator;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SaveMode;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.catalyst.encoders.ExpressionEncoder;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructType;
 
 /**
- * {@code finetune features} as a Spark job: the data set's images are split over the executors by index; each executor
+ * {@code finetune features} as a Spark job: the data set's images are split over the executors in whole batches of
+ * indices; each executor
  * JVM builds the config's model once ({@link ExecutorModels}), runs the frozen prefix with no autograd and one
  * intra-op thread per task, and the rows land as Parquet part files in {@code OUT/train/} and {@code OUT/val/}. The
  * driver writes the same {@code manifest.json} as the single-machine store, so {@code train.feature_store: OUT} reads
@@ -94,10 +96,16 @@ public final class SparkFeatures {
 
     private static FeatureStore.SplitInfo writeSplit(SparkSession spark, ExecutorModels.Spec spec, String split,
             ImageDataset dataset, Path out, int partitions) {
-        List<Integer> indices = IntStream.range(0, dataset.size()).boxed().toList();
-        Dataset<Integer> ids = spark.createDataset(indices, Encoders.INT()).repartition(partitions);
-        MapPartitionsFunction<Integer, Row> prefix = rows -> ExecutorModels.features(spec, split, rows);
-        Dataset<Row> features = ids.mapPartitions(prefix, ExpressionEncoder.apply(SCHEMA));
+        // Whole batches travel, so that every batch but the data set's last has the same shape: the fast-path guard
+        // checks each new input shape once per model, and ragged partition tails would each cost a check.
+        List<int[]> batches = new ArrayList<>();
+        for (int from = 0; from < dataset.size(); from += spec.batchSize()) {
+            batches.add(IntStream.range(from, Math.min(dataset.size(), from + spec.batchSize())).toArray());
+        }
+        JavaRDD<int[]> ids = JavaSparkContext.fromSparkContext(spark.sparkContext())
+                .parallelize(batches, Math.max(1, Math.min(partitions, batches.size())));
+        FlatMapFunction<Iterator<int[]>, Row> prefix = chunks -> ExecutorModels.features(spec, split, flatten(chunks));
+        Dataset<Row> features = spark.createDataFrame(ids.mapPartitions(prefix), SCHEMA);
         Path dir = out.resolve(split);
         features.write().mode(SaveMode.Overwrite).parquet(dir.toString());
         long rows = spark.read().parquet(dir.toString()).count();
@@ -110,6 +118,16 @@ public final class SparkFeatures {
             throw new java.io.UncheckedIOException(e);
         }
         return new FeatureStore.SplitInfo(split, (int) rows, bytes);
+    }
+
+    private static Iterator<Integer> flatten(Iterator<int[]> chunks) {
+        List<Integer> all = new ArrayList<>();
+        chunks.forEachRemaining(c -> {
+            for (int i : c) {
+                all.add(i);
+            }
+        });
+        return all.iterator();
     }
 
     /** Rows as the schema wants them. */
