@@ -296,14 +296,13 @@ public final class FeatureStore {
                 + (to < s.length() ? "..." : "") + "'";
     }
 
+    /**
+     * One split as a cache: the Parquet rows are streamed into a temporary file of float32 rows (one row in memory at a
+     * time), which the cache maps; the heap holds only labels and the index. Deleted when the cache closes.
+     */
     private static FeatureCache readSplit(Path dir, String split, ImageDataset dataset, long per, Shape one,
             FineTuner ft, int toStage) {
         int n = dataset.size();
-        if ((long) n * per > Integer.MAX_VALUE) {
-            throw new FinetuneException(ErrorKind.DATA, split + " features of " + dir + " exceed what one in-memory"
-                    + " cache holds (" + n + " x " + per + " values)");
-        }
-        float[] values = new float[(int) (n * per)];
         long[] labels = new long[n];
         int[] rowOf = new int[n];
         Arrays.fill(rowOf, -1);
@@ -314,53 +313,83 @@ public final class FeatureStore {
         } catch (IOException e) {
             throw new FinetuneException(ErrorKind.DATA, "cannot list " + dir.resolve(split) + ": " + e.getMessage(), e);
         }
-        for (Path file : files) {
-            try (ParquetReader<Group> r = new ParquetReader.Builder<Group>(new LocalInputFile(file),
-                    new PlainParquetConfiguration()) {
-                @Override
-                protected ReadSupport<Group> getReadSupport() {
-                    return new GroupReadSupport();
-                }
-            }.build()) {
-                Group g;
-                while ((g = r.read()) != null) {
-                    int index = g.getInteger("index", 0);
-                    if (index < 0 || index >= n || rowOf[index] >= 0 || rows >= n) {
-                        throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " names data set index "
-                                + index + ", outside the " + n + " images of " + split + " or repeated");
+        Path raw;
+        try {
+            raw = Files.createTempFile("finetune-store-" + split + "-", ".f32");
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.OUTPUT, "cannot create a temporary file for the feature store: "
+                    + e.getMessage(), e);
+        }
+        boolean ok = false;
+        try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(raw,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            for (Path file : files) {
+                try (ParquetReader<Group> r = new ParquetReader.Builder<Group>(new LocalInputFile(file),
+                        new PlainParquetConfiguration()) {
+                    @Override
+                    protected ReadSupport<Group> getReadSupport() {
+                        return new GroupReadSupport();
                     }
-                    byte[] bytes = g.getBinary("feature", 0).getBytes();
-                    if (bytes.length != per * 4) {
-                        throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " holds " + bytes.length
-                                + " feature bytes, the manifest's shape needs " + per * 4);
+                }.build()) {
+                    Group g;
+                    while ((g = r.read()) != null) {
+                        int index = g.getInteger("index", 0);
+                        if (index < 0 || index >= n || rowOf[index] >= 0 || rows >= n) {
+                            throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " names data set"
+                                    + " index " + index + ", outside the " + n + " images of " + split
+                                    + " or repeated");
+                        }
+                        byte[] bytes = g.getBinary("feature", 0).getBytes();
+                        if (bytes.length != per * 4) {
+                            throw new FinetuneException(ErrorKind.DATA, file + ": row " + rows + " holds "
+                                    + bytes.length + " feature bytes, the manifest's shape needs " + per * 4);
+                        }
+                        ByteBuffer b = ByteBuffer.wrap(bytes);
+                        long at = (long) rows * per * 4;
+                        while (b.hasRemaining()) {
+                            at += out.write(b, at);
+                        }
+                        labels[rows] = g.getInteger("label", 0);
+                        rowOf[index] = rows;
+                        rows++;
                     }
-                    ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
-                            .get(values, (int) (rows * per), (int) per);
-                    labels[rows] = g.getInteger("label", 0);
-                    rowOf[index] = rows;
-                    rows++;
+                } catch (IOException | RuntimeException e) {
+                    if (e instanceof FinetuneException fe) {
+                        throw fe;
+                    }
+                    throw new FinetuneException(ErrorKind.DATA, "feature store file " + file + " is unreadable: "
+                            + e.getMessage() + "; write the store again with finetune features", e);
                 }
-            } catch (IOException | RuntimeException e) {
-                if (e instanceof FinetuneException fe) {
-                    throw fe;
-                }
-                throw new FinetuneException(ErrorKind.DATA, "feature store file " + file + " is unreadable: "
-                        + e.getMessage() + "; write the store again with finetune features", e);
+            }
+            ok = true;
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.OUTPUT, "cannot write " + raw + ": " + e.getMessage(), e);
+        } finally {
+            if (!ok) {
+                deleteQuietly(raw);
             }
         }
-        long[] dims = new long[one.dimension()];
-        dims[0] = rows;
-        for (int i = 1; i < dims.length; i++) {
-            dims[i] = one.get(i);
+        long[] dims = new long[one.dimension() - 1];
+        for (int i = 0; i < dims.length; i++) {
+            dims[i] = one.get(i + 1);
         }
         NDManager m = ft.manager().newSubManager();
         try {
-            NDArray x = m.create(Arrays.copyOf(values, (int) (rows * per)), new Shape(dims));
-            NDArray y = m.create(Arrays.copyOf(labels, rows));
-            return FeatureCache.of(m, x, y, toStage, "store " + dir, rowOf);
+            Path file = raw;
+            return FeatureCache.mapped(m, raw, new Shape(dims), Arrays.copyOf(labels, rows), toStage, "store " + dir,
+                    rowOf, () -> deleteQuietly(file));
         } catch (RuntimeException e) {
             m.close();
+            deleteQuietly(raw);
             throw e;
+        }
+    }
+
+    private static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException e) {
+            p.toFile().deleteOnExit();
         }
     }
 }

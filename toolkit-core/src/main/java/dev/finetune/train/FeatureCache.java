@@ -23,6 +23,8 @@ public final class FeatureCache implements AutoCloseable {
     private final NDManager manager;
     private final NDArray features;
     private final NDArray labels;
+    /** Instead of {@link #features} / {@link #labels}: rows in a memory-mapped file (a store larger than memory). */
+    private final MappedRows mapped;
     private final int stage;
     private final String key;
 
@@ -30,9 +32,15 @@ public final class FeatureCache implements AutoCloseable {
     private final int[] rowOf;
 
     private FeatureCache(NDManager manager, NDArray features, NDArray labels, int stage, String key, int[] rowOf) {
+        this(manager, features, labels, null, stage, key, rowOf);
+    }
+
+    private FeatureCache(NDManager manager, NDArray features, NDArray labels, MappedRows mapped, int stage, String key,
+            int[] rowOf) {
         this.manager = manager;
         this.features = features;
         this.labels = labels;
+        this.mapped = mapped;
         this.stage = stage;
         this.key = key;
         this.rowOf = rowOf;
@@ -47,6 +55,71 @@ public final class FeatureCache implements AutoCloseable {
         return new FeatureCache(manager, features, labels, stage, key, rowOf.clone());
     }
 
+    /**
+     * A cache whose rows stay in a file of little-endian float32 rows ({@code rowShape} each, in row order), memory
+     * mapped: the operating system pages them in and out, so neither the Java heap nor native memory holds the set —
+     * a store larger than memory trains. Batches equal those of an in-memory cache of the same values bit for bit.
+     * {@code onClose} runs when the cache closes (deleting the file).
+     */
+    public static FeatureCache mapped(NDManager manager, java.nio.file.Path file, ai.djl.ndarray.types.Shape rowShape,
+            long[] labels, int stage, String key, int[] rowOf, Runnable onClose) {
+        return new FeatureCache(manager, null, null, new MappedRows(file, rowShape, labels, onClose), stage, key,
+                rowOf.clone());
+    }
+
+    /**
+     * Float rows in a mapped file, in segments of whole rows under 2 GiB each (a mapping's limit); labels in memory.
+     * Written by hand: Java maps at most 2 GiB per buffer, and no library in reach maps float rows for gathering.
+     */
+    private static final class MappedRows {
+        private final ai.djl.ndarray.types.Shape rowShape;
+        private final int per;
+        private final long[] labels;
+        private final int rowsPerSegment;
+        private final java.nio.FloatBuffer[] segments;
+        private final Runnable onClose;
+
+        MappedRows(java.nio.file.Path file, ai.djl.ndarray.types.Shape rowShape, long[] labels, Runnable onClose) {
+            this.rowShape = rowShape;
+            this.per = Math.toIntExact(rowShape.size());
+            this.labels = labels;
+            this.onClose = onClose;
+            this.rowsPerSegment = Math.max(1, Integer.MAX_VALUE / 4 / per);
+            int n = labels.length;
+            int count = Math.max(1, (n + rowsPerSegment - 1) / rowsPerSegment);
+            segments = new java.nio.FloatBuffer[count];
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file,
+                    java.nio.file.StandardOpenOption.READ)) {
+                for (int i = 0; i < count; i++) {
+                    long first = (long) i * rowsPerSegment;
+                    long rows = Math.min(rowsPerSegment, n - first);
+                    segments[i] = ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, first * per * 4,
+                            Math.max(0, rows) * per * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+                }
+            } catch (java.io.IOException e) {
+                throw new dev.finetune.FinetuneException(dev.finetune.ErrorKind.DATA, "cannot map " + file + ": "
+                        + e.getMessage(), e);
+            }
+        }
+
+        NDArray[] gather(long[] rows, NDManager m) {
+            float[] out = new float[rows.length * per];
+            long[] y = new long[rows.length];
+            for (int i = 0; i < rows.length; i++) {
+                int seg = (int) (rows[i] / rowsPerSegment);
+                int at = (int) (rows[i] % rowsPerSegment) * per;
+                segments[seg].get(at, out, i * per, per);
+                y[i] = labels[(int) rows[i]];
+            }
+            long[] dims = new long[rowShape.dimension() + 1];
+            dims[0] = rows.length;
+            for (int i = 0; i < rowShape.dimension(); i++) {
+                dims[i + 1] = rowShape.get(i);
+            }
+            return new NDArray[] {m.create(out, new ai.djl.ndarray.types.Shape(dims)), m.create(y)};
+        }
+    }
+
     /** The stage index at which cached features enter the network. */
     public int stage() {
         return stage;
@@ -58,7 +131,7 @@ public final class FeatureCache implements AutoCloseable {
 
     /** Bytes held. */
     public long bytes() {
-        return features.size() * 4;
+        return mapped != null ? (long) mapped.labels.length * mapped.per * 4 : features.size() * 4;
     }
 
     /**
@@ -111,7 +184,7 @@ public final class FeatureCache implements AutoCloseable {
 
     /** Number of cached samples. */
     public int size() {
-        return (int) labels.size();
+        return mapped != null ? mapped.labels.length : (int) labels.size();
     }
 
     /**
@@ -124,6 +197,9 @@ public final class FeatureCache implements AutoCloseable {
         if (idx.length == 0) {
             return null; // every image of this batch was skipped, as the loader would have skipped the batch
         }
+        if (mapped != null) {
+            return mapped.gather(idx, batchManager);
+        }
         NDArray index = batchManager.create(idx);
         NDArray x = features.get(new NDIndex("{}", index));
         NDArray y = labels.get(new NDIndex("{}", index));
@@ -134,6 +210,9 @@ public final class FeatureCache implements AutoCloseable {
 
     /** Rows {@code [from, from + count)} of the cache, in cache order (every image kept), on {@code batchManager}. */
     public NDArray[] rows(int from, int count, NDManager batchManager) {
+        if (mapped != null) {
+            return mapped.gather(java.util.stream.LongStream.range(from, from + count).toArray(), batchManager);
+        }
         NDArray x = features.get(new NDIndex(from + ":" + (from + count)));
         NDArray y = labels.get(new NDIndex(from + ":" + (from + count)));
         x.attach(batchManager);
@@ -144,5 +223,8 @@ public final class FeatureCache implements AutoCloseable {
     @Override
     public void close() {
         manager.close();
+        if (mapped != null && mapped.onClose != null) {
+            mapped.onClose.run();
+        }
     }
 }

@@ -32,7 +32,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The on-disk feature store equals the in-memory feature cache bit for bit (features, labels, row order, at two cuts:
+ * The on-disk feature store, read back through its memory-mapped cache, equals the in-memory feature cache bit for bit
+ * (features, labels, row order, at two cuts:
  * the linear probe's pooled-layer4 input and the last-stage policy's layer3 map), refuses a store computed under
  * another key naming the field, and ends hostile files in a data error.
  */
