@@ -151,6 +151,13 @@ public final class FeatureStore {
         AtomicFiles.write(dir.resolve(MANIFEST), out -> out.write(JSON.writeValueAsBytes(manifest)));
     }
 
+    /** Row {@code i} of a batch's features ({@code per} floats a row) as the store keeps it: little-endian float32. */
+    public static byte[] rowBytes(float[] values, int i, int per) {
+        ByteBuffer bytes = ByteBuffer.allocate(per * 4).order(ByteOrder.LITTLE_ENDIAN);
+        bytes.asFloatBuffer().put(values, i * per, per);
+        return bytes.array();
+    }
+
     /** The Parquet files of one split: {@code <split>.parquet}, or the sorted part files of {@code <split>/}. */
     static List<Path> splitFiles(Path dir, String split) throws IOException {
         Path file = dir.resolve(split + ".parquet");
@@ -195,14 +202,13 @@ public final class FeatureStore {
                         int[] index = b.sampleIndices();
                         int per = values.length / index.length;
                         for (int i = 0; i < index.length; i++) {
-                            ByteBuffer bytes = ByteBuffer.allocate(per * 4).order(ByteOrder.LITTLE_ENDIAN);
-                            bytes.asFloatBuffer().put(values, i * per, per);
+                            byte[] row = rowBytes(values, i, per);
                             w.write(groups.newGroup()
                                     .append("path", dataset.samples().get(index[i]).source())
                                     .append("label", (int) labels[i])
                                     .append("split", split)
                                     .append("index", index[i])
-                                    .append("feature", Binary.fromConstantByteArray(bytes.array())));
+                                    .append("feature", Binary.fromConstantByteArray(row)));
                             rows++;
                         }
                     }

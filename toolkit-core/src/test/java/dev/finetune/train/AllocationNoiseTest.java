@@ -9,9 +9,9 @@ import dev.finetune.model.Architectures;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.BnPolicy;
 import dev.finetune.policy.FreezePolicy;
+import dev.finetune.testing.NativeNoise;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -33,22 +33,6 @@ class AllocationNoiseTest {
         try (FineTuner ft = FineTuner.builder().arch(Architectures.parse("mobilenet_v3_small")).headClasses(5).seed(0)
                 .policy(new FreezePolicy(true, -1, List.of(), BnPolicy.AUTO)).optimizer(OptimizerSettings.sgd(0.01, 0.9))
                 .build()) {
-            AtomicBoolean stop = new AtomicBoolean();
-            Thread t = new Thread(() -> {
-                Random q = new Random(1);
-                try (NDManager nm = NDManager.newBaseManager()) {
-                    while (!stop.get()) {
-                        float[] junk = new float[1000 + q.nextInt(200_000)];
-                        java.util.Arrays.fill(junk, 1e6f);
-                        try (NDManager s = nm.newSubManager()) {
-                            s.create(junk).add(1f);
-                        }
-                    }
-                }
-            });
-            if (noise) {
-                t.start();
-            }
             Random r = new Random(0);
             float[] xs = new float[16 * 3 * 32 * 32];
             for (int i = 0; i < xs.length; i++) {
@@ -59,7 +43,7 @@ class AllocationNoiseTest {
                 ys[i] = r.nextInt(5);
             }
             float[] out = new float[6];
-            try {
+            try (NativeNoise n = NativeNoise.start(noise)) {
                 for (int s = 0; s < out.length; s++) {
                     ft.manager().getEngine().setRandomSeed(s);
                     try (NDManager m = ft.manager().newSubManager()) {
@@ -69,11 +53,6 @@ class AllocationNoiseTest {
                 }
             } catch (dev.finetune.FinetuneException e) {
                 out[out.length - 1] = Float.NaN; // diverged: cannot equal the quiet run's finite losses
-            } finally {
-                stop.set(true);
-                if (noise) {
-                    t.join();
-                }
             }
             return out;
         }

@@ -10,11 +10,11 @@ import dev.finetune.model.Architectures;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.BnPolicy;
 import dev.finetune.policy.FreezePolicy;
+import dev.finetune.testing.NativeNoise;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -44,22 +44,6 @@ class EarlyReleaseTest {
         try (FineTuner ft = FineTuner.builder().arch(Architectures.parse(arch)).headClasses(5).seed(0)
                 .policy(new FreezePolicy(true, -1, List.of(), BnPolicy.AUTO))
                 .optimizer(OptimizerSettings.sgd(0.01, 0.9)).releaseIntermediates(release).build()) {
-            AtomicBoolean stop = new AtomicBoolean();
-            Thread t = new Thread(() -> {
-                Random q = new Random(1);
-                try (NDManager nm = NDManager.newBaseManager()) {
-                    while (!stop.get()) {
-                        float[] junk = new float[1000 + q.nextInt(200_000)];
-                        java.util.Arrays.fill(junk, 1e6f);
-                        try (NDManager s = nm.newSubManager()) {
-                            s.create(junk).add(1f);
-                        }
-                    }
-                }
-            });
-            if (noise) {
-                t.start();
-            }
             Random r = new Random(0);
             float[] xs = new float[4 * 3 * 32 * 32];
             for (int i = 0; i < xs.length; i++) {
@@ -67,18 +51,13 @@ class EarlyReleaseTest {
             }
             long[] ys = {0, 1, 2, 3};
             float[] losses = new float[2];
-            try {
+            try (NativeNoise n = NativeNoise.start(noise)) {
                 for (int s = 0; s < losses.length; s++) {
                     ft.manager().getEngine().setRandomSeed(s);
                     try (NDManager m = ft.manager().newSubManager()) {
                         NDArray x = m.create(xs, new Shape(4, 3, 32, 32));
                         losses[s] = ft.trainStep(x, m.create(ys), 0.01);
                     }
-                }
-            } finally {
-                stop.set(true);
-                if (noise) {
-                    t.join();
                 }
             }
             Map<String, float[]> state = new LinkedHashMap<>();

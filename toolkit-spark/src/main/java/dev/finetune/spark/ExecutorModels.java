@@ -12,8 +12,6 @@ import dev.finetune.run.Assembler;
 import dev.finetune.train.FineTuner;
 import dev.finetune.train.TrainingData;
 import java.io.Serializable;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -126,11 +124,9 @@ final class ExecutorModels {
                     int[] idx = batch.sampleIndices();
                     int per = values.length / idx.length;
                     for (int i = 0; i < idx.length; i++) {
-                        ByteBuffer bytes = ByteBuffer.allocate(per * 4).order(ByteOrder.LITTLE_ENDIAN);
-                        bytes.asFloatBuffer().put(values, i * per, per);
                         int index = chosen.get(idx[i]);
                         ready.add(SparkFeatures.row(samples.get(index).source(), (int) labels[i], split, index,
-                                bytes.array()));
+                                dev.finetune.store.FeatureStore.rowBytes(values, i, per)));
                     }
                 }
             }
