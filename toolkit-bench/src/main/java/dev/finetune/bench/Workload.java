@@ -45,9 +45,8 @@ public enum Workload {
     LOADER("loader", "data loader only (decode, crop, flip, normalize)", null);
 
     /** The workloads of our own model, in report order. */
-    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, FULL_STEP, FROZEN_STEP,
-            LAST_STAGE_STEP,
-            FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM);
+    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, FULL_STEP,
+            FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM);
 
     /** The engine ceiling workloads (need a TorchScript archive traced by Python). */
     public static final List<Workload> TORCHSCRIPT = List.of(TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP);

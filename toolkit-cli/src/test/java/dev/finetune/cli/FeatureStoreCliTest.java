@@ -30,10 +30,10 @@ class FeatureStoreCliTest {
         assertTrue(Files.isRegularFile(store.resolve("manifest.json")) && Files.isRegularFile(store.resolve(
                 "train.parquet")) && Files.isRegularFile(store.resolve("val.parquet")));
 
-        Cli.Result plain = Cli.run("train", "-c", config, "--set", "train.epochs=2", "--run-dir",
+        Cli.Result plain = Cli.run("train", "-c", config, "--set", "train.epochs=1", "--run-dir",
                 tmp.resolve("plain").toString(), "--quiet");
         assertEquals(0, plain.code(), plain.err());
-        Cli.Result stored = Cli.run("train", "-c", config, "--set", "train.epochs=2", "--set",
+        Cli.Result stored = Cli.run("train", "-c", config, "--set", "train.epochs=1", "--set",
                 "train.feature_store=" + store, "--run-dir", tmp.resolve("stored").toString(), "--quiet");
         assertEquals(0, stored.code(), stored.err());
         List<String> a = Files.readAllLines(tmp.resolve("plain/metrics.csv"));

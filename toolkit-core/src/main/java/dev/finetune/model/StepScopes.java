@@ -17,18 +17,23 @@ import java.util.function.UnaryOperator;
  * Java buffer (no copy), and a graph that saved it would read freed memory in the backward.
  */
 public final class StepScopes {
-    /** How many {@link #run}s are under way on this thread: inside one, blocks free what they have consumed. */
+    /**
+     * How many {@link #run}s and {@link #releasing} bodies are under way on this thread: inside one, blocks free what
+     * they have consumed.
+     */
     private static final ThreadLocal<int[]> DEPTH = ThreadLocal.withInitial(() -> new int[1]);
 
     private StepScopes() {}
 
     /**
-     * Inside a {@link #run} (no autograd), closes each array of {@code consumed} that {@code produced} does not hold
-     * (an identity or eval-mode dropout returns its input), and returns {@code produced}; elsewhere only returns it.
+     * Inside a {@link #run} (no autograd) or a {@link #releasing} body (training), closes each array of
+     * {@code consumed} that {@code produced} does not hold (an identity or eval-mode dropout returns its input), and
+     * returns {@code produced}; elsewhere only returns it.
      *
      * <p>Why: the scope of one step is a whole stage, and a stage's intermediates — for ResNet-18's stem at 32×224,
      * three 103 MB maps — would otherwise all live until the stage ends, where PyTorch frees each as soon as its
-     * consumer has run. A block calls this only for arrays it produced itself and passed to exactly one consumer.
+     * consumer has run. A block calls this only for op results it produced itself and passed to exactly one consumer
+     * (never for a tensor over a Java buffer: see {@link #releasing}).
      */
     public static NDList release(NDList consumed, NDList produced) {
         if (DEPTH.get()[0] > 0 && consumed != produced) {
@@ -49,7 +54,10 @@ public final class StepScopes {
         return produced;
     }
 
-    /** Inside a {@link #run}, closes {@code consumed} (an intermediate whose consumers have all run). */
+    /**
+     * Inside a {@link #run} or {@link #releasing}, closes {@code consumed} (an intermediate whose consumers have all
+     * run).
+     */
     public static void free(NDList consumed) {
         if (DEPTH.get()[0] > 0) {
             consumed.close();

@@ -34,8 +34,8 @@ public final class AdviseJob {
         TrainingData data = Assembler.data(loaded);
         FreezeAdvisor.Advice a;
         try (FineTuner ft = Assembler.fineTuner(loaded, Assembler.checkpoint(loaded), data)) {
-            a = FreezeAdvisor.advise(ft, data, c.train().batchSize(), c.optimizer().toSettings().lr(), LinearProbe.defaults(),
-                    tolerance, timingSteps);
+            a = FreezeAdvisor.advise(ft, data, c.train().batchSize(), c.optimizer().toSettings().lr(),
+                    LinearProbe.defaults(), tolerance, timingSteps);
         }
         StringBuilder csv = new StringBuilder("frozen_through,feature_dim,trainable_parameters,probe_val_top1,"
                 + "probe_train_top1,step_ms_images,step_ms_cached,recommended\n");

@@ -90,7 +90,10 @@ public final class FeatureStore {
         return k;
     }
 
-    /** SHA-256 over the names and float32 values of every tensor (parameters, BN buffers) in stages before {@code toStage}. */
+    /**
+     * SHA-256 over the names and float32 values of every tensor (parameters, BN buffers) in stages before
+     * {@code toStage}.
+     */
     static String prefixDigest(Network model, int toStage) {
         try {
             MessageDigest md = MessageDigest.getInstance("SHA-256");

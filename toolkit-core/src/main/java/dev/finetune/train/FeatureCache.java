@@ -47,8 +47,8 @@ public final class FeatureCache implements AutoCloseable {
     }
 
     /**
-     * A cache over arrays built elsewhere (the on-disk feature store): {@code features} (N, …) and int64
-     * {@code labels} (N) in row order, {@code rowOf} mapping each data set index to its row or -1; owns {@code manager}.
+     * A cache over arrays built elsewhere: {@code features} (N, …) and int64 {@code labels} (N) in row order,
+     * {@code rowOf} mapping each data set index to its row or -1; owns {@code manager}.
      */
     public static FeatureCache of(NDManager manager, NDArray features, NDArray labels, int stage, String key,
             int[] rowOf) {

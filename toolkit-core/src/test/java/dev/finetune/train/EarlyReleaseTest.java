@@ -29,6 +29,9 @@ class EarlyReleaseTest {
     @ValueSource(strings = {"resnet18", "resnet50", "densenet121", "mobilenet_v3_small", "convnext_tiny",
         "regnet_y_400mf"})
     void releasingIntermediatesChangesNoStep(String arch) throws Exception {
+        // scripts/test.sh: one architecture per kind of residual join; .ci/run (exhaustive): all six.
+        org.junit.jupiter.api.Assumptions.assumeTrue(Boolean.getBoolean("finetune.test.exhaustive")
+                || List.of("resnet18", "densenet121", "mobilenet_v3_small").contains(arch), "exhaustive only");
         Run plain = run(arch, false, false);
         Run released = run(arch, true, true);
         assertArrayEquals(plain.losses, released.losses, 0f, arch + ": losses");

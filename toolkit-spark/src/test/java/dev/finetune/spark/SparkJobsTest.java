@@ -31,6 +31,9 @@ import org.junit.jupiter.api.io.TempDir;
  * The Spark jobs on {@code local[2]} equal the single-machine paths: the feature store's features bit for bit, and
  * batch prediction's top-k against {@code Predictor.predict}; and a features job over the Fashion-MNIST test split
  * (Debian's IDX files) runs end to end.
+ *
+ * <p>Run by {@code .ci/run} ({@code -Dfinetune.test.exhaustive=true}, about 30 s); {@code scripts/test.sh} builds this
+ * module but skips these, to stay within its five minutes on two cores.
  */
 class SparkJobsTest {
     private static SparkSession spark;
@@ -49,13 +52,17 @@ class SparkJobsTest {
 
     @BeforeAll
     static void start() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Boolean.getBoolean("finetune.test.exhaustive"),
+                "Spark jobs run in .ci/run (-Dfinetune.test.exhaustive=true)");
         spark = SparkSession.builder().master("local[2]").appName("finetune-test")
                 .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate();
     }
 
     @AfterAll
     static void stop() {
-        spark.stop();
+        if (spark != null) {
+            spark.stop();
+        }
     }
 
     @Test
