@@ -1,13 +1,9 @@
 package dev.finetune.cli;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
 import dev.finetune.advise.FreezeAdvisor;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.run.AdviseJob;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -57,12 +53,7 @@ final class AdviseCommand implements Callable<Integer> {
                     "need 0 <= --tolerance <= 100 (top-1 points) and --timing-steps >= 1");
         }
         ConfigLoader.Loaded loaded = ConfigLoader.load(config, sets);
-        Path dir;
-        try {
-            dir = out != null ? Files.createDirectories(out) : Files.createTempDirectory("finetune-advise");
-        } catch (IOException e) {
-            throw new FinetuneException(ErrorKind.OUTPUT, "cannot create " + out + ": " + e.getMessage(), e);
-        }
+        Path dir = OutputDirs.outOrTemp(out, "finetune-advise");
         AdviseJob.Outcome o = AdviseJob.run(loaded, dir, tolerance / 100, timingSteps);
         FreezeAdvisor.Advice a = o.advice();
         PrintWriter pw = spec.commandLine().getOut();

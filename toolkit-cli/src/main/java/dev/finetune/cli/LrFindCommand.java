@@ -1,13 +1,9 @@
 package dev.finetune.cli;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.run.LrFindJob;
 import dev.finetune.train.LrFinder;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -56,12 +52,7 @@ final class LrFindCommand implements Callable<Integer> {
                     "need 0 < --min-lr < --max-lr and --steps >= 2");
         }
         ConfigLoader.Loaded loaded = ConfigLoader.load(config, sets);
-        Path dir;
-        try {
-            dir = out != null ? Files.createDirectories(out) : Files.createTempDirectory("finetune-lr-find");
-        } catch (IOException e) {
-            throw new FinetuneException(ErrorKind.OUTPUT, "cannot create " + out + ": " + e.getMessage(), e);
-        }
+        Path dir = OutputDirs.outOrTemp(out, "finetune-lr-find");
         LrFindJob.Outcome o = LrFindJob.run(loaded, dir, minLr, maxLr, steps);
         LrFinder.Result r = o.result();
         PrintWriter pw = spec.commandLine().getOut();
