@@ -116,7 +116,6 @@ public final class FeatureStore {
      * order) and writes them to {@code dir}, with the manifest last: a folder without a manifest is not a store.
      */
     public static List<SplitInfo> write(FineTuner ft, TrainingData data, int toStage, int batchSize, Path dir) {
-        Map<String, Object> key = key(ft, data, toStage);
         List<SplitInfo> splits = new ArrayList<>();
         try {
             Files.createDirectories(dir);
@@ -161,16 +160,27 @@ public final class FeatureStore {
         return bytes.array();
     }
 
-    /** The Parquet files of one split: {@code <split>.parquet}, or the sorted part files of {@code <split>/}. */
-    static List<Path> splitFiles(Path dir, String split) throws IOException {
-        Path file = dir.resolve(split + ".parquet");
-        Path folder = dir.resolve(split);
-        if (Files.isDirectory(folder)) {
-            try (var parts = Files.list(folder)) {
+    /**
+     * The Parquet files of one split as the manifest names them: {@code <split>.parquet}, or the sorted part files of
+     * {@code <split>/} (a Spark store); a stale file or folder of the other kind is not read.
+     */
+    static List<Path> splitFiles(Path dir, String split, JsonNode manifest) throws IOException {
+        String entry = split + ".parquet";
+        for (JsonNode s : manifest.path("splits")) {
+            if (split.equals(s.path("split").asText())) {
+                entry = s.path("file").asText(entry);
+            }
+        }
+        if (entry.endsWith("/")) {
+            try (var parts = Files.list(dir.resolve(split))) {
                 return parts.filter(p -> p.getFileName().toString().endsWith(".parquet")).sorted().toList();
             }
         }
-        return List.of(file);
+        if (!entry.equals(split + ".parquet")) {
+            throw new IOException("the manifest names '" + entry + "' for " + split + "; expected " + split
+                    + ".parquet or " + split + "/");
+        }
+        return List.of(dir.resolve(entry));
     }
 
     private static List<Long> shapeOf(FineTuner ft, TrainingData data, int toStage) {
@@ -235,12 +245,13 @@ public final class FeatureStore {
      */
     public static FeatureCache[] load(Path dir, FineTuner ft, TrainingData data, int toStage) {
         Map<String, Object> expected = checkKey(dir, ft, data, toStage);
+        JsonNode manifest = readManifest(dir);
         long per = (Long) expected.get("feature_elements");
         int side = data.transforms().imageSize();
         Shape one = ft.model().stageInputShape(toStage, new Shape(1, 3, side, side));
-        FeatureCache train = readSplit(dir, "train", data.train(), per, one, ft, toStage);
+        FeatureCache train = readSplit(dir, manifest, "train", data.train(), per, one, ft, toStage);
         FeatureCache val = data.val() == null || data.val().size() == 0 ? null
-                : readSplit(dir, "val", data.val(), per, one, ft, toStage);
+                : readSplit(dir, manifest, "val", data.val(), per, one, ft, toStage);
         return new FeatureCache[] {train, val};
     }
 
@@ -257,16 +268,7 @@ public final class FeatureStore {
             throw new ConfigException("train.feature_store", dir + " is not a feature store (no " + MANIFEST
                     + "); write one with: finetune features -c CONFIG --out " + dir);
         }
-        JsonNode manifest;
-        try {
-            if (Files.size(manifestFile) > 1 << 20) {
-                throw new IOException("larger than 1 MiB");
-            }
-            manifest = JSON.readTree(manifestFile.toFile());
-        } catch (IOException e) {
-            throw new FinetuneException(ErrorKind.DATA, "feature store manifest " + manifestFile + " is unreadable: "
-                    + e.getMessage() + "; write the store again with finetune features", e);
-        }
+        JsonNode manifest = readManifest(dir);
         Map<String, Object> expected = key(ft, data, toStage);
         JsonNode stored = manifest.path("key");
         List<String> differs = new ArrayList<>();
@@ -284,6 +286,19 @@ public final class FeatureStore {
                     + " CONFIG --out " + dir + ", or drop train.feature_store");
         }
         return expected;
+    }
+
+    private static JsonNode readManifest(Path dir) {
+        Path manifestFile = dir.resolve(MANIFEST);
+        try {
+            if (Files.size(manifestFile) > 1 << 20) {
+                throw new IOException("larger than 1 MiB");
+            }
+            return JSON.readTree(manifestFile.toFile());
+        } catch (IOException e) {
+            throw new FinetuneException(ErrorKind.DATA, "feature store manifest " + manifestFile + " is unreadable: "
+                    + e.getMessage() + "; write the store again with finetune features", e);
+        }
     }
 
     /** Both values, cut to a window around where they first differ when they are long. */
@@ -309,8 +324,8 @@ public final class FeatureStore {
      * One split as a cache: the Parquet rows are streamed into a temporary file of float32 rows (one row in memory at a
      * time), which the cache maps; the heap holds only labels and the index. Deleted when the cache closes.
      */
-    private static FeatureCache readSplit(Path dir, String split, ImageDataset dataset, long per, Shape one,
-            FineTuner ft, int toStage) {
+    private static FeatureCache readSplit(Path dir, JsonNode manifest, String split, ImageDataset dataset, long per,
+            Shape one, FineTuner ft, int toStage) {
         int n = dataset.size();
         long[] labels = new long[n];
         int[] rowOf = new int[n];
@@ -318,7 +333,7 @@ public final class FeatureStore {
         int rows = 0;
         List<Path> files;
         try {
-            files = splitFiles(dir, split);
+            files = splitFiles(dir, split, manifest);
         } catch (IOException e) {
             throw new FinetuneException(ErrorKind.DATA, "cannot list " + dir.resolve(split) + ": " + e.getMessage(), e);
         }
