@@ -58,4 +58,32 @@ class FeatureStoreCliTest {
         assertEquals(ErrorKind.USAGE.exitCode(), cut.code(), cut.err());
         assertTrue(cut.err().contains("--cut 'layer4' is past the frozen prefix, which ends at layer3"), cut.err());
     }
+
+    /** What makes a prefix unfit for a store is a config error naming who needs it and why; a bad --cut is usage. */
+    @Test
+    void unfitPrefixesAndBadOptionsAreRefusedWithTheirFix() {
+        String config = Cli.repo().resolve("configs/quickstart.yaml").toString();
+        String out = tmp.resolve("never").toString();
+        Cli.Result augment = Cli.run("features", "-c", config, "--set", "data.augment=true", "--out", out);
+        assertEquals(ErrorKind.CONFIG.exitCode(), augment.code(), augment.err());
+        assertTrue(augment.err().contains("finetune features: needs data.augment: false"), augment.err());
+        Cli.Result full = Cli.run("features", "-c", config, "--set", "freeze=policies/full.yaml", "--out", out);
+        assertEquals(ErrorKind.CONFIG.exitCode(), full.code(), full.err());
+        assertTrue(full.err().contains("needs a frozen prefix, but the freeze policy trains the first stage"),
+                full.err());
+        Cli.Result cut = Cli.run("features", "-c", config, "--cut", "layer9", "--out", out);
+        assertEquals(ErrorKind.USAGE.exitCode(), cut.code(), cut.err());
+        assertTrue(cut.err().contains("--cut 'layer9' is not a stage before the head; stages: [stem, layer1"),
+                cut.err());
+        Cli.Result noCache = Cli.run("train", "-c", config, "--set", "train.feature_store=" + out, "--set",
+                "train.feature_cache=false", "--run-dir", out);
+        assertEquals(ErrorKind.CONFIG.exitCode(), noCache.code(), noCache.err());
+        assertTrue(noCache.err().contains("train.feature_store: needs train.feature_cache: true"), noCache.err());
+        Cli.Result notAStore = Cli.run("train", "-c", config, "--set", "train.feature_store=" + tmp, "--run-dir",
+                out);
+        assertEquals(ErrorKind.CONFIG.exitCode(), notAStore.code(), notAStore.err());
+        assertTrue(notAStore.err().contains("is not a feature store (no manifest.json); write one with: finetune"
+                + " features"), notAStore.err());
+        assertFalse(Files.exists(tmp.resolve("never")), "nothing written");
+    }
 }

@@ -1,13 +1,11 @@
 package dev.finetune.run;
 
-import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.config.ConfigLoader;
-import dev.finetune.inspect.InspectReport;
-import dev.finetune.inspect.ModelInspector;
 import dev.finetune.store.FeatureStore;
 import dev.finetune.train.FineTuner;
+import dev.finetune.train.Trainer;
 import dev.finetune.train.TrainingData;
 import java.nio.file.Path;
 import java.util.List;
@@ -42,19 +40,7 @@ public final class FeaturesJob {
      * {@code cut} is null; refused when the prefix is not a fixed function of the image.
      */
     public static int prefixEnd(FineTuner ft, TrainingData data, String cut) {
-        if (data.augment()) {
-            throw new ConfigException("data.augment", "is on: a stored feature would be one random view of its"
-                    + " image; set data.augment: false to store the frozen prefix's outputs");
-        }
-        InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
-        int frontier = ft.model().stageIndex(f.firstTrainableStage());
-        if (frontier == 0) {
-            throw new ConfigException("freeze", "trains the first stage: there is no frozen prefix to store");
-        }
-        if (!f.deterministicPrefix()) {
-            throw new ConfigException("freeze", "updates BatchNorm statistics before " + f.firstTrainableStage()
-                    + ": the prefix's outputs change as it trains; freeze those statistics (batchnorm: freeze)");
-        }
+        int frontier = Trainer.deterministicPrefixEnd(ft, data, "finetune features");
         int toStage = frontier;
         if (cut != null) {
             List<String> names = ft.model().stageNames();
@@ -65,7 +51,7 @@ public final class FeaturesJob {
             }
             if (k + 1 > frontier) {
                 throw new FinetuneException(ErrorKind.USAGE, "--cut '" + cut + "' is past the frozen prefix,"
-                        + " which ends at " + names.get(frontier - 1) + " (" + f.firstTrainableStage()
+                        + " which ends at " + names.get(frontier - 1) + " (" + names.get(frontier)
                         + " trains); give --cut " + names.get(frontier - 1) + " or earlier");
             }
             toStage = k + 1;

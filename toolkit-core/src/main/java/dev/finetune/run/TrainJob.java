@@ -48,7 +48,7 @@ public final class TrainJob {
             if (store != null && config.config().train().featureCache()) {
                 // Its key is checked now, before the folder exists; the trainer reads it on the first epoch.
                 dev.finetune.store.FeatureStore.checkKey(config.resolve(store), ft, data,
-                        Trainer.frozenPrefixForStore(ft, data));
+                        Trainer.deterministicPrefixEnd(ft, data, "train.feature_store"));
             }
             try (RunDirectory run = RunDirectory.create(runDir)) {
                 run.writeText("config.yaml", yaml(config));

@@ -1,6 +1,5 @@
 package dev.finetune.store;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -10,9 +9,7 @@ import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.Versions;
-import dev.finetune.data.BatchLoader;
 import dev.finetune.data.ImageDataset;
-import dev.finetune.data.LoadedBatch;
 import dev.finetune.io.AtomicFiles;
 import dev.finetune.model.Network;
 import dev.finetune.train.FeatureCache;
@@ -197,39 +194,35 @@ public final class FeatureStore {
             int toStage, int batchSize, Path dir) {
         Path file = dir.resolve(split + ".parquet");
         Path tmp = dir.resolve("." + split + ".parquet.tmp");
-        int rows = 0;
         try {
             Files.deleteIfExists(tmp);
             SimpleGroupFactory groups = new SimpleGroupFactory(SCHEMA);
+            int[] rows = {0};
             try (ParquetWriter<Group> w = ExampleParquetWriter.builder(new LocalOutputFile(tmp))
                     .withConf(new PlainParquetConfiguration()).withType(SCHEMA)
                     .withCompressionCodec(CompressionCodecName.UNCOMPRESSED).build();
-                    NDManager m = ft.manager().newSubManager();
-                    BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(batchSize), 0)) {
-                while (loader.hasNext()) {
-                    try (LoadedBatch b = loader.next()) {
-                        NDArray f = ft.prefixFeatures(b.images(), toStage);
-                        f.attach(b.manager());
-                        float[] values = f.toFloatArray();
-                        long[] labels = b.labels().toLongArray();
-                        int[] index = b.sampleIndices();
-                        int per = values.length / index.length;
-                        for (int i = 0; i < index.length; i++) {
-                            byte[] row = rowBytes(values, i, per);
-                            w.write(groups.newGroup()
-                                    .append("path", dataset.samples().get(index[i]).source())
-                                    .append("label", (int) labels[i])
-                                    .append("split", split)
-                                    .append("index", index[i])
-                                    .append("feature", Binary.fromConstantByteArray(row)));
-                            rows++;
-                        }
+                    NDManager m = ft.manager().newSubManager()) {
+                FeatureCache.forEachPrefixBatch(ft, data, dataset, toStage, batchSize, m, (f, b) -> {
+                    float[] values = f.toFloatArray();
+                    long[] labels = b.labels().toLongArray();
+                    int[] index = b.sampleIndices();
+                    int per = values.length / index.length;
+                    for (int i = 0; i < index.length; i++) {
+                        w.write(groups.newGroup()
+                                .append("path", dataset.samples().get(index[i]).source())
+                                .append("label", (int) labels[i])
+                                .append("split", split)
+                                .append("index", index[i])
+                                .append("feature", Binary.fromConstantByteArray(rowBytes(values, i, per))));
+                        rows[0]++;
                     }
-                }
+                });
+            } catch (java.io.UncheckedIOException e) {
+                throw e.getCause();
             }
             Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
                     java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            return new SplitInfo(split, rows, Files.size(file));
+            return new SplitInfo(split, rows[0], Files.size(file));
         } catch (IOException e) {
             throw new FinetuneException(ErrorKind.OUTPUT, "cannot write " + file + ": " + e.getMessage(), e);
         }

@@ -156,21 +156,16 @@ public final class FeatureCache implements AutoCloseable {
             List<NDArray> labelChunks = new ArrayList<>();
             int[] rowOf = new int[dataset.size()];
             java.util.Arrays.fill(rowOf, -1);
-            int rows = 0;
-            try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(batchSize), 0)) {
-                while (loader.hasNext()) {
-                    try (LoadedBatch b = loader.next()) {
-                        NDArray f = ft.prefixFeatures(b.images(), stage);
-                        f.attach(m);
-                        b.labels().attach(m);
-                        chunks.add(f);
-                        labelChunks.add(b.labels());
-                        for (int i : b.sampleIndices()) {
-                            rowOf[i] = rows++;
-                        }
-                    }
+            int[] next = {0};
+            forEachPrefixBatch(ft, data, dataset, stage, batchSize, m, (f, b) -> {
+                f.attach(m);
+                b.labels().attach(m);
+                chunks.add(f);
+                labelChunks.add(b.labels());
+                for (int i : b.sampleIndices()) {
+                    rowOf[i] = next[0]++;
                 }
-            }
+            });
             NDArray all = NDArrays.concat(new NDList(chunks));
             NDArray y = NDArrays.concat(new NDList(labelChunks));
             chunks.forEach(NDArray::close);
@@ -179,6 +174,33 @@ public final class FeatureCache implements AutoCloseable {
         } catch (RuntimeException e) {
             m.close();
             throw e;
+        }
+    }
+
+    /** What {@link #forEachPrefixBatch} hands over: a batch's prefix output and the batch it came from. */
+    @FunctionalInterface
+    public interface PrefixBatchSink {
+        void accept(NDArray features, LoadedBatch batch) throws java.io.IOException;
+    }
+
+    /**
+     * Runs stages {@code [0, stage)} over every image of {@code dataset} in data set order with the run's evaluation
+     * preprocessing and no autograd ({@link FineTuner#prefixFeatures}: folded and guarded where the plan allows),
+     * handing each batch to {@code sink}; the features belong to the batch unless the sink attaches them elsewhere.
+     * The one loop behind the in-memory cache and the on-disk store, so that both hold the same values.
+     */
+    public static void forEachPrefixBatch(FineTuner ft, TrainingData data, dev.finetune.data.ImageDataset dataset,
+            int stage, int batchSize, NDManager m, PrefixBatchSink sink) {
+        try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(batchSize), 0)) {
+            while (loader.hasNext()) {
+                try (LoadedBatch b = loader.next()) {
+                    NDArray f = ft.prefixFeatures(b.images(), stage);
+                    f.attach(b.manager());
+                    sink.accept(f, b);
+                }
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 

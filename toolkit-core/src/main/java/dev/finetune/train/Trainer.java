@@ -316,26 +316,29 @@ public final class Trainer {
             throw new dev.finetune.ConfigException("train.feature_store", "cannot be used with train.mixup: the"
                     + " frozen prefix's input changes every step; drop one of the two");
         }
-        return dev.finetune.store.FeatureStore.load(featureStore, ft, data, frozenPrefixForStore(ft, data));
+        return dev.finetune.store.FeatureStore.load(featureStore, ft, data, deterministicPrefixEnd(ft, data, "train.feature_store"));
     }
 
     /**
-     * The stage a feature store's features enter at for {@code ft}'s plan: its first trainable stage, when the stages
-     * before it are a deterministic function of the image; refused otherwise.
+     * Where the deterministic frozen prefix of {@code ft}'s plan on {@code data} ends: its first trainable stage, when
+     * the stages before it are a fixed function of the image (no random augmentation, BatchNorm statistics frozen);
+     * what a feature store holds. Refused otherwise, as a config error naming {@code user} (the key or command).
      */
-    public static int frozenPrefixForStore(FineTuner ft, TrainingData data) {
+    public static int deterministicPrefixEnd(FineTuner ft, TrainingData data, String user) {
         if (data.augment()) {
-            throw new dev.finetune.ConfigException("train.feature_store", "cannot be used with random augmentation"
-                    + " (data.augment): the frozen prefix's input changes every epoch; turn it off or drop"
-                    + " train.feature_store");
+            throw new dev.finetune.ConfigException(user, "needs data.augment: false: with random augmentation the"
+                    + " frozen prefix's input changes every epoch");
         }
         InspectReport.Frontier f = ModelInspector.frontier(ft.model(), ft.plan(), data.transforms().imageSize());
         int stage = ft.model().stageIndex(f.firstTrainableStage());
-        if (stage == 0 || !f.deterministicPrefix()) {
-            throw new dev.finetune.ConfigException("train.feature_store", stage == 0
-                    ? "needs a frozen prefix, but the freeze policy trains the first stage"
-                    : "needs a frozen prefix whose BatchNorm layers keep their statistics; this policy updates"
-                            + " them before " + f.firstTrainableStage());
+        if (stage == 0) {
+            throw new dev.finetune.ConfigException(user, "needs a frozen prefix, but the freeze policy trains the"
+                    + " first stage (" + f.firstTrainableStage() + "); freeze the stages to store");
+        }
+        if (!f.deterministicPrefix()) {
+            throw new dev.finetune.ConfigException(user, "needs a frozen prefix whose BatchNorm layers keep their"
+                    + " statistics; this policy updates them before " + f.firstTrainableStage()
+                    + " (set the policy's batchnorm to freeze)");
         }
         return stage;
     }
