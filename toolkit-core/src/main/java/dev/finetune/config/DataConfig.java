@@ -36,6 +36,8 @@ import java.util.List;
  * @param raMagnitude RandAugment's magnitude bin, 0-30 (default 9)
  * @param randomErase torchvision's RandomErasing probability on the normalized tensor (default 0: off)
  * @param colorJitter torchvision's ColorJitter after the crop and flip; absent for none
+ * @param cropScale the random resized crop's area range {@code [min, max]} (torchvision's and timm's {@code scale};
+ *     default {@code [0.08, 1]})
  */
 public record DataConfig(
         String format,
@@ -55,7 +57,8 @@ public record DataConfig(
         Integer raNumOps,
         Integer raMagnitude,
         Double randomErase,
-        ColorJitterConfig colorJitter) {
+        ColorJitterConfig colorJitter,
+        List<Double> cropScale) {
 
     public DataConfig {
         format = format == null ? "imagefolder" : format;
@@ -125,6 +128,19 @@ public record DataConfig(
                     + " jitter brightness, colour and contrast; timm applies color jitter only without auto-augment);"
                     + " keep one of the two");
         }
+        if (cropScale != null) {
+            if (cropScale.size() != 2 || cropScale.contains(null)
+                    || !(cropScale.get(0) > 0 && cropScale.get(0) <= cropScale.get(1) && cropScale.get(1) <= 1)) {
+                throw new ConfigException("data.crop_scale", "must be [min, max] with 0 < min <= max <= 1 (the"
+                        + " crop's area as a fraction of the image's, torchvision's default [0.08, 1]), found "
+                        + cropScale);
+            }
+            if (!augment) {
+                throw new ConfigException("data.crop_scale", "applies to the random resized crop of data.augment:"
+                        + " true, and data.augment is false; remove crop_scale or set augment: true");
+            }
+            cropScale = List.copyOf(cropScale);
+        }
         randomErase = randomErase == null ? 0.0 : randomErase;
         if (!(randomErase >= 0 && randomErase <= 1)) {
             throw new ConfigException("data.random_erase", "must be a probability in [0, 1], found " + randomErase);
@@ -161,6 +177,12 @@ public record DataConfig(
     public dev.finetune.data.ColorJitter colorJitterTransform() {
         return colorJitter == null ? null : new dev.finetune.data.ColorJitter(colorJitter.brightness(),
                 colorJitter.contrast(), colorJitter.saturation(), colorJitter.hue());
+    }
+
+    /** The configured crop area range, or null for torchvision's default. */
+    public dev.finetune.data.SeededRandomResizedCrop.Scale cropScaleRange() {
+        return cropScale == null ? null
+                : new dev.finetune.data.SeededRandomResizedCrop.Scale(cropScale.get(0), cropScale.get(1));
     }
 
     /** The configured AutoAugment policy, or null. */

@@ -23,10 +23,11 @@ import java.util.SplittableRandom;
  * @param autoAugment TrivialAugmentWide or RandAugment after the crop and flip in training, or null
  * @param randomErase torchvision's {@code RandomErasing(p)} on the training tensor (value 0), 0 for off
  * @param colorJitter torchvision's ColorJitter after the crop and flip in training, or null
+ * @param cropScale the random resized crop's area range (torchvision's {@code scale}); null for its default (0.08, 1)
  */
 public record TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip,
         float[] mean, float[] std, Interpolation interpolation, AutoAugment autoAugment, double randomErase,
-        ColorJitter colorJitter) {
+        ColorJitter colorJitter, SeededRandomResizedCrop.Scale cropScale) {
 
     private static final float[] IMAGENET_MEAN = {0.485f, 0.456f, 0.406f};
     private static final float[] IMAGENET_STD = {0.229f, 0.224f, 0.225f};
@@ -43,6 +44,7 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
         mean = checkChannels("mean", mean, false);
         std = checkChannels("std", std, true);
         interpolation = interpolation == null ? Interpolation.BILINEAR : interpolation;
+        cropScale = cropScale == null ? SeededRandomResizedCrop.DEFAULT_SCALE : cropScale;
         if (!(randomErase >= 0 && randomErase <= 1)) {
             throw new IllegalArgumentException("random erasing probability must be in [0, 1], found " + randomErase);
         }
@@ -52,6 +54,14 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     public TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean,
             float[] std, Interpolation interpolation) {
         this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation, null, 0, null);
+    }
+
+    /** With torchvision's default crop scale (0.08, 1). */
+    public TransformSpec(int imageSize, int resizeSize, boolean randomResizedCrop, boolean horizontalFlip, float[] mean,
+            float[] std, Interpolation interpolation, AutoAugment autoAugment, double randomErase,
+            ColorJitter colorJitter) {
+        this(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation, autoAugment,
+                randomErase, colorJitter, null);
     }
 
     /** Without ColorJitter. */
@@ -75,13 +85,13 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     /** The same spec with another input size; the evaluation resize keeps torchvision's 256/224 proportion. */
     public TransformSpec withImageSize(int size) {
         return new TransformSpec(size, (int) Math.round(size * 256.0 / 224.0), randomResizedCrop, horizontalFlip, mean,
-                std, interpolation, autoAugment, randomErase, colorJitter);
+                std, interpolation, autoAugment, randomErase, colorJitter, cropScale);
     }
 
     /** The same spec with augmentation switched on or off. */
     public TransformSpec withAugmentation(boolean randomResizedCrop, boolean horizontalFlip) {
         return new TransformSpec(imageSize, resizeSize, randomResizedCrop, horizontalFlip, mean, std, interpolation,
-                autoAugment, randomErase, colorJitter);
+                autoAugment, randomErase, colorJitter, cropScale);
     }
 
     @Override
@@ -125,7 +135,7 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     /** Crop, flip, ColorJitter and AutoAugment (each when on), drawing in that order from {@code random}. */
     private RgbImage trainImage(RgbImage image, SplittableRandom random) {
         RgbImage out = randomResizedCrop
-                ? new SeededRandomResizedCrop(imageSize, random, interpolation).apply(image)
+                ? new SeededRandomResizedCrop(imageSize, random, interpolation, cropScale).apply(image)
                 : evalImage(image);
         out = horizontalFlip ? new SeededHorizontalFlip(random).apply(out) : out;
         out = colorJitter == null ? out : colorJitter.apply(out, random);

@@ -14,8 +14,15 @@ import java.util.Map;
  * @param inUse the path in use now, e.g. {@code "folded, channels-last: stem, layer1, layer2, layer3; NCHW: layer4"}
  * @param checks every check, oldest first
  * @param fallbacks every fallback, with what was measured
+ * @param tolerance the rule each check applied, in words
  */
-public record FastPathReport(String requested, String inUse, List<Check> checks, List<String> fallbacks) {
+public record FastPathReport(String requested, String inUse, List<Check> checks, List<String> fallbacks,
+        String tolerance) {
+
+    /** float32 paths: {@link GuardedPrefix#TOLERANCE}. */
+    public FastPathReport(String requested, String inUse, List<Check> checks, List<String> fallbacks) {
+        this(requested, inUse, checks, fallbacks, "max|diff| <= " + GuardedPrefix.TOLERANCE + " * max(1, max|plain|)");
+    }
 
     /**
      * One check of the whole prefix on one input shape.
@@ -57,7 +64,7 @@ public record FastPathReport(String requested, String inUse, List<Check> checks,
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("requested", requested);
         m.put("in_use", inUse);
-        m.put("tolerance", "max|diff| <= " + GuardedPrefix.TOLERANCE + " * max(1, max|plain|)");
+        m.put("tolerance", tolerance);
         List<Map<String, Object>> cs = new ArrayList<>();
         for (Check c : checks) {
             Map<String, Object> cm = new LinkedHashMap<>();

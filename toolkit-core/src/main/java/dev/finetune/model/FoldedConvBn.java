@@ -167,6 +167,10 @@ public final class FoldedConvBn implements AutoCloseable {
         return stride;
     }
 
+    public int groups() {
+        return groups;
+    }
+
     public int padding() {
         return padding;
     }

@@ -43,15 +43,19 @@ public final class FoldedPrefix implements AutoCloseable {
 
     private final List<List<Unit>> stages;
     private final List<FoldedConvBn> folds;
+    /** The same stages as {@link Bf16Prefix}'s program (its op codes; conv {@code c} is {@code folds.get(c)}). */
+    private final long[] program;
     private final int fromStage;
     private final int toStage;
     private final Layout layout;
     /** Per stage of {@code [fromStage, toStage)}: runs channels-last. Starts from {@link #layout}; can only turn off. */
     private final boolean[] channelsLast;
 
-    private FoldedPrefix(List<List<Unit>> stages, List<FoldedConvBn> folds, int fromStage, int toStage, Layout layout) {
+    private FoldedPrefix(List<List<Unit>> stages, List<FoldedConvBn> folds, long[] program, int fromStage, int toStage,
+            Layout layout) {
         this.stages = stages;
         this.folds = folds;
+        this.program = program;
         this.fromStage = fromStage;
         this.toStage = toStage;
         this.layout = layout;
@@ -106,21 +110,25 @@ public final class FoldedPrefix implements AutoCloseable {
         Map<String, Block> modules = model.namedModules();
         List<FoldedConvBn> folds = new ArrayList<>();
         List<List<Unit>> stages = new ArrayList<>();
+        List<Long> program = new ArrayList<>();
         try {
             for (int s = fromStage; s < toStage; s++) {
                 List<Unit> units = new ArrayList<>();
                 if (s == 0) {
                     FoldedConvBn stem = foldPair(modules, "conv1", "bn1", manager, folds);
+                    program.addAll(List.of(Bf16Prefix.OP_STEM, (long) folds.size() - 1, (long) stem.stride(),
+                            (long) stem.padding()));
                     units.add((x, call, cl) -> Activation.relu(Pool.maxPool2d(
                             call.apply(stem, x, 0, cl), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false)));
                 } else {
                     for (int u = 0; modules.containsKey("layer" + s + "." + u); u++) {
-                        units.add(residualUnit(modules, s, "layer" + s + "." + u + ".", manager, folds));
+                        units.add(residualUnit(modules, s, "layer" + s + "." + u + ".", manager, folds, program));
                     }
                 }
                 stages.add(List.copyOf(units));
             }
-            return new FoldedPrefix(List.copyOf(stages), folds, fromStage, toStage, layout);
+            return new FoldedPrefix(List.copyOf(stages), folds, program.stream().mapToLong(Long::longValue).toArray(),
+                    fromStage, toStage, layout);
         } catch (RuntimeException e) {
             folds.forEach(FoldedConvBn::close);
             throw e;
@@ -166,15 +174,23 @@ public final class FoldedPrefix implements AutoCloseable {
     }
 
     /** BasicBlock (conv1, conv2) or Bottleneck (conv1..conv3): relu after all but the last, then add and relu. */
-    private static Unit residualUnit(
-            Map<String, Block> modules, int stage, String prefix, NDManager manager, List<FoldedConvBn> folds) {
+    private static Unit residualUnit(Map<String, Block> modules, int stage, String prefix, NDManager manager,
+            List<FoldedConvBn> folds, List<Long> program) {
         List<FoldedConvBn> chain = new ArrayList<>();
+        List<Long> code = new ArrayList<>();
         for (int i = 1; modules.containsKey(prefix + "conv" + i); i++) {
-            chain.add(foldPair(modules, prefix + "conv" + i, prefix + "bn" + i, manager, folds));
+            FoldedConvBn f = foldPair(modules, prefix + "conv" + i, prefix + "bn" + i, manager, folds);
+            chain.add(f);
+            code.addAll(List.of((long) folds.size() - 1, (long) f.stride(), (long) f.padding(), (long) f.groups()));
         }
         FoldedConvBn down = modules.containsKey(prefix + "downsample")
                 ? foldPair(modules, prefix + "downsample.0", prefix + "downsample.1", manager, folds)
                 : null;
+        program.addAll(List.of(Bf16Prefix.OP_UNIT, (long) chain.size(), down == null ? 0L : 1L));
+        program.addAll(code);
+        if (down != null) {
+            program.addAll(List.of((long) folds.size() - 1, (long) down.stride(), (long) down.padding()));
+        }
         return (x, call, cl) -> {
             NDArray y = x;
             for (int i = 0; i < chain.size(); i++) {
@@ -299,6 +315,11 @@ public final class FoldedPrefix implements AutoCloseable {
             b.append(b.length() > 0 ? "; " : "").append("NCHW: ").append(String.join(", ", nchw));
         }
         return b.toString();
+    }
+
+    /** The stages as {@link Bf16Prefix}'s program; conv {@code c} is {@code convolutions().get(c)}. */
+    long[] program() {
+        return program.clone();
     }
 
     /** The folded convolutions, in forward order. */

@@ -19,7 +19,19 @@ public final class KernelFaults {
 
     private static volatile int[] channelsLastConv = parse(System.getProperty(PROPERTY));
 
+    private static volatile boolean bf16Wrong;
+
     private KernelFaults() {}
+
+    /** Sets or clears a simulated defect of the bf16 path ({@link Bf16Prefix}): its output comes out 1.5× too large. */
+    public static void setBf16Wrong(boolean on) {
+        bf16Wrong = on;
+    }
+
+    /** {@code y}, or {@code 1.5 * y} while {@link #setBf16Wrong} is on. */
+    static NDArray applyBf16(NDArray y) {
+        return bf16Wrong ? y.mul(1.5f) : y;
+    }
 
     /** Sets ({@code "512:1:2"}, {@code "512:1:2:any"}) or clears ({@code null}) the simulated defect. */
     public static void setChannelsLastConv(String spec) {

@@ -223,7 +223,7 @@ public final class Assembler {
         float[] std = toFloats(d.std());
         TransformSpec spec = new TransformSpec(d.imageSize(), d.resize(), d.augment(), d.augment(), mean, std,
                 Interpolation.parse(d.interpolation(), "data.interpolation"), d.autoAugmentPolicy(),
-                d.randomErase(), d.colorJitterTransform());
+                d.randomErase(), d.colorJitterTransform(), d.cropScaleRange());
         int workers = d.workers() > 0 ? d.workers() : Math.max(1, Runtime.getRuntime().availableProcessors());
         BadImagePolicy bad = "skip".equals(d.onBadImage()) ? BadImagePolicy.SKIP : BadImagePolicy.FAIL;
         ImageDataset train;

@@ -61,6 +61,12 @@ class NewKeysErrorsTest {
                 error(BASE + "data: {root: x, color_jitter: {hue: 0.7}}\n"));
         assertEquals("data.random_erase: must be a probability in [0, 1], found 1.5",
                 error(BASE + "data: {root: x, random_erase: 1.5}\n"));
+        assertEquals("data.crop_scale: must be [min, max] with 0 < min <= max <= 1 (the crop's area as a fraction of"
+                + " the image's, torchvision's default [0.08, 1]), found [0.8, 0.5]",
+                error(BASE + "data: {root: x, crop_scale: [0.8, 0.5]}\n"));
+        assertEquals("data.crop_scale: applies to the random resized crop of data.augment: true, and data.augment is"
+                + " false; remove crop_scale or set augment: true",
+                error(BASE + "data: {root: x, augment: false, crop_scale: [0.5, 1]}\n"));
         assertTrue(error(BASE + "train: {mixup: {mixup_alfa: 0.2}}\n").startsWith(
                 "train.mixup.mixup_alfa: unknown key 'mixup_alfa'; known keys: cutmix_alpha, mixup_alpha, prob,"
                         + " switch_prob"));

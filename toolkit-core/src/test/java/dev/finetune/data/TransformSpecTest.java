@@ -183,6 +183,31 @@ class TransformSpecTest {
     }
 
     @Test
+    void cropScaleBoundsTheAreaFraction() {
+        SeededRandomResizedCrop.Scale scale = new SeededRandomResizedCrop.Scale(0.5, 0.75);
+        SplittableRandom random = new SplittableRandom(9);
+        double minFraction = 1;
+        double maxFraction = 0;
+        for (int i = 0; i < 2000; i++) {
+            int[] box = SeededRandomResizedCrop.sampleBox(120, 120, random, scale);
+            double fraction = (double) box[2] * box[3] / (120 * 120);
+            minFraction = Math.min(minFraction, fraction);
+            maxFraction = Math.max(maxFraction, fraction);
+        }
+        // Rounding w and h to whole pixels moves the fraction by at most ~2 pixels per side.
+        assertTrue(minFraction >= 0.48 && minFraction < 0.52, "smallest area fraction " + minFraction);
+        assertTrue(maxFraction > 0.72 && maxFraction <= 0.77, "largest area fraction " + maxFraction);
+        // [1, 1] on a square image: every try needs ratio exactly 1, so torchvision's fallback (the whole image).
+        assertArrayEquals(new int[] {0, 0, 40, 40}, SeededRandomResizedCrop.sampleBox(40, 40, new SplittableRandom(3),
+                new SeededRandomResizedCrop.Scale(1, 1)));
+        // The default keeps the draws (and so every earlier run's augmentations) unchanged.
+        assertArrayEquals(SeededRandomResizedCrop.sampleBox(60, 90, new SplittableRandom(42)),
+                SeededRandomResizedCrop.sampleBox(60, 90, new SplittableRandom(42), SeededRandomResizedCrop.DEFAULT_SCALE));
+        assertThrows(IllegalArgumentException.class, () -> new SeededRandomResizedCrop.Scale(0, 1));
+        assertThrows(IllegalArgumentException.class, () -> new SeededRandomResizedCrop.Scale(0.6, 0.5));
+    }
+
+    @Test
     void veryThinImagesFallBackToACentreCropOfAllowedRatio() {
         // 4 high, 400 wide: no box with ratio <= 4/3 covers >= 8% of it, so torchvision's fallback applies.
         int[] box = SeededRandomResizedCrop.sampleBox(4, 400, new SplittableRandom(1));
