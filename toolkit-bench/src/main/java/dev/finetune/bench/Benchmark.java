@@ -39,7 +39,13 @@ public final class Benchmark {
         List<Measurement> ours = new ArrayList<>();
         for (InputShape shape : settings.shapes()) {
             for (Workload w : settings.workloads()) {
-                if (w != Workload.LOADER) {
+                if (w.bf16() && dev.finetune.model.Precision.BF16.whyUnavailable() != null) {
+                    String note = w.configName() + " not measured: "
+                            + dev.finetune.model.Precision.BF16.whyUnavailable();
+                    if (!notes.contains(note)) {
+                        notes.add(note);
+                    }
+                } else if (w != Workload.LOADER) {
                     ours.add(measure(w, shape, settings, null, progress));
                 }
             }

@@ -23,6 +23,12 @@ public enum Workload {
      * fast-path guard (checked against the plain network on the first batch), then the head; no autograd.
      */
     INFERENCE_FOLDED("inference-folded", "inference, BN-folded + channels-last behind the guard", "inference"),
+    /**
+     * (a) what {@code predict --precision bf16} runs: every stage before the head BN-folded in bfloat16 behind the
+     * guard (checked against float32 on the first batch), then the head in float32; no autograd. Skipped, with a note,
+     * on a CPU without bf16 instructions.
+     */
+    INFERENCE_BF16("inference-bf16", "inference, BN-folded bf16 behind the guard", "inference"),
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
@@ -37,6 +43,8 @@ public enum Workload {
     /** As {@link #FROZEN_STEP_FOLDED}, with only the stem (conv1, max-pool) in channels-last layout. */
     FROZEN_STEP_FOLDED_CL_STEM(
             "frozen-step-folded-cl-stem", "frozen step, BN-folded + channels-last stem, no autograd", "frozen-step"),
+    /** (c) with the frozen backbone run BN-folded in bf16 ({@code train.precision: bf16}), the head in float32. */
+    FROZEN_STEP_BF16("frozen-step-bf16", "frozen step, backbone BN-folded in bf16, no autograd", "frozen-step"),
     /** torchvision's resnet18 traced to one TorchScript graph, run by DJL's PtSymbolBlock: inference. */
     TORCHSCRIPT_INFERENCE("ts-inference", "TorchScript graph on libtorch 2.7.1: inference", "inference"),
     /** The same TorchScript graph: forward, backward, SGD step, every parameter trainable. */
@@ -45,8 +53,9 @@ public enum Workload {
     LOADER("loader", "data loader only (decode, crop, flip, normalize)", null);
 
     /** The workloads of our own model, in report order. */
-    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, FULL_STEP,
-            FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM);
+    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, INFERENCE_BF16,
+            FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL,
+            FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16);
 
     /** The engine ceiling workloads (need a TorchScript archive traced by Python). */
     public static final List<Workload> TORCHSCRIPT = List.of(TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP);
@@ -79,7 +88,8 @@ public enum Workload {
     public FoldedPrefix.Layout foldedLayout() {
         return switch (this) {
             case FROZEN_STEP_FOLDED -> FoldedPrefix.Layout.CONTIGUOUS;
-            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP, INFERENCE_FOLDED -> FoldedPrefix.Layout.CHANNELS_LAST;
+            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP, INFERENCE_FOLDED, INFERENCE_BF16, FROZEN_STEP_BF16 ->
+                    FoldedPrefix.Layout.CHANNELS_LAST;
             case FROZEN_STEP_FOLDED_CL_STEM -> FoldedPrefix.Layout.CHANNELS_LAST_STEM;
             default -> null;
         };
@@ -87,15 +97,20 @@ public enum Workload {
 
     /** Whether an iteration runs a backward pass and an optimizer step. */
     public boolean trains() {
-        return this != INFERENCE && this != INFERENCE_SCOPED && this != INFERENCE_FOLDED
+        return this != INFERENCE && this != INFERENCE_SCOPED && this != INFERENCE_FOLDED && this != INFERENCE_BF16
                 && this != TORCHSCRIPT_INFERENCE && this != LOADER;
+    }
+
+    /** Whether the folded prefix runs in bf16. */
+    public boolean bf16() {
+        return this == INFERENCE_BF16 || this == FROZEN_STEP_BF16;
     }
 
     /** The freeze policy of a {@code FineTuner}-based workload. */
     public FreezePolicy policy() {
         return switch (this) {
-            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, INFERENCE_FOLDED ->
-                    FreezePolicy.linearProbe();
+            case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, INFERENCE_FOLDED,
+                    INFERENCE_BF16, FROZEN_STEP_BF16 -> FreezePolicy.linearProbe();
             case LAST_STAGE_STEP -> new FreezePolicy(
                     false, -1, List.of(FreezePolicy.Rule.train("bench.last_stage", "layer4", "fc")), BnPolicy.AUTO);
             default -> FreezePolicy.trainAll();

@@ -1,6 +1,7 @@
 package dev.finetune.bench;
 
 import dev.finetune.model.FoldedPrefix;
+import dev.finetune.model.Precision;
 import dev.finetune.model.StepScopes;
 import ai.djl.Device;
 import ai.djl.MalformedModelException;
@@ -103,6 +104,7 @@ final class WorkloadRunner {
                         .seed(0)
                         .foldFrozenPrefix(folded)
                         .foldLayout(folded ? layout : FoldedPrefix.Layout.CHANNELS_LAST)
+                        .prefixPrecision(workload.bf16() ? Precision.BF16 : Precision.FP32)
                         .build();
                 NDManager inputs = ft.manager().newSubManager()) {
             {
@@ -121,7 +123,7 @@ final class WorkloadRunner {
                             }
                         };
                     }
-                    case INFERENCE_FOLDED -> {
+                    case INFERENCE_FOLDED, INFERENCE_BF16 -> {
                         // As TrainedModel.logits with folding: the guarded folded prefix, then the head, no autograd.
                         int head = ft.model().stageNames().size() - 1;
                         yield (xi, yi) -> {
@@ -133,7 +135,7 @@ final class WorkloadRunner {
                         };
                     }
                     case FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP -> (xi, yi) -> ft.trainStep(xi, yi, LR);
-                    case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM ->
+                    case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16 ->
                             (xi, yi) -> ft.trainStep(xi, yi, LR);
                     default -> throw new IllegalStateException(workload.toString());
                 };
@@ -144,7 +146,8 @@ final class WorkloadRunner {
                 Map<String, Double> stages = null;
                 Map<String, Double> ops = null;
                 if (profile) {
-                    if (workload == Workload.INFERENCE || (folded && workload != Workload.LAST_STAGE_STEP)) {
+                    if (workload == Workload.INFERENCE
+                            || (folded && workload != Workload.LAST_STAGE_STEP && !workload.bf16())) {
                         stages = profileStages(ft, x, y, layout);
                     }
                     ops = OpProfile.of(() -> once(ft.manager(), x, y, step), PROFILED_ITERATIONS, PROFILED_OPS);

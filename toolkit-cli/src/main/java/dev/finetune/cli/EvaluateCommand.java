@@ -54,7 +54,8 @@ final class EvaluateCommand implements Callable<Integer> {
         StopSignal.install("stopping after the current batch");
         PrintWriter out = spec.commandLine().getOut();
         Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
-        try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)) {
+        try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)
+                .precision(inference.precision())) {
             ImageFolderIndex index = ImageFolderIndex.scan(root);
             if (!index.classNames().equals(model.classNames())) {
                 throw new FinetuneException(ErrorKind.DATA, root + ": class folders " + index.classNames()

@@ -1,15 +1,21 @@
 package dev.finetune.cli;
 
+import dev.finetune.model.Precision;
 import dev.finetune.predict.Tta;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
-/** The inference options {@code predict} and {@code evaluate} share: test-time augmentation and BN folding. */
+/** The inference options {@code predict} and {@code evaluate} share: test-time augmentation, BN folding, precision. */
 final class InferenceMixin {
     @Option(names = "--fold-bn", description = "run every stage before the head BN-folded (channels-last for ResNets)"
             + " behind the fast-path guard: faster, more memory (default off)")
     boolean foldBn;
+
+    @Option(names = "--precision", defaultValue = "fp32", description = "fp32, or bf16: everything before the head"
+            + " BN-folded in bfloat16, checked against float32 on the first batch of each shape (ResNet family, CPUs with"
+            + " avx512_bf16 or amx_bf16) (${DEFAULT-VALUE})")
+    String precision;
 
     @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
             + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop) (${DEFAULT-VALUE})")
@@ -17,6 +23,15 @@ final class InferenceMixin {
 
     @CommandLine.Spec(CommandLine.Spec.Target.MIXEE)
     CommandSpec command;
+
+    /** {@code --precision}; anything but fp32 or bf16 is a usage error. */
+    Precision precision() {
+        try {
+            return Precision.parse(precision);
+        } catch (IllegalArgumentException e) {
+            throw new CommandLine.ParameterException(command.commandLine(), "--precision " + e.getMessage());
+        }
+    }
 
     /** {@code --tta}; anything but none, flip or five-crop is a usage error listing the choices. */
     Tta tta() {

@@ -50,7 +50,8 @@ final class PredictCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--top-k must be >= 1, found " + topK);
         }
         PrintWriter out = spec.commandLine().getOut();
-        try (TrainedModel model = TrainedModel.open(checkpoint, arch).foldBatchNorm(inference.foldBn)) {
+        try (TrainedModel model = TrainedModel.open(checkpoint, arch).foldBatchNorm(inference.foldBn)
+                .precision(inference.precision())) {
             List<Predictor.Prediction> preds = new Predictor(model, inference.tta()).predict(images, topK);
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {

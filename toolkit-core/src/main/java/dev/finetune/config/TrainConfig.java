@@ -32,6 +32,8 @@ import java.util.List;
  *     train over this many training batches (PyTorch's {@code torch.optim.swa_utils.update_bn}); 0 (default) off
  * @param featureStore a folder written by {@code finetune features}: the frozen prefix's outputs are read from it
  *     instead of computed (relative to the config file); absent for none
+ * @param precision the arithmetic of the frozen, BN-folded prefix: {@code fp32} (default) or {@code bf16} (ResNet
+ *     family, CPUs with bf16 instructions; everything that trains stays float32)
  */
 public record TrainConfig(
         Integer epochs,
@@ -53,7 +55,8 @@ public record TrainConfig(
         EmaConfig ema,
         Boolean report,
         Integer updateBnBatches,
-        String featureStore) {
+        String featureStore,
+        String precision) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -69,6 +72,15 @@ public record TrainConfig(
         featureCache = featureCache == null ? Boolean.TRUE : featureCache;
         report = report == null ? Boolean.TRUE : report;
         foldFrozenBn = foldFrozenBn == null ? Boolean.TRUE : foldFrozenBn;
+        try {
+            precision = dev.finetune.model.Precision.parse(precision).configName();
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("train.precision", e.getMessage());
+        }
+        if (precision.equals("bf16") && !foldFrozenBn) {
+            throw new ConfigException("train.precision", "bf16 runs the BN-folded frozen prefix, and"
+                    + " train.fold_frozen_bn is false; remove one of the two");
+        }
         labelSmoothing = labelSmoothing == null ? 0.0 : labelSmoothing;
         if (!(labelSmoothing >= 0 && labelSmoothing < 1)) {
             throw new ConfigException("train.label_smoothing", "must be in [0, 1), found " + labelSmoothing);
@@ -139,7 +151,12 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null);
+                null, null, null, null, null, null);
+    }
+
+    /** {@link #precision()} as the enum. */
+    public dev.finetune.model.Precision prefixPrecision() {
+        return dev.finetune.model.Precision.parse(precision);
     }
 
     /**

@@ -6,6 +6,8 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoint;
 import dev.finetune.checkpoint.CheckpointException;
 import dev.finetune.checkpoint.CheckpointFormat;
@@ -21,6 +23,8 @@ import dev.finetune.model.FoldedStages;
 import dev.finetune.model.FrozenPrefix;
 import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.Network;
+import dev.finetune.model.Bf16Prefix;
+import dev.finetune.model.Precision;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
 import dev.finetune.run.TrainingCheckpoint;
@@ -78,6 +82,34 @@ public final class TrainedModel implements AutoCloseable {
         return this;
     }
 
+    private Precision precision = Precision.FP32;
+
+    /**
+     * Runs everything before the head in {@code precision}: bf16 folds it ({@link Bf16Prefix}, the ResNet family on a
+     * CPU with bf16 instructions; checked against float32 on the first batch of each shape); call before the first
+     * batch.
+     *
+     * @throws FinetuneException (usage) where bf16 cannot run, naming why and the fix
+     */
+    public TrainedModel precision(Precision p) {
+        if (fastPathBuilt) {
+            throw new IllegalStateException("set the precision before the first batch");
+        }
+        if (p == Precision.BF16) {
+            String why = p.whyUnavailable();
+            if (why != null) {
+                throw new FinetuneException(ErrorKind.USAGE, "--precision bf16: " + why + "; drop --precision");
+            }
+            if (!(model instanceof ResNet)) {
+                throw new FinetuneException(ErrorKind.USAGE, "--precision bf16 runs the ResNet family (resnet*,"
+                        + " resnext*, wide_resnet*) only, and this model is " + model.arch().configName()
+                        + "; drop --precision (or use --fold-bn for the folded float32 path)");
+            }
+        }
+        precision = p;
+        return this;
+    }
+
     /**
      * Logits of a batch (N, 3, H, W): eval mode, no autograd. Every stage before the head runs BN-folded (and, for
      * the ResNet family, channels-last where this CPU computes it right) behind the fast-path guard, which checks it
@@ -105,15 +137,15 @@ public final class TrainedModel implements AutoCloseable {
     private FrozenPrefix fastPath() {
         if (!fastPathBuilt) {
             fastPathBuilt = true;
-            if (fold) {
+            if (fold || precision == Precision.BF16) {
                 // Inference: nothing trains and every BN normalizes with its running statistics, so everything
                 // before the head is a fixed function — the condition folding needs.
                 model.namedTensors().values().forEach(p -> p.freeze(true));
                 model.batchNorms().forEach(n -> n.bn().setMode(BnMode.FROZEN_STATS));
                 int k = model.stageNames().size() - 1;
-                fastPath = model instanceof ResNet r
-                        ? GuardedPrefix.fold(r, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager)
-                        : FoldedStages.fold(model, parameterStore, k, manager);
+                fastPath = !(model instanceof ResNet r) ? FoldedStages.fold(model, parameterStore, k, manager)
+                        : precision == Precision.BF16 ? Bf16Prefix.fold(r, parameterStore, k, manager)
+                        : GuardedPrefix.fold(r, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager);
             }
         }
         return fastPath;

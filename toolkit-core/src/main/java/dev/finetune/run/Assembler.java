@@ -155,6 +155,7 @@ public final class Assembler {
                 .seed(c.train().seed())
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
+                .prefixPrecision(c.train().prefixPrecision())
                 .loss(loss(c.train(), classCounts))
                 .clipGradNorm(c.train().clipGradNorm());
         ModelConfig.HeadConfig head = c.model().head();
@@ -204,6 +205,7 @@ public final class Assembler {
                 .seed(c.train().seed())
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
+                .prefixPrecision(c.train().prefixPrecision())
                 .loss(loss(c.train(), data.train().classCounts()))
                 .clipGradNorm(c.train().clipGradNorm())
                 .dropout(c.model().head() == null || c.model().head().dropout() == null ? null

@@ -19,6 +19,8 @@ import dev.finetune.model.FoldedStages;
 import dev.finetune.model.FrozenPrefix;
 import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.Network;
+import dev.finetune.model.Bf16Prefix;
+import dev.finetune.model.Precision;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
 import dev.finetune.model.StepScopes;
@@ -64,6 +66,7 @@ public final class FineTuner implements AutoCloseable {
     private final boolean foldFrozenPrefix;
     private final boolean releaseIntermediates;
     private final FoldedPrefix.Layout foldLayout;
+    private final Precision prefixPrecision;
     private FreezePlan plan;
     private GroupedOptimizer optimizer;
     private FrozenPrefix folded;
@@ -103,7 +106,15 @@ public final class FineTuner implements AutoCloseable {
             foldFrozenPrefix = b.foldFrozenPrefix;
             releaseIntermediates = b.releaseIntermediates;
             foldLayout = b.foldLayout;
+            prefixPrecision = b.prefixPrecision;
+            checkPrecision(b.prefixPrecision);
             applyPolicy(b.policy);
+            if (prefixPrecision == Precision.BF16 && foldedStages() == 0) {
+                throw new dev.finetune.ConfigException("train.precision", "bf16 runs the frozen, BN-folded prefix,"
+                        + " and this freeze policy leaves none: the stem trains, or a frozen stage keeps BatchNorm in"
+                        + " train mode. Freeze at least the stem (e.g. policies/last-stage.yaml), or remove"
+                        + " train.precision");
+            }
         } catch (RuntimeException e) {
             manager.close();
             throw e;
@@ -189,7 +200,9 @@ public final class FineTuner implements AutoCloseable {
         if (model instanceof ResNet resnet) {
             int k = FoldedPrefix.foldablePrefix(resnet);
             if (k > 0) {
-                folded = GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager);
+                folded = prefixPrecision == Precision.BF16
+                        ? Bf16Prefix.fold(resnet, parameterStore, k, manager)
+                        : GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager);
             }
         } else {
             int k = FoldedStages.foldablePrefix(model);
@@ -197,6 +210,35 @@ public final class FineTuner implements AutoCloseable {
                 folded = FoldedStages.fold(model, parameterStore, k, manager);
             }
         }
+    }
+
+    /**
+     * Refuses {@code bf16} where it cannot run: a CPU without bf16 instructions, a family other than ResNet (the only
+     * one {@link Bf16Prefix} folds), folding switched off. Said as {@code train.precision} errors (exit 3), naming the fix.
+     */
+    private void checkPrecision(Precision p) {
+        if (p != Precision.BF16) {
+            return;
+        }
+        String why = p.whyUnavailable();
+        if (why != null) {
+            throw new dev.finetune.ConfigException("train.precision", why + "; remove train.precision or set it to"
+                    + " fp32");
+        }
+        if (!(model instanceof ResNet)) {
+            throw new dev.finetune.ConfigException("train.precision", "bf16 runs the frozen prefix of the ResNet family"
+                    + " (resnet*, resnext*, wide_resnet*) only, and this model is " + model.arch().configName() + "; remove"
+                    + " train.precision or set it to fp32");
+        }
+        if (!foldFrozenPrefix) {
+            throw new dev.finetune.ConfigException("train.precision", "bf16 runs the BN-folded frozen prefix, and"
+                    + " folding is off (train.fold_frozen_bn: false); remove one of the two");
+        }
+    }
+
+    /** The arithmetic of the frozen prefix ({@code train.precision}). */
+    public Precision prefixPrecision() {
+        return prefixPrecision;
     }
 
     /** Stages {@code [0, k)} of the folded frozen prefix in use, 0 when none (or when the guard switched it off). */
@@ -407,6 +449,7 @@ public final class FineTuner implements AutoCloseable {
         private boolean foldFrozenPrefix = true;
         private boolean releaseIntermediates = true;
         private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
+        private Precision prefixPrecision = Precision.FP32;
 
         /** The architecture (default resnet18). */
         public Builder arch(Architecture arch) {
@@ -506,6 +549,12 @@ public final class FineTuner implements AutoCloseable {
          * back to NCHW or to no folding, and {@link #fastPathReports()} says so. Results equal the unfolded network
          * within {@code 1e-4 * max(1, max|output|)} (about 3e-6 measured).
          */
+        /** The arithmetic of the folded frozen prefix (default float32); bf16 for the ResNet family on bf16 CPUs. */
+        public Builder prefixPrecision(Precision precision) {
+            this.prefixPrecision = java.util.Objects.requireNonNull(precision);
+            return this;
+        }
+
         public Builder foldFrozenPrefix(boolean fold) {
             this.foldFrozenPrefix = fold;
             return this;

@@ -61,6 +61,10 @@ class NewKeysErrorsTest {
                 error(BASE + "data: {root: x, color_jitter: {hue: 0.7}}\n"));
         assertEquals("data.random_erase: must be a probability in [0, 1], found 1.5",
                 error(BASE + "data: {root: x, random_erase: 1.5}\n"));
+        assertEquals("train.precision: must be fp32 or bf16, found 'fp16'",
+                error(BASE + "train: {precision: fp16}\n"));
+        assertEquals("train.precision: bf16 runs the BN-folded frozen prefix, and train.fold_frozen_bn is false;"
+                + " remove one of the two", error(BASE + "train: {precision: bf16, fold_frozen_bn: false}\n"));
         assertEquals("data.crop_scale: must be [min, max] with 0 < min <= max <= 1 (the crop's area as a fraction of"
                 + " the image's, torchvision's default [0.08, 1]), found [0.8, 0.5]",
                 error(BASE + "data: {root: x, crop_scale: [0.8, 0.5]}\n"));

@@ -141,6 +141,47 @@ class Bf16PrefixTest {
         assertThrows(IllegalArgumentException.class, () -> Precision.parse("fp16"));
     }
 
+    /** {@code train.precision: bf16} in a fine-tuner: the cached features are the bf16 prefix's, the head trains. */
+    @Test
+    void fineTunerRunsTheFrozenPrefixInBf16AndRefusesWhatCannot() {
+        if (CpuFeatures.hasBf16()) {
+            Engines.pytorch().setRandomSeed(4);
+            try (dev.finetune.train.FineTuner bf = tuner(ResNetArch.RESNET18, FreezePolicy.linearProbe(), Precision.BF16);
+                    dev.finetune.train.FineTuner fp = tuner(ResNetArch.RESNET18, FreezePolicy.linearProbe(),
+                            Precision.FP32);
+                    NDManager m = NDManager.newBaseManager()) {
+                NDArray x = m.randomNormal(new Shape(4, 3, 48, 48));
+                Err e = Err.of(bf.prefixFeatures(x, 5), fp.prefixFeatures(x, 5));
+                assertTrue(e.rms() < 0.05 && e.rms() > 0, "bf16 features vs float32: " + e);
+                float loss = bf.trainStep(x, m.create(new int[] {0, 1, 2, 3}), 0.1);
+                assertTrue(Float.isFinite(loss));
+                assertEquals(5, bf.foldedStages());
+                assertEquals("folded, bf16, channels-last", bf.fastPathReports().get(0).inUse());
+            }
+        }
+        // What cannot run bf16 is refused, naming train.precision and the fix.
+        System.setProperty(CpuFeatures.FLAGS_PROPERTY, "avx512f avx512_bf16");
+        assertEquals("train.precision: bf16 runs the frozen, BN-folded prefix, and this freeze policy leaves none: the"
+                + " stem trains, or a frozen stage keeps BatchNorm in train mode. Freeze at least the stem (e.g."
+                + " policies/last-stage.yaml), or remove train.precision",
+                assertThrows(dev.finetune.ConfigException.class,
+                        () -> tuner(ResNetArch.RESNET18, FreezePolicy.trainAll(), Precision.BF16)).getMessage());
+        assertTrue(assertThrows(dev.finetune.ConfigException.class,
+                () -> tuner(MobileNetArch.MOBILENET_V3_SMALL, FreezePolicy.linearProbe(), Precision.BF16))
+                .getMessage().startsWith("train.precision: bf16 runs the frozen prefix of the ResNet family (resnet*,"
+                        + " resnext*, wide_resnet*) only, and this model is mobilenet_v3_small"));
+        System.setProperty(CpuFeatures.FLAGS_PROPERTY, "avx512f");
+        String m = assertThrows(dev.finetune.ConfigException.class,
+                () -> tuner(ResNetArch.RESNET18, FreezePolicy.linearProbe(), Precision.BF16)).getMessage();
+        assertTrue(m.startsWith("train.precision: bf16 needs a CPU with bfloat16 instructions") && m.endsWith(
+                "; remove train.precision or set it to fp32"), m);
+    }
+
+    private static dev.finetune.train.FineTuner tuner(Architecture arch, FreezePolicy policy, Precision precision) {
+        return dev.finetune.train.FineTuner.builder().arch(arch).headClasses(4).policy(policy).seed(7)
+                .prefixPrecision(precision).build();
+    }
+
     private static void refusedWithoutBf16() {
         try (NDManager m = NDManager.newBaseManager()) {
             ResNet net = ResNet.create(ResNetArch.RESNET18, 10).initialize(m);
