@@ -253,7 +253,9 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
                 && randomResizedCrop == t.randomResizedCrop
                 && horizontalFlip == t.horizontalFlip
                 && Arrays.equals(mean, t.mean)
-                && Arrays.equals(std, t.std);
+                && Arrays.equals(std, t.std)
+                && interpolation == t.interpolation
+                && cropScale.equals(t.cropScale);
     }
 
     @Override
@@ -270,6 +272,9 @@ public record TransformSpec(int imageSize, int resizeSize, boolean randomResized
     public String toString() {
         return "TransformSpec[imageSize=" + imageSize + ", resizeSize=" + resizeSize + ", randomResizedCrop="
                 + randomResizedCrop + ", horizontalFlip=" + horizontalFlip + ", mean=" + Arrays.toString(mean)
-                + ", std=" + Arrays.toString(std) + "]";
+                + ", std=" + Arrays.toString(std)
+                // Only when not the default, so that keys written before (feature stores) stay valid.
+                + (interpolation == Interpolation.BILINEAR ? "" : ", interpolation=" + interpolation.configName())
+                + "]";
     }
 }

@@ -79,6 +79,10 @@ public final class FeatureStore {
         k.put("cut", model.stageNames().get(toStage - 1));
         k.put("enters_at_stage", toStage);
         k.put("prefix_weights_sha256", prefixDigest(model, toStage));
+        if (ft.prefixPrecision() != dev.finetune.model.Precision.FP32) {
+            // Only when not float32, so that every float32 store written before this field existed keeps its key.
+            k.put("precision", ft.prefixPrecision().configName());
+        }
         k.put("preprocessing", data.transforms().toString());
         k.put("train_data", data.train().fingerprint());
         k.put("val_data", data.val() == null ? "" : data.val().fingerprint());
