@@ -4,40 +4,24 @@
     /usr/bin/python3 scripts/reference/bf16_reference.py REPO_ROOT OUT_DIR
 
 Two realistic weight sets: resnet18 with models/resnet18-fmnist-a.safetensors (trained weights, read here without
-the safetensors package: an 8-byte header length, a JSON header, raw tensors), and resnet50 with torchvision's
+the safetensors package, by equivalence_reference.read_safetensors), and resnet50 with torchvision's
 initialization and BN statistics calibrated on random batches plus uniform affine values (written as resnet50.pth).
 For each, for inputs (2, 3, S, S), S in 32, 64, 97, and (1, 3, 224, 224): the layer4 output (the input of the
 average pool) in float32 (eval, NCHW) and in bfloat16 (model.to(torch.bfloat16), channels-last, as PyTorch users run
 it on CPU). Raw little-endian float32 files NAME_S_{input,fp32,bf16}.f32. Writes DONE last.
 """
-import json
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from equivalence_reference import read_safetensors  # noqa: E402  (the same reader, no safetensors package)
 
 root, out = sys.argv[1], sys.argv[2]
 os.makedirs(out, exist_ok=True)
 torch.set_num_threads(2)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    types = {"F16": np.float16, "F32": np.float32, "I64": np.int64, "BF16": None}
-    state = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        arr = np.frombuffer(data[a:b], dtype=types[v["dtype"]]).reshape(v["shape"])
-        state[k] = torch.from_numpy(arr.astype(np.float32) if arr.dtype == np.float16 else arr.copy())
-    return state
 
 
 def features(model, x):
