@@ -179,6 +179,10 @@ public final class Bf16Prefix implements FrozenPrefix {
             weights[2 * i] = (PtNDArray) convs.get(i).weight();
             weights[2 * i + 1] = (PtNDArray) convs.get(i).bias();
         }
+        // The graph executor's optimizer (on by default, per thread) profiles the first calls and may then run a
+        // rewritten graph, which the first-batch check would not have seen; off, every call runs the same ops.
+        // This module is the toolkit's only TorchScript, so the per-thread switch affects nothing else.
+        JniUtils.setGraphExecutorOptimize(false);
         try (IValue input = IValue.from((PtNDArray) x);
                 IValue ws = IValue.listFrom(weights);
                 IValue code = IValue.listFrom(program);
