@@ -56,11 +56,7 @@ final class EvaluateCommand implements Callable<Integer> {
         Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
         try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)
                 .precision(inference.precision())) {
-            ImageFolderIndex index = ImageFolderIndex.scan(root);
-            if (!index.classNames().equals(model.classNames())) {
-                throw new FinetuneException(ErrorKind.DATA, root + ": class folders " + index.classNames()
-                        + " do not match the model's classes " + model.classNames());
-            }
+            ImageFolderIndex index = ImageFolderIndex.scan(root).alignedTo(model.classNames());
             SkippedImages skipped = new SkippedImages();
             BatchLoader.Options opts = BatchLoader.Options.builder().batchSize(batchSize)
                     .transforms(model.preprocessing().toTransformSpec()).onBadImage(BadImagePolicy.FAIL)

@@ -166,6 +166,61 @@ public final class ImageFolderIndex {
         return counts;
     }
 
+    /**
+     * This index relabelled to a model's classes, for evaluating it: each class folder is the class of the same name,
+     * or, for a class whose name cannot be a folder name ({@code T-shirt/top}), the one whose letters and digits in
+     * lower case are the folder's ({@code tshirt_top}, as {@link FashionMnistExport} writes it). Label {@code i} is
+     * then {@code classes.get(i)}.
+     *
+     * @throws DataException unless folders and classes match one to one, naming what does not
+     */
+    public ImageFolderIndex alignedTo(List<String> classes) {
+        if (classNames.equals(classes)) {
+            return this;
+        }
+        int[] labelOf = new int[classNames.size()];
+        List<String> unmatched = new ArrayList<>();
+        java.util.Set<Integer> used = new java.util.HashSet<>();
+        for (int f = 0; f < classNames.size(); f++) {
+            String folder = classNames.get(f);
+            int exact = classes.indexOf(folder);
+            int found = exact;
+            if (found < 0) {
+                for (int c = 0; c < classes.size(); c++) {
+                    if (folderSafe(classes.get(c)).equals(folderSafe(folder)) && !folderSafe(folder).isEmpty()) {
+                        found = found < 0 ? c : -2; // two candidates: ambiguous
+                    }
+                }
+            }
+            if (found < 0 || !used.add(found)) {
+                unmatched.add(folder);
+            }
+            labelOf[f] = found;
+        }
+        if (!unmatched.isEmpty() || used.size() != classes.size()) {
+            List<String> missing = new ArrayList<>();
+            for (int c = 0; c < classes.size(); c++) {
+                if (!used.contains(c)) {
+                    missing.add(classes.get(c));
+                }
+            }
+            throw new DataException(root, "class folders " + classNames + " do not match the model's classes "
+                    + classes + (unmatched.isEmpty() ? "" : "; no class for folder(s) " + unmatched)
+                    + (missing.isEmpty() ? "" : "; no folder for class(es) " + missing) + ". Name each folder after"
+                    + " its class (letters and digits are enough: tshirt_top for T-shirt/top)");
+        }
+        List<Entry> relabelled = new ArrayList<>();
+        for (Entry e : entries) {
+            relabelled.add(new Entry(e.file(), e.relativePath(), labelOf[e.label()], e.size(), e.lastModifiedMillis()));
+        }
+        relabelled.sort(Comparator.comparingInt(Entry::label).thenComparing(Entry::relativePath));
+        return new ImageFolderIndex(root, classes, relabelled);
+    }
+
+    private static String folderSafe(String name) {
+        return name.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9]", "");
+    }
+
     private static Split splitOff(ImageFolderIndex all, double valSplit, long seed) {
         if (valSplit == 0) {
             return new Split(all, Optional.empty(), "train: " + all.root + ", no validation set");

@@ -29,6 +29,28 @@ class ImageFolderIndexTest {
     }
 
     @Test
+    void alignedToAModelsClassesMatchesFolderSafeNamesAndRelabels() throws Exception {
+        touch("v/tshirt_top/a.png");
+        touch("v/trouser/b.png");
+        touch("v/ankle_boot/c.png");
+        touch("v/ankle_boot/d.png");
+        ImageFolderIndex index = ImageFolderIndex.scan(dir.resolve("v"));
+        assertEquals(List.of("ankle_boot", "trouser", "tshirt_top"), index.classNames());
+        List<String> model = List.of("T-shirt/top", "Trouser", "Ankle boot");
+        ImageFolderIndex aligned = index.alignedTo(model);
+        assertEquals(model, aligned.classNames());
+        assertEquals(List.of("tshirt_top/a.png:0", "trouser/b.png:1", "ankle_boot/c.png:2", "ankle_boot/d.png:2"),
+                aligned.entries().stream().map(e -> e.relativePath() + ":" + e.label()).toList());
+        assertArrayEquals(new int[] {1, 1, 2}, aligned.classCounts());
+        assertTrue(index.alignedTo(index.classNames()) == index, "same names: the index itself");
+        DataException e = assertThrows(DataException.class,
+                () -> index.alignedTo(List.of("T-shirt/top", "Trouser", "Sandal")));
+        assertTrue(e.getMessage().contains("no class for folder(s) [ankle_boot]; no folder for class(es) [Sandal]"),
+                e.getMessage());
+        assertEquals(ErrorKind.DATA, e.kind());
+    }
+
+    @Test
     void classesAreSortedFolderNamesAndImagesAreFoundByExtensionIgnoringCase() throws Exception {
         touch("data/zebra/b.JPG");
         touch("data/zebra/a.jpeg");
