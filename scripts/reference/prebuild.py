@@ -24,6 +24,11 @@ jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
         ("update-bn-reference", "DONE", "update_bn_reference.py",
          [os.path.join(target, "families-reference"), "mobilenet_v3_small"]),
         ("family-steps", "DONE", "family_steps.py", ["steps", os.path.join(target, "families-reference"), step_archs])]
+# Bf16PrefixTest needs PyTorch's bf16 outputs only where the CPU has bf16 (elsewhere it checks the refusal), and
+# emulated bf16 would be slow: built last, and only then.
+cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+if "avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo:
+    jobs.append(("bf16-reference", "DONE", "bf16_reference.py", [root]))
 for name, done, script, args in jobs:
     out = os.path.join(target, name)
     with open(os.path.join(target, name + ".lock"), "a") as lock:
