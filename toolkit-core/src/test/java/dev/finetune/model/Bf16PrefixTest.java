@@ -94,6 +94,37 @@ class Bf16PrefixTest {
         }
     }
 
+    /**
+     * The grouped (ResNeXt) and wide bottlenecks through the bf16 program, whole network to the logits, against
+     * torchvision's float32 logits of the families reference (64×64, calibrated BN statistics).
+     */
+    @Test
+    void groupedAndWideBottlenecksRunInBf16() throws Exception {
+        if (!CpuFeatures.hasBf16()) {
+            refusedWithoutBf16();
+            return;
+        }
+        Path dir = FamilyParityTest.reference();
+        Engines.pytorch();
+        for (String name : List.of("resnext50_32x4d", "wide_resnet50_2")) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                ResNet net = (ResNet) Architectures.parse(name).create(1000).initialize(m);
+                WeightLoader.load(net, Checkpoints.read(dir.resolve(name + ".pth")), WeightLoader.Options.defaults());
+                FreezePlan.applyTo(net, FreezePolicy.linearProbe());
+                ParameterStore ps = new ParameterStore(m, false);
+                NDArray x = m.create(TorchReference.readF32(dir.resolve("input.f32")), new Shape(2, 3, 64, 64));
+                NDArray torch = m.create(TorchReference.readF32(dir.resolve(name + "_eval.f32")), new Shape(2, 1000));
+                try (Bf16Prefix p = Bf16Prefix.fold(net, ps, 5, m); var g = Engines.noGrad()) {
+                    NDArray logits = net.forwardStages(ps, new NDList(p.forward(x)), false, 5, 6).singletonOrThrow();
+                    Err e = Err.of(logits, torch);
+                    System.out.printf("%s 64x64: bf16 logits vs torchvision float32 %s%n", name, e);
+                    assertTrue(p.isBf16(), p.report().toMap().toString());
+                    assertTrue(e.rms() > 0 && e.rms() <= Bf16Prefix.TOLERANCE, name + ": " + e);
+                }
+            }
+        }
+    }
+
     @Test
     void wrongBf16KernelFallsBackToFloat32() throws Exception {
         if (!CpuFeatures.hasBf16()) {
