@@ -39,6 +39,20 @@ class LrFindCliTest {
                 .toString(), "--tta", "mirror", Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png").toString());
         assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), tta.code(), tta.err());
         assertTrue(tta.err().contains("--tta must be none, flip or five-crop, found 'mirror'"), tta.err());
+        String model = Cli.repo().resolve("models/resnet18-fmnist-a.safetensors").toString();
+        String image = Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png").toString();
+        Cli.Result precision = Cli.run("predict", "--checkpoint", model, "--precision", "fp16", image);
+        assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), precision.code(), precision.err());
+        assertTrue(precision.err().contains("--precision must be fp32 or bf16, found 'fp16'"), precision.err());
+        System.setProperty(dev.finetune.engine.CpuFeatures.FLAGS_PROPERTY, "avx2 avx512f");
+        try {
+            Cli.Result noBf16 = Cli.run("predict", "--checkpoint", model, "--precision", "bf16", image);
+            assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), noBf16.code(), noBf16.err());
+            assertTrue(noBf16.err().contains("--precision bf16: bf16 needs a CPU with bfloat16 instructions"
+                    + " (avx512_bf16 or amx_bf16)") && noBf16.err().contains("; drop --precision"), noBf16.err());
+        } finally {
+            System.clearProperty(dev.finetune.engine.CpuFeatures.FLAGS_PROPERTY);
+        }
         Cli.Result range = Cli.run("lr-find", "-c", Cli.repo().resolve("configs/quickstart.yaml").toString(),
                 "--min-lr", "1", "--max-lr", "0.1");
         assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), range.code(), range.err());
