@@ -118,6 +118,17 @@ class FeatureStoreTest {
                     () -> FeatureStore.checkKey(dir, ft, other, 5));
             assertTrue(prep.getMessage().contains("preprocessing: store has") && prep.getMessage()
                     .contains("resizeSize=36"), prep.getMessage());
+            if (dev.finetune.engine.CpuFeatures.hasBf16()) {
+                // float32 features are not bf16 features: a store of one is refused for the other.
+                try (FineTuner bf = FineTuner.builder().checkpoint(Checkpoints.read(TorchReference.repoRoot()
+                                .resolve("models/resnet18-fmnist-a.safetensors"))).headClasses(5).seed(0)
+                        .policy(FreezePolicy.linearProbe()).prefixPrecision(dev.finetune.model.Precision.BF16)
+                        .build()) {
+                    ConfigException precision = assertThrows(ConfigException.class,
+                            () -> FeatureStore.checkKey(dir, bf, data, 5));
+                    assertTrue(precision.getMessage().contains("precision"), precision.getMessage());
+                }
+            }
             ConfigException none = assertThrows(ConfigException.class,
                     () -> FeatureStore.checkKey(tmp.resolve("nothing"), ft, data, 5));
             assertTrue(none.getMessage().contains("is not a feature store"), none.getMessage());
