@@ -18,6 +18,7 @@ import java.util.Locale;
  * @param arch the architecture ({@code mobilenet_v3_large})
  * @param stages its stages in forward order, ending with {@code head}
  * @param layerNorms the LayerNorm modules (no running statistics: the batchnorm setting does not apply to them)
+ * @param fastPath how the frozen prefix will run (BN-folded, float32 or bf16), or null when nothing is folded
  */
 public record InspectReport(
         String experiment,
@@ -31,7 +32,22 @@ public record InspectReport(
         String load,
         String arch,
         List<String> stages,
-        List<String> layerNorms) {
+        List<String> layerNorms,
+        String fastPath) {
+
+    /** Without a fast-path line. */
+    public InspectReport(String experiment, String policy, List<Row> rows, long trainableParams, long frozenParams,
+            long bufferElements, List<BnRow> batchNorms, Frontier frontier, String load, String arch,
+            List<String> stages, List<String> layerNorms) {
+        this(experiment, policy, rows, trainableParams, frozenParams, bufferElements, batchNorms, frontier, load, arch,
+                stages, layerNorms, null);
+    }
+
+    /** The same report saying how the frozen prefix will run. */
+    public InspectReport withFastPath(String path) {
+        return new InspectReport(experiment, policy, rows, trainableParams, frozenParams, bufferElements, batchNorms,
+                frontier, load, arch, stages, layerNorms, path);
+    }
 
     /**
      * One tensor.
@@ -151,6 +167,9 @@ public record InspectReport(
                         : frontier.deterministicPrefix() && !frontier.noGradStages().isEmpty()
                                 ? "; the prefix is a fixed function, not cached: random augmentation (data.augment or"
                                         + " train.mixup) changes its input every epoch" : ""));
+        if (fastPath != null) {
+            b.append("frozen prefix: ").append(fastPath).append(System.lineSeparator());
+        }
         if (load != null) {
             b.append("checkpoint: ").append(load);
         }

@@ -329,8 +329,22 @@ public final class Assembler {
             boolean augment = loaded.config().data() != null && loaded.config().data().randomTraining()
                     || loaded.config().train().mixup() != null;
             return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
-                    loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load);
+                    loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load)
+                    .withFastPath(fastPath(ft));
         }
+    }
+
+    /** How the fine-tuner's frozen prefix will run, in words; null when nothing is folded. */
+    private static String fastPath(FineTuner ft) {
+        int k = ft.foldedStages();
+        if (k == 0) {
+            return null;
+        }
+        List<String> stages = ft.model().stageNames();
+        String span = k == 1 ? stages.get(0) : stages.get(0) + ".." + stages.get(k - 1);
+        return span + " BN-folded, no autograd, " + (ft.prefixPrecision() == dev.finetune.model.Precision.BF16
+                ? "bf16 (train.precision), checked against float32 by relative L2 on the first batch of each shape"
+                : "float32, channels-last where this CPU computes it right (checked on the first batch of each shape)");
     }
 
     private static IdxImageDataset idxDataset(IdxImages images, DataConfig.IdxConfig idx, List<String> allNames,
