@@ -39,9 +39,9 @@ public final class Benchmark {
         List<Measurement> ours = new ArrayList<>();
         for (InputShape shape : settings.shapes()) {
             for (Workload w : settings.workloads()) {
-                if (w.bf16() && dev.finetune.model.Precision.BF16.whyUnavailable() != null) {
-                    String note = w.configName() + " not measured: "
-                            + dev.finetune.model.Precision.BF16.whyUnavailable();
+                String bf16Missing = w.bf16() ? dev.finetune.model.Precision.BF16.whyUnavailable() : null;
+                if (bf16Missing != null) {
+                    String note = w.configName() + " not measured: " + bf16Missing;
                     if (!notes.contains(note)) {
                         notes.add(note);
                     }

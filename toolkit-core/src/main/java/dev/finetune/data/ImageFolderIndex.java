@@ -183,14 +183,15 @@ public final class ImageFolderIndex {
         java.util.Set<Integer> used = new java.util.HashSet<>();
         for (int f = 0; f < classNames.size(); f++) {
             String folder = classNames.get(f);
-            int exact = classes.indexOf(folder);
-            int found = exact;
-            if (found < 0) {
+            int found = classes.indexOf(folder);
+            if (found < 0 && !folderSafe(folder).isEmpty()) {
+                List<Integer> candidates = new ArrayList<>();
                 for (int c = 0; c < classes.size(); c++) {
-                    if (folderSafe(classes.get(c)).equals(folderSafe(folder)) && !folderSafe(folder).isEmpty()) {
-                        found = found < 0 ? c : -2; // two candidates: ambiguous
+                    if (folderSafe(classes.get(c)).equals(folderSafe(folder))) {
+                        candidates.add(c);
                     }
                 }
+                found = candidates.size() == 1 ? candidates.get(0) : -1; // none, or ambiguous
             }
             if (found < 0 || !used.add(found)) {
                 unmatched.add(folder);

@@ -24,6 +24,15 @@ public final class CpuFeatures {
         if (override != null) {
             return split(override);
         }
+        return Detected.FLAGS;
+    }
+
+    /** Read once: the CPU does not change while the process runs. */
+    private static final class Detected {
+        static final Set<String> FLAGS = read();
+    }
+
+    private static Set<String> read() {
         Path cpuinfo = Path.of("/proc/cpuinfo");
         if (!Files.isReadable(cpuinfo)) {
             return Set.of();

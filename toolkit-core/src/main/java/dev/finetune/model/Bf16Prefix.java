@@ -61,7 +61,9 @@ public final class Bf16Prefix implements FrozenPrefix {
     private final NDManager manager;
     private final FoldedPrefix folded;
     private final PtSymbolBlock module;
-    private final long[] program;
+    /** The folded weights and the program as TorchScript arguments, built once: every call passes the same ones. */
+    private final IValue weights;
+    private final IValue program;
     private final Set<Shape> verified = new HashSet<>();
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
@@ -76,7 +78,14 @@ public final class Bf16Prefix implements FrozenPrefix {
         this.manager = manager;
         this.folded = folded;
         this.module = module;
-        this.program = folded.program();
+        List<FoldedConvBn> convs = folded.convolutions();
+        PtNDArray[] tensors = new PtNDArray[2 * convs.size()];
+        for (int i = 0; i < convs.size(); i++) {
+            tensors[2 * i] = (PtNDArray) convs.get(i).weight();
+            tensors[2 * i + 1] = (PtNDArray) convs.get(i).bias();
+        }
+        this.weights = IValue.listFrom(tensors);
+        this.program = IValue.listFrom(folded.program());
     }
 
     /**
@@ -173,20 +182,12 @@ public final class Bf16Prefix implements FrozenPrefix {
 
     /** The bf16 program on {@code x} (contiguous NCHW float32), unchecked; the output is on {@code x}'s manager. */
     NDArray bf16(NDArray x) {
-        List<FoldedConvBn> convs = folded.convolutions();
-        PtNDArray[] weights = new PtNDArray[2 * convs.size()];
-        for (int i = 0; i < convs.size(); i++) {
-            weights[2 * i] = (PtNDArray) convs.get(i).weight();
-            weights[2 * i + 1] = (PtNDArray) convs.get(i).bias();
-        }
         // The graph executor's optimizer (on by default, per thread) profiles the first calls and may then run a
         // rewritten graph, which the first-batch check would not have seen; off, every call runs the same ops.
         // This module is the toolkit's only TorchScript, so the per-thread switch affects nothing else.
         JniUtils.setGraphExecutorOptimize(false);
         try (IValue input = IValue.from((PtNDArray) x);
-                IValue ws = IValue.listFrom(weights);
-                IValue code = IValue.listFrom(program);
-                IValue out = module.forward(input, ws, code)) {
+                IValue out = module.forward(input, weights, program)) {
             return KernelFaults.applyBf16(out.toTensor((PtNDManager) x.getManager()));
         }
     }
@@ -226,6 +227,8 @@ public final class Bf16Prefix implements FrozenPrefix {
 
     @Override
     public void close() {
+        weights.close();
+        program.close();
         folded.close();
         module.close();
         if (fallback != null) {

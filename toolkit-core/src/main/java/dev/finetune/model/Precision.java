@@ -52,4 +52,17 @@ public enum Precision {
         }
         return null;
     }
+
+    /**
+     * Why this precision cannot run {@code model} here, or null if it can: the CPU ({@link #whyUnavailable()}), then
+     * the family — bf16 runs the folded prefix of the ResNet family only ({@link Bf16Prefix}).
+     */
+    public String whyUnavailable(Network model) {
+        String why = whyUnavailable();
+        if (why == null && this == BF16 && !(model instanceof ResNet)) {
+            why = "bf16 runs the frozen prefix of the ResNet family (resnet*, resnext*, wide_resnet*) only, and this"
+                    + " model is " + model.arch().configName();
+        }
+        return why;
+    }
 }

@@ -95,16 +95,10 @@ public final class TrainedModel implements AutoCloseable {
         if (fastPathBuilt) {
             throw new IllegalStateException("set the precision before the first batch");
         }
-        if (p == Precision.BF16) {
-            String why = p.whyUnavailable();
-            if (why != null) {
-                throw new FinetuneException(ErrorKind.USAGE, "--precision bf16: " + why + "; drop --precision");
-            }
-            if (!(model instanceof ResNet)) {
-                throw new FinetuneException(ErrorKind.USAGE, "--precision bf16 runs the ResNet family (resnet*,"
-                        + " resnext*, wide_resnet*) only, and this model is " + model.arch().configName()
-                        + "; drop --precision (or use --fold-bn for the folded float32 path)");
-            }
+        String why = p.whyUnavailable(model);
+        if (why != null) {
+            throw new FinetuneException(ErrorKind.USAGE, "--precision " + p.configName() + ": " + why
+                    + "; drop --precision");
         }
         precision = p;
         return this;

@@ -220,15 +220,10 @@ public final class FineTuner implements AutoCloseable {
         if (p != Precision.BF16) {
             return;
         }
-        String why = p.whyUnavailable();
+        String why = p.whyUnavailable(model);
         if (why != null) {
             throw new dev.finetune.ConfigException("train.precision", why + "; remove train.precision or set it to"
                     + " fp32");
-        }
-        if (!(model instanceof ResNet)) {
-            throw new dev.finetune.ConfigException("train.precision", "bf16 runs the frozen prefix of the ResNet family"
-                    + " (resnet*, resnext*, wide_resnet*) only, and this model is " + model.arch().configName() + "; remove"
-                    + " train.precision or set it to fp32");
         }
         if (!foldFrozenPrefix) {
             throw new dev.finetune.ConfigException("train.precision", "bf16 runs the BN-folded frozen prefix, and"
