@@ -42,7 +42,8 @@ class FastPathGuardCliTest {
 
         JsonNode run = new ObjectMapper().readTree(tmp.resolve("faulty/run.json").toFile());
         JsonNode fast = run.get("fast_path").get(0);
-        assertEquals("folded, channels-last: stem, layer1, layer2, layer3; NCHW: layer4", fast.get("in_use").asText(),
+        assertEquals("folded, scripted, channels-last: stem, layer1, layer2, layer3; NCHW: layer4",
+                fast.get("in_use").asText(),
                 fast.toString());
         assertTrue(fast.get("fallbacks").size() == 1 && fast.get("checks").size() >= 1, fast.toString());
         for (JsonNode c : fast.get("checks")) {

@@ -4,17 +4,9 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.pytorch.engine.PtNDArray;
-import ai.djl.pytorch.engine.PtNDManager;
-import ai.djl.pytorch.engine.PtSymbolBlock;
-import ai.djl.pytorch.jni.IValue;
-import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
 import dev.finetune.engine.Warnings;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -27,11 +19,10 @@ import java.util.Set;
  * convolutions about twice as fast as float32 ones, at an 8-bit mantissa.
  *
  * <p>Why a TorchScript module: DJL 0.36's PyTorch JNI has no bfloat16 tensor ({@code toType(BFLOAT16)} aborts the
- * process in native code), so the bf16 tensors cannot be NDArrays. {@code folded_resnet_bf16.pt} (made by
- * {@code scripts/torchscript/make_bf16_resnet_runner.py}) is a small interpreter over a program of ints that
- * {@link FoldedPrefix} records while folding; it takes and returns float32 tensors only, so every bf16 tensor lives
- * and dies inside libtorch. It holds no weights and no model code: the folded weights are passed in each call (and
- * converted there: about 1 % of a 32×224 batch's time for ResNet-50).
+ * process in native code), so the bf16 tensors cannot be NDArrays. {@link FoldedResNetScript} is a small interpreter
+ * over a program of ints that {@link FoldedPrefix} records while folding; it takes and returns float32 tensors only, so
+ * every bf16 tensor lives and dies inside libtorch. It holds no weights and no model code: the folded weights are
+ * passed in each call (and converted there: about 1 % of a 32×224 batch's time for ResNet-50).
  *
  * <p>Like {@link GuardedPrefix}, a guard: the first time it sees an input shape it compares the bf16 output with the
  * plain float32 network's on the same batch; outside {@link #TOLERANCE} (far beyond bf16 rounding: a wrong kernel,
@@ -53,39 +44,29 @@ public final class Bf16Prefix implements FrozenPrefix {
      */
     public static final double TOLERANCE = 0.15;
 
-    private static final String RESOURCE = "folded_resnet_bf16.pt";
-
     private final ResNet model;
     private final ParameterStore ps;
     private final int toStage;
     private final NDManager manager;
     private final FoldedPrefix folded;
-    private final PtSymbolBlock module;
-    /** The folded weights and the program as TorchScript arguments, built once: every call passes the same ones. */
-    private final IValue weights;
-    private final IValue program;
+    private final FoldedResNetScript script;
+    /** Every convolution on channels-last input. */
+    private final long[] layouts;
     private final Set<Shape> verified = new HashSet<>();
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
     /** The float32 path after a failed check; null while bf16 runs. */
     private GuardedPrefix fallback;
 
-    private Bf16Prefix(ResNet model, ParameterStore ps, int toStage, NDManager manager, FoldedPrefix folded,
-            PtSymbolBlock module) {
+    private Bf16Prefix(ResNet model, ParameterStore ps, int toStage, NDManager manager, FoldedPrefix folded) {
         this.model = model;
         this.ps = ps;
         this.toStage = toStage;
         this.manager = manager;
         this.folded = folded;
-        this.module = module;
-        List<FoldedConvBn> convs = folded.convolutions();
-        PtNDArray[] tensors = new PtNDArray[2 * convs.size()];
-        for (int i = 0; i < convs.size(); i++) {
-            tensors[2 * i] = (PtNDArray) convs.get(i).weight();
-            tensors[2 * i + 1] = (PtNDArray) convs.get(i).bias();
-        }
-        this.weights = IValue.listFrom(tensors);
-        this.program = IValue.listFrom(folded.program());
+        this.script = new FoldedResNetScript(folded, manager);
+        this.layouts = new long[folded.convolutions().size()];
+        java.util.Arrays.fill(layouts, 1L);
     }
 
     /**
@@ -101,21 +82,10 @@ public final class Bf16Prefix implements FrozenPrefix {
         }
         FoldedPrefix f = FoldedPrefix.fold(model, 0, toStage, FoldedPrefix.Layout.CONTIGUOUS, manager);
         try {
-            return new Bf16Prefix(model, ps, toStage, manager, f, loadModule(manager));
+            return new Bf16Prefix(model, ps, toStage, manager, f);
         } catch (RuntimeException e) {
             f.close();
             throw e;
-        }
-    }
-
-    private static PtSymbolBlock loadModule(NDManager manager) {
-        try (InputStream in = Bf16Prefix.class.getResourceAsStream(RESOURCE)) {
-            if (in == null) {
-                throw new IllegalStateException("missing resource " + RESOURCE + " (a broken build)");
-            }
-            return JniUtils.loadModule((PtNDManager) manager, in, false, false);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot load " + RESOURCE, e);
         }
     }
 
@@ -182,14 +152,7 @@ public final class Bf16Prefix implements FrozenPrefix {
 
     /** The bf16 program on {@code x} (contiguous NCHW float32), unchecked; the output is on {@code x}'s manager. */
     NDArray bf16(NDArray x) {
-        // The graph executor's optimizer (on by default, per thread) profiles the first calls and may then run a
-        // rewritten graph, which the first-batch check would not have seen; off, every call runs the same ops.
-        // This module is the toolkit's only TorchScript, so the per-thread switch affects nothing else.
-        JniUtils.setGraphExecutorOptimize(false);
-        try (IValue input = IValue.from((PtNDArray) x);
-                IValue out = module.forward(input, weights, program)) {
-            return KernelFaults.applyBf16(out.toTensor((PtNDManager) x.getManager()));
-        }
+        return script.run(x, true, layouts);
     }
 
     private NDArray checkedForward(NDArray x) {
@@ -227,10 +190,8 @@ public final class Bf16Prefix implements FrozenPrefix {
 
     @Override
     public void close() {
-        weights.close();
-        program.close();
+        script.close();
         folded.close();
-        module.close();
         if (fallback != null) {
             fallback.close();
         }

@@ -29,8 +29,13 @@ import java.util.Set;
  *       then to no folding at all.
  * </ol>
  *
+ * <p>What runs once a shape is checked is the folded prefix as one TorchScript call ({@link
+ * FoldedPrefix#forwardScripted}: the same convolutions in the same layouts, ReLU and residual add in place), so the
+ * check ends with a third step: the scripted output must equal the plain network's too, or the guard runs the folded
+ * prefix op by op from then on.
+ *
  * <p>Each fallback is said once on standard error ({@link Warnings}) and recorded in {@link #report()}. The check costs
- * about two extra forwards of the prefix per distinct input shape (a training run has two: full and last batch).
+ * about three extra forwards of the prefix per distinct input shape (a training run has two: full and last batch).
  * Tolerance, elementwise: {@code max|diff| <= 1e-4 * max(1, max|plain|)}.
  */
 public final class GuardedPrefix implements FrozenPrefix {
@@ -42,6 +47,8 @@ public final class GuardedPrefix implements FrozenPrefix {
     private final int toStage;
     private final String requested;
     private FoldedPrefix folded;
+    /** Whether checked shapes run as one TorchScript call ({@link FoldedPrefix#forwardScripted}). */
+    private boolean scripted = true;
     private final Set<Shape> verified = new HashSet<>();
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
@@ -61,7 +68,7 @@ public final class GuardedPrefix implements FrozenPrefix {
     public static GuardedPrefix fold(ResNet model, ParameterStore ps, int toStage, FoldedPrefix.Layout layout,
             NDManager manager) {
         FoldedPrefix f = FoldedPrefix.fold(model, 0, toStage, layout, manager);
-        return new GuardedPrefix(model, ps, toStage, f, "folded, " + f.describeLayout());
+        return new GuardedPrefix(model, ps, toStage, f, "folded, scripted, " + f.describeLayout());
     }
 
     /** The stage index the output enters at. */
@@ -76,8 +83,8 @@ public final class GuardedPrefix implements FrozenPrefix {
 
     /** The path in use, in words. */
     public String describe() {
-        return folded == null ? "plain network (folding switched off by the guard)" : "folded, "
-                + folded.describeLayout();
+        return folded == null ? "plain network (folding switched off by the guard)"
+                : "folded, " + (scripted ? "scripted, " : "") + folded.describeLayout();
     }
 
     /** What was checked and decided so far. */
@@ -95,7 +102,7 @@ public final class GuardedPrefix implements FrozenPrefix {
                 return plain(x);
             }
             if (verified.contains(x.getShape())) {
-                return folded.forward(x);
+                return scripted ? folded.forwardScripted(x) : folded.forward(x);
             }
             return checkedForward(x);
         }
@@ -141,7 +148,8 @@ public final class GuardedPrefix implements FrozenPrefix {
             double scale = Math.max(1, ref.abs().max().getFloat());
             double diff = out.sub(ref).abs().max().getFloat();
             boolean ok = diff <= TOLERANCE * scale;
-            checks.add(new FastPathReport.Check(x.getShape(), describe(), diff, scale, List.copyOf(mismatches), ok));
+            checks.add(new FastPathReport.Check(x.getShape(), "folded, op by op, " + folded.describeLayout(), diff,
+                    scale, List.copyOf(mismatches), ok));
             if (!ok && folded.anyChannelsLast()) {
                 fallback("the folded channels-last prefix differs from the plain network by "
                         + FastPathReport.fmt(diff) + " (max |output| " + FastPathReport.fmt(scale) + ") on input "
@@ -152,7 +160,24 @@ public final class GuardedPrefix implements FrozenPrefix {
                 out = folded.forward(input);
                 diff = out.sub(ref).abs().max().getFloat();
                 ok = diff <= TOLERANCE * scale;
-                checks.add(new FastPathReport.Check(x.getShape(), describe(), diff, scale, List.of(), ok));
+                checks.add(new FastPathReport.Check(x.getShape(), "folded, op by op, " + folded.describeLayout(), diff,
+                        scale, List.of(), ok));
+            }
+            if (ok && scripted) {
+                NDArray script = folded.forwardScripted(input);
+                double scriptDiff = script.sub(ref).abs().max().getFloat();
+                boolean scriptOk = scriptDiff <= TOLERANCE * scale;
+                checks.add(new FastPathReport.Check(x.getShape(), describe(), scriptDiff, scale, List.of(),
+                        scriptOk));
+                if (scriptOk) {
+                    out = script;
+                } else {
+                    fallback("the scripted folded prefix differs from the plain network by "
+                            + FastPathReport.fmt(scriptDiff) + " (max |output| " + FastPathReport.fmt(scale)
+                            + ") on input " + x.getShape() + ", where the same stages op by op do not; running them"
+                            + " op by op", "scripted");
+                    scripted = false;
+                }
             }
             NDArray result;
             if (ok) {

@@ -33,6 +33,21 @@ public final class KernelFaults {
         return bf16Wrong ? y.mul(1.5f) : y;
     }
 
+    private static volatile boolean scriptedWrong;
+
+    /**
+     * Sets or clears a simulated defect of the float32 scripted folded prefix ({@link FoldedResNetScript}): its output
+     * comes out 1.001× too large (ten times the guard's tolerance, far below what a shape check would notice).
+     */
+    public static void setScriptedWrong(boolean on) {
+        scriptedWrong = on;
+    }
+
+    /** {@code y}, or {@code 1.001 * y} while {@link #setScriptedWrong} is on. */
+    static NDArray applyScripted(NDArray y) {
+        return scriptedWrong ? y.mul(1.001f) : y;
+    }
+
     /** Sets ({@code "512:1:2"}, {@code "512:1:2:any"}) or clears ({@code null}) the simulated defect. */
     public static void setChannelsLastConv(String spec) {
         channelsLastConv = parse(spec);

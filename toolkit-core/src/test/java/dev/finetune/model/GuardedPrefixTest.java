@@ -29,6 +29,7 @@ class GuardedPrefixTest {
     @AfterEach
     void clearFault() {
         KernelFaults.setChannelsLastConv(null);
+        KernelFaults.setScriptedWrong(false);
         Warnings.setSink(line -> System.err.println("warning: " + line));
     }
 
@@ -45,13 +46,14 @@ class GuardedPrefixTest {
                 FastPathReport r = g.report();
                 System.out.println("fast path report: " + r.toMap());
                 assertTrue(g.isFolded());
-                assertEquals("folded, channels-last: stem, layer1, layer2, layer3; NCHW: layer4", r.inUse());
+                assertEquals("folded, scripted, channels-last: stem, layer1, layer2, layer3; NCHW: layer4",
+                        r.inUse());
                 FastPathReport.ConvMismatch mm = r.checks().get(0).convMismatches().get(0);
                 assertEquals("layer4.0.downsample.0", mm.conv());
                 assertTrue(mm.maxAbsDiff() > 1, "the simulated defect adds 1.5: " + mm);
                 assertEquals(1, r.checks().get(0).convMismatches().size(), "only the faulty shape");
                 assertTrue(r.checks().stream().allMatch(FastPathReport.Check::passed), r.toMap().toString());
-                assertEquals(2, r.checks().size(), "one check per input shape, none repeated");
+                assertEquals(4, r.checks().size(), "per input shape, none repeated: op by op, then scripted");
                 assertEquals(1, r.fallbacks().size());
             }
         }
@@ -92,7 +94,68 @@ class GuardedPrefixTest {
                 FastPathReport r = g.report();
                 // On a host whose channels-last kernels are wrong for these shapes this would be a fallback: say so.
                 System.out.println("fast path on this host (stem..layer2, 97x97): " + r.inUse() + " " + r.fallbacks());
-                assertEquals(1, r.checks().size(), "verified once; the same shape is not checked again");
+                assertEquals(2, r.checks().size(), "verified once (op by op, scripted); not checked again");
+            }
+        }
+    }
+
+    @Test
+    void scriptedDefectRunsTheFoldedPrefixOpByOp() {
+        KernelFaults.setScriptedWrong(true);
+        Warnings.setSink(warnings::add);
+        try (NDManager m = NDManager.newBaseManager(); Fixture f = new Fixture(m)) {
+            try (GuardedPrefix g = GuardedPrefix.fold(f.net, f.ps, 5, FoldedPrefix.Layout.CHANNELS_LAST, m)) {
+                for (int batch : new int[] {2, 1, 2}) {
+                    NDArray x = m.randomNormal(new Shape(batch, 3, 48, 48));
+                    assertClose(f.plain(x), g.forward(x), "after the scripted path's fallback, batch " + batch);
+                }
+                FastPathReport r = g.report();
+                assertTrue(g.isFolded(), "still folded, op by op");
+                assertFalse(r.inUse().contains("scripted"), r.inUse());
+                assertEquals(1, r.fallbacks().size(), r.fallbacks().toString());
+                assertTrue(r.fallbacks().get(0).startsWith("the scripted folded prefix differs"), r.fallbacks().get(0));
+                assertEquals(List.of(true, false, true), r.checks().stream().map(FastPathReport.Check::passed)
+                        .toList(), "op by op passes, scripted fails, then the second shape op by op only");
+            }
+        }
+        assertEquals(1, warnings.size(), "said once: " + warnings);
+    }
+
+    /**
+     * The scripted prefix (one TorchScript call, in-place ReLU and add) runs the same convolutions in the same layouts
+     * as the op-by-op one: equal at several sizes, every layout mix, on the trained ResNet-18 of models/, and within
+     * the guard's tolerance of the plain network.
+     */
+    @Test
+    void scriptedEqualsOpByOpOnTrainedWeights() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            ResNet net = ResNet.create(ResNetArch.RESNET18, 5).initialize(m);
+            dev.finetune.weights.WeightLoader.load(net, dev.finetune.checkpoint.Checkpoints.read(
+                    dev.finetune.testing.TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors")
+                            .toString()), dev.finetune.weights.WeightLoader.Options.defaults());
+            FreezePlan.applyTo(net, FreezePolicy.linearProbe());
+            ParameterStore ps = new ParameterStore(m, false);
+            for (FoldedPrefix.Layout layout : FoldedPrefix.Layout.values()) {
+                try (FoldedPrefix p = FoldedPrefix.fold(net, 5, layout, m)) {
+                    if (layout == FoldedPrefix.Layout.CHANNELS_LAST) {
+                        p.useContiguous(4); // mixed, as the guard leaves it on a host with the layer4 defect
+                    }
+                    for (int[] in : new int[][] {{3, 32}, {2, 71}, {1, 160}}) {
+                        NDArray x = m.randomNormal(new Shape(in[0], 3, in[1], in[1]));
+                        NDArray ops = p.forward(x);
+                        NDArray scripted = p.forwardScripted(x);
+                        String at = layout + " " + p.describeLayout() + " " + in[1] + "x" + in[1];
+                        double d = ops.sub(scripted).abs().max().getFloat();
+                        double scale = Math.max(1, ops.abs().max().getFloat());
+                        System.out.printf("scripted vs op by op, %s: max |diff| %.3g (scale %.3g)%n", at, d, scale);
+                        assertTrue(d <= 1e-6 * scale, at + ": scripted differs from op by op by " + d);
+                        NDArray plain;
+                        try (var g = Engines.noGrad()) {
+                            plain = net.forwardStages(ps, new NDList(x), true, 0, 5).singletonOrThrow();
+                        }
+                        assertClose(plain, scripted, at + " vs plain");
+                    }
+                }
             }
         }
     }
