@@ -24,6 +24,11 @@ public enum Workload {
      */
     INFERENCE_FOLDED("inference-folded", "inference, BN-folded + channels-last behind the guard", "inference"),
     /**
+     * (a) as {@link #INFERENCE_FOLDED}, with the folded prefix run op by op through DJL
+     * ({@code -Dfinetune.folded.scripted=false}) instead of as one TorchScript call: what the scripted path gains.
+     */
+    INFERENCE_FOLDED_OPS("inference-folded-ops", "inference, BN-folded + channels-last, op by op", "inference"),
+    /**
      * (a) what {@code predict --precision bf16} runs: every stage before the head BN-folded in bfloat16 behind the
      * guard (checked against float32 on the first batch), then the head in float32; no autograd. Skipped, with a note,
      * on a CPU without bf16 instructions.
@@ -53,7 +58,8 @@ public enum Workload {
     LOADER("loader", "data loader only (decode, crop, flip, normalize)", null);
 
     /** The workloads of our own model, in report order. */
-    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, INFERENCE_BF16,
+    public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, INFERENCE_FOLDED_OPS,
+            INFERENCE_BF16,
             FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL,
             FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16);
 
@@ -88,7 +94,8 @@ public enum Workload {
     public FoldedPrefix.Layout foldedLayout() {
         return switch (this) {
             case FROZEN_STEP_FOLDED -> FoldedPrefix.Layout.CONTIGUOUS;
-            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP, INFERENCE_FOLDED, INFERENCE_BF16, FROZEN_STEP_BF16 ->
+            case FROZEN_STEP_FOLDED_CL, LAST_STAGE_STEP, INFERENCE_FOLDED, INFERENCE_FOLDED_OPS, INFERENCE_BF16,
+                    FROZEN_STEP_BF16 ->
                     FoldedPrefix.Layout.CHANNELS_LAST;
             case FROZEN_STEP_FOLDED_CL_STEM -> FoldedPrefix.Layout.CHANNELS_LAST_STEM;
             default -> null;
@@ -97,7 +104,8 @@ public enum Workload {
 
     /** Whether an iteration runs a backward pass and an optimizer step. */
     public boolean trains() {
-        return this != INFERENCE && this != INFERENCE_SCOPED && this != INFERENCE_FOLDED && this != INFERENCE_BF16
+        return this != INFERENCE && this != INFERENCE_SCOPED && this != INFERENCE_FOLDED
+                && this != INFERENCE_FOLDED_OPS && this != INFERENCE_BF16
                 && this != TORCHSCRIPT_INFERENCE && this != LOADER;
     }
 
@@ -110,7 +118,7 @@ public enum Workload {
     public FreezePolicy policy() {
         return switch (this) {
             case FROZEN_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, INFERENCE_FOLDED,
-                    INFERENCE_BF16, FROZEN_STEP_BF16 -> FreezePolicy.linearProbe();
+                    INFERENCE_FOLDED_OPS, INFERENCE_BF16, FROZEN_STEP_BF16 -> FreezePolicy.linearProbe();
             case LAST_STAGE_STEP -> new FreezePolicy(
                     false, -1, List.of(FreezePolicy.Rule.train("bench.last_stage", "layer4", "fc")), BnPolicy.AUTO);
             default -> FreezePolicy.trainAll();

@@ -92,6 +92,9 @@ final class WorkloadRunner {
     private Measurement fineTuner(boolean profile) throws IOException {
         FoldedPrefix.Layout layout = workload.foldedLayout();
         boolean folded = layout != null;
+        if (workload == Workload.INFERENCE_FOLDED_OPS) {
+            System.setProperty(dev.finetune.model.GuardedPrefix.SCRIPTED_PROPERTY, "false"); // this child JVM only
+        }
         // Every training workload is the library's own FineTuner.trainStep; the folded ones only ask it for a layout.
         // Its guard checks the first batch against the plain network, so a layout this host computes wrongly is not
         // what gets timed.
@@ -123,7 +126,7 @@ final class WorkloadRunner {
                             }
                         };
                     }
-                    case INFERENCE_FOLDED, INFERENCE_BF16 -> {
+                    case INFERENCE_FOLDED, INFERENCE_FOLDED_OPS, INFERENCE_BF16 -> {
                         // As TrainedModel.logits with folding: the guarded folded prefix, then the head, no autograd.
                         int head = ft.model().stageNames().size() - 1;
                         yield (xi, yi) -> {

@@ -290,7 +290,7 @@ public final class FoldedPrefix implements AutoCloseable {
             layouts[c] = channelsLastAt(convStage[c]) ? 1 : 0;
         }
         try (Engines.NoGrad g = Engines.noGrad()) {
-            return script.run(input, false, layouts);
+            return KernelFaults.applyScripted(folds, layouts, script.run(input, false, layouts));
         }
     }
 

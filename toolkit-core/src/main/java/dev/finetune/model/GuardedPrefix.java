@@ -1,8 +1,10 @@
 package dev.finetune.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
@@ -19,26 +21,37 @@ import java.util.Set;
  * <p>Why a guard: a fast path can be wrong on one CPU and right on another. libtorch 2.7.1 on an AMD Zen 5 host
  * computes a 1×1, stride-2, 512-channel convolution wrongly on channels-last input (see {@link KernelFaults}), while
  * the same code is right on Intel hosts. So the first time the prefix sees an input shape (and again after any change
- * of path), {@link #forward} checks it:
+ * of path), {@link #forward} checks it against the plain network (unfolded, NCHW, frozen BN using its statistics) on
+ * the same batch — computed a few images at a time, so the check does not hold two full-batch forwards at once:
  *
  * <ol>
- *   <li>every folded convolution that runs channels-last is also run on NCHW on its real input; a stage with a
- *       convolution outside the tolerance runs NCHW from then on;
- *   <li>the folded prefix's output is compared with the plain network's (unfolded, NCHW, frozen BN using its
- *       statistics) on the same batch; outside the tolerance, the guard falls back to the folded prefix all NCHW, and
- *       then to no folding at all.
+ *   <li>the path that will run: the folded prefix as one TorchScript call ({@link FoldedPrefix#forwardScripted}: the
+ *       same convolutions in the same layouts as op by op, ReLU and residual add in place, each intermediate freed the
+ *       moment it is dead). Within the tolerance, that is all;
+ *   <li>otherwise, a diagnosis op by op: every folded convolution that runs channels-last is also run on NCHW on its
+ *       real input, and a stage with a convolution outside the tolerance runs NCHW from then on; the op-by-op output
+ *       is compared with the plain network's; outside the tolerance, the guard falls back to the folded prefix all
+ *       NCHW, and then to no folding at all;
+ *   <li>if the op-by-op path passes, the scripted call is checked again in the corrected layouts; if it still differs,
+ *       the folded prefix runs op by op from then on.
  * </ol>
  *
- * <p>What runs once a shape is checked is the folded prefix as one TorchScript call ({@link
- * FoldedPrefix#forwardScripted}: the same convolutions in the same layouts, ReLU and residual add in place), so the
- * check ends with a third step: the scripted output must equal the plain network's too, or the guard runs the folded
- * prefix op by op from then on.
- *
- * <p>Each fallback is said once on standard error ({@link Warnings}) and recorded in {@link #report()}. The check costs
- * about three extra forwards of the prefix per distinct input shape (a training run has two: full and last batch).
+ * <p>Each fallback is said once on standard error ({@link Warnings}) and recorded in {@link #report()}. On a host where
+ * the fast path is right the check costs one extra forward of the prefix per distinct input shape (a training run has
+ * two: full and last batch).
  * Tolerance, elementwise: {@code max|diff| <= 1e-4 * max(1, max|plain|)}.
  */
 public final class GuardedPrefix implements FrozenPrefix {
+    /**
+     * System property: {@code -Dfinetune.folded.scripted=false} runs checked shapes op by op instead of as one
+     * TorchScript call (the path before the scripted one existed): for benchmarks side by side, and to rule the
+     * scripted path out when chasing a difference.
+     */
+    public static final String SCRIPTED_PROPERTY = "finetune.folded.scripted";
+
+    /** Images per piece of the check's plain reference ({@link #reference}). */
+    private static final long REFERENCE_CHUNK = 8;
+
     /** Relative tolerance of every check. */
     public static final double TOLERANCE = 1e-4;
 
@@ -48,7 +61,7 @@ public final class GuardedPrefix implements FrozenPrefix {
     private final String requested;
     private FoldedPrefix folded;
     /** Whether checked shapes run as one TorchScript call ({@link FoldedPrefix#forwardScripted}). */
-    private boolean scripted = true;
+    private boolean scripted = !"false".equals(System.getProperty(SCRIPTED_PROPERTY));
     private final Set<Shape> verified = new HashSet<>();
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
@@ -123,60 +136,85 @@ public final class GuardedPrefix implements FrozenPrefix {
         return model.forwardStages(ps, new NDList(x), true, 0, toStage).singletonOrThrow();
     }
 
+    /**
+     * The plain network's output as the check's reference, a few images at a time: with frozen statistics every image
+     * is computed alone, so this equals {@link #plain} on the whole batch, at a fraction of its peak memory (the first
+     * batch would otherwise hold the folded path's and the plain path's largest maps at once).
+     */
+    private NDArray reference(NDArray x) {
+        long n = x.getShape().get(0);
+        if (n <= REFERENCE_CHUNK) {
+            return plain(x);
+        }
+        NDList parts = new NDList();
+        for (long from = 0; from < n; from += REFERENCE_CHUNK) {
+            try (NDManager chunk = x.getManager().newSubManager()) {
+                NDArray part = x.get(new NDIndex("{}:{}", from, Math.min(n, from + REFERENCE_CHUNK)));
+                part.attach(chunk);
+                NDArray y = plain(part);
+                y.attach(x.getManager());
+                parts.add(y);
+            }
+        }
+        return NDArrays.concat(parts);
+    }
+
     private NDArray checkedForward(NDArray x) {
         NDManager parent = x.getManager();
         try (NDManager scratch = parent.newSubManager()) {
             NDArray input = x.reshape(x.getShape());
             input.attach(scratch);
-            List<FastPathReport.ConvMismatch> mismatches = new ArrayList<>();
-            NDArray out = folded.forward(input, checking(mismatches));
-            if (!mismatches.isEmpty()) {
-                for (FoldedConvBn conv : folded.convolutions()) {
-                    for (FastPathReport.ConvMismatch mm : mismatches) {
-                        if (mm.conv().equals(conv.name())) {
-                            folded.useContiguous(stageOf(conv.name()));
+            NDArray ref = reference(input);
+            double scale = Math.max(1, ref.abs().max().getFloat());
+            NDArray out = null;
+            boolean ok = false;
+            if (scripted) {
+                out = folded.forwardScripted(input);
+                ok = check(x.getShape(), describe(), out, ref, scale, List.of());
+            }
+            if (!ok) {
+                // Op by op, each channels-last convolution also run NCHW: finds a wrong kernel, and tells a wrong
+                // scripted call from a wrong folding.
+                List<FastPathReport.ConvMismatch> mismatches = new ArrayList<>();
+                out = folded.forward(input, checking(mismatches));
+                if (!mismatches.isEmpty()) {
+                    for (FoldedConvBn conv : folded.convolutions()) {
+                        for (FastPathReport.ConvMismatch mm : mismatches) {
+                            if (mm.conv().equals(conv.name())) {
+                                folded.useContiguous(stageOf(conv.name()));
+                            }
                         }
                     }
+                    String msg = "libtorch's channels-last convolution is wrong on this CPU: " + mismatches.get(0)
+                            + (mismatches.size() > 1 ? " (and " + (mismatches.size() - 1) + " more)" : "")
+                            + "; running those stages NCHW (" + folded.describeLayout() + ")";
+                    fallback(msg, "channels-last");
+                    out = folded.forward(input);
                 }
-                String msg = "libtorch's channels-last convolution is wrong on this CPU: " + mismatches.get(0)
-                        + (mismatches.size() > 1 ? " (and " + (mismatches.size() - 1) + " more)" : "")
-                        + "; running those stages NCHW (" + folded.describeLayout() + ")";
-                fallback(msg, "channels-last");
-                out = folded.forward(input);
-            }
-            NDArray ref = plain(input);
-            double scale = Math.max(1, ref.abs().max().getFloat());
-            double diff = out.sub(ref).abs().max().getFloat();
-            boolean ok = diff <= TOLERANCE * scale;
-            checks.add(new FastPathReport.Check(x.getShape(), "folded, op by op, " + folded.describeLayout(), diff,
-                    scale, List.copyOf(mismatches), ok));
-            if (!ok && folded.anyChannelsLast()) {
-                fallback("the folded channels-last prefix differs from the plain network by "
-                        + FastPathReport.fmt(diff) + " (max |output| " + FastPathReport.fmt(scale) + ") on input "
-                        + x.getShape() + "; running the folded prefix NCHW", "channels-last");
-                for (int s = 0; s < toStage; s++) {
-                    folded.useContiguous(s);
+                ok = check(x.getShape(), "folded, op by op, " + folded.describeLayout(), out, ref, scale,
+                        mismatches);
+                if (!ok && folded.anyChannelsLast()) {
+                    fallback("the folded channels-last prefix differs from the plain network by "
+                            + FastPathReport.fmt(lastDiff()) + " (max |output| " + FastPathReport.fmt(scale)
+                            + ") on input " + x.getShape() + "; running the folded prefix NCHW", "channels-last");
+                    for (int s = 0; s < toStage; s++) {
+                        folded.useContiguous(s);
+                    }
+                    out = folded.forward(input);
+                    ok = check(x.getShape(), "folded, op by op, " + folded.describeLayout(), out, ref, scale,
+                            List.of());
                 }
-                out = folded.forward(input);
-                diff = out.sub(ref).abs().max().getFloat();
-                ok = diff <= TOLERANCE * scale;
-                checks.add(new FastPathReport.Check(x.getShape(), "folded, op by op, " + folded.describeLayout(), diff,
-                        scale, List.of(), ok));
-            }
-            if (ok && scripted) {
-                NDArray script = folded.forwardScripted(input);
-                double scriptDiff = script.sub(ref).abs().max().getFloat();
-                boolean scriptOk = scriptDiff <= TOLERANCE * scale;
-                checks.add(new FastPathReport.Check(x.getShape(), describe(), scriptDiff, scale, List.of(),
-                        scriptOk));
-                if (scriptOk) {
-                    out = script;
-                } else {
-                    fallback("the scripted folded prefix differs from the plain network by "
-                            + FastPathReport.fmt(scriptDiff) + " (max |output| " + FastPathReport.fmt(scale)
-                            + ") on input " + x.getShape() + ", where the same stages op by op do not; running them"
-                            + " op by op", "scripted");
-                    scripted = false;
+                if (ok && scripted) {
+                    NDArray script = folded.forwardScripted(input);
+                    if (check(x.getShape(), describe(), script, ref, scale, List.of())) {
+                        out = script;
+                    } else {
+                        fallback("the scripted folded prefix differs from the plain network by "
+                                + FastPathReport.fmt(lastDiff()) + " (max |output| " + FastPathReport.fmt(scale)
+                                + ") on input " + x.getShape() + ", where the same stages op by op do not; running"
+                                + " them op by op", "scripted");
+                        scripted = false;
+                    }
                 }
             }
             NDArray result;
@@ -184,7 +222,7 @@ public final class GuardedPrefix implements FrozenPrefix {
                 verified.add(x.getShape());
                 result = out;
             } else {
-                fallback("the BN-folded prefix differs from the plain network by " + FastPathReport.fmt(diff)
+                fallback("the BN-folded prefix differs from the plain network by " + FastPathReport.fmt(lastDiff())
                         + " (max |output| " + FastPathReport.fmt(scale) + ") on input " + x.getShape()
                         + "; folding is switched off", "folding");
                 folded.close();
@@ -194,6 +232,19 @@ public final class GuardedPrefix implements FrozenPrefix {
             result.attach(parent);
             return result;
         }
+    }
+
+    /** Compares {@code out} with the reference, records the check, and says whether it passed. */
+    private boolean check(Shape input, String path, NDArray out, NDArray ref, double scale,
+            List<FastPathReport.ConvMismatch> mismatches) {
+        double diff = out.sub(ref).abs().max().getFloat();
+        boolean ok = diff <= TOLERANCE * scale; // NaN fails
+        checks.add(new FastPathReport.Check(input, path, diff, scale, List.copyOf(mismatches), ok));
+        return ok;
+    }
+
+    private double lastDiff() {
+        return checks.get(checks.size() - 1).maxAbsDiff();
     }
 
     /** Records a fallback, says it once per process and kind, and forgets earlier verdicts (the path changed). */

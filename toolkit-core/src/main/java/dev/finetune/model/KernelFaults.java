@@ -72,6 +72,27 @@ public final class KernelFaults {
     }
 
     /**
+     * The output {@code y} of a scripted folded prefix ({@link FoldedPrefix#forwardScripted}) with the simulated
+     * channels-last defect, if one of its convolutions has the faulty shape and ran in the faulty layout: the whole
+     * output gets 1.5 added (the defect cannot be placed inside the TorchScript call; the guard sees the prefix's
+     * output only, and then finds the convolution op by op).
+     */
+    static NDArray applyScripted(java.util.List<FoldedConvBn> convs, long[] layouts, NDArray y) {
+        int[] f = channelsLastConv;
+        if (f == null) {
+            return y;
+        }
+        for (int c = 0; c < convs.size(); c++) {
+            FoldedConvBn conv = convs.get(c);
+            if ((layouts[c] == 1 || f[3] == 1) && conv.outChannels() == f[0] && conv.kernel() == f[1]
+                    && conv.stride() == f[2]) {
+                return y.add(1.5f);
+            }
+        }
+        return y;
+    }
+
+    /**
      * {@code y}, or {@code y} with the simulated defect when {@code conv} has the faulty shape and layout.
      *
      * @param channelsLast whether {@code conv} ran on a channels-last input
