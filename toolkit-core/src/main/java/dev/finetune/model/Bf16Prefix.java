@@ -1,7 +1,6 @@
 package dev.finetune.model;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
@@ -161,7 +160,7 @@ public final class Bf16Prefix implements FrozenPrefix {
             NDArray input = x.reshape(x.getShape());
             input.attach(scratch);
             NDArray out = bf16(input);
-            NDArray ref = model.forwardStages(ps, new NDList(input), true, 0, toStage).singletonOrThrow();
+            NDArray ref = GuardedPrefix.reference(model, ps, toStage, input);
             double scale = Math.max(1, ref.abs().max().getFloat());
             NDArray d = out.sub(ref);
             double diff = d.abs().max().getFloat();

@@ -142,16 +142,21 @@ public final class GuardedPrefix implements FrozenPrefix {
      * batch would otherwise hold the folded path's and the plain path's largest maps at once).
      */
     private NDArray reference(NDArray x) {
+        return reference(model, ps, toStage, x);
+    }
+
+    /** Stages {@code [0, toStage)} of the plain network on {@code x}, a few images at a time (see above). */
+    static NDArray reference(ResNet model, ParameterStore ps, int toStage, NDArray x) {
         long n = x.getShape().get(0);
         if (n <= REFERENCE_CHUNK) {
-            return plain(x);
+            return model.forwardStages(ps, new NDList(x), true, 0, toStage).singletonOrThrow();
         }
         NDList parts = new NDList();
         for (long from = 0; from < n; from += REFERENCE_CHUNK) {
             try (NDManager chunk = x.getManager().newSubManager()) {
                 NDArray part = x.get(new NDIndex("{}:{}", from, Math.min(n, from + REFERENCE_CHUNK)));
                 part.attach(chunk);
-                NDArray y = plain(part);
+                NDArray y = model.forwardStages(ps, new NDList(part), true, 0, toStage).singletonOrThrow();
                 y.attach(x.getManager());
                 parts.add(y);
             }
