@@ -344,7 +344,9 @@ public final class Assembler {
         String span = k == 1 ? stages.get(0) : stages.get(0) + ".." + stages.get(k - 1);
         return span + " BN-folded, no autograd, " + (ft.prefixPrecision() == dev.finetune.model.Precision.BF16
                 ? "bf16 (train.precision), checked against float32 by relative L2 on the first batch of each shape"
-                : "float32, channels-last where this CPU computes it right (checked on the first batch of each shape)");
+                : "float32, channels-last where this CPU computes it right" + (ft.model() instanceof
+                        dev.finetune.model.ResNet ? ", one TorchScript call" : "")
+                        + " (checked on the first batch of each shape)");
     }
 
     private static IdxImageDataset idxDataset(IdxImages images, DataConfig.IdxConfig idx, List<String> allNames,
