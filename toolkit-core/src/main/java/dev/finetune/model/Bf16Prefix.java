@@ -151,7 +151,7 @@ public final class Bf16Prefix implements FrozenPrefix {
 
     /** The bf16 program on {@code x} (contiguous NCHW float32), unchecked; the output is on {@code x}'s manager. */
     NDArray bf16(NDArray x) {
-        return script.run(x, true, layouts);
+        return KernelFaults.applyBf16(script.run(x, true, layouts));
     }
 
     private NDArray checkedForward(NDArray x) {

@@ -73,11 +73,9 @@ final class FoldedResNetScript implements AutoCloseable {
             // DJL runs a TorchScript method in libtorch's inference mode, and an inference tensor cannot be saved for
             // backward: a trainable stage after the prefix (last-stage fine-tuning) would fail on it. A copy made
             // outside inference mode is a normal tensor (the prefix's output is small: 6 MB for 32x224 at layer3).
-            NDArray y;
             try (NDArray inference = out.toTensor((PtNDManager) x.getManager())) {
-                y = inference.duplicate();
+                return inference.duplicate();
             }
-            return bf16 ? KernelFaults.applyBf16(y) : KernelFaults.applyScripted(y);
         }
     }
 

@@ -58,6 +58,7 @@ public final class GuardedPrefix implements FrozenPrefix {
     private final ResNet model;
     private final ParameterStore ps;
     private final int toStage;
+    /** The path asked for, in words (what {@link #describe} said before any check). */
     private final String requested;
     private FoldedPrefix folded;
     /** Whether checked shapes run as one TorchScript call ({@link FoldedPrefix#forwardScripted}). */
@@ -66,12 +67,12 @@ public final class GuardedPrefix implements FrozenPrefix {
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
 
-    private GuardedPrefix(ResNet model, ParameterStore ps, int toStage, FoldedPrefix folded, String requested) {
+    private GuardedPrefix(ResNet model, ParameterStore ps, int toStage, FoldedPrefix folded) {
         this.model = model;
         this.ps = ps;
         this.toStage = toStage;
         this.folded = folded;
-        this.requested = requested;
+        this.requested = describe();
     }
 
     /**
@@ -81,7 +82,7 @@ public final class GuardedPrefix implements FrozenPrefix {
     public static GuardedPrefix fold(ResNet model, ParameterStore ps, int toStage, FoldedPrefix.Layout layout,
             NDManager manager) {
         FoldedPrefix f = FoldedPrefix.fold(model, 0, toStage, layout, manager);
-        return new GuardedPrefix(model, ps, toStage, f, "folded, scripted, " + f.describeLayout());
+        return new GuardedPrefix(model, ps, toStage, f);
     }
 
     /** The stage index the output enters at. */

@@ -43,10 +43,6 @@ public final class KernelFaults {
         scriptedWrong = on;
     }
 
-    /** {@code y}, or {@code 1.001 * y} while {@link #setScriptedWrong} is on. */
-    static NDArray applyScripted(NDArray y) {
-        return scriptedWrong ? y.mul(1.001f) : y;
-    }
 
     /** Sets ({@code "512:1:2"}, {@code "512:1:2:any"}) or clears ({@code null}) the simulated defect. */
     public static void setChannelsLastConv(String spec) {
@@ -73,11 +69,14 @@ public final class KernelFaults {
 
     /**
      * The output {@code y} of a scripted folded prefix ({@link FoldedPrefix#forwardScripted}) with the simulated
-     * channels-last defect, if one of its convolutions has the faulty shape and ran in the faulty layout: the whole
-     * output gets 1.5 added (the defect cannot be placed inside the TorchScript call; the guard sees the prefix's
-     * output only, and then finds the convolution op by op).
+     * defects: 1.001× while {@link #setScriptedWrong} is on; and 1.5 added to the whole output if one of its
+     * convolutions has the faulty channels-last shape and ran in the faulty layout (the defect cannot be placed inside
+     * the TorchScript call; the guard sees the prefix's output only, and then finds the convolution op by op).
      */
     static NDArray applyScripted(java.util.List<FoldedConvBn> convs, long[] layouts, NDArray y) {
+        if (scriptedWrong) {
+            y = y.mul(1.001f);
+        }
         int[] f = channelsLastConv;
         if (f == null) {
             return y;

@@ -100,6 +100,9 @@ class Bf16PrefixTest {
      */
     @Test
     void groupedAndWideBottlenecksRunInBf16() throws Exception {
+        // Two 25M-69M-parameter networks (~24 s): .ci/run's exhaustive step, to keep scripts/test.sh under 5 min.
+        org.junit.jupiter.api.Assumptions.assumeTrue(Boolean.getBoolean("finetune.test.exhaustive"),
+                "exhaustive runs only");
         if (!CpuFeatures.hasBf16()) {
             refusedWithoutBf16();
             return;
