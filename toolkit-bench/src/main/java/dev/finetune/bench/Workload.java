@@ -11,18 +11,23 @@ import java.util.List;
 
 /** What one benchmark iteration does. */
 public enum Workload {
-    /** (a) Forward with no autograd graph, BN in eval mode: {@code FineTuner.predictLogits}. */
-    INFERENCE("inference", "inference, no graph", "inference"),
+    /**
+     * (a) Forward with no autograd graph, BN in eval mode: {@code FineTuner.predictLogits}; what
+     * {@code predict --no-fold-bn} runs.
+     */
+    INFERENCE("inference", "inference, no graph, unfolded", "inference"),
     /**
      * (a) run residual unit by residual unit, each unit's intermediates freed before the next runs
      * ({@link StepScopes}): what plain inference would cost if it did not keep every activation until the batch ends.
      */
     INFERENCE_SCOPED("inference-scoped", "inference, intermediates freed per unit", "inference"),
     /**
-     * (a) what {@code predict --fold-bn} runs: every stage before the head BN-folded and channels-last behind the
-     * fast-path guard (checked against the plain network on the first batch), then the head; no autograd.
+     * (a) what {@code predict} and {@code evaluate} run by default: every stage before the head BN-folded and
+     * channels-last behind the fast-path guard (checked against the plain network on the first batch), then the head;
+     * no autograd.
      */
-    INFERENCE_FOLDED("inference-folded", "inference, BN-folded + channels-last behind the guard", "inference"),
+    INFERENCE_FOLDED("inference-folded", "inference (predict/evaluate default), BN-folded behind the guard",
+            "inference"),
     /**
      * (a) as {@link #INFERENCE_FOLDED}, with the folded prefix run op by op through DJL
      * ({@code -Dfinetune.folded.scripted=false}) instead of as one TorchScript call: what the scripted path gains.

@@ -40,7 +40,8 @@ final class EvaluateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     InferenceMixin inference;
 
-    @Option(names = "--batch-size", defaultValue = "64", description = "(${DEFAULT-VALUE})")
+    @Option(names = "--batch-size", defaultValue = "64", description = "images per forward pass, test-time"
+            + " augmentation's views included (${DEFAULT-VALUE})")
     int batchSize;
 
     @CommandLine.Mixin
@@ -53,6 +54,10 @@ final class EvaluateCommand implements Callable<Integer> {
     public Integer call() {
         StopSignal.install("stopping after the current batch");
         PrintWriter out = spec.commandLine().getOut();
+        if (batchSize < 1) {
+            throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, found "
+                    + batchSize);
+        }
         Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
         try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)
                 .precision(inference.precision())) {
@@ -65,7 +70,7 @@ final class EvaluateCommand implements Callable<Integer> {
             long t0 = System.nanoTime();
             Tta views = inference.tta();
             if (views != Tta.NONE) {
-                m = new Predictor(model, views).evaluate(new ImageFolderDataset(index));
+                m = new Predictor(model, views, batchSize).evaluate(new ImageFolderDataset(index));
             } else {
                 try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {
                     m = Evaluator.evaluate(model::logits, loader, model.classNames().size());

@@ -66,6 +66,20 @@ class CliEndToEndTest {
         assertEquals(200, ej.get("images").asInt());
         assertTrue(ej.get("top1").asDouble() > 0.6);
         assertTrue(ej.get("peak_rss_bytes").asLong() > 0);
+        // Folded by default behind the guard, which checked each input shape; --no-fold-bn runs the plain network
+        // and gives the same figures.
+        JsonNode fast = ej.get("fast_path");
+        assertEquals(1, fast.size(), ej.toString());
+        assertTrue(fast.get(0).get("in_use").asText().startsWith("folded"), fast.toString());
+        assertTrue(fast.get(0).get("checks").size() >= 1, fast.toString());
+        Cli.Result plain = Cli.run("evaluate", "--checkpoint", run.toString(), "--data",
+                Cli.repo().resolve("data/fashion-mnist-b").toString(), "--json", "--no-fold-bn");
+        assertEquals(0, plain.code(), plain.err());
+        JsonNode pj = new ObjectMapper().readTree(plain.out());
+        assertEquals(0, pj.get("fast_path").size(), pj.toString());
+        assertEquals(pj.get("top1").asDouble(), ej.get("top1").asDouble());
+        assertEquals(pj.get("loss").asDouble(), ej.get("loss").asDouble(), 1e-4);
+        assertEquals(pj.get("confusion"), ej.get("confusion"));
 
         Path img = Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png");
         Cli.Result p = Cli.run("predict", "--checkpoint", run.toString(), "--top-k", "3", "--json", img.toString());

@@ -63,16 +63,19 @@ public final class TrainedModel implements AutoCloseable {
         this.parameterStore = new ParameterStore(manager, false);
     }
 
-    /** System property that switches the folded inference path on ({@code -Dfinetune.inference.fold=true}). */
+    /**
+     * System property that turns the folded inference path off ({@code -Dfinetune.inference.fold=false}); it is on
+     * unless this says false.
+     */
     public static final String FOLD_PROPERTY = "finetune.inference.fold";
 
-    private boolean fold = Boolean.getBoolean(FOLD_PROPERTY);
+    private boolean fold = !"false".equalsIgnoreCase(System.getProperty(FOLD_PROPERTY, "true").trim());
 
     /**
-     * Runs inference BN-folded (see {@link #logits}); call before the first batch. Off by default: on this project's
-     * machines it made ResNet-18 inference at 32×224 1.4× faster (other families 1.0–1.16×) but raised peak RSS from
-     * 916 to 1,510 MiB (the first-use check runs both paths on the whole batch; 1,252 MiB in steady state), and
-     * memory at or below PyTorch's is a goal of its own.
+     * Runs inference BN-folded (see {@link #logits}) or, with false, as the plain network; call before the first
+     * batch. On by default: in eval mode every BN is a fixed affine map, so folding changes no result (checked on
+     * each new input shape), and on this project's hosts the folded ResNet-18 ran 1.4–1.7× PyTorch's speed at 32×224
+     * at 0.9–1.0× its peak RSS (docs/performance.md); on tiny inputs (32×32, a few images per call) it gains nothing.
      */
     public TrainedModel foldBatchNorm(boolean on) {
         if (fastPathBuilt) {
@@ -108,8 +111,8 @@ public final class TrainedModel implements AutoCloseable {
      * Logits of a batch (N, 3, H, W): eval mode, no autograd. Every stage before the head runs BN-folded (and, for
      * the ResNet family, channels-last where this CPU computes it right) behind the fast-path guard, which checks it
      * against the plain network the first time it sees each input shape and falls back where it differs; the head
-     * runs as usual — when {@link #foldBatchNorm} (or {@value #FOLD_PROPERTY}) asked for it; otherwise, or for a
-     * network with nothing to fold, the plain stage-scoped forward ({@link Network#inferLogits}).
+     * runs as usual — unless {@link #foldBatchNorm}{@code (false)} (or {@value #FOLD_PROPERTY}) turned it off; then,
+     * or for a network with nothing to fold, the plain stage-scoped forward ({@link Network#inferLogits}).
      */
     public NDArray logits(NDArray x) {
         try (Engines.NoGrad g = Engines.noGrad()) {

@@ -29,6 +29,15 @@ public enum Tta {
         return null;
     }
 
+    /** How many views {@link #views} makes of each image. */
+    public int viewCount() {
+        return switch (this) {
+            case NONE -> 1;
+            case FLIP -> 2;
+            case FIVE_CROP -> 5;
+        };
+    }
+
     /** The views of {@code image} under {@code spec}'s evaluation preprocessing, each {@code imageSize} square. */
     public List<RgbImage> views(RgbImage image, TransformSpec spec) {
         return switch (this) {

@@ -167,6 +167,44 @@ class PredictorParityTest {
     }
 
     /**
+     * Test-time augmentation runs many images per forward pass (their views stacked): each image's averaged
+     * probabilities equal those of the image run alone, for evaluation and prediction, folded and plain.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(booleans = {true, false})
+    void batchedViewsEqualOneImageAtATime(boolean fold) throws Exception {
+        Path root = TorchReference.repoRoot().resolve("data/fashion-mnist-b/val");
+        var data = new dev.finetune.data.ImageFolderDataset(dev.finetune.data.ImageFolderIndex.scan(root));
+        try (TrainedModel model = TrainedModel.open(
+                TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors").toString(), null)
+                .foldBatchNorm(fold)) {
+            var alone = new Predictor(model, Tta.FLIP, 1).evaluate(data);
+            var batched = new Predictor(model, Tta.FLIP, 64).evaluate(data);
+            assertEquals(200, batched.samples());
+            assertEquals(alone.top1(), batched.top1());
+            assertEquals(alone.loss(), batched.loss(), 1e-5);
+            assertTrue(java.util.Arrays.deepEquals(alone.confusion(), batched.confusion()));
+
+            List<Path> files = Predictor.expand(List.of(root.resolve("bag"))).subList(0, 7);
+            // five-crop at batch 12: two images (10 views) per pass, the last pass one image.
+            var one = new Predictor(model, Tta.FIVE_CROP, 5).predict(files, 5);
+            var many = new Predictor(model, Tta.FIVE_CROP, 12).predict(files, 5);
+            double worst = 0;
+            for (int f = 0; f < files.size(); f++) {
+                assertEquals(one.get(f).file(), many.get(f).file());
+                for (int i = 0; i < 5; i++) {
+                    assertEquals(one.get(f).top().get(i).index(), many.get(f).top().get(i).index());
+                    worst = Math.max(worst, Math.abs(one.get(f).top().get(i).probability()
+                            - many.get(f).top().get(i).probability()));
+                }
+            }
+            System.out.printf(Locale.ROOT, "five-crop, fold %s: batched vs one image max |dp| %.2e%n", fold, worst);
+            assertTrue(worst < 1e-5, "batched five-crop differs by " + worst);
+            assertEquals(fold ? 1 : 0, model.fastPathReports().size());
+        }
+    }
+
+    /**
      * Inference runs every stage before the head BN-folded behind the guard (channels-last for ResNets): equal to the
      * plain stage-scoped forward at two input sizes and batch sizes, on realistic weights, with the check recorded.
      */
