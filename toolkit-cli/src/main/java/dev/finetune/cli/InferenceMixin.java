@@ -9,9 +9,9 @@ import picocli.CommandLine.Option;
 /** The inference options {@code predict} and {@code evaluate} share: test-time augmentation, BN folding, precision. */
 final class InferenceMixin {
     @Option(names = "--fold-bn", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "run every stage before the head BN-folded (channels-last for ResNets) behind the fast-path"
-                    + " guard, which checks it against the plain network on each new input shape; --no-fold-bn runs"
-                    + " the plain network (default: folded)")
+            description = "run every stage before the head BN-folded (for ResNets channels-last on batches of at least"
+                    + " 131,072 input pixels, NCHW below) behind the fast-path guard, which checks it against the plain"
+                    + " network on each new input shape; --no-fold-bn runs the plain network (default: folded)")
     boolean foldBn;
 
     @Option(names = "--precision", defaultValue = "fp32", description = "fp32, or bf16: everything before the head"
