@@ -92,7 +92,8 @@ public final class TrainedModel implements AutoCloseable {
      * Runs inference BN-folded (see {@link #logits}) or, with false, as the plain network; call before the first
      * batch. On by default: in eval mode every BN is a fixed affine map, so folding changes no result (checked on
      * each new input shape), and on this project's hosts the folded ResNet-18 ran 1.4–1.7× PyTorch's speed at 32×224
-     * at 0.9–1.0× its peak RSS (docs/performance.md); on tiny inputs (32×32, a few images per call) it gains nothing.
+     * at 0.9–1.0× its peak RSS (docs/performance.md); small batches of a ResNet run NCHW
+     * ({@link #SMALL_INPUT_PIXELS}), where channels-last would be slower than the plain network.
      */
     public TrainedModel foldBatchNorm(boolean on) {
         if (fastPathBuilt) {
@@ -126,7 +127,7 @@ public final class TrainedModel implements AutoCloseable {
 
     /**
      * Logits of a batch (N, 3, H, W): eval mode, no autograd. Every stage before the head runs BN-folded (and, for
-     * the ResNet family, channels-last where this CPU computes it right) behind the fast-path guard, which checks it
+     * the ResNet family, channels-last on large batches where this CPU computes it right) behind the fast-path guard, which checks it
      * against the plain network the first time it sees each input shape and falls back where it differs; the head
      * runs as usual — unless {@link #foldBatchNorm}{@code (false)} (or {@value #FOLD_PROPERTY}) turned it off; then,
      * or for a network with nothing to fold, the plain stage-scoped forward ({@link Network#inferLogits}).
