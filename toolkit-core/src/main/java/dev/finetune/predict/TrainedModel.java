@@ -127,10 +127,11 @@ public final class TrainedModel implements AutoCloseable {
 
     /**
      * Logits of a batch (N, 3, H, W): eval mode, no autograd. Every stage before the head runs BN-folded (and, for
-     * the ResNet family, channels-last on large batches where this CPU computes it right) behind the fast-path guard, which checks it
-     * against the plain network the first time it sees each input shape and falls back where it differs; the head
-     * runs as usual — unless {@link #foldBatchNorm}{@code (false)} (or {@value #FOLD_PROPERTY}) turned it off; then,
-     * or for a network with nothing to fold, the plain stage-scoped forward ({@link Network#inferLogits}).
+     * the ResNet family, channels-last on large batches where this CPU computes it right) behind the fast-path guard,
+     * which checks it against the plain network the first time it sees each input shape and falls back where it
+     * differs; the head runs as usual — unless {@link #foldBatchNorm}{@code (false)} (or {@value #FOLD_PROPERTY})
+     * turned it off; then, or for a network with nothing to fold, the plain stage-scoped forward
+     * ({@link Network#inferLogits}).
      */
     public NDArray logits(NDArray x) {
         try (Engines.NoGrad g = Engines.noGrad()) {
