@@ -199,14 +199,10 @@ public final class Predictor {
     private float[] tensors(IntFunction<RgbImage> image, int from, int n) {
         int size = transforms.imageSize();
         int len = 3 * size * size;
-        float[] out = null;
+        float[] out = new float[n * tta.viewCount() * len];
         int v = 0;
         for (int i = 0; i < n; i++) {
-            List<RgbImage> views = tta.views(image.apply(from + i), transforms);
-            if (out == null) {
-                out = new float[n * views.size() * len];
-            }
-            for (RgbImage view : views) {
+            for (RgbImage view : tta.views(image.apply(from + i), transforms)) {
                 transforms.toTensor(view, out, v++ * len);
             }
         }
