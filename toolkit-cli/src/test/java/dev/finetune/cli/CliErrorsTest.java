@@ -65,6 +65,19 @@ class CliErrorsTest {
     }
 
     @Test
+    void batchSizeBelowOneIsAUsageErrorOfPredictAndEvaluate() throws Exception {
+        String model = Cli.repo().resolve("models/resnet18-fmnist-a.safetensors").toString();
+        Cli.Result p = Cli.run("predict", "--checkpoint", model, "--batch-size", "0",
+                Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png").toString());
+        assertEquals(2, p.code(), p.err());
+        assertTrue(p.err().contains("--batch-size must be >= 1, found 0"), p.err());
+        Cli.Result e = Cli.run("evaluate", "--checkpoint", model, "--batch-size", "-3", "--data",
+                Cli.repo().resolve("data/fashion-mnist-b").toString());
+        assertEquals(2, e.code(), e.err());
+        assertTrue(e.err().contains("--batch-size must be >= 1, found -3"), e.err());
+    }
+
+    @Test
     void reportOfAFolderThatIsNoRunSaysWhatToGive() throws Exception {
         Path empty = Files.createDirectories(tmp.resolve("not-a-run"));
         Cli.Result r = Cli.run("report", empty.toString());
