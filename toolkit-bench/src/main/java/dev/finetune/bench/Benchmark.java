@@ -89,6 +89,7 @@ public final class Benchmark {
                 notes.add("PyTorch's side not measured: " + e.getMessage());
             }
         }
+        Allocator.describe(System.getenv(), settings.torch()).ifPresent(notes::add);
         List<BenchResult> results = new ArrayList<>();
         Stream.concat(ours.stream(), torch.stream())
                 .map(m -> BenchResult.of(m, describe(m), machine.peakGflops()))

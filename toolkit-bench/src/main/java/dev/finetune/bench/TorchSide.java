@@ -67,7 +67,10 @@ final class TorchSide {
                     + settings.torchScript().toAbsolutePath() + " (run from the repository root)");
         }
         try {
-            Process p = new ProcessBuilder(cmd).start();
+            ProcessBuilder pb = new ProcessBuilder(cmd);
+            // PyTorch runs as its users run it: without the malloc policy our launcher chose (FINETUNE_MALLOC).
+            pb.environment().keySet().removeAll(Allocator.launcherVariables(System.getenv()));
+            Process p = pb.start();
             p.getOutputStream().close();
             StringBuilder err = new StringBuilder();
             Thread errReader = new Thread(() -> {

@@ -69,6 +69,8 @@ class LauncherTest {
         pb.environment().put("TORCH_HOME", tmp.resolve("torch").toString());
         pb.environment().put("FINETUNE_TORCHVISION_URL", base);
         pb.environment().remove("FINETUNE_DOWNLOAD");
+        pb.environment().keySet().removeIf(k -> k.startsWith("MALLOC_") || k.startsWith("FINETUNE_MALLOC")
+                || k.equals("GLIBC_TUNABLES"));
         pb.environment().put("PATH", Path.of(System.getProperty("java.home"), "bin") + ":"
                 + System.getenv("PATH"));
         pb.environment().putAll(env);
@@ -130,6 +132,39 @@ class LauncherTest {
         Map<String, String> shown = new java.util.HashMap<>(fakeJava);
         shown.put("FINETUNE_NATIVE_WARNINGS", "1");
         assertTrue(launch(shown, "--version").err().contains("Could not initialize NNPACK"));
+    }
+
+    @Test
+    void mallocPoliciesAreAppliedOrRefusedByName() throws Exception {
+        // A stand-in java prints the malloc settings it was started with.
+        Path bin = Files.createDirectories(tmp.resolve("envbin"));
+        Path fake = bin.resolve("java");
+        Files.writeString(fake, "#!/bin/sh\nenv | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET)' | sort\n");
+        fake.toFile().setExecutable(true);
+        String path = bin + ":" + System.getenv("PATH");
+
+        Cli.Result none = launch(Map.of("PATH", path), "--version");
+        assertEquals(0, none.code(), none.err());
+        assertEquals("", none.out(), "glibc's defaults unless asked");
+
+        Cli.Result lean = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lean"), "--version");
+        assertEquals(0, lean.code(), lean.err());
+        assertEquals("FINETUNE_MALLOC_SET=MALLOC_MMAP_THRESHOLD_ GLIBC_TUNABLES\n"
+                + "GLIBC_TUNABLES=glibc.malloc.hugetlb=1\nMALLOC_MMAP_THRESHOLD_=8388608\n", lean.out());
+
+        Cli.Result keep = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "keep"), "--version");
+        assertTrue(keep.out().contains("MALLOC_MMAP_MAX_=0\n"), keep.out());
+
+        Cli.Result own = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lean", "MALLOC_ARENA_MAX", "2"), "--version");
+        assertEquals("MALLOC_ARENA_MAX=2\n", own.out(), "the user's own setting is left alone");
+        assertTrue(own.err().contains("FINETUNE_MALLOC=lean not applied: MALLOC_* or GLIBC_TUNABLES is already set"),
+                own.err());
+
+        Cli.Result typo = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lena"), "--version");
+        assertEquals(2, typo.code(), "a usage error");
+        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use keep, lean, or unset it"),
+                typo.err());
+        assertEquals("", typo.out(), "java never started");
     }
 
     @Test

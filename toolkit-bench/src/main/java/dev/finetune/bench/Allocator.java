@@ -1,0 +1,51 @@
+package dev.finetune.bench;
+
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+
+/**
+ * The glibc malloc settings a benchmark ran under. Peak RSS depends on them as much as on the tensors a step keeps
+ * alive (docs/performance.md: with freed tensors returned at once, our full step and PyTorch's peak at the same
+ * 1,055 MB), so a report that does not name them cannot be compared with another.
+ */
+final class Allocator {
+    private Allocator() {}
+
+    /** The variables the {@code finetune} launcher set for {@code FINETUNE_MALLOC} (its {@code FINETUNE_MALLOC_SET}). */
+    static List<String> launcherVariables(Map<String, String> environment) {
+        String set = environment.get("FINETUNE_MALLOC_SET");
+        return set == null || set.isBlank() ? List.of() : List.of(set.trim().split("\\s+"));
+    }
+
+    /**
+     * A report note naming the malloc settings in {@code environment} (this process's), if any differ from glibc's
+     * defaults, and those PyTorch's side runs with when {@code torchSide}.
+     */
+    static Optional<String> describe(Map<String, String> environment, boolean torchSide) {
+        Map<String, String> env = new TreeMap<>();
+        environment.forEach((k, v) -> {
+            if (k.startsWith("MALLOC_") || k.equals("GLIBC_TUNABLES")) {
+                env.put(k, v);
+            }
+        });
+        if (env.isEmpty()) {
+            return Optional.empty();
+        }
+        List<String> launcher = launcherVariables(environment);
+        String all = env.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue()).collect(Collectors.joining(" "));
+        String policy = environment.get("FINETUNE_MALLOC");
+        StringBuilder b = new StringBuilder("allocator: our side ran with ").append(all);
+        if (!launcher.isEmpty() && policy != null) {
+            b.append(" (FINETUNE_MALLOC=").append(policy).append(")");
+        }
+        if (torchSide) {
+            List<String> shared = env.keySet().stream().filter(k -> !launcher.contains(k)).toList();
+            b.append(shared.isEmpty() ? "; PyTorch's side with glibc's defaults"
+                    : "; PyTorch's side with " + String.join(", ", shared) + " as well");
+        }
+        return Optional.of(b.toString());
+    }
+}
