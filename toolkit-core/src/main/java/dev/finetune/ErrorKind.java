@@ -23,9 +23,9 @@ public enum ErrorKind {
     /** A download failed or its checksum did not match. */
     DOWNLOAD(8, "download: not allowed, failed, or its checksum did not match"),
     /** Stopped by Ctrl-C (SIGINT); the shell convention 128 + 2. */
-    INTERRUPTED(130, "interrupted (Ctrl-C); a resumable checkpoint was written"),
+    INTERRUPTED(130, "interrupted (Ctrl-C); training writes a resumable checkpoint first"),
     /** Stopped by SIGTERM; the shell convention 128 + 15. */
-    TERMINATED(143, "terminated (SIGTERM); a resumable checkpoint was written");
+    TERMINATED(143, "terminated (SIGTERM); training writes a resumable checkpoint first");
 
     private final int exitCode;
     private final String meaning;
