@@ -254,10 +254,18 @@ public final class FoldedPrefix implements AutoCloseable {
 
     /** {@link #forward(NDArray)} with every folded convolution run through {@code call}. */
     public NDArray forward(NDArray input, ConvCall call) {
+        return forward(input, call, false);
+    }
+
+    /**
+     * {@link #forward(NDArray, ConvCall)}, all stages in contiguous NCHW for this call when {@code contiguousOnly}
+     * (small inputs, where channels-last's layout changes cost more than it gains; see {@link GuardedPrefix}).
+     */
+    public NDArray forward(NDArray input, ConvCall call, boolean contiguousOnly) {
         List<UnaryOperator<NDArray>> steps = new ArrayList<>();
         boolean channelsLast = false;
         for (int i = 0; i < stages.size(); i++) {
-            boolean wanted = channelsLastAt(fromStage + i);
+            boolean wanted = !contiguousOnly && channelsLastAt(fromStage + i);
             if (wanted != channelsLast) {
                 steps.add(wanted ? FoldedPrefix::toChannelsLast : FoldedPrefix::toContiguous);
                 channelsLast = wanted;
@@ -282,12 +290,17 @@ public final class FoldedPrefix implements AutoCloseable {
      * network before it uses it.
      */
     public NDArray forwardScripted(NDArray input) {
+        return forwardScripted(input, false);
+    }
+
+    /** {@link #forwardScripted(NDArray)}, all in contiguous NCHW for this call when {@code contiguousOnly}. */
+    public NDArray forwardScripted(NDArray input, boolean contiguousOnly) {
         if (script == null) {
             script = new FoldedResNetScript(this, manager);
         }
         long[] layouts = new long[folds.size()];
         for (int c = 0; c < layouts.length; c++) {
-            layouts[c] = channelsLastAt(convStage[c]) ? 1 : 0;
+            layouts[c] = !contiguousOnly && channelsLastAt(convStage[c]) ? 1 : 0;
         }
         try (Engines.NoGrad g = Engines.noGrad()) {
             return KernelFaults.applyScripted(folds, layouts, script.run(input, false, layouts));
@@ -332,10 +345,15 @@ public final class FoldedPrefix implements AutoCloseable {
 
     /** The layout in words: {@code channels-last: stem, layer1; NCHW: layer4}. */
     public String describeLayout() {
+        return describeLayout(false);
+    }
+
+    /** {@link #describeLayout()} of a call with {@code contiguousOnly}. */
+    public String describeLayout(boolean contiguousOnly) {
         List<String> cl = new ArrayList<>();
         List<String> nchw = new ArrayList<>();
         for (int s = fromStage; s < toStage; s++) {
-            (channelsLastAt(s) ? cl : nchw).add(STAGE_NAMES.get(s));
+            (!contiguousOnly && channelsLastAt(s) ? cl : nchw).add(STAGE_NAMES.get(s));
         }
         StringBuilder b = new StringBuilder();
         if (!cl.isEmpty()) {

@@ -40,6 +40,10 @@ import java.util.Set;
  * the fast path is right the check costs one extra forward of the prefix per distinct input shape (a training run has
  * two: full and last batch).
  * Tolerance, elementwise: {@code max|diff| <= 1e-4 * max(1, max|plain|)}.
+ *
+ * <p>Small inputs can run all NCHW over the same folded weights ({@link #contiguousBelow}): channels-last's layout
+ * changes cost more than its convolutions gain on little work. The layout then depends on the input shape, and so
+ * does the check, which is per shape anyway.
  */
 public final class GuardedPrefix implements FrozenPrefix {
     /**
@@ -64,6 +68,8 @@ public final class GuardedPrefix implements FrozenPrefix {
     /** Whether checked shapes run as one TorchScript call ({@link FoldedPrefix#forwardScripted}). */
     private boolean scripted = !"false".equals(System.getProperty(SCRIPTED_PROPERTY));
     private final Set<Shape> verified = new HashSet<>();
+    /** Inputs with fewer pixels than this (N·H·W) run all NCHW; 0: none. */
+    private long contiguousBelowPixels;
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
 
@@ -85,6 +91,22 @@ public final class GuardedPrefix implements FrozenPrefix {
         return new GuardedPrefix(model, ps, toStage, f);
     }
 
+    /**
+     * Runs inputs of fewer than {@code pixels} (N·H·W) all in contiguous NCHW, larger ones in the folded layout; call
+     * before the first {@link #forward}.
+     */
+    public GuardedPrefix contiguousBelow(long pixels) {
+        if (!checks.isEmpty()) {
+            throw new IllegalStateException("set the small-input layout before the first batch");
+        }
+        contiguousBelowPixels = pixels;
+        return this;
+    }
+
+    private boolean contiguousFor(Shape s) {
+        return s.dimension() == 4 && s.get(0) * s.get(2) * s.get(3) < contiguousBelowPixels;
+    }
+
     /** The stage index the output enters at. */
     public int toStage() {
         return toStage;
@@ -97,8 +119,16 @@ public final class GuardedPrefix implements FrozenPrefix {
 
     /** The path in use, in words. */
     public String describe() {
-        return folded == null ? "plain network (folding switched off by the guard)"
-                : "folded, " + (scripted ? "scripted, " : "") + folded.describeLayout();
+        if (folded == null) {
+            return "plain network (folding switched off by the guard)";
+        }
+        return describe(false) + (contiguousBelowPixels > 0 && folded.anyChannelsLast()
+                ? " (NCHW throughout below " + contiguousBelowPixels + " input pixels, N·H·W)" : "");
+    }
+
+    /** The path of a call with {@code contiguousOnly}, in words. */
+    private String describe(boolean contiguousOnly) {
+        return "folded, " + (scripted ? "scripted, " : "") + folded.describeLayout(contiguousOnly);
     }
 
     /** What was checked and decided so far. */
@@ -116,7 +146,8 @@ public final class GuardedPrefix implements FrozenPrefix {
                 return plain(x);
             }
             if (verified.contains(x.getShape())) {
-                return scripted ? folded.forwardScripted(x) : folded.forward(x);
+                boolean nchw = contiguousFor(x.getShape());
+                return scripted ? folded.forwardScripted(x, nchw) : folded.forward(x, FoldedPrefix.DIRECT, nchw);
             }
             return checkedForward(x);
         }
@@ -174,15 +205,16 @@ public final class GuardedPrefix implements FrozenPrefix {
             double scale = Math.max(1, ref.abs().max().getFloat());
             NDArray out = null;
             boolean ok = false;
+            boolean nchw = contiguousFor(x.getShape());
             if (scripted) {
-                out = folded.forwardScripted(input);
-                ok = check(x.getShape(), describe(), out, ref, scale, List.of());
+                out = folded.forwardScripted(input, nchw);
+                ok = check(x.getShape(), describe(nchw), out, ref, scale, List.of());
             }
             if (!ok) {
                 // Op by op, each channels-last convolution also run NCHW: finds a wrong kernel, and tells a wrong
                 // scripted call from a wrong folding.
                 List<FastPathReport.ConvMismatch> mismatches = new ArrayList<>();
-                out = folded.forward(input, checking(mismatches));
+                out = folded.forward(input, checking(mismatches), nchw);
                 if (!mismatches.isEmpty()) {
                     for (FoldedConvBn conv : folded.convolutions()) {
                         for (FastPathReport.ConvMismatch mm : mismatches) {
@@ -197,9 +229,9 @@ public final class GuardedPrefix implements FrozenPrefix {
                     fallback(msg, "channels-last");
                     out = folded.forward(input);
                 }
-                ok = check(x.getShape(), "folded, op by op, " + folded.describeLayout(), out, ref, scale,
+                ok = check(x.getShape(), "folded, op by op, " + folded.describeLayout(nchw), out, ref, scale,
                         mismatches);
-                if (!ok && folded.anyChannelsLast()) {
+                if (!ok && !nchw && folded.anyChannelsLast()) {
                     fallback("the folded channels-last prefix differs from the plain network by "
                             + FastPathReport.fmt(lastDiff()) + " (max |output| " + FastPathReport.fmt(scale)
                             + ") on input " + x.getShape() + "; running the folded prefix NCHW", "channels-last");
@@ -211,8 +243,8 @@ public final class GuardedPrefix implements FrozenPrefix {
                             List.of());
                 }
                 if (ok && scripted) {
-                    NDArray script = folded.forwardScripted(input);
-                    if (check(x.getShape(), describe(), script, ref, scale, List.of())) {
+                    NDArray script = folded.forwardScripted(input, nchw);
+                    if (check(x.getShape(), describe(nchw), script, ref, scale, List.of())) {
                         out = script;
                     } else {
                         fallback("the scripted folded prefix differs from the plain network by "

@@ -3,7 +3,6 @@ package dev.finetune.predict;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -50,16 +49,13 @@ public final class TrainedModel implements AutoCloseable {
     private final TrainingCheckpoint.Preprocessing preprocessing;
     private final Path source;
     private final ParameterStore parameterStore;
-    /** The BN-folded prefix of every stage before the head, built on first use; null when there is none. */
+    /**
+     * The BN-folded prefix of every stage before the head, built on first use; null when there is none. A ResNet's
+     * float32 prefix runs channels-last, and all NCHW below {@link #SMALL_INPUT_PIXELS}, over one set of folded
+     * weights.
+     */
     private FrozenPrefix fastPath;
     private boolean fastPathBuilt;
-    /**
-     * A ResNet's float32 folded prefix in contiguous NCHW, for small inputs ({@link #SMALL_INPUT_PIXELS}); built on
-     * first use, checked by its own guard.
-     */
-    private FrozenPrefix smallInputPath;
-    /** A ResNet's float32 folded inference: {@link #fastPath} (channels-last) and {@link #smallInputPath} (NCHW). */
-    private boolean resnetLayouts;
 
     /**
      * Below this many input pixels per batch (N·H·W), a ResNet's folded prefix runs in NCHW rather than channels-last:
@@ -135,7 +131,7 @@ public final class TrainedModel implements AutoCloseable {
      */
     public NDArray logits(NDArray x) {
         try (Engines.NoGrad g = Engines.noGrad()) {
-            FrozenPrefix prefix = fastPath(x.getShape());
+            FrozenPrefix prefix = fastPath();
             if (prefix == null) {
                 return model.inferLogits(parameterStore, x);
             }
@@ -147,26 +143,14 @@ public final class TrainedModel implements AutoCloseable {
 
     /**
      * What the fast-path guard checked and decided (empty before the first batch or without folding): the folded
-     * prefix's report (a ResNet's channels-last prefix, once a large input has run), then its NCHW variant's (once a
-     * small input has run).
+     * prefix's report, one check per input shape.
      */
     public List<FastPathReport> fastPathReports() {
-        List<FastPathReport> out = new ArrayList<>();
-        if (fastPath != null) {
-            out.add(fastPath.report());
-        }
-        if (smallInputPath != null) {
-            out.add(smallInputPath.report());
-        }
-        return out;
+        return fastPath == null ? List.of() : List.of(fastPath.report());
     }
 
-    private static boolean isSmall(Shape s) {
-        return s.dimension() == 4 && s.get(0) * s.get(2) * s.get(3) < SMALL_INPUT_PIXELS;
-    }
-
-    /** The folded prefix that runs {@code input}, built on first use; null when inference runs unfolded. */
-    private FrozenPrefix fastPath(Shape input) {
+    /** The folded prefix, built on first use; null when inference runs unfolded. */
+    private FrozenPrefix fastPath() {
         if (!fastPathBuilt) {
             fastPathBuilt = true;
             if (fold || precision == Precision.BF16) {
@@ -180,24 +164,10 @@ public final class TrainedModel implements AutoCloseable {
                 } else if (precision == Precision.BF16) {
                     fastPath = Bf16Prefix.fold(r, parameterStore, k, manager);
                 } else {
-                    resnetLayouts = true;
+                    fastPath = GuardedPrefix.fold(r, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager)
+                            .contiguousBelow(SMALL_INPUT_PIXELS);
                 }
             }
-        }
-        if (!resnetLayouts) {
-            return fastPath;
-        }
-        // A ResNet in float32: channels-last for large batches, NCHW for small ones, each built when first needed.
-        int k = model.stageNames().size() - 1;
-        if (isSmall(input)) {
-            if (smallInputPath == null) {
-                smallInputPath = GuardedPrefix.fold((ResNet) model, parameterStore, k, FoldedPrefix.Layout.CONTIGUOUS,
-                        manager);
-            }
-            return smallInputPath;
-        }
-        if (fastPath == null) {
-            fastPath = GuardedPrefix.fold((ResNet) model, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager);
         }
         return fastPath;
     }
@@ -369,9 +339,6 @@ public final class TrainedModel implements AutoCloseable {
     public void close() {
         if (fastPath != null) {
             fastPath.close();
-        }
-        if (smallInputPath != null) {
-            smallInputPath.close();
         }
         manager.close();
     }

@@ -62,6 +62,43 @@ class GuardedPrefixTest {
         assertTrue(warnings.size() <= 1, "said at most once per process: " + warnings);
     }
 
+    /**
+     * Small inputs run all NCHW over the same folded weights: a channels-last defect cannot touch them, and a large
+     * input that meets it moves only its stage to NCHW; every shape is checked in the layout it runs.
+     */
+    @Test
+    void smallInputsRunNchwOverTheSameFoldedWeights() {
+        KernelFaults.setChannelsLastConv("512:1:2");
+        Warnings.setSink(warnings::add);
+        try (NDManager m = NDManager.newBaseManager(); Fixture f = new Fixture(m)) {
+            try (GuardedPrefix g = GuardedPrefix.fold(f.net, f.ps, 5, FoldedPrefix.Layout.CHANNELS_LAST, m)
+                    .contiguousBelow(2 * 64 * 64)) {
+                NDArray small = m.randomNormal(new Shape(1, 3, 64, 64)); // 4,096 pixels: NCHW
+                assertClose(f.plain(small), g.forward(small), "small input");
+                FastPathReport r = g.report();
+                assertEquals(List.of("folded, scripted, NCHW: stem, layer1, layer2, layer3, layer4"),
+                        r.checks().stream().map(FastPathReport.Check::path).toList(), r.toMap().toString());
+                assertTrue(r.fallbacks().isEmpty(), "the defect is channels-last only: " + r.fallbacks());
+                assertTrue(r.inUse().endsWith("(NCHW throughout below 8192 input pixels, N·H·W)"), r.inUse());
+
+                NDArray large = m.randomNormal(new Shape(3, 3, 64, 64)); // 12,288 pixels: channels-last
+                assertClose(f.plain(large), g.forward(large), "large input");
+                NDArray again = m.randomNormal(new Shape(1, 3, 64, 64));
+                assertClose(f.plain(again), g.forward(again), "small input after the fallback");
+                r = g.report();
+                assertEquals(1, r.fallbacks().size(), r.toMap().toString());
+                assertEquals("folded, scripted, channels-last: stem, layer1, layer2, layer3; NCHW: layer4"
+                        + " (NCHW throughout below 8192 input pixels, N·H·W)", r.inUse());
+                // The fallback forgets earlier verdicts: the small shape is checked again, in NCHW.
+                FastPathReport.Check last = r.checks().get(r.checks().size() - 1);
+                assertEquals(new Shape(1, 3, 64, 64), last.input());
+                assertEquals("folded, scripted, NCHW: stem, layer1, layer2, layer3, layer4", last.path());
+                assertTrue(r.checks().stream().allMatch(c -> c.passed() || c.path().contains("channels-last: stem,"
+                        + " layer1, layer2, layer3, layer4")), "only the defective layout failed: " + r.toMap());
+            }
+        }
+    }
+
     @Test
     void defectOnEveryLayoutSwitchesFoldingOff() {
         KernelFaults.setChannelsLastConv("512:1:2:any");
