@@ -1,19 +1,13 @@
 package dev.finetune.cli;
 
-import dev.finetune.ErrorKind;
-import dev.finetune.FinetuneException;
-import dev.finetune.data.BadImagePolicy;
-import dev.finetune.data.BatchLoader;
 import dev.finetune.data.ImageFolderDataset;
 import dev.finetune.data.ImageFolderIndex;
-import dev.finetune.data.SkippedImages;
 import dev.finetune.engine.MemoryUse;
 import dev.finetune.metrics.ClassScores;
 import dev.finetune.metrics.EpochMetrics;
 import dev.finetune.predict.Predictor;
 import dev.finetune.predict.TrainedModel;
 import dev.finetune.predict.Tta;
-import dev.finetune.train.Evaluator;
 import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -62,20 +56,9 @@ final class EvaluateCommand implements Callable<Integer> {
         try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)
                 .precision(inference.precision())) {
             ImageFolderIndex index = ImageFolderIndex.scan(root).alignedTo(model.classNames());
-            SkippedImages skipped = new SkippedImages();
-            BatchLoader.Options opts = BatchLoader.Options.builder().batchSize(batchSize)
-                    .transforms(model.preprocessing().toTransformSpec()).onBadImage(BadImagePolicy.FAIL)
-                    .skipped(skipped).build();
-            EpochMetrics m;
             long t0 = System.nanoTime();
             Tta views = inference.tta();
-            if (views != Tta.NONE) {
-                m = new Predictor(model, views, batchSize).evaluate(new ImageFolderDataset(index));
-            } else {
-                try (BatchLoader loader = new BatchLoader(new ImageFolderDataset(index), model.manager(), opts, 0)) {
-                    m = Evaluator.evaluate(model::logits, loader, model.classNames().size());
-                }
-            }
+            EpochMetrics m = new Predictor(model, views, batchSize).evaluate(new ImageFolderDataset(index));
             double secs = (System.nanoTime() - t0) / 1e9;
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {

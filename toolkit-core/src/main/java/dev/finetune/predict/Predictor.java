@@ -114,9 +114,9 @@ public final class Predictor {
     public List<Prediction> predict(List<Path> files, int k) {
         List<Path> all = expand(files);
         List<Prediction> out = new ArrayList<>();
-        inBatches(all.size(), "prediction", i -> decode(all.get(i)), (from, p) -> {
-            for (int j = 0; j < p.length; j++) {
-                out.add(new Prediction(all.get(from + j).toString(), topK(p[j], k)));
+        inBatches(all.size(), "prediction", i -> decode(all.get(i)), (from, logp) -> {
+            for (int j = 0; j < logp.length; j++) {
+                out.add(new Prediction(all.get(from + j).toString(), topK(exp(logp[j]), k)));
             }
         });
         return out;
@@ -124,27 +124,33 @@ public final class Predictor {
 
     /**
      * Loss and metrics of the model on {@code data} with this predictor's test-time augmentation: the loss is the
-     * cross-entropy of each image's averaged probabilities, the ranking that of the averaged probabilities.
+     * cross-entropy of each image's averaged probabilities, the ranking that of the averaged probabilities. Without
+     * augmentation this is the training evaluator's cross-entropy and ranking (tested equal), so {@code evaluate}
+     * has this one loop.
      */
     public EpochMetrics evaluate(ImageDataset data) {
         int classes = model.classNames().size();
         ClassificationMetrics metrics = new ClassificationMetrics(classes);
         List<ImageDataset.Sample> samples = data.samples();
-        inBatches(samples.size(), "evaluation", i -> samples.get(i).decode(), (from, p) -> {
-            for (int j = 0; j < p.length; j++) {
+        inBatches(samples.size(), "evaluation", i -> samples.get(i).decode(), (from, logp) -> {
+            for (int j = 0; j < logp.length; j++) {
                 int label = samples.get(from + j).label();
-                float[] logp = new float[classes];
-                for (int c = 0; c < classes; c++) {
-                    logp[c] = (float) Math.log(p[j][c]);
-                }
-                metrics.add(logp, label);
-                metrics.addLoss(-Math.log(p[j][label]), 1);
+                metrics.add(logp[j], label);
+                metrics.addLoss(-logp[j][label], 1);
             }
         });
         return metrics.result();
     }
 
-    /** Receives the averaged probabilities of images {@code from, from + 1, …}. */
+    private static float[] exp(float[] logp) {
+        float[] p = new float[logp.length];
+        for (int i = 0; i < p.length; i++) {
+            p[i] = (float) Math.exp(logp[i]);
+        }
+        return p;
+    }
+
+    /** Receives the log of the averaged probabilities of images {@code from, from + 1, …}. */
     private interface BatchSink {
         void accept(int from, float[][] probabilities);
     }
@@ -173,7 +179,7 @@ public final class Predictor {
                         : decoder.submit(() -> tensors(image, after, Math.min(per, count - after)));
                 try (NDManager m = model.manager().newSubManager();
                         Engines.NoGrad g = Engines.noGrad()) {
-                    sink.accept(from, probabilities(x, n, views, m));
+                    sink.accept(from, logProbabilities(x, n, views, m));
                 }
             }
         } finally {
@@ -209,13 +215,22 @@ public final class Predictor {
         return out;
     }
 
-    /** Each image's softmax averaged over its views, from their preprocessed tensors (image-major). */
-    private float[][] probabilities(float[] x, int n, int views, NDManager m) {
+    /**
+     * The log of each image's softmax averaged over its views, from their preprocessed tensors (image-major):
+     * log-softmax, and over several views log-sum-exp minus log(views), so that a confidently wrong image has a large
+     * finite loss where the log of an underflowed probability would be infinite.
+     */
+    private float[][] logProbabilities(float[] x, int n, int views, NDManager m) {
         int size = transforms.imageSize();
         NDArray logits = model.logits(m.create(x, new Shape((long) n * views, 3, size, size)));
         logits.attach(m);
         int classes = model.classNames().size();
-        float[] p = logits.softmax(1).reshape(n, views, classes).mean(new int[] {1}).toFloatArray();
+        NDArray lp = logits.logSoftmax(1).reshape(n, views, classes);
+        if (views > 1) {
+            NDArray top = lp.max(new int[] {1}, true);
+            lp = lp.sub(top).exp().sum(new int[] {1}).log().add(top.reshape(n, classes)).sub(Math.log(views));
+        }
+        float[] p = lp.toFloatArray();
         float[][] out = new float[n][];
         for (int i = 0; i < n; i++) {
             out[i] = Arrays.copyOfRange(p, i * classes, (i + 1) * classes);
@@ -228,7 +243,7 @@ public final class Predictor {
      * mean of its views' softmaxes.
      */
     public float[] probabilities(RgbImage image, NDManager m) {
-        return probabilities(tensors(i -> image, 0, 1), 1, tta.viewCount(), m)[0];
+        return exp(logProbabilities(tensors(i -> image, 0, 1), 1, tta.viewCount(), m)[0]);
     }
 
     /** The preprocessed tensor (3, H, W) float32 of an image file, as torchvision computes it. */
