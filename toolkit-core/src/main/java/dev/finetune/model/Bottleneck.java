@@ -63,8 +63,10 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
         if (downsample != null) {
             identity = downsample.forward(ps, inputs, training).singletonOrThrow();
         }
-        NDArray sum = out.singletonOrThrow().add(identity);
-        StepScopes.free(out);
+        // In place, as torchvision's `out += identity`: bn3's output feeds only this sum (BN's backward does not save
+        // its output), so the sum reuses its buffer instead of allocating another map of the same size.
+        NDArray sum = out.singletonOrThrow();
+        sum.addi(identity);
         if (downsample != null) {
             StepScopes.free(identity);
         }
