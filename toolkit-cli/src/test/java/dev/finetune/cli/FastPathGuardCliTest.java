@@ -31,6 +31,10 @@ class FastPathGuardCliTest {
     void defectiveHostFallsBackSaysSoOnceAndTrainsAsThePlainNetwork() throws Exception {
         Path cfg = Cli.config(tmp, "guard", "{default: freeze, rules: [{train: \"fc.*\"}]}",
                 "{epochs: 2, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 4));
+        // 16 images of 96x96 (147,456 pixels) run channels-last, where the simulated defect is; smaller batches
+        // (the last validation batch) run NCHW (GuardedPrefix.SMALL_INPUT_PIXELS) and never meet it.
+        Files.writeString(cfg, Files.readString(cfg).replace("image_size: 32\n  resize: 32\n",
+                "image_size: 96\n  resize: 96\n"));
         Path log = tmp.resolve("train.log");
         Process p = Cli.start(log, List.of("-D" + KernelFaults.PROPERTY + "=512:1:2"), "train", "-c",
                 cfg.toString(), "--run-dir", tmp.resolve("faulty").toString(), "--quiet");
@@ -42,8 +46,8 @@ class FastPathGuardCliTest {
 
         JsonNode run = new ObjectMapper().readTree(tmp.resolve("faulty/run.json").toFile());
         JsonNode fast = run.get("fast_path").get(0);
-        assertEquals("folded, scripted, channels-last: stem, layer1, layer2, layer3; NCHW: layer4",
-                fast.get("in_use").asText(),
+        assertEquals("folded, scripted, channels-last: stem, layer1, layer2, layer3; NCHW: layer4 (NCHW throughout"
+                + " below 131072 input pixels, N·H·W)", fast.get("in_use").asText(),
                 fast.toString());
         assertTrue(fast.get("fallbacks").size() == 1 && fast.get("checks").size() >= 1, fast.toString());
         // Per input shape, the last check is the path that runs, and it passed (the first, the scripted call on
@@ -53,6 +57,12 @@ class FastPathGuardCliTest {
             lastByInput.put(c.get("input").toString(), c.get("passed").asBoolean());
         }
         assertTrue(lastByInput.values().stream().allMatch(b -> b), fast.toString());
+        boolean smallRanNchw = false;
+        for (JsonNode c : fast.get("checks")) {
+            smallRanNchw |= c.get("input").asText().startsWith("(4, ") && c.get("passed").asBoolean()
+                    && c.get("path").asText().equals("folded, scripted, NCHW: stem, layer1, layer2, layer3, layer4");
+        }
+        assertTrue(smallRanNchw, "the 4-image validation batch runs NCHW: " + fast);
 
         TrainJob.start(ConfigLoader.load(cfg, List.of("train.fold_frozen_bn=false")), tmp.resolve("plain"),
                 List.of());

@@ -56,6 +56,16 @@ public final class GuardedPrefix implements FrozenPrefix {
     /** Images per piece of the check's plain reference ({@link #reference}). */
     private static final long REFERENCE_CHUNK = 8;
 
+    /**
+     * Below this many input pixels per batch (N·H·W), a ResNet's folded prefix runs best in NCHW rather than
+     * channels-last ({@link #contiguousBelow}): channels-last's layout changes cost more than its convolutions gain on
+     * little work. Measured on this project's AMD host (ResNet-18, the scripted prefix, ms per call channels-last /
+     * NCHW): 2×32² 12.4 / 5.9, 1×112² 14.4 / 11.7, 64×32² 36.5 / 32.4, 8×96² 36 / 34, 16×64² 36–49 / 35–39; and above
+     * it 256×32² 107 / 117, 128×64² 222–255 / 278, 32×224² 675 / 997. Only speed depends on it: both layouts are
+     * checked against the plain network.
+     */
+    public static final long SMALL_INPUT_PIXELS = 1L << 17;
+
     /** Relative tolerance of every check. */
     public static final double TOLERANCE = 1e-4;
 

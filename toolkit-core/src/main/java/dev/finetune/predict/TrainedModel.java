@@ -51,20 +51,11 @@ public final class TrainedModel implements AutoCloseable {
     private final ParameterStore parameterStore;
     /**
      * The BN-folded prefix of every stage before the head, built on first use; null when there is none. A ResNet's
-     * float32 prefix runs channels-last, and all NCHW below {@link #SMALL_INPUT_PIXELS}, over one set of folded
+     * float32 prefix runs channels-last, and all NCHW below {@link GuardedPrefix#SMALL_INPUT_PIXELS}, over one set of folded
      * weights.
      */
     private FrozenPrefix fastPath;
     private boolean fastPathBuilt;
-
-    /**
-     * Below this many input pixels per batch (N·H·W), a ResNet's folded prefix runs in NCHW rather than channels-last:
-     * channels-last's layout changes cost more than its convolutions gain on little work. Measured on this project's
-     * AMD host (ResNet-18, the scripted prefix, ms per call channels-last / NCHW): 2×32² 12.4 / 5.9, 1×112² 14.4 / 11.7,
-     * 64×32² 36.5 / 32.4, 8×96² 36 / 34, 16×64² 36–49 / 35–39; and above it 256×32² 107 / 117, 128×64² 222–255 /
-     * 278, 32×224² 675 / 997. Only speed depends on it: both layouts are checked against the plain network.
-     */
-    static final long SMALL_INPUT_PIXELS = 1L << 17;
 
     private TrainedModel(NDManager manager, Network model, List<String> classNames,
             TrainingCheckpoint.Preprocessing preprocessing, Path source) {
@@ -89,7 +80,7 @@ public final class TrainedModel implements AutoCloseable {
      * batch. On by default: in eval mode every BN is a fixed affine map, so folding changes no result (checked on
      * each new input shape), and on this project's hosts the folded ResNet-18 ran 1.4–1.7× PyTorch's speed at 32×224
      * at 0.9–1.0× its peak RSS (docs/performance.md); small batches of a ResNet run NCHW
-     * ({@link #SMALL_INPUT_PIXELS}), where channels-last would be slower than the plain network.
+     * ({@link GuardedPrefix#SMALL_INPUT_PIXELS}), where channels-last would be slower than the plain network.
      */
     public TrainedModel foldBatchNorm(boolean on) {
         if (fastPathBuilt) {
@@ -165,7 +156,7 @@ public final class TrainedModel implements AutoCloseable {
                     fastPath = Bf16Prefix.fold(r, parameterStore, k, manager);
                 } else {
                     fastPath = GuardedPrefix.fold(r, parameterStore, k, FoldedPrefix.Layout.CHANNELS_LAST, manager)
-                            .contiguousBelow(SMALL_INPUT_PIXELS);
+                            .contiguousBelow(GuardedPrefix.SMALL_INPUT_PIXELS);
                 }
             }
         }

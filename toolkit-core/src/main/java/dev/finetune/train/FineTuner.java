@@ -66,6 +66,8 @@ public final class FineTuner implements AutoCloseable {
     private final boolean foldFrozenPrefix;
     private final boolean releaseIntermediates;
     private final FoldedPrefix.Layout foldLayout;
+    /** Inputs below this many pixels (N·H·W) run the folded prefix NCHW ({@link GuardedPrefix#contiguousBelow}). */
+    private final long contiguousBelowPixels;
     private final Precision prefixPrecision;
     private FreezePlan plan;
     private GroupedOptimizer optimizer;
@@ -106,6 +108,7 @@ public final class FineTuner implements AutoCloseable {
             foldFrozenPrefix = b.foldFrozenPrefix;
             releaseIntermediates = b.releaseIntermediates;
             foldLayout = b.foldLayout;
+            contiguousBelowPixels = b.contiguousBelowPixels;
             prefixPrecision = b.prefixPrecision;
             checkPrecision(b.prefixPrecision);
             applyPolicy(b.policy);
@@ -184,9 +187,9 @@ public final class FineTuner implements AutoCloseable {
 
     /**
      * Folds the BatchNorm layers of the frozen prefix into their convolutions (a fixed function: frozen weights,
-     * frozen statistics) and runs it channels-last with no autograd, behind a {@link GuardedPrefix} that checks it
-     * against the plain network on this host. Called whenever the plan changes; the fold is a snapshot of weights
-     * that cannot change while they stay frozen.
+     * frozen statistics) and runs it channels-last (NCHW on small inputs) with no autograd, behind a
+     * {@link GuardedPrefix} that checks it against the plain network on this host. Called whenever the plan changes;
+     * the fold is a snapshot of weights that cannot change while they stay frozen.
      */
     private void refold() {
         if (folded != null) {
@@ -202,7 +205,8 @@ public final class FineTuner implements AutoCloseable {
             if (k > 0) {
                 folded = prefixPrecision == Precision.BF16
                         ? Bf16Prefix.fold(resnet, parameterStore, k, manager)
-                        : GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager);
+                        : GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager)
+                                .contiguousBelow(contiguousBelowPixels);
             }
         } else {
             int k = FoldedStages.foldablePrefix(model);
@@ -444,6 +448,7 @@ public final class FineTuner implements AutoCloseable {
         private boolean foldFrozenPrefix = true;
         private boolean releaseIntermediates = true;
         private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
+        private long contiguousBelowPixels = GuardedPrefix.SMALL_INPUT_PIXELS;
         private Precision prefixPrecision = Precision.FP32;
 
         /** The architecture (default resnet18). */
@@ -556,11 +561,13 @@ public final class FineTuner implements AutoCloseable {
         }
 
         /**
-         * The memory layout the folded prefix asks for (default channels-last); the guard still moves a stage to NCHW
-         * where this host computes it wrongly. For comparing layouts (the benchmark).
+         * The memory layout the folded prefix asks for at every input size (default: channels-last, and NCHW below
+         * {@link GuardedPrefix#SMALL_INPUT_PIXELS}); the guard still moves a stage to NCHW where this host computes it
+         * wrongly. For comparing layouts (the benchmark) and for testing the guard on small inputs.
          */
         public Builder foldLayout(FoldedPrefix.Layout layout) {
             this.foldLayout = java.util.Objects.requireNonNull(layout);
+            this.contiguousBelowPixels = 0;
             return this;
         }
 
