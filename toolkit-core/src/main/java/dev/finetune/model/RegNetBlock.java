@@ -41,9 +41,10 @@ public final class RegNetBlock extends TorchModule {
         NDArray y = f.forward(ps, inputs, training).singletonOrThrow();
         NDArray shortcut = proj == null ? inputs.singletonOrThrow() : proj.forward(ps, inputs, training)
                 .singletonOrThrow();
-        NDArray sum = shortcut.add(y);
-        // Inference frees each intermediate once consumed (StepScopes; a no-op in training).
-        StepScopes.free(y);
+        // In place into f's output, which feeds only this sum: f ends with a BN (or, folded, a conv with bias), and
+        // neither saves its output for backward, so the sum reuses that buffer as BasicBlock's does. torchvision
+        // writes shortcut + f(x); float addition commutes, so the values are the same bits.
+        NDArray sum = y.addi(shortcut);
         if (proj != null) {
             StepScopes.free(shortcut);
         }
