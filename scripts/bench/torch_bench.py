@@ -18,6 +18,8 @@ which other processes used more than --max-foreign-load percent of the CPU (from
 "results": [...]}, each result {"workload", "batch", "size", "threads", "times_ms", "setup_rss_kb", "peak_rss_kb",
 "foreign_cpu_percent", "kernel_cpu_percent", "minor_faults_per_iteration"} (CPU and faults over the timed iterations).
 
+    --workloads ts-inference,ts-full-step   the same network as one TorchScript graph (traced as --trace does)
+                  run by this torch: with the Java side's ts-* rows it tells the libtorch version's share apart.
     --trace DIR   writes DIR/resnet18_eval.pt (traced in eval mode) and DIR/resnet18_train.pt (traced in train
                   mode: BN uses batch statistics) -- the same network as one TorchScript graph, for the Java side
                   to load in libtorch 2.7.1. Tracing bakes each BN's training flag in, hence two archives.
@@ -106,6 +108,14 @@ def build(workload):
                 p.requires_grad_(True)
         model.eval()
         model.layer4.train()
+    elif workload in ("ts-inference", "ts-full-step"):
+        # The graph the Java side's TorchScript rows run on libtorch 2.7.1 (traced as --trace does), here on this
+        # torch: separates what the libtorch version costs from what our layer costs. Not in the default list.
+        train = workload == "ts-full-step"
+        model.train(train)
+        model = torch.jit.trace(model, torch.randn(2, 3, 64, 64), check_trace=False)
+        if not train:
+            return model, None
     else:
         raise SystemExit("unknown workload " + workload)
     trainable = [p for p in model.parameters() if p.requires_grad]
