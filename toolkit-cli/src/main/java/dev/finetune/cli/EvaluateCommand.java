@@ -1,7 +1,6 @@
 package dev.finetune.cli;
 
-import dev.finetune.data.ImageFolderDataset;
-import dev.finetune.data.ImageFolderIndex;
+import dev.finetune.data.EvaluationSet;
 import dev.finetune.engine.MemoryUse;
 import dev.finetune.metrics.ClassScores;
 import dev.finetune.metrics.EpochMetrics;
@@ -10,7 +9,6 @@ import dev.finetune.predict.TrainedModel;
 import dev.finetune.predict.Tta;
 import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -23,12 +21,13 @@ import picocli.CommandLine.Option;
 /** {@code finetune evaluate --checkpoint F|RUN_DIR --data DIR [--json]}. */
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
         description = "Loss, top-1/top-5, per-class precision/recall/F1/support with macro and weighted averages, and"
-                + " the confusion matrix on an image folder.")
+                + " the confusion matrix on an image folder or Fashion-MNIST's IDX test split.")
 final class EvaluateCommand implements Callable<Integer> {
     @Option(names = "--checkpoint", required = true, description = "run directory or checkpoint")
     String checkpoint;
 
-    @Option(names = "--data", required = true, description = "image folder: DIR/<class>/*.png, or DIR/val/<class>/…")
+    @Option(names = "--data", required = true, description = "image folder: DIR/<class>/*.png, or DIR/val/<class>/…;"
+            + " or a folder of Fashion-MNIST's IDX files (its 10,000-image test split)")
     Path data;
 
     @CommandLine.Mixin
@@ -52,19 +51,19 @@ final class EvaluateCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, found "
                     + batchSize);
         }
-        Path root = Files.isDirectory(data.resolve("val")) ? data.resolve("val") : data;
         try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)
                 .precision(inference.precision())) {
-            ImageFolderIndex index = ImageFolderIndex.scan(root).alignedTo(model.classNames());
+            EvaluationSet set = EvaluationSet.open(data, model.classNames());
             long t0 = System.nanoTime();
             Tta views = inference.tta();
-            EpochMetrics m = new Predictor(model, views, batchSize).evaluate(new ImageFolderDataset(index));
+            EpochMetrics m = new Predictor(model, views, batchSize).evaluate(set.dataset());
             double secs = (System.nanoTime() - t0) / 1e9;
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {
                 Map<String, Object> o = new LinkedHashMap<>();
                 o.put("checkpoint", model.source().toString());
-                o.put("data", root.toString());
+                o.put("data", set.root().toString());
+                o.put("data_description", set.description());
                 o.put("images", m.samples());
                 o.put("loss", m.loss());
                 o.put("tta", views.cliName());
@@ -79,7 +78,7 @@ final class EvaluateCommand implements Callable<Integer> {
                 o.put("peak_rss_bytes", peak);
                 out.println(JsonOutput.write(o));
             } else {
-                out.printf(Locale.ROOT, "%s on %s: %d images%n", model.source(), root, m.samples());
+                out.printf(Locale.ROOT, "%s on %s: %d images%n", model.source(), set.description(), m.samples());
                 out.printf(Locale.ROOT, "loss %.4f  top-1 %.2f%%  top-%d %.2f%%%n", m.loss(), 100 * m.top1(),
                         m.topK(), 100 * m.top5());
                 out.printf(Locale.ROOT, "  %-16s %9s %9s %9s %9s%n", "class", "precision", "recall", "f1",

@@ -20,7 +20,8 @@ final class InferenceMixin {
     String precision;
 
     @Option(names = "--tta", defaultValue = "none", description = "test-time augmentation, probabilities averaged"
-            + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop) (${DEFAULT-VALUE})")
+            + " over the views: none, flip (image and mirror) or five-crop (torchvision's FiveCrop; needs a model"
+            + " that resizes to more than it crops) (${DEFAULT-VALUE})")
     String tta;
 
     @CommandLine.Spec(CommandLine.Spec.Target.MIXEE)

@@ -34,6 +34,52 @@ public final class FashionMnist {
         return read(dir, "t10k");
     }
 
+    /** True when {@code dir} holds the test split's two IDX files ({@code t10k-*-ubyte}, gzipped or not). */
+    public static boolean holdsTestSplit(Path dir) {
+        for (String name : List.of("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")) {
+            if (!Files.isRegularFile(dir.resolve(name + ".gz")) && !Files.isRegularFile(dir.resolve(name))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * The 10,000-image test split restricted to {@code classes} and labelled in their order: what a model trained on
+     * some or all Fashion-MNIST classes is evaluated on. A class matches a label by its display name
+     * ({@code T-shirt/top}) or, ignoring case and everything but letters and digits, its folder name
+     * ({@code tshirt_top}).
+     *
+     * @throws DataException naming the classes that are not Fashion-MNIST's
+     */
+    public static IdxImageDataset testSetFor(Path dir, List<String> classes) {
+        int[] ids = new int[classes.size()];
+        List<String> unknown = new java.util.ArrayList<>();
+        for (int c = 0; c < classes.size(); c++) {
+            String key = letters(classes.get(c));
+            ids[c] = -1;
+            for (int label = 0; label < CLASS_NAMES.size(); label++) {
+                if (classes.get(c).equals(CLASS_NAMES.get(label)) || key.equals(letters(CLASS_NAMES.get(label)))
+                        || key.equals(letters(FOLDER_NAMES.get(label)))) {
+                    ids[c] = label;
+                }
+            }
+            if (ids[c] < 0 || key.isEmpty()) {
+                unknown.add(classes.get(c));
+            }
+        }
+        if (!unknown.isEmpty()) {
+            throw new DataException(dir, "holds Fashion-MNIST, whose classes are " + CLASS_NAMES + "; the model's"
+                    + " class(es) " + unknown + " are not among them. Evaluate this model on an image folder of its"
+                    + " classes (DIR/<class>/*.png)");
+        }
+        return IdxImageDataset.builder().images(readTest(dir)).classNames(CLASS_NAMES).classes(ids).build();
+    }
+
+    private static String letters(String name) {
+        return name.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9]", "");
+    }
+
     private static IdxImages read(Path dir, String prefix) {
         return IdxReader.read(
                 locate(dir, prefix + "-images-idx3-ubyte"), locate(dir, prefix + "-labels-idx1-ubyte"));

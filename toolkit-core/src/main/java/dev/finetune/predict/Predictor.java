@@ -58,6 +58,13 @@ public final class Predictor {
         }
         this.model = model;
         this.transforms = model.preprocessing().toTransformSpec();
+        if (tta == Tta.FIVE_CROP && transforms.resizeSize() <= transforms.imageSize()) {
+            // torchvision's FiveCrop(c) of an image whose shorter side is c: the crops repeat the same pixels.
+            throw new dev.finetune.FinetuneException(dev.finetune.ErrorKind.USAGE, "--tta five-crop: " + model.source()
+                    + " resizes to " + transforms.resizeSize() + " px and crops " + transforms.imageSize()
+                    + " px, so its five crops are the same image five times; use --tta flip, or a model trained with"
+                    + " data.resize larger than data.image_size (torchvision's 256 for 224)");
+        }
         this.tta = tta;
         this.batch = batch;
     }

@@ -2,6 +2,7 @@ package dev.finetune.data;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
@@ -85,6 +86,30 @@ class FashionMnistRealDataTest {
         ImageFolderIndex.Split split = ImageFolderIndex.open(committed, 0, 0);
         assertEquals(List.of("ankle_boot", "bag", "sandal", "shirt", "sneaker"), split.train().classNames());
         assertArrayEquals(new int[] {40, 40, 40, 40, 40}, split.val().orElseThrow().classCounts());
+    }
+
+    @Test
+    void evaluationOnTheIdxFolderFollowsTheModelsClassOrder() {
+        // A model trained on three classes, its names as a folder-trained model would have them, in its own order.
+        List<String> modelClasses = List.of("ankle_boot", "T-shirt/top", "Shirt");
+        EvaluationSet set = EvaluationSet.open(FashionMnist.DEBIAN_DIR, modelClasses);
+        ImageDataset ds = set.dataset();
+        assertEquals(3000, ds.size());
+        assertArrayEquals(new int[] {1000, 1000, 1000}, ds.classCounts());
+        assertEquals(FashionMnist.DEBIAN_DIR, set.root());
+        IdxImageDataset idx = (IdxImageDataset) ds;
+        int[] modelLabelOfFileLabel = {1, -1, -1, -1, -1, -1, 2, -1, -1, 0};
+        for (int i = 0; i < ds.size(); i++) {
+            assertEquals(modelLabelOfFileLabel[test.label(idx.fileIndex(i))], ds.samples().get(i).label(), "sample " + i);
+        }
+    }
+
+    @Test
+    void evaluationOnTheIdxFolderNamesClassesFashionMnistDoesNotHave() {
+        DataException e = assertThrows(DataException.class,
+                () -> EvaluationSet.open(FashionMnist.DEBIAN_DIR, List.of("Sandal", "cat", "dog")));
+        assertTrue(e.getMessage().contains("[cat, dog]"), e.getMessage());
+        assertTrue(e.getMessage().contains("image folder"), e.getMessage());
     }
 
     private static List<String> files(Path root) throws Exception {

@@ -207,9 +207,9 @@ class PredictorParityTest {
             assertTrue(java.util.Arrays.deepEquals(alone.confusion(), batched.confusion()));
 
             List<Path> files = Predictor.expand(List.of(root.resolve("bag"))).subList(0, 7);
-            // five-crop at batch 12: two images (10 views) per pass, the last pass one image.
-            var one = new Predictor(model, Tta.FIVE_CROP, 5).predict(files, 5);
-            var many = new Predictor(model, Tta.FIVE_CROP, 12).predict(files, 5);
+            // flip at batch 6: three images (6 views) per pass, the last pass one image.
+            var one = new Predictor(model, Tta.FLIP, 2).predict(files, 5);
+            var many = new Predictor(model, Tta.FLIP, 6).predict(files, 5);
             double worst = 0;
             for (int f = 0; f < files.size(); f++) {
                 assertEquals(one.get(f).file(), many.get(f).file());
@@ -219,8 +219,13 @@ class PredictorParityTest {
                             - many.get(f).top().get(i).probability()));
                 }
             }
-            System.out.printf(Locale.ROOT, "five-crop, fold %s: batched vs one image max |dp| %.2e%n", fold, worst);
-            assertTrue(worst < 1e-5, "batched five-crop differs by " + worst);
+            System.out.printf(Locale.ROOT, "flip predict, fold %s: batched vs one image max |dp| %.2e%n", fold, worst);
+            assertTrue(worst < 1e-5, "batched flip differs by " + worst);
+            // This model resizes to 32 and crops 32: five-crop would average one image five times, so it is refused.
+            var refused = org.junit.jupiter.api.Assertions.assertThrows(dev.finetune.FinetuneException.class,
+                    () -> new Predictor(model, Tta.FIVE_CROP, 12));
+            assertEquals(dev.finetune.ErrorKind.USAGE, refused.kind());
+            assertTrue(refused.getMessage().contains("resizes to 32 px and crops 32 px"), refused.getMessage());
             assertEquals(fold ? 1 : 0, model.fastPathReports().size());
         }
     }
