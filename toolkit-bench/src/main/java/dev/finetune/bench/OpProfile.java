@@ -38,6 +38,11 @@ final class OpProfile {
             } finally {
                 JniUtils.stopProfile(trace.toString());
             }
+            String keep = System.getenv("FINETUNE_BENCH_TRACE");
+            if (keep != null && !keep.isBlank()) {
+                // The raw chrome trace (chrome://tracing, Perfetto), for finding which op calls which.
+                Files.copy(trace, Path.of(keep), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
             return selfTimes(new ObjectMapper().readTree(trace.toFile()), times, top);
         } finally {
             Files.deleteIfExists(trace);

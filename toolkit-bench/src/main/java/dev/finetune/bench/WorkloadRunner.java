@@ -214,7 +214,7 @@ final class WorkloadRunner {
     /** Iterations run under libtorch's profiler, and ops listed, when profiling. */
     private static final int PROFILED_ITERATIONS = 2;
 
-    private static final int PROFILED_OPS = 10;
+    private static final int PROFILED_OPS = 20;
 
     /**
      * Median milliseconds of each stage alone: the plain no-graph eval forward ({@code layout == null}), or the folded

@@ -4,7 +4,8 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
-import ai.djl.nn.norm.BatchNorm;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
@@ -126,16 +127,19 @@ public final class BatchNorm2d extends TorchModule {
                 djlFactor = 1f - 1f / numBatchesTracked; // torch: exponential_average_factor = 1 / num_batches_tracked
             }
         }
-        return BatchNorm.batchNorm(
-                x,
-                ps.getValue(runningMean, device, training),
-                ps.getValue(runningVar, device, training),
-                ps.getValue(weight, device, training),
-                ps.getValue(bias, device, training),
-                1,
-                djlFactor,
-                eps,
-                batchStats);
+        // libtorch's batch_norm directly, with the momentum DJL's BatchNorm.batchNorm would pass (1 - factor, in
+        // float): that wrapper brackets the op with transpose(1, axis) for axis 1, so its output was an alias (a view)
+        // of the result, and an in-place op on it (the residual sum) made autograd record CopySlices and clone the
+        // map again in the backward. Same op, same arguments, same values; no views.
+        return new NDList(JniUtils.batchNorm(
+                (PtNDArray) x,
+                (PtNDArray) ps.getValue(runningMean, device, training),
+                (PtNDArray) ps.getValue(runningVar, device, training),
+                (PtNDArray) ps.getValue(weight, device, training),
+                (PtNDArray) ps.getValue(bias, device, training),
+                batchStats,
+                (double) (1f - djlFactor),
+                (double) eps));
     }
 
     @Override
