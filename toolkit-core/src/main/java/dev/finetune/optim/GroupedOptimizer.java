@@ -223,7 +223,8 @@ public final class GroupedOptimizer implements AutoCloseable {
                 buf = keep(d.duplicate());
                 buf1.put(slot.name(), buf);
             } else {
-                buf.muli(m).addi(d.mul(1 - settings.dampening()));
+                // × (1 − dampening) is × 1 by default, exact: skip the multiplication and its temporary then.
+                buf.muli(m).addi(settings.dampening() == 0 ? d : d.mul(1 - settings.dampening()));
             }
             d = settings.nesterov() ? d.add(buf.mul(m)) : buf;
         }
