@@ -41,6 +41,11 @@ class LrFindCliTest {
         assertTrue(tta.err().contains("--tta must be none, flip or five-crop, found 'mirror'"), tta.err());
         String model = Cli.repo().resolve("models/resnet18-fmnist-a.safetensors").toString();
         String image = Cli.repo().resolve("data/fashion-mnist-b/val/bag/00018.png").toString();
+        // This model resizes to 32 and crops 32: five-crop would be one image five times.
+        Cli.Result fiveCrop = Cli.run("predict", "--checkpoint", model, "--tta", "five-crop", image);
+        assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), fiveCrop.code(), fiveCrop.err());
+        assertTrue(fiveCrop.err().contains("resizes to 32 px and crops 32 px") && fiveCrop.err().contains("--tta flip"),
+                fiveCrop.err());
         Cli.Result precision = Cli.run("predict", "--checkpoint", model, "--precision", "fp16", image);
         assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), precision.code(), precision.err());
         assertTrue(precision.err().contains("--precision must be fp32 or bf16, found 'fp16'"), precision.err());
