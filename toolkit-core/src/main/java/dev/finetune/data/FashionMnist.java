@@ -56,11 +56,11 @@ public final class FashionMnist {
         int[] ids = new int[classes.size()];
         List<String> unknown = new java.util.ArrayList<>();
         for (int c = 0; c < classes.size(); c++) {
-            String key = letters(classes.get(c));
+            // Display and folder names have the same letters and digits (T-shirt/top, tshirt_top).
+            String key = ImageFolderIndex.folderSafe(classes.get(c));
             ids[c] = -1;
             for (int label = 0; label < CLASS_NAMES.size(); label++) {
-                if (classes.get(c).equals(CLASS_NAMES.get(label)) || key.equals(letters(CLASS_NAMES.get(label)))
-                        || key.equals(letters(FOLDER_NAMES.get(label)))) {
+                if (key.equals(ImageFolderIndex.folderSafe(CLASS_NAMES.get(label)))) {
                     ids[c] = label;
                 }
             }
@@ -74,10 +74,6 @@ public final class FashionMnist {
                     + " classes (DIR/<class>/*.png)");
         }
         return IdxImageDataset.builder().images(readTest(dir)).classNames(CLASS_NAMES).classes(ids).build();
-    }
-
-    private static String letters(String name) {
-        return name.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9]", "");
     }
 
     private static IdxImages read(Path dir, String prefix) {

@@ -218,7 +218,8 @@ public final class ImageFolderIndex {
         return new ImageFolderIndex(root, classes, relabelled);
     }
 
-    private static String folderSafe(String name) {
+    /** A class name's letters and digits, lower case: how a folder name matches a class name. */
+    static String folderSafe(String name) {
         return name.toLowerCase(java.util.Locale.ROOT).replaceAll("[^a-z0-9]", "");
     }
 
