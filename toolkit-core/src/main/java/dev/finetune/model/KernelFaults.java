@@ -33,6 +33,39 @@ public final class KernelFaults {
         return bf16Wrong ? y.mul(1.5f) : y;
     }
 
+    private static volatile boolean channelsLastTrainingWrong;
+
+    /**
+     * Sets or clears a simulated defect of channels-last training steps (the one stop 25 saw: layer4's gradients 38 %
+     * off): after every channels-last training step, each {@code layer4} gradient is scaled by 1.38.
+     */
+    public static void setChannelsLastTrainingWrong(boolean on) {
+        channelsLastTrainingWrong = on;
+    }
+
+    /** Whether {@link #setChannelsLastTrainingWrong} is on. */
+    public static boolean channelsLastTrainingWrong() {
+        return channelsLastTrainingWrong;
+    }
+
+    /**
+     * Applies {@link #setChannelsLastTrainingWrong} to the gradients of {@code params} named {@code names} (torchvision's
+     * names; a no-op when off).
+     */
+    public static void applyChannelsLastTraining(java.util.List<String> names,
+            java.util.List<ai.djl.nn.Parameter> params) {
+        if (!channelsLastTrainingWrong) {
+            return;
+        }
+        for (int i = 0; i < params.size(); i++) {
+            if (names.get(i).startsWith("layer4.")) {
+                try (NDArray g = params.get(i).getArray().getGradient()) {
+                    g.muli(1.38f);
+                }
+            }
+        }
+    }
+
     private static volatile boolean scriptedWrong;
 
     /**

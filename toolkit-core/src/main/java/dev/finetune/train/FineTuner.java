@@ -82,6 +82,10 @@ public final class FineTuner implements AutoCloseable {
     /** Optimizer groups added by gradual unfreezing, oldest first. */
     private final List<AddedGroup> addedGroups = new ArrayList<>();
     private long planVersion;
+    /** Whether training steps run channels-last, and the guard that checks it on this host. */
+    private final ChannelsLastTraining channelsLast;
+    /** The seed {@link #seedNextStep} set for the next {@link #backward}, or null. */
+    private Integer pendingSeed;
 
     private FineTuner(Builder b) {
         Engine engine = Engines.pytorch(b.threads);
@@ -110,6 +114,7 @@ public final class FineTuner implements AutoCloseable {
             foldLayout = b.foldLayout;
             contiguousBelowPixels = b.contiguousBelowPixels;
             prefixPrecision = b.prefixPrecision;
+            channelsLast = new ChannelsLastTraining(b.channelsLastTraining);
             checkPrecision(b.prefixPrecision);
             applyPolicy(b.policy);
             if (prefixPrecision == Precision.BF16 && foldedStages() == 0) {
@@ -259,13 +264,18 @@ public final class FineTuner implements AutoCloseable {
     }
 
     /**
-     * What the fast-path guard checked and decided, one report per folded prefix this fine-tuner has used (a re-plan
-     * folds anew); empty when nothing is folded.
+     * What the fast-path guards checked and decided: one report per folded prefix this fine-tuner has used (a re-plan
+     * folds anew), then one for channels-last training steps once it has been checked ({@link ChannelsLastTraining});
+     * empty when neither ran.
      */
     public List<FastPathReport> fastPathReports() {
         List<FastPathReport> out = new ArrayList<>(pastReports);
         if (folded != null) {
             out.add(folded.report());
+        }
+        FastPathReport training = channelsLast.report();
+        if (training != null) {
+            out.add(training);
         }
         return out;
     }
@@ -309,9 +319,9 @@ public final class FineTuner implements AutoCloseable {
      * step: one micro-batch of gradient accumulation ({@link #applyStep} ends the group). Returns the unscaled loss.
      */
     public float backward(NDArray inputs, NDArray labels, int fromStage, double lossScale) {
-        float value;
+        Integer seed = pendingSeed;
+        pendingSeed = null;
         try (NDManager step = manager.newSubManager()) {
-            NDArray lossValue;
             int start = fromStage;
             NDArray x = inputs;
             // Stages before the first trainable parameter need no graph (nothing upstream requires a gradient), so
@@ -323,29 +333,216 @@ public final class FineTuner implements AutoCloseable {
                 x.attach(step);
                 start = frozenTo;
             }
-            try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
-                // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing).
-                int from = start;
-                NDArray in = x;
-                java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
-                        new NDList(in), true, from, model.stageNames().size()).singletonOrThrow();
-                NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
-                lossValue = loss.evaluate(labels, logits);
-                lossValue.attach(step);
-                logits.attach(step);
-                value = lossValue.getFloat();
-                if (!Float.isFinite(value)) {
-                    optimizer.zeroGrad();
-                    throw new FinetuneException(
-                            ErrorKind.DIVERGED,
-                            "loss is " + value + "; lower optimizer.lr (now " + optimizerSettings.lr()
-                                    + "), check the input normalization, or add warm-up");
+            if (!channelsLast.wants(model, x.getShape(), start)) {
+                return autogradStep(x, labels, start, lossScale, step, true);
+            }
+            if (!channelsLast.checkDue(x.getShape())) {
+                float value = autogradStep(channelsLastCopy(x, step), labels, start, lossScale, step, true);
+                simulatedFault();
+                return value;
+            }
+            if (model.dropout() > 0 && seed == null) {
+                // The check runs the step twice; with dropout both runs must draw the same masks, which needs the
+                // step's seed (seedNextStep). Without one, this step stays NCHW and unchecked.
+                return autogradStep(x, labels, start, lossScale, step, true);
+            }
+            return checkedChannelsLast(x, labels, start, lossScale, step, seed);
+        }
+    }
+
+    /**
+     * Seeds libtorch's generator for the next {@link #backward} (dropout masks) and remembers the seed, so that the
+     * channels-last check ({@link ChannelsLastTraining}) can draw the same masks in both of its runs.
+     */
+    public void seedNextStep(int seed) {
+        manager.getEngine().setRandomSeed(seed);
+        pendingSeed = seed;
+    }
+
+    /** The same batch as {@code x}, stored channels-last, owned by {@code owner}; its intermediates freed. */
+    private static NDArray channelsLastCopy(NDArray x, NDManager owner) {
+        try (NDManager sub = owner.newSubManager(); Engines.NoGrad g = Engines.noGrad()) {
+            g.getClass();
+            x.tempAttach(sub);
+            NDArray cl = FoldedPrefix.toChannelsLast(x);
+            cl.attach(owner);
+            return cl;
+        }
+    }
+
+    /**
+     * The step run twice from the same state — NCHW, then channels-last — and compared ({@link ChannelsLastTraining}):
+     * gradients accumulated before this call, BatchNorm running statistics and (with {@code seed}) dropout's draws are
+     * restored between the two runs. Leaves the channels-last result when it passes, else the NCHW one.
+     */
+    private float checkedChannelsLast(NDArray x, NDArray labels, int start, double lossScale, NDManager step,
+            Integer seed) {
+        List<ai.djl.nn.Parameter> trainable = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        for (dev.finetune.optim.ParamSlot slot : optimizer.slots()) {
+            trainable.add(slot.parameter());
+            names.add(slot.name());
+        }
+        List<ai.djl.nn.Parameter> stats = new ArrayList<>();
+        model.namedTensors().forEach((name, p) -> {
+            if (name.endsWith(".running_mean") || name.endsWith(".running_var")
+                    || name.endsWith(".num_batches_tracked")) {
+                stats.add(p);
+            }
+        });
+        try (NDManager keep = step.newSubManager()) {
+            List<NDArray> gradBefore = gradients(trainable, keep);
+            List<NDArray> statsBefore = copies(stats, keep);
+            if (seed != null) {
+                manager.getEngine().setRandomSeed(seed);
+            }
+            float lossNchw = autogradStep(x, labels, start, lossScale, step, true);
+            List<NDArray> gradNchw = gradients(trainable, keep);
+            List<NDArray> statsNchw = copies(stats, keep);
+            restoreGradients(trainable, gradBefore);
+            restore(stats, statsBefore);
+            if (seed != null) {
+                manager.getEngine().setRandomSeed(seed);
+            }
+            float lossCl = autogradStep(channelsLastCopy(x, step), labels, start, lossScale, step, false);
+            simulatedFault();
+            // Per top-level module (conv1, bn1, layer1 ... fc): |g_cl - g_nchw| / |g_nchw - g_before|, the step's own
+            // contribution; a module whose gradient is under 1e-3 of the whole step's is measured against that floor.
+            java.util.Map<String, double[]> perModule = new java.util.LinkedHashMap<>();
+            double total = 0;
+            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                scope.suppressNotUsedWarning();
+                for (int i = 0; i < trainable.size(); i++) {
+                    NDArray now = trainable.get(i).getArray().getGradient();
+                    double d = ChannelsLastTraining.sumSq(now.sub(gradNchw.get(i)));
+                    double r = ChannelsLastTraining.sumSq(gradNchw.get(i).sub(gradBefore.get(i)));
+                    String module = names.get(i).split("\\.")[0];
+                    double[] acc = perModule.computeIfAbsent(module, k -> new double[2]);
+                    acc[0] += d;
+                    acc[1] += r;
+                    total += r;
                 }
-                gc.backward(lossScale == 1.0 ? lossValue
-                        : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
+            }
+            double worst = 0;
+            String worstModule = "-";
+            for (var e : perModule.entrySet()) {
+                double rel = ChannelsLastTraining.relative(e.getValue()[0], Math.max(e.getValue()[1], 1e-6 * total));
+                if (rel > worst || Double.isNaN(rel)) {
+                    worst = Double.isNaN(rel) ? Double.POSITIVE_INFINITY : rel;
+                    worstModule = e.getKey();
+                }
+            }
+            double worstStat = 0;
+            for (int i = 0; i < stats.size(); i++) {
+                float[] a = stats.get(i).getArray().toType(ai.djl.ndarray.types.DataType.FLOAT32, false)
+                        .toFloatArray();
+                float[] b = statsNchw.get(i).toType(ai.djl.ndarray.types.DataType.FLOAT32, false).toFloatArray();
+                for (int j = 0; j < a.length; j++) {
+                    double d = Math.abs((double) a[j] - b[j]) / Math.max(1, Math.abs(b[j]));
+                    worstStat = Double.isNaN(d) ? Double.POSITIVE_INFINITY : Math.max(worstStat, d);
+                }
+            }
+            if (channelsLast.record(x.getShape(), lossNchw, lossCl, worst, worstModule, worstStat)) {
+                return lossCl;
+            }
+            restoreGradients(trainable, gradNchw);
+            restore(stats, statsNchw);
+            return lossNchw;
+        }
+    }
+
+    /** {@link dev.finetune.model.KernelFaults#setChannelsLastTrainingWrong}, after a channels-last step. */
+    private void simulatedFault() {
+        if (dev.finetune.model.KernelFaults.channelsLastTrainingWrong()) {
+            dev.finetune.model.KernelFaults.applyChannelsLastTraining(
+                    optimizer.slots().stream().map(dev.finetune.optim.ParamSlot::name).toList(),
+                    optimizer.slots().stream().map(dev.finetune.optim.ParamSlot::parameter).toList());
+        }
+    }
+
+    /** The channels-last guard's periodic re-check every {@code steps} steps (tests; default 500). */
+    void channelsLastCheckEvery(long steps) {
+        channelsLast.checkEvery(steps);
+    }
+
+    /** Copies of the parameters' gradients (zeros where none exists yet), owned by {@code owner}. */
+    private static List<NDArray> gradients(List<ai.djl.nn.Parameter> params, NDManager owner) {
+        List<NDArray> out = new ArrayList<>();
+        for (ai.djl.nn.Parameter p : params) {
+            NDArray g = ai.djl.pytorch.jni.JniUtils.getGradient((ai.djl.pytorch.engine.PtNDArray) p.getArray());
+            if (g == null) {
+                out.add(owner.zeros(p.getArray().getShape(), p.getArray().getDataType()));
+            } else {
+                NDArray c = g.duplicate();
+                c.attach(owner);
+                g.close();
+                out.add(c);
             }
         }
-        return value;
+        return out;
+    }
+
+    private static List<NDArray> copies(List<ai.djl.nn.Parameter> params, NDManager owner) {
+        List<NDArray> out = new ArrayList<>();
+        for (ai.djl.nn.Parameter p : params) {
+            NDArray c = p.getArray().duplicate();
+            c.attach(owner);
+            out.add(c);
+        }
+        return out;
+    }
+
+    /** Sets each parameter's gradient to {@code values} exactly (zero it, then add). */
+    private static void restoreGradients(List<ai.djl.nn.Parameter> params, List<NDArray> values) {
+        for (int i = 0; i < params.size(); i++) {
+            ai.djl.pytorch.engine.PtNDArray p = (ai.djl.pytorch.engine.PtNDArray) params.get(i).getArray();
+            ai.djl.pytorch.jni.JniUtils.zeroGrad(p);
+            try (NDArray g = ai.djl.pytorch.jni.JniUtils.getGradient(p)) {
+                g.addi(values.get(i));
+            }
+        }
+    }
+
+    /** Sets each parameter's value to {@code values} exactly (running statistics: finite, so 0 * v + new is exact). */
+    private static void restore(List<ai.djl.nn.Parameter> params, List<NDArray> values) {
+        try (Engines.NoGrad g = Engines.noGrad()) {
+            g.getClass();
+            for (int i = 0; i < params.size(); i++) {
+                params.get(i).getArray().muli(0).addi(values.get(i));
+            }
+        }
+    }
+
+    /**
+     * Forward of stages {@code [start, end)} with autograd from {@code x}, the loss, and backward of
+     * {@code lossScale} × the loss. A non-finite loss zeroes the gradients and, when {@code throwOnNonFinite}, fails as
+     * {@link ErrorKind#DIVERGED}; otherwise it is returned (the channels-last check judges it).
+     */
+    private float autogradStep(NDArray x, NDArray labels, int start, double lossScale, NDManager step,
+            boolean throwOnNonFinite) {
+        try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
+            // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing).
+            java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
+                    new NDList(x), true, start, model.stageNames().size()).singletonOrThrow();
+            NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
+            NDArray lossValue = loss.evaluate(labels, logits);
+            lossValue.attach(step);
+            logits.attach(step);
+            float value = lossValue.getFloat();
+            if (!Float.isFinite(value)) {
+                optimizer.zeroGrad();
+                if (!throwOnNonFinite) {
+                    return value;
+                }
+                throw new FinetuneException(
+                        ErrorKind.DIVERGED,
+                        "loss is " + value + "; lower optimizer.lr (now " + optimizerSettings.lr()
+                                + "), check the input normalization, or add warm-up");
+            }
+            gc.backward(lossScale == 1.0 ? lossValue
+                    : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
+            return value;
+        }
     }
 
     /** Clips the accumulated gradients (when asked to) and takes one optimizer step, which zeroes them. */
@@ -450,6 +647,8 @@ public final class FineTuner implements AutoCloseable {
         private FoldedPrefix.Layout foldLayout = FoldedPrefix.Layout.CHANNELS_LAST;
         private long contiguousBelowPixels = GuardedPrefix.SMALL_INPUT_PIXELS;
         private Precision prefixPrecision = Precision.FP32;
+        private ChannelsLastTraining.Mode channelsLastTraining = ChannelsLastTraining.Mode.parse(
+                System.getProperty(ChannelsLastTraining.PROPERTY));
 
         /** The architecture (default resnet18). */
         public Builder arch(Architecture arch) {
@@ -542,6 +741,27 @@ public final class FineTuner implements AutoCloseable {
             return this;
         }
 
+        /** The arithmetic of the folded frozen prefix (default float32); bf16 for the ResNet family on bf16 CPUs. */
+        public Builder prefixPrecision(Precision precision) {
+            this.prefixPrecision = java.util.Objects.requireNonNull(precision);
+            return this;
+        }
+
+        /**
+         * Whether the autograd part of training steps runs channels-last: null (default, unless the system property
+         * {@code finetune.train.channels_last} says otherwise) for the ResNet family when the whole network trains
+         * from the images and a batch has at least {@link GuardedPrefix#SMALL_INPUT_PIXELS} pixels (N·H·W); true for
+         * every family and size; false never. Never through a BatchNorm in train mode (libtorch's channels-last BN
+         * backward is percent-level off in float32; {@link ChannelsLastTraining}), so in practice with
+         * {@code batchnorm: freeze-stats}. It is checked against NCHW on this host at the first step of each input
+         * shape and every 500 steps, and falls back to NCHW where it differs ({@link #fastPathReports()}).
+         */
+        public Builder channelsLastTraining(Boolean on) {
+            this.channelsLastTraining = on == null ? ChannelsLastTraining.Mode.AUTO
+                    : on ? ChannelsLastTraining.Mode.ON : ChannelsLastTraining.Mode.OFF;
+            return this;
+        }
+
         /**
          * Fold frozen BatchNorm into the frozen convolutions and run that prefix channels-last for training steps and
          * feature caching (default true). The folded prefix is checked against the plain network on this host the
@@ -549,12 +769,6 @@ public final class FineTuner implements AutoCloseable {
          * back to NCHW or to no folding, and {@link #fastPathReports()} says so. Results equal the unfolded network
          * within {@code 1e-4 * max(1, max|output|)} (about 3e-6 measured).
          */
-        /** The arithmetic of the folded frozen prefix (default float32); bf16 for the ResNet family on bf16 CPUs. */
-        public Builder prefixPrecision(Precision precision) {
-            this.prefixPrecision = java.util.Objects.requireNonNull(precision);
-            return this;
-        }
-
         public Builder foldFrozenPrefix(boolean fold) {
             this.foldFrozenPrefix = fold;
             return this;

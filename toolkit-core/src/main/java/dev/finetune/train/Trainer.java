@@ -488,7 +488,7 @@ public final class Trainer {
             int b, double lossScale, boolean applyStep) {
         // Dropout draws from libtorch's global generator: seeding it per step makes a resumed run (even one resumed
         // mid-epoch) draw exactly what the uninterrupted run drew.
-        ft.manager().getEngine().setRandomSeed(stepSeed(settings.seed(), step));
+        ft.seedNextStep(stepSeed(settings.seed(), step));
         try {
             float loss = ft.backward(x, y, fromStage, lossScale);
             if (applyStep) {

@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""PyTorch's side of ChannelsLastTrainingTest: ResNet-18 training steps in NCHW, in channels-last, and in float64.
+
+Run with Debian's own interpreter (the python3 first on PATH may lack torch):
+    /usr/bin/python3 scripts/reference/channels_last_steps.py CHECKPOINT SIZE:BATCH[,SIZE:BATCH...] OUT_DIR
+
+From CHECKPOINT (a ResNet-18 safetensors file, read here with numpy; fp16 values become float32), per SIZE:BATCH one
+batch of real images — the first BATCH Fashion-MNIST test images whose class is below the checkpoint's class count
+(DATASET, default /usr/share/datasets/fashion-mnist), resized bilinearly to SIZE, as three channels normalized with
+ImageNet's mean and std, written as x_SIZE.f32 — with their classes (y_SIZE.i64), and SGD (lr 0.01, momentum 0.9)
+under two policies, each in several arithmetics:
+  frozen  everything trains, every BatchNorm in eval mode (batchnorm: freeze-stats); three steps
+  bn      everything trains, every BatchNorm in train mode (batch statistics, running statistics updated); one step
+          (train-mode BN at small batches turns float32 rounding into diverging trajectories within a few steps)
+  nchw    float32, contiguous
+  cl      float32, model.to(memory_format=torch.channels_last) and the input stored channels-last
+  f64     float64 NCHW, for the bn policy only: the exact answer both float32 layouts are measured from (with
+          frozen statistics the two layouts agree to 1e-3 over three steps, and float64 adds nothing)
+Writes SIZE_POLICY_TAG_loss.f32 (losses), SIZE_POLICY_TAG_update.f64 (per parameter, state_dict order: the sum and the
+sum of squares of its change), SIZE_bn_TAG_stats.f64 (per BatchNorm: sums of running_mean and running_var), then DONE.
+"""
+import gzip
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        dtype = {"F16": np.float16, "F32": np.float32, "I64": np.int64}[info["dtype"]]
+        arr = np.frombuffer(body[start:end], dtype=dtype).reshape(info["shape"])
+        out[name] = torch.from_numpy(arr.astype(np.int64 if dtype == np.int64 else np.float32).copy())
+    return out
+
+
+def fashion_mnist(dataset, batch, classes):
+    with gzip.open(os.path.join(dataset, "t10k-images-idx3-ubyte.gz")) as f:
+        images = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(os.path.join(dataset, "t10k-labels-idx1-ubyte.gz")) as f:
+        labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+    keep = np.nonzero(labels < classes)[0][:batch]
+    return torch.from_numpy(images[keep].astype(np.float32) / 255), torch.from_numpy(labels[keep].astype(np.int64))
+
+
+def run(state, classes, x, y, policy, tag, out, prefix):
+    model = torchvision.models.resnet18(num_classes=classes)
+    model.load_state_dict(state)
+    model.train()
+    if policy == "frozen":
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
+    if tag == "f64":
+        model = model.double()
+        x = x.double()
+    elif tag == "cl":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(3 if policy == "frozen" else 1):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    name = "%s_%s_%s" % (prefix, policy, tag)
+    np.array(losses, dtype="<f4").tofile(os.path.join(out, name + "_loss.f32"))
+    update = []
+    for b, p in zip(before, model.parameters()):
+        d = (p.detach() - b).double()
+        update += [d.sum().item(), (d * d).sum().item()]
+    np.array(update, dtype="<f8").tofile(os.path.join(out, name + "_update.f64"))
+    if policy == "bn":
+        stats = []
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                stats += [m.running_mean.double().sum().item(), m.running_var.double().sum().item()]
+        np.array(stats, dtype="<f8").tofile(os.path.join(out, name + "_stats.f64"))
+
+
+def main(checkpoint, specs, out, dataset="/usr/share/datasets/fashion-mnist"):
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(2)  # the test JVM waits for this script
+    state = read_safetensors(checkpoint)
+    classes = state["fc.weight"].shape[0]
+    for spec in specs.split(","):
+        size, batch = (int(v) for v in spec.split(":"))
+        images, y = fashion_mnist(dataset, batch, classes)
+        x = torch.nn.functional.interpolate(images[:, None], size=(size, size), mode="bilinear",
+                                            align_corners=False).repeat(1, 3, 1, 1)
+        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        x = ((x - mean) / std).contiguous()
+        x.numpy().astype("<f4").tofile(os.path.join(out, "x_%d.f32" % size))
+        y.numpy().astype("<i8").tofile(os.path.join(out, "y_%d.i64" % size))
+        for policy in ("frozen", "bn"):
+            for tag in ("nchw", "cl", "f64") if policy == "bn" else ("nchw", "cl"):
+                run(state, classes, x, y, policy, tag, out, str(size))
+    open(os.path.join(out, "DONE"), "w").close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

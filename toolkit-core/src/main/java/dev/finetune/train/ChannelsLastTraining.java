@@ -1,0 +1,205 @@
+package dev.finetune.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.types.Shape;
+import dev.finetune.engine.Warnings;
+import dev.finetune.model.FastPathReport;
+import dev.finetune.model.GuardedPrefix;
+import dev.finetune.model.Network;
+import dev.finetune.model.ResNet;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * Whether the autograd part of a training step runs channels-last (NHWC storage, the same logical NCHW tensors), and
+ * the guard that keeps it equal to NCHW on this host. It owns its state: the shapes checked, the step count, the
+ * fallback.
+ *
+ * <p>Why: libtorch's oneDNN convolutions, forward and backward, are faster on channels-last input for large ResNet
+ * batches (docs/performance.md has the figures). Only the input is converted; every later activation and gradient
+ * follows the layout libtorch's kernels propagate, and the parameters stay NCHW.
+ *
+ * <p>Where: never through a BatchNorm in train mode ({@link #trainModeBatchNormFrom}: libtorch's channels-last BN
+ * backward is percent-level off in float32). So it serves full fine-tunes with {@code batchnorm: freeze-stats} and
+ * partial ones whose trainable part keeps BN statistics frozen.
+ *
+ * <p>Why a guard: a channels-last kernel can be wrong on one CPU and right on another (see
+ * {@link dev.finetune.model.KernelFaults}). So the first step of every input shape, and then every
+ * {@link #CHECK_EVERY}-th step, runs twice on the same batch from the same state — NCHW, then channels-last — and the
+ * loss, the gradient of every top-level module and the BatchNorm running statistics are compared
+ * ({@link FineTuner}). The step keeps the channels-last result when it is within tolerance; otherwise it keeps the NCHW
+ * result, channels-last is off for the rest of this fine-tuner's life, a warning says why once, and
+ * {@link #report()} records it. On a host where the path is right the check costs one extra forward and backward per
+ * input shape and per {@code CHECK_EVERY} steps (0.2 %).
+ *
+ * <p>Tolerance: the loss within {@code 1e-4 * max(1, |loss|)}; each module's gradient within {@link #GRAD_TOLERANCE}
+ * of the NCHW one in relative L2 norm (measured: at most 2e-4 per parameter after three steps, ChannelsLastTrainingTest;
+ * the defect channels-last training once showed was 38 %); running statistics within {@code 1e-4 * max(1, |value|)}.
+ */
+final class ChannelsLastTraining {
+    /**
+     * System property: {@code -Dfinetune.train.channels_last=false} keeps training steps NCHW, {@code true} asks for
+     * channels-last at every input size and for every family (still checked), {@code auto} (default) as
+     * {@link #wants} says.
+     */
+    static final String PROPERTY = "finetune.train.channels_last";
+
+    /** A periodic re-check every this many steps (besides the first step of each input shape). */
+    static final long CHECK_EVERY = 500;
+
+    /** Relative L2 tolerance of each top-level module's gradient. */
+    static final double GRAD_TOLERANCE = 2e-3;
+
+    /** Relative tolerance of the loss and of the running statistics. */
+    static final double VALUE_TOLERANCE = 1e-4;
+
+    /** What is asked for. */
+    enum Mode {
+        /** ResNet family at {@link GuardedPrefix#SMALL_INPUT_PIXELS} pixels per batch or more. */
+        AUTO,
+        /** Every 4-D input, every family. */
+        ON,
+        /** Never. */
+        OFF;
+
+        static Mode parse(String s) {
+            if (s == null || s.isBlank() || s.equalsIgnoreCase("auto")) {
+                return AUTO;
+            }
+            return switch (s.trim().toLowerCase(Locale.ROOT)) {
+                case "true", "on" -> ON;
+                case "false", "off" -> OFF;
+                default -> throw new IllegalArgumentException(
+                        PROPERTY + " must be auto, true or false, found " + s);
+            };
+        }
+    }
+
+    private final Mode mode;
+    private final Set<Shape> verified = new HashSet<>();
+    private final List<FastPathReport.Check> checks = new ArrayList<>();
+    private final List<String> fallbacks = new ArrayList<>();
+    private boolean failed;
+    private boolean used;
+    private long steps;
+    private long checkEvery = CHECK_EVERY;
+
+    ChannelsLastTraining(Mode mode) {
+        this.mode = mode;
+    }
+
+    static ChannelsLastTraining fromSystemProperty() {
+        return new ChannelsLastTraining(Mode.parse(System.getProperty(PROPERTY)));
+    }
+
+    /** Whether a step whose autograd part starts at {@code fromStage} with input {@code x} should run channels-last. */
+    boolean wants(Network model, Shape x, int fromStage) {
+        if (failed || mode == Mode.OFF || x.dimension() != 4 || trainModeBatchNormFrom(model, fromStage)) {
+            return false;
+        }
+        if (mode == Mode.ON) {
+            return true;
+        }
+        // Measured for ResNet full fine-tunes only (docs/performance.md); below the threshold, layout changes cost
+        // more than channels-last convolutions gain, as for the folded prefix (GuardedPrefix.SMALL_INPUT_PIXELS).
+        return model instanceof ResNet && fromStage == 0
+                && x.get(0) * x.get(2) * x.get(3) >= GuardedPrefix.SMALL_INPUT_PIXELS;
+    }
+
+    /**
+     * Whether a BatchNorm in train mode (batch statistics) runs in stages {@code [fromStage, end)}. libtorch's
+     * channels-last BatchNorm backward loses precision there: measured in PyTorch 1.13 with this project's
+     * Fashion-MNIST ResNet-18 on Fashion-MNIST images, the gradients of conv1 … layer4 differ from the float64 step by
+     * 0.4–0.8 % at 8×64×64, 1–1.1 % at 128×64×64 and 3.3–5.8 % at 32×224×224 in channels-last, against 1e-6 … 5e-4 in
+     * NCHW (libtorch 2.7.1 here: 2.0 % at 4×96×96 as PyTorch 1.13's 2.0 %). That is not within any tolerance a
+     * fast path may have, so train-mode BN keeps training steps NCHW.
+     */
+    static boolean trainModeBatchNormFrom(Network model, int fromStage) {
+        for (Network.NamedBatchNorm n : model.batchNorms()) {
+            if (n.bn().mode() == dev.finetune.model.BnMode.TRAIN && model.stageIndexOf(n.name()) >= fromStage) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Counts a channels-last step and says whether it must be checked against NCHW. */
+    boolean checkDue(Shape x) {
+        steps++;
+        return !verified.contains(x) || steps % checkEvery == 0;
+    }
+
+    /** Sets the period of the re-check (tests). */
+    void checkEvery(long period) {
+        if (period < 1) {
+            throw new IllegalArgumentException("period must be >= 1, found " + period);
+        }
+        checkEvery = period;
+    }
+
+    /**
+     * Records one check.
+     *
+     * @param lossNchw the NCHW loss
+     * @param lossCl the channels-last loss
+     * @param worstGrad the worst relative L2 difference of a module's gradient
+     * @param worstModule that module
+     * @param worstStat the worst elementwise running-statistic difference over {@code max(1, |value|)}
+     * @return whether channels-last passed (if not, it is off from now on)
+     */
+    boolean record(Shape x, float lossNchw, float lossCl, double worstGrad, String worstModule, double worstStat) {
+        double lossDiff = Math.abs(lossNchw - lossCl) / Math.max(1, Math.abs(lossNchw));
+        boolean ok = lossDiff <= VALUE_TOLERANCE && worstGrad <= GRAD_TOLERANCE && worstStat <= VALUE_TOLERANCE
+                && Float.isFinite(lossCl);
+        checks.add(new FastPathReport.Check(x, String.format(Locale.ROOT,
+                "training step channels-last vs NCHW: loss %.3g, gradient %.3g (%s), running statistics %.3g",
+                lossDiff, worstGrad, worstModule, worstStat), worstGrad, 1, List.of(), ok));
+        if (ok) {
+            verified.add(x);
+            used = true;
+            return true;
+        }
+        failed = true;
+        String why = String.format(Locale.ROOT, "channels-last training differs from NCHW on this host at input %s"
+                + " (loss rel. diff %.3g, gradient of %s rel. diff %.3g, running statistics %.3g; tolerance %.0e for"
+                + " gradients, %.0e otherwise); training steps run NCHW from now on (slower, same results)", x,
+                lossDiff, worstModule, worstGrad, worstStat, GRAD_TOLERANCE, VALUE_TOLERANCE);
+        fallbacks.add(why);
+        Warnings.warnOnce("channels-last-training", why);
+        return false;
+    }
+
+    /** What was asked, what runs, every check; null while channels-last has never been considered. */
+    FastPathReport report() {
+        if (checks.isEmpty()) {
+            return null;
+        }
+        String inUse = failed ? "training steps: NCHW (channels-last switched off)"
+                : "training steps: channels-last for " + verified;
+        return new FastPathReport("training steps: channels-last (" + mode.name().toLowerCase(Locale.ROOT) + ")",
+                inUse, List.copyOf(checks), List.copyOf(fallbacks),
+                "loss and running statistics within " + VALUE_TOLERANCE + " * max(1, |value|); each module's"
+                        + " gradient within " + GRAD_TOLERANCE + " relative L2");
+    }
+
+    /** Whether a check has passed and nothing has failed since. */
+    boolean active() {
+        return used && !failed;
+    }
+
+    /** Relative L2 difference {@code |a - b| / |b|}, from sums of squares; 0 when both are 0. */
+    static double relative(double diffSq, double refSq) {
+        if (diffSq == 0) {
+            return 0;
+        }
+        return Math.sqrt(diffSq / Math.max(refSq, 1e-30));
+    }
+
+    /** Sum of squares of {@code a}, in float64. */
+    static double sumSq(NDArray a) {
+        return a.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).square().sum().getDouble();
+    }
+}
