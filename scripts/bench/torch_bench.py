@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch's side of `finetune bench --torch`: the same four ResNet-18 workloads in eager torchvision.
+"""PyTorch's side of `finetune bench --torch`: the same ResNet-18 workloads in eager torchvision.
 
 Run with Debian's own interpreter (the python3 first on PATH may lack torch):
     /usr/bin/python3 scripts/bench/torch_bench.py --shapes 32x224,128x64 --iters 10 --warmup 3 --threads 2
@@ -8,6 +8,7 @@ Workloads, all on torchvision.models.resnet18() (random init) with fc -> Linear(
 over the trainable parameters, cross-entropy on random labels, loss.item() every step (as the Java side syncs):
   inference        model.eval(), torch.no_grad()
   full-step        everything trains, model.train()
+  full-step-frozen-bn  everything trains, every BN in eval mode (batchnorm: freeze-stats), NCHW
   frozen-step      only fc trains, every BN in eval mode (linear probe)
   last-stage-step  layer4 + fc train, BN in eval mode except layer4's
 
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-WORKLOADS = ["inference", "full-step", "frozen-step", "last-stage-step"]
+WORKLOADS = ["inference", "full-step", "full-step-frozen-bn", "frozen-step", "last-stage-step"]
 CLASSES = 10
 
 
@@ -94,6 +95,8 @@ def build(workload):
         return model, None
     if workload == "full-step":
         model.train()
+    elif workload == "full-step-frozen-bn":
+        model.eval()  # every parameter still requires grad; BN uses its running statistics
     elif workload == "frozen-step":
         for p in model.parameters():
             p.requires_grad_(False)

@@ -41,6 +41,15 @@ public enum Workload {
     INFERENCE_BF16("inference-bf16", "inference, BN-folded bf16 behind the guard", "inference"),
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
+    /**
+     * (b') Every parameter trainable, every BN keeping its statistics ({@code batchnorm: freeze-stats}): what
+     * training runs, channels-last behind its guard from 2^17 pixels per batch ({@code ChannelsLastTraining}).
+     */
+    FULL_STEP_FROZEN_BN("full-step-frozen-bn", "full step, BN statistics frozen (channels-last where chosen)",
+            "full-step-frozen-bn"),
+    /** As {@link #FULL_STEP_FROZEN_BN} with training steps kept NCHW: what channels-last gains, side by side. */
+    FULL_STEP_FROZEN_BN_NCHW("full-step-frozen-bn-nchw", "full step, BN statistics frozen, NCHW",
+            "full-step-frozen-bn"),
     /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
     FROZEN_STEP("frozen-step", "frozen-backbone step (linear probe), unfolded", "frozen-step"),
     /** (d) {@code layer4} and {@code fc} train (layer4's BN in train mode), the rest is frozen. */
@@ -65,7 +74,8 @@ public enum Workload {
     /** The workloads of our own model, in report order. */
     public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, INFERENCE_FOLDED_OPS,
             INFERENCE_BF16,
-            FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL,
+            FULL_STEP, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED,
+            FROZEN_STEP_FOLDED_CL,
             FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16);
 
     /** The engine ceiling workloads (need a TorchScript archive traced by Python). */
@@ -126,6 +136,8 @@ public enum Workload {
                     INFERENCE_FOLDED_OPS, INFERENCE_BF16, FROZEN_STEP_BF16 -> FreezePolicy.linearProbe();
             case LAST_STAGE_STEP -> new FreezePolicy(
                     false, -1, List.of(FreezePolicy.Rule.train("bench.last_stage", "layer4", "fc")), BnPolicy.AUTO);
+            case FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW -> new FreezePolicy(true, -1, List.of(),
+                    BnPolicy.FREEZE_STATS);
             default -> FreezePolicy.trainAll();
         };
     }

@@ -108,6 +108,7 @@ final class WorkloadRunner {
                         .foldFrozenPrefix(folded)
                         .foldLayout(folded ? layout : FoldedPrefix.Layout.CHANNELS_LAST)
                         .prefixPrecision(workload.bf16() ? Precision.BF16 : Precision.FP32)
+                        .channelsLastTraining(workload == Workload.FULL_STEP_FROZEN_BN_NCHW ? Boolean.FALSE : null)
                         .build();
                 NDManager inputs = ft.manager().newSubManager()) {
             {
@@ -137,7 +138,8 @@ final class WorkloadRunner {
                             }
                         };
                     }
-                    case FULL_STEP, FROZEN_STEP, LAST_STAGE_STEP -> (xi, yi) -> ft.trainStep(xi, yi, LR);
+                    case FULL_STEP, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP ->
+                            (xi, yi) -> ft.trainStep(xi, yi, LR);
                     case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16 ->
                             (xi, yi) -> ft.trainStep(xi, yi, LR);
                     default -> throw new IllegalStateException(workload.toString());

@@ -323,13 +323,16 @@ public final class FineTuner implements AutoCloseable {
         pendingSeed = null;
         try (NDManager step = manager.newSubManager()) {
             int start = fromStage;
-            NDArray x = inputs;
+            // A view of the caller's batch owned by this step: the ops below put their results in their input's
+            // manager, so every intermediate a block does not free itself is freed when the step ends, not when the
+            // caller's manager closes (a batch reused across steps would otherwise keep each step's leftovers).
+            NDArray x = alias(inputs, step);
             // Stages before the first trainable parameter need no graph (nothing upstream requires a gradient), so
             // they run as inference does: no autograd, each stage's intermediates freed once the next has its input.
             // Their BN layers still train where the plan says so; values and statistics are those of the eager step.
             int frozenTo = Math.max(noGradStages, folded == null ? 0 : folded.toStage());
             if (fromStage < frozenTo) {
-                x = throughFrozen(inputs, fromStage, frozenTo);
+                x = throughFrozen(x, fromStage, frozenTo);
                 x.attach(step);
                 start = frozenTo;
             }
@@ -359,12 +362,19 @@ public final class FineTuner implements AutoCloseable {
         pendingSeed = seed;
     }
 
+    /** A view of {@code x} (same storage, same strides) owned by {@code owner}. */
+    private static NDArray alias(NDArray x, NDManager owner) {
+        NDArray a = x.reshape(x.getShape());
+        a.attach(owner);
+        return a;
+    }
+
     /** The same batch as {@code x}, stored channels-last, owned by {@code owner}; its intermediates freed. */
     private static NDArray channelsLastCopy(NDArray x, NDManager owner) {
         try (NDManager sub = owner.newSubManager(); Engines.NoGrad g = Engines.noGrad()) {
             g.getClass();
-            x.tempAttach(sub);
-            NDArray cl = FoldedPrefix.toChannelsLast(x);
+            NDArray in = alias(x, sub);
+            NDArray cl = FoldedPrefix.toChannelsLast(in);
             cl.attach(owner);
             return cl;
         }
@@ -396,7 +406,12 @@ public final class FineTuner implements AutoCloseable {
             if (seed != null) {
                 manager.getEngine().setRandomSeed(seed);
             }
-            float lossNchw = autogradStep(x, labels, start, lossScale, step, true);
+            // Each run in its own manager, closed when it ends: the tensors autograd saved stay referenced by their
+            // NDArray handles until then, and two runs' worth at once would double the step's peak memory.
+            float lossNchw;
+            try (NDManager run = step.newSubManager()) {
+                lossNchw = autogradStep(alias(x, run), labels, start, lossScale, run, true);
+            }
             List<NDArray> gradNchw = gradients(trainable, keep);
             List<NDArray> statsNchw = copies(stats, keep);
             restoreGradients(trainable, gradBefore);
@@ -404,7 +419,10 @@ public final class FineTuner implements AutoCloseable {
             if (seed != null) {
                 manager.getEngine().setRandomSeed(seed);
             }
-            float lossCl = autogradStep(channelsLastCopy(x, step), labels, start, lossScale, step, false);
+            float lossCl;
+            try (NDManager run = step.newSubManager()) {
+                lossCl = autogradStep(channelsLastCopy(x, run), labels, start, lossScale, run, false);
+            }
             simulatedFault();
             // Per top-level module (conv1, bn1, layer1 ... fc): |g_cl - g_nchw| / |g_nchw - g_before|, the step's own
             // contribution; a module whose gradient is under 1e-3 of the whole step's is measured against that floor.
@@ -525,7 +543,7 @@ public final class FineTuner implements AutoCloseable {
             java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
                     new NDList(x), true, start, model.stageNames().size()).singletonOrThrow();
             NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
-            NDArray lossValue = loss.evaluate(labels, logits);
+            NDArray lossValue = loss.evaluate(alias(labels, step), logits);
             lossValue.attach(step);
             logits.attach(step);
             float value = lossValue.getFloat();

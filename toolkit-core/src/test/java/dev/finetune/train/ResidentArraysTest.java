@@ -46,6 +46,35 @@ class ResidentArraysTest {
         }
     }
 
+    /**
+     * A batch reused across steps (a benchmark's, or a library user's) gains no arrays from them: the step's
+     * intermediates belong to the step, not to the batch's manager — NCHW, channels-last, and the channels-last
+     * check's two runs (every step checked here). Before this, an NCHW step left about 100 MB a step at 32×224 in the
+     * batch's manager (peak RSS of five steps 1,122 → 1,626 MB with FINETUNE_MALLOC=lean, flat at 1,197 MB after).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"nchw", "channels-last", "checked"})
+    void aBatchReusedAcrossStepsGainsNoArrays(String path) throws Exception {
+        try (FineTuner ft = FineTuner.builder().arch(Architectures.parse("resnet18")).headClasses(3).seed(0)
+                .policy(new FreezePolicy(true, -1, List.of(), BnPolicy.FREEZE_STATS))
+                .optimizer(OptimizerSettings.sgd(0.01, 0.9)).channelsLastTraining(!path.equals("nchw")).build();
+                NDManager batch = ft.manager().newSubManager()) {
+            if (path.equals("checked")) {
+                ft.channelsLastCheckEvery(1);
+            }
+            NDArray x = batch.randomNormal(new Shape(2, 3, 32, 32));
+            NDArray y = batch.create(new long[] {0, 2});
+            ft.trainStep(x, y, 0.01);
+            Set<NDManager> roots = Collections.newSetFromMap(new IdentityHashMap<>());
+            roots.add(batch);
+            int before = count(roots);
+            for (int i = 0; i < 3; i++) {
+                ft.trainStep(x, y, 0.01);
+            }
+            assertEquals(before, count(roots), path + ": arrays left in the batch's manager by three more steps");
+        }
+    }
+
     private static void step(FineTuner ft) {
         try (NDManager m = ft.manager().newSubManager()) {
             NDArray x = m.randomNormal(new Shape(2, 3, 32, 32));
