@@ -32,6 +32,7 @@ import java.util.List;
  *     train over this many training batches (PyTorch's {@code torch.optim.swa_utils.update_bn}); 0 (default) off
  * @param featureStore a folder written by {@code finetune features}: the frozen prefix's outputs are read from it
  *     instead of computed (relative to the config file); absent for none
+ * @param channelsLast training steps channels-last: {@code auto} (default), {@code true} or {@code false}
  * @param precision the arithmetic of the frozen, BN-folded prefix: {@code fp32} (default) or {@code bf16} (ResNet
  *     family, CPUs with bf16 instructions; everything that trains stays float32)
  */
@@ -56,7 +57,8 @@ public record TrainConfig(
         Boolean report,
         Integer updateBnBatches,
         String featureStore,
-        String precision) {
+        String precision,
+        String channelsLast) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -76,6 +78,10 @@ public record TrainConfig(
             precision = dev.finetune.model.Precision.parse(precision).configName();
         } catch (IllegalArgumentException e) {
             throw new ConfigException("train.precision", e.getMessage());
+        }
+        channelsLast = channelsLast == null ? "auto" : channelsLast.trim().toLowerCase(java.util.Locale.ROOT);
+        if (!List.of("auto", "true", "false").contains(channelsLast)) {
+            throw new ConfigException("train.channels_last", "must be auto, true or false, found " + channelsLast);
         }
         if (precision.equals("bf16") && !foldFrozenBn) {
             throw new ConfigException("train.precision", "bf16 runs the BN-folded frozen prefix, and"
@@ -151,7 +157,12 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null);
+                null, null, null, null, null, null, null);
+    }
+
+    /** {@link #channelsLast()} for {@code FineTuner.Builder.channelsLastTraining}: null for auto. */
+    public Boolean channelsLastTraining() {
+        return channelsLast.equals("auto") ? null : Boolean.valueOf(channelsLast);
     }
 
     /** {@link #precision()} as the enum. */

@@ -393,10 +393,11 @@ public final class FineTuner implements AutoCloseable {
             trainable.add(slot.parameter());
             names.add(slot.name());
         }
+        // Running statistics do not move in a checked step (no BN in train mode runs channels-last), so comparing and
+        // restoring them is a guard against a path that would move them, not a need of today's path.
         List<ai.djl.nn.Parameter> stats = new ArrayList<>();
         model.namedTensors().forEach((name, p) -> {
-            if (name.endsWith(".running_mean") || name.endsWith(".running_var")
-                    || name.endsWith(".num_batches_tracked")) {
+            if (name.endsWith(".running_mean") || name.endsWith(".running_var")) {
                 stats.add(p);
             }
         });
@@ -515,8 +516,10 @@ public final class FineTuner implements AutoCloseable {
         for (int i = 0; i < params.size(); i++) {
             ai.djl.pytorch.engine.PtNDArray p = (ai.djl.pytorch.engine.PtNDArray) params.get(i).getArray();
             ai.djl.pytorch.jni.JniUtils.zeroGrad(p);
-            try (NDArray g = ai.djl.pytorch.jni.JniUtils.getGradient(p)) {
+            NDArray g = ai.djl.pytorch.jni.JniUtils.getGradient(p);
+            if (g != null) { // null: a parameter no run reached, whose gradient is zero in both
                 g.addi(values.get(i));
+                g.close();
             }
         }
     }
@@ -778,6 +781,14 @@ public final class FineTuner implements AutoCloseable {
             this.channelsLastTraining = on == null ? ChannelsLastTraining.Mode.AUTO
                     : on ? ChannelsLastTraining.Mode.ON : ChannelsLastTraining.Mode.OFF;
             return this;
+        }
+
+        /**
+         * {@link #channelsLastTraining} when {@code on} is not null; null (a config's {@code auto}) keeps the default,
+         * which {@code -Dfinetune.train.channels_last} can set.
+         */
+        public Builder channelsLastTrainingUnlessAuto(Boolean on) {
+            return on == null ? this : channelsLastTraining(on);
         }
 
         /**

@@ -61,6 +61,8 @@ class NewKeysErrorsTest {
                 error(BASE + "data: {root: x, color_jitter: {hue: 0.7}}\n"));
         assertEquals("data.random_erase: must be a probability in [0, 1], found 1.5",
                 error(BASE + "data: {root: x, random_erase: 1.5}\n"));
+        assertEquals("train.channels_last: must be auto, true or false, found nhwc",
+                error(BASE + "train: {channels_last: nhwc}\n"));
         assertEquals("train.precision: must be fp32 or bf16, found 'fp16'",
                 error(BASE + "train: {precision: fp16}\n"));
         assertEquals("train.precision: bf16 runs the BN-folded frozen prefix, and train.fold_frozen_bn is false;"
