@@ -42,13 +42,14 @@ public enum Workload {
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /**
-     * (b') Every parameter trainable, every BN keeping its statistics ({@code batchnorm: freeze-stats}): what
-     * training runs, channels-last behind its guard from 2^17 pixels per batch ({@code ChannelsLastTraining}).
+     * (b') Every parameter trainable, every BN keeping its statistics ({@code batchnorm: freeze-stats}), with
+     * {@code train.channels_last: auto} (opt-in): channels-last behind its guard from 2^17 pixels per batch
+     * ({@code ChannelsLastTraining}).
      */
-    FULL_STEP_FROZEN_BN("full-step-frozen-bn", "full step, BN statistics frozen (channels-last where chosen)",
+    FULL_STEP_FROZEN_BN("full-step-frozen-bn", "full step, BN statistics frozen, channels_last: auto",
             "full-step-frozen-bn"),
-    /** As {@link #FULL_STEP_FROZEN_BN} with training steps kept NCHW: what channels-last gains, side by side. */
-    FULL_STEP_FROZEN_BN_NCHW("full-step-frozen-bn-nchw", "full step, BN statistics frozen, NCHW",
+    /** As {@link #FULL_STEP_FROZEN_BN} with NCHW training steps (the default): what channels-last gains. */
+    FULL_STEP_FROZEN_BN_NCHW("full-step-frozen-bn-nchw", "full step, BN statistics frozen, NCHW (default)",
             "full-step-frozen-bn"),
     /** (c) The linear probe: only {@code fc} trains, every BN keeps its statistics. */
     FROZEN_STEP("frozen-step", "frozen-backbone step (linear probe), unfolded", "frozen-step"),

@@ -108,7 +108,8 @@ final class WorkloadRunner {
                         .foldFrozenPrefix(folded)
                         .foldLayout(folded ? layout : FoldedPrefix.Layout.CHANNELS_LAST)
                         .prefixPrecision(workload.bf16() ? Precision.BF16 : Precision.FP32)
-                        .channelsLastTraining(workload == Workload.FULL_STEP_FROZEN_BN_NCHW ? Boolean.FALSE : null)
+                        // train.channels_last: auto for the one workload that measures it, the default (off) elsewhere
+                        .channelsLastTraining(workload == Workload.FULL_STEP_FROZEN_BN ? null : Boolean.FALSE)
                         .build();
                 NDManager inputs = ft.manager().newSubManager()) {
             {

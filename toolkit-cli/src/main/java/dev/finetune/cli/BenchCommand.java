@@ -43,8 +43,9 @@ final class BenchCommand implements Callable<Integer> {
     Integer threads;
 
     @Option(names = "--workloads", split = ",", paramLabel = "W", description = "which of ours to run (default: all):"
-            + " inference, inference-scoped, full-step, frozen-step, last-stage-step, frozen-step-folded,"
-            + " frozen-step-folded-cl, frozen-step-folded-cl-stem, loader")
+            + " inference, inference-scoped, inference-folded, inference-folded-ops, inference-bf16, full-step,"
+            + " full-step-frozen-bn, full-step-frozen-bn-nchw, frozen-step, last-stage-step, frozen-step-folded,"
+            + " frozen-step-folded-cl, frozen-step-folded-cl-stem, frozen-step-bf16, loader")
     List<String> workloads = new ArrayList<>();
 
     @Option(names = "--torch", description = "also run PyTorch (Debian's /usr/bin/python3) and the TorchScript"

@@ -15,16 +15,16 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code train.channels_last} from a config reaches the training steps: {@code true} with frozen BN statistics trains
- * channels-last and run.json's {@code fast_path} has the check that allowed it; {@code false} trains NCHW and has no
- * such report; with train-mode BN it stays NCHW even when asked.
+ * channels-last and run.json's {@code fast_path} has the check that allowed it; {@code false} and no key at all train
+ * NCHW and have no such report; with train-mode BN it stays NCHW even when asked.
  */
 class ChannelsLastTrainCliTest {
     @TempDir
     Path tmp;
 
     private List<JsonNode> trainingReports(Path cfg, String channelsLast, String run) throws Exception {
-        TrainJob.start(ConfigLoader.load(cfg, List.of("train.channels_last=" + channelsLast)), tmp.resolve(run),
-                List.of());
+        TrainJob.start(ConfigLoader.load(cfg, channelsLast == null ? List.of()
+                : List.of("train.channels_last=" + channelsLast)), tmp.resolve(run), List.of());
         List<JsonNode> out = new ArrayList<>();
         for (JsonNode r : new ObjectMapper().readTree(tmp.resolve(run + "/run.json").toFile()).get("fast_path")) {
             if (r.get("requested").asText().startsWith("training steps")) {
@@ -47,6 +47,7 @@ class ChannelsLastTrainCliTest {
             assertTrue(c.get("passed").asBoolean(), on.toString());
         }
         assertEquals(List.of(), trainingReports(frozenStats, "false", "off"));
+        assertEquals(List.of(), trainingReports(frozenStats, null, "default"), "off unless asked for");
         Path trainModeBn = Cli.config(tmp, "cl-bn", "{default: train, batchnorm: train}",
                 "{epochs: 1, batch_size: 16, seed: 1}", data);
         assertEquals(List.of(), trainingReports(trainModeBn, "true", "bn"));

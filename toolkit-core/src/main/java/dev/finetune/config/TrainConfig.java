@@ -32,7 +32,7 @@ import java.util.List;
  *     train over this many training batches (PyTorch's {@code torch.optim.swa_utils.update_bn}); 0 (default) off
  * @param featureStore a folder written by {@code finetune features}: the frozen prefix's outputs are read from it
  *     instead of computed (relative to the config file); absent for none
- * @param channelsLast training steps channels-last: {@code auto} (default), {@code true} or {@code false}
+ * @param channelsLast training steps channels-last: {@code false} (default), {@code auto} or {@code true}
  * @param precision the arithmetic of the frozen, BN-folded prefix: {@code fp32} (default) or {@code bf16} (ResNet
  *     family, CPUs with bf16 instructions; everything that trains stays float32)
  */
@@ -79,7 +79,7 @@ public record TrainConfig(
         } catch (IllegalArgumentException e) {
             throw new ConfigException("train.precision", e.getMessage());
         }
-        channelsLast = channelsLast == null ? "auto" : channelsLast.trim().toLowerCase(java.util.Locale.ROOT);
+        channelsLast = channelsLast == null ? "false" : channelsLast.trim().toLowerCase(java.util.Locale.ROOT);
         if (!List.of("auto", "true", "false").contains(channelsLast)) {
             throw new ConfigException("train.channels_last", "must be auto, true or false, found " + channelsLast);
         }
@@ -163,6 +163,11 @@ public record TrainConfig(
     /** {@link #channelsLast()} for {@code FineTuner.Builder.channelsLastTraining}: null for auto. */
     public Boolean channelsLastTraining() {
         return channelsLast.equals("auto") ? null : Boolean.valueOf(channelsLast);
+    }
+
+    /** Whether the config asks for channels-last training steps at all (auto or true). */
+    public boolean channelsLastAsked() {
+        return !channelsLast.equals("false");
     }
 
     /** {@link #precision()} as the enum. */

@@ -156,7 +156,7 @@ public final class Assembler {
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
                 .prefixPrecision(c.train().prefixPrecision())
-                .channelsLastTrainingUnlessAuto(c.train().channelsLastTraining())
+                .channelsLastTraining(c.train().channelsLastTraining())
                 .loss(loss(c.train(), classCounts))
                 .clipGradNorm(c.train().clipGradNorm());
         ModelConfig.HeadConfig head = c.model().head();
@@ -207,7 +207,7 @@ public final class Assembler {
                 .threads(c.train().threads())
                 .foldFrozenPrefix(c.train().foldFrozenBn())
                 .prefixPrecision(c.train().prefixPrecision())
-                .channelsLastTrainingUnlessAuto(c.train().channelsLastTraining())
+                .channelsLastTraining(c.train().channelsLastTraining())
                 .loss(loss(c.train(), data.train().classCounts()))
                 .clipGradNorm(c.train().clipGradNorm())
                 .dropout(c.model().head() == null || c.model().head().dropout() == null ? null

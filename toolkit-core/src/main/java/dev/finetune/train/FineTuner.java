@@ -769,10 +769,10 @@ public final class FineTuner implements AutoCloseable {
         }
 
         /**
-         * Whether the autograd part of training steps runs channels-last: null (default, unless the system property
-         * {@code finetune.train.channels_last} says otherwise) for the ResNet family when the whole network trains
-         * from the images and a batch has at least {@link GuardedPrefix#SMALL_INPUT_PIXELS} pixels (N·H·W); true for
-         * every family and size; false never. Never through a BatchNorm in train mode (libtorch's channels-last BN
+         * Whether the autograd part of training steps runs channels-last: null (auto) for the ResNet family when the
+         * whole network trains from the images and a batch has at least {@link GuardedPrefix#SMALL_INPUT_PIXELS}
+         * pixels (N·H·W); true for every family and size; false never. Not called: false, unless the system property
+         * {@code finetune.train.channels_last} says otherwise (float32 rounding coarser than NCHW's on one thread). Never through a BatchNorm in train mode (libtorch's channels-last BN
          * backward is percent-level off in float32; {@link ChannelsLastTraining}), so in practice with
          * {@code batchnorm: freeze-stats}. It is checked against NCHW on this host at the first step of each input
          * shape and every 500 steps, and falls back to NCHW where it differs ({@link #fastPathReports()}).
@@ -783,13 +783,6 @@ public final class FineTuner implements AutoCloseable {
             return this;
         }
 
-        /**
-         * {@link #channelsLastTraining} when {@code on} is not null; null (a config's {@code auto}) keeps the default,
-         * which {@code -Dfinetune.train.channels_last} can set.
-         */
-        public Builder channelsLastTrainingUnlessAuto(Boolean on) {
-            return on == null ? this : channelsLastTraining(on);
-        }
 
         /**
          * Fold frozen BatchNorm into the frozen convolutions and run that prefix channels-last for training steps and

@@ -42,12 +42,20 @@ class ChannelsLastTrainingTest {
     /** SIZE:BATCH; 224×224 (ImageNet's size, 8 s more here and in PyTorch) with {@code -Dfinetune.test.exhaustive}. */
     private static final String SIZES = EXHAUSTIVE ? "32:8,64:8,96:4,224:4" : "32:8,64:8,96:4";
 
+    /**
+     * scripts/reference/channels_last_steps.py's learning rate: small enough that three steps from weights trained at
+     * 32×32 stay well conditioned at 224×224 (at 0.01 the loss reaches ~3e4 by the third step there, and the two
+     * layouts part by chaos, PyTorch's own as well as ours).
+     */
+    private static final double LR = 0.001;
+
     private static Path checkpointPath() {
         return TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors");
     }
 
     private static Path reference() throws Exception {
-        return TorchReference.cached(EXHAUSTIVE ? "channels-last-steps-all" : "channels-last-steps", "DONE",
+        // The name changes with the script's arguments or learning rate, so that a build folder never reuses another's.
+        return TorchReference.cached(EXHAUSTIVE ? "channels-last-steps-lr3-t1-all" : "channels-last-steps-lr3-t1", "DONE",
                 "channels_last_steps.py", checkpointPath().toString(), SIZES);
     }
 
@@ -70,7 +78,7 @@ class ChannelsLastTrainingTest {
         NDArray y = ft.manager().create(ys).toType(DataType.INT64, false);
         float[] losses = new float[steps];
         for (int i = 0; i < steps; i++) {
-            losses[i] = ft.trainStep(x, y, 0.01);
+            losses[i] = ft.trainStep(x, y, LR);
         }
         List<String> names = new ArrayList<>();
         List<float[]> updates = new ArrayList<>();
@@ -142,9 +150,10 @@ class ChannelsLastTrainingTest {
     }
 
     /**
-     * Everything trains with frozen BN statistics: three SGD steps channels-last give NCHW's losses (1e-4) and
-     * updates (1e-3 relative L2 per parameter, a floor of 1e-6 for parameters that barely move), and PyTorch
-     * channels-last's loss and update norms to the same tolerances, at every size.
+     * Everything trains with frozen BN statistics: three SGD steps channels-last give PyTorch channels-last's losses
+     * (1e-4) and update norms, and our NCHW run's losses (1e-4) and updates (relative L2), per parameter within 1e-3 or
+     * twice PyTorch's own gap between its layouts, whichever is larger (a floor of 1e-6 for parameters that barely
+     * move), at every size.
      */
     @Test
     void threeStepsWithFrozenStatisticsMatchNchwAndPyTorchChannelsLast() throws Exception {
@@ -171,6 +180,15 @@ class ChannelsLastTrainingTest {
                             + nchw.losses()[s] + ", PyTorch channels-last " + torchLoss[s]);
                 }
             }
+            // PyTorch's own gap between its channels-last and NCHW updates, per parameter: channels-last's float32
+            // rounding is coarser on one thread (0.43 % at 4×96×96), so ours may differ from NCHW — and from
+            // PyTorch's channels-last, another rounding of the same sums — by up to twice PyTorch's worst gap, and
+            // never by more than 1e-3 where PyTorch's layouts agree.
+            double torchGap = 0;
+            for (double g : TorchReference.readF64(dir.resolve(size + "_frozen_gap.f64"))) {
+                torchGap = Math.max(torchGap, g);
+            }
+            double tolNchw = Math.max(1e-3, 2 * torchGap);
             double worstNchw = 0;
             double worstTorch = 0;
             for (int k = 0; k < cl.updates().size(); k++) {
@@ -180,16 +198,18 @@ class ChannelsLastTrainingTest {
                 worstNchw = Math.max(worstNchw, vsNchw);
                 worstTorch = Math.max(worstTorch, vsTorch);
                 double norm = Math.sqrt(sq(nchw.updates().get(k)));
-                if (vsNchw > 1e-3 && vsNchw * norm > 1e-6) {
-                    failures.add(size + " " + cl.names().get(k) + ": update differs from NCHW by " + vsNchw);
+                if (vsNchw > tolNchw && vsNchw * norm > 1e-6) {
+                    failures.add(size + " " + cl.names().get(k) + ": update differs from NCHW by " + vsNchw
+                            + " (tolerance " + tolNchw + ")");
                 }
-                if (vsTorch > 1e-3 && Math.abs(Math.sqrt(sq(u)) - Math.sqrt(torchUpdate[2 * k + 1])) > 1e-6) {
+                if (vsTorch > tolNchw && Math.abs(Math.sqrt(sq(u)) - Math.sqrt(torchUpdate[2 * k + 1])) > 1e-6) {
                     failures.add(size + " " + cl.names().get(k) + ": update norm " + Math.sqrt(sq(u))
                             + " vs PyTorch channels-last " + Math.sqrt(torchUpdate[2 * k + 1]));
                 }
             }
             System.out.printf("channels-last %dx%d, frozen statistics, 3 steps: worst update rel diff %.2g from"
-                    + " NCHW, %.2g from PyTorch channels-last (norms)%n", size, size, worstNchw, worstTorch);
+                    + " NCHW (PyTorch's own layouts: %.2g), %.2g from PyTorch channels-last (norms)%n", size, size,
+                    worstNchw, torchGap, worstTorch);
         }
         assertTrue(failures.isEmpty(), String.join("\n", failures));
     }
