@@ -165,11 +165,6 @@ public record TrainConfig(
         return channelsLast.equals("auto") ? null : Boolean.valueOf(channelsLast);
     }
 
-    /** Whether the config asks for channels-last training steps at all (auto or true). */
-    public boolean channelsLastAsked() {
-        return !channelsLast.equals("false");
-    }
-
     /** {@link #precision()} as the enum. */
     public dev.finetune.model.Precision prefixPrecision() {
         return dev.finetune.model.Precision.parse(precision);
