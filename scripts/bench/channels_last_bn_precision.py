@@ -17,7 +17,7 @@ import torch
 import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-from channels_last_steps import fashion_mnist, read_safetensors  # noqa: E402
+from channels_last_steps import fashion_mnist_batch, read_safetensors  # noqa: E402
 
 
 def main():
@@ -29,12 +29,7 @@ def main():
     classes = state["fc.weight"].shape[0]
     for spec in specs.split(","):
         size, batch = (int(v) for v in spec.split(":"))
-        images, y = fashion_mnist("/usr/share/datasets/fashion-mnist", batch, classes)
-        x = torch.nn.functional.interpolate(images[:, None], size=(size, size), mode="bilinear",
-                                            align_corners=False).repeat(1, 3, 1, 1)
-        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        x = ((x - mean) / std).contiguous()
+        x, y = fashion_mnist_batch("/usr/share/datasets/fashion-mnist", size, batch, classes)
         grads = {}
         for tag in ("nchw", "cl", "f64"):
             model = torchvision.models.resnet18(num_classes=classes)

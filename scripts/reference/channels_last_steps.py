@@ -21,35 +21,18 @@ sum of squares of its change), SIZE_POLICY_gap.f64 (per parameter: PyTorch's own
 channels-last and the NCHW update), SIZE_bn_TAG_stats.f64 (per BatchNorm: sums of running_mean and running_var), then DONE.
 """
 import gzip
-import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torchvision
 
+from trajectory_reference import read_safetensors  # same folder: the script's own directory is on sys.path
+
 # Small enough that three steps from weights trained at 32x32 stay well conditioned at 224x224 (at 0.01 the loss
 # explodes to ~3e4 by the third step, and the layouts part by chaos: PyTorch's own NCHW and channels-last too).
 LR = 0.001
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    body = data[8 + n:]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        dtype = {"F16": np.float16, "F32": np.float32, "I64": np.int64}[info["dtype"]]
-        arr = np.frombuffer(body[start:end], dtype=dtype).reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.astype(np.int64 if dtype == np.int64 else np.float32).copy())
-    return out
 
 
 def fashion_mnist(dataset, batch, classes):
@@ -59,6 +42,16 @@ def fashion_mnist(dataset, batch, classes):
         labels = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
     keep = np.nonzero(labels < classes)[0][:batch]
     return torch.from_numpy(images[keep].astype(np.float32) / 255), torch.from_numpy(labels[keep].astype(np.int64))
+
+
+def fashion_mnist_batch(dataset, size, batch, classes):
+    """The first `batch` test images of classes below `classes`, resized to size x size, 3 channels, normalized."""
+    images, y = fashion_mnist(dataset, batch, classes)
+    x = torch.nn.functional.interpolate(images[:, None], size=(size, size), mode="bilinear",
+                                        align_corners=False).repeat(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(), y
 
 
 def run(state, classes, x, y, policy, tag, out, prefix):
@@ -109,12 +102,7 @@ def main(checkpoint, specs, out, dataset="/usr/share/datasets/fashion-mnist"):
     classes = state["fc.weight"].shape[0]
     for spec in specs.split(","):
         size, batch = (int(v) for v in spec.split(":"))
-        images, y = fashion_mnist(dataset, batch, classes)
-        x = torch.nn.functional.interpolate(images[:, None], size=(size, size), mode="bilinear",
-                                            align_corners=False).repeat(1, 3, 1, 1)
-        mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        x = ((x - mean) / std).contiguous()
+        x, y = fashion_mnist_batch(dataset, size, batch, classes)
         x.numpy().astype("<f4").tofile(os.path.join(out, "x_%d.f32" % size))
         y.numpy().astype("<i8").tofile(os.path.join(out, "y_%d.i64" % size))
         for policy in ("frozen", "bn"):

@@ -59,6 +59,21 @@ class ChannelsLastTrainingTest {
                 "channels_last_steps.py", checkpointPath().toString(), SIZES);
     }
 
+    /** One reference batch: its side, images and labels as the script wrote them, and its shape. */
+    private record Batch(int size, float[] xs, long[] ys, Shape shape) {}
+
+    /** The reference batches, one per {@link #SIZES} entry. */
+    private static List<Batch> batches(Path dir) throws Exception {
+        List<Batch> out = new ArrayList<>();
+        for (String spec : SIZES.split(",")) {
+            int size = Integer.parseInt(spec.split(":")[0]);
+            int batch = Integer.parseInt(spec.split(":")[1]);
+            out.add(new Batch(size, TorchReference.readF32(dir.resolve("x_" + size + ".f32")),
+                    TorchReference.readI64(dir.resolve("y_" + size + ".i64")), new Shape(batch, 3, size, size)));
+        }
+        return out;
+    }
+
     /** What a run did: losses, each parameter's update (buffers aside, state_dict order), BN statistics sums. */
     private record Run(float[] losses, List<String> names, List<float[]> updates, List<Double> stats,
             List<FastPathReport> reports) {}
@@ -159,14 +174,10 @@ class ChannelsLastTrainingTest {
     void threeStepsWithFrozenStatisticsMatchNchwAndPyTorchChannelsLast() throws Exception {
         Path dir = reference();
         List<String> failures = new ArrayList<>();
-        for (String spec : SIZES.split(",")) {
-            int size = Integer.parseInt(spec.split(":")[0]);
-            int batch = Integer.parseInt(spec.split(":")[1]);
-            float[] xs = TorchReference.readF32(dir.resolve("x_" + size + ".f32"));
-            long[] ys = TorchReference.readI64(dir.resolve("y_" + size + ".i64"));
-            Shape shape = new Shape(batch, 3, size, size);
-            Run nchw = train(false, BnPolicy.FREEZE_STATS, xs, ys, shape, 3);
-            Run cl = train(true, BnPolicy.FREEZE_STATS, xs, ys, shape, 3);
+        for (Batch b : batches(dir)) {
+            int size = b.size();
+            Run nchw = train(false, BnPolicy.FREEZE_STATS, b.xs(), b.ys(), b.shape(), 3);
+            Run cl = train(true, BnPolicy.FREEZE_STATS, b.xs(), b.ys(), b.shape(), 3);
             assertRanChannelsLast(cl, size + "×" + size);
             assertTrue(trainingReport(nchw.reports()) == null, "NCHW run has a channels-last report");
             float[] torchLoss = TorchReference.readF32(dir.resolve(size + "_frozen_cl_loss.f32"));
@@ -226,13 +237,9 @@ class ChannelsLastTrainingTest {
     void trainModeBatchNormKeepsStepsNchwAndMatchesFloat64() throws Exception {
         Path dir = reference();
         List<String> failures = new ArrayList<>();
-        for (String spec : SIZES.split(",")) {
-            int size = Integer.parseInt(spec.split(":")[0]);
-            int batch = Integer.parseInt(spec.split(":")[1]);
-            float[] xs = TorchReference.readF32(dir.resolve("x_" + size + ".f32"));
-            long[] ys = TorchReference.readI64(dir.resolve("y_" + size + ".i64"));
-            Shape shape = new Shape(batch, 3, size, size);
-            Run r = train(true, BnPolicy.TRAIN, xs, ys, shape, 1);
+        for (Batch b : batches(dir)) {
+            int size = b.size();
+            Run r = train(true, BnPolicy.TRAIN, b.xs(), b.ys(), b.shape(), 1);
             assertTrue(trainingReport(r.reports()) == null, size + ": train-mode BN ran channels-last");
             double[] exact = TorchReference.readF64(dir.resolve(size + "_bn_f64_update.f64"));
             double[] torchCl = TorchReference.readF64(dir.resolve(size + "_bn_cl_update.f64"));
