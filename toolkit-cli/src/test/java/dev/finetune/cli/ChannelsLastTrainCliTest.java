@@ -34,6 +34,25 @@ class ChannelsLastTrainCliTest {
         return out;
     }
 
+    /** {@code inspect} says how training steps will run when channels-last is asked for, and why not when it cannot. */
+    @Test
+    void inspectSaysWhereTrainingStepsRunChannelsLastAndWhyNot() throws Exception {
+        Path cfg = Cli.config(tmp, "cl", "{default: train, batchnorm: freeze-stats}", "{epochs: 1, batch_size: 16}");
+        Cli.Result plain = Cli.run("inspect", "-c", cfg.toString());
+        assertEquals(0, plain.code(), plain.err());
+        assertTrue(!plain.out().contains("training steps:"), "the default says nothing: " + plain.out());
+        Cli.Result small = Cli.run("inspect", "-c", cfg.toString(), "--set", "train.channels_last=auto");
+        assertTrue(small.out().contains("training steps: NCHW (train.channels_last: auto): auto starts at 131072 input"
+                + " pixels per batch (N·H·W), this batch has 16384"), small.out());
+        Cli.Result on = Cli.run("inspect", "-c", cfg.toString(), "--set", "train.channels_last=true");
+        assertTrue(on.out().contains("training steps: channels-last for input (16, 3, 32, 32)"
+                + " (train.channels_last: true), checked against NCHW"), on.out());
+        Path bn = Cli.config(tmp, "cl-bn", "{default: train, batchnorm: train}", "{epochs: 1, batch_size: 16}");
+        Cli.Result refused = Cli.run("inspect", "-c", bn.toString(), "--set", "train.channels_last=true");
+        assertTrue(refused.out().contains("training steps: NCHW (train.channels_last: true): a BatchNorm in train mode"
+                + " trains"), refused.out());
+    }
+
     @Test
     void theConfigKeyChoosesTheLayoutOfTrainingSteps() throws Exception {
         Path data = Cli.smallData(tmp.resolve("data"), 8, 2);

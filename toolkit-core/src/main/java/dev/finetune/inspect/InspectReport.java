@@ -19,6 +19,7 @@ import java.util.Locale;
  * @param stages its stages in forward order, ending with {@code head}
  * @param layerNorms the LayerNorm modules (no running statistics: the batchnorm setting does not apply to them)
  * @param fastPath how the frozen prefix will run (BN-folded, float32 or bf16), or null when nothing is folded
+ * @param trainingSteps the layout of training steps when {@code train.channels_last} asks for channels-last, or null
  */
 public record InspectReport(
         String experiment,
@@ -33,20 +34,27 @@ public record InspectReport(
         String arch,
         List<String> stages,
         List<String> layerNorms,
-        String fastPath) {
+        String fastPath,
+        String trainingSteps) {
 
     /** Without a fast-path line. */
     public InspectReport(String experiment, String policy, List<Row> rows, long trainableParams, long frozenParams,
             long bufferElements, List<BnRow> batchNorms, Frontier frontier, String load, String arch,
             List<String> stages, List<String> layerNorms) {
         this(experiment, policy, rows, trainableParams, frozenParams, bufferElements, batchNorms, frontier, load, arch,
-                stages, layerNorms, null);
+                stages, layerNorms, null, null);
     }
 
     /** The same report saying how the frozen prefix will run. */
     public InspectReport withFastPath(String path) {
         return new InspectReport(experiment, policy, rows, trainableParams, frozenParams, bufferElements, batchNorms,
-                frontier, load, arch, stages, layerNorms, path);
+                frontier, load, arch, stages, layerNorms, path, trainingSteps);
+    }
+
+    /** The same report saying how training steps will run (null: nothing to say, the default NCHW). */
+    public InspectReport withTrainingSteps(String steps) {
+        return new InspectReport(experiment, policy, rows, trainableParams, frozenParams, bufferElements, batchNorms,
+                frontier, load, arch, stages, layerNorms, fastPath, steps);
     }
 
     /**
@@ -169,6 +177,9 @@ public record InspectReport(
                                         + " train.mixup) changes its input every epoch" : ""));
         if (fastPath != null) {
             b.append("frozen prefix: ").append(fastPath).append(System.lineSeparator());
+        }
+        if (trainingSteps != null) {
+            b.append("training steps: ").append(trainingSteps).append(System.lineSeparator());
         }
         if (load != null) {
             b.append("checkpoint: ").append(load);

@@ -332,7 +332,8 @@ public final class Assembler {
                     || loaded.config().train().mixup() != null;
             return ModelInspector.inspect(loaded.config().name(), ft.model(), ft.plan(),
                     loaded.config().optimizer().toSettings(), ft.addedGroups(), size, augment, load)
-                    .withFastPath(fastPath(ft));
+                    .withFastPath(fastPath(ft))
+                    .withTrainingSteps(ft.trainingStepLayout(loaded.config().train().batchSize(), size));
         }
     }
 

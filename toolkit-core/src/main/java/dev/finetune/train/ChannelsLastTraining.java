@@ -131,6 +131,35 @@ final class ChannelsLastTraining {
         return false;
     }
 
+    /**
+     * How training steps whose autograd part starts at {@code fromStage} with input {@code x} will run, in words, with
+     * the reason when channels-last was asked for and will not run; null when it was not asked for (NCHW, the default).
+     */
+    String explain(Network model, Shape x, int fromStage) {
+        if (mode == Mode.OFF) {
+            return null;
+        }
+        String asked = " (train.channels_last: " + (mode == Mode.ON ? "true" : "auto") + ")";
+        if (wants(model, x, fromStage)) {
+            return "channels-last for input " + x + asked + ", checked against NCHW on the first step of each"
+                    + " input shape and every " + checkEvery + " steps";
+        }
+        String why;
+        if (trainModeBatchNormFrom(model, fromStage)) {
+            why = "a BatchNorm in train mode trains (channels-last BN backward is percent-level off in float32);"
+                    + " freeze.batchnorm: freeze-stats allows it";
+        } else if (!(model instanceof ResNet)) {
+            why = "auto is for the ResNet family; true asks for it anyway";
+        } else if (fromStage != 0) {
+            why = "auto is for networks that train from the stem (here from " + model.stageNames().get(fromStage)
+                    + "); true asks for it anyway";
+        } else {
+            why = "auto starts at " + GuardedPrefix.SMALL_INPUT_PIXELS + " input pixels per batch (N·H·W), this"
+                    + " batch has " + x.get(0) * x.get(2) * x.get(3) + "; true asks for it anyway";
+        }
+        return "NCHW" + asked + ": " + why;
+    }
+
     /** Counts a channels-last step and says whether it must be checked against NCHW. */
     boolean checkDue(Shape x) {
         steps++;

@@ -479,6 +479,15 @@ public final class FineTuner implements AutoCloseable {
         }
     }
 
+    /**
+     * How training steps on images of {@code batch} × 3 × {@code size} × {@code size} will run, in words, when
+     * channels-last training was asked for ({@code train.channels_last}); null when it was not (NCHW).
+     */
+    public String trainingStepLayout(int batch, int size) {
+        int start = Math.max(noGradStages, folded == null ? 0 : folded.toStage());
+        return channelsLast.explain(model, new Shape(batch, 3, size, size), start);
+    }
+
     /** The channels-last guard's periodic re-check every {@code steps} steps (tests; default 500). */
     void channelsLastCheckEvery(long steps) {
         channelsLast.checkEvery(steps);
