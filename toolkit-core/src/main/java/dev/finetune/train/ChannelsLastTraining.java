@@ -88,16 +88,11 @@ final class ChannelsLastTraining {
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
     private boolean failed;
-    private boolean used;
     private long steps;
     private long checkEvery = CHECK_EVERY;
 
     ChannelsLastTraining(Mode mode) {
         this.mode = mode;
-    }
-
-    static ChannelsLastTraining fromSystemProperty() {
-        return new ChannelsLastTraining(Mode.parse(System.getProperty(PROPERTY)));
     }
 
     /** Whether a step whose autograd part starts at {@code fromStage} with input {@code x} should run channels-last. */
@@ -193,7 +188,6 @@ final class ChannelsLastTraining {
                 lossDiff, worstGrad, worstModule, worstStat), worstGrad, 1, List.of(), ok));
         if (ok) {
             verified.add(x);
-            used = true;
             return true;
         }
         failed = true;
@@ -219,10 +213,6 @@ final class ChannelsLastTraining {
                         + " gradient within " + GRAD_TOLERANCE + " relative L2");
     }
 
-    /** Whether a check has passed and nothing has failed since. */
-    boolean active() {
-        return used && !failed;
-    }
 
     /** Relative L2 difference {@code |a - b| / |b|}, from sums of squares; 0 when both are 0. */
     static double relative(double diffSq, double refSq) {
