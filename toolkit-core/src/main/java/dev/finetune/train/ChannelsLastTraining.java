@@ -90,6 +90,9 @@ final class ChannelsLastTraining {
     private boolean failed;
     private long steps;
     private long checkEvery = CHECK_EVERY;
+    /** Periodic checks so far, and the index in {@link #checks} of the latest passed one (-1: none). */
+    private long periodicChecks;
+    private int lastPeriodic = -1;
 
     ChannelsLastTraining(Mode mode) {
         this.mode = mode;
@@ -183,9 +186,22 @@ final class ChannelsLastTraining {
         double lossDiff = Math.abs(lossNchw - lossCl) / Math.max(1, Math.abs(lossNchw));
         boolean ok = lossDiff <= VALUE_TOLERANCE && worstGrad <= GRAD_TOLERANCE && worstStat <= VALUE_TOLERANCE
                 && Float.isFinite(lossCl);
-        checks.add(new FastPathReport.Check(x, String.format(Locale.ROOT,
-                "training step channels-last vs NCHW: loss %.3g, gradient %.3g (%s), running statistics %.3g",
-                lossDiff, worstGrad, worstModule, worstStat), worstGrad, 1, List.of(), ok));
+        boolean periodic = verified.contains(x);
+        if (periodic) {
+            periodicChecks++;
+        }
+        FastPathReport.Check check = new FastPathReport.Check(x, String.format(Locale.ROOT,
+                "training step channels-last vs NCHW%s: loss %.3g, gradient %.3g (%s), running statistics %.3g",
+                periodic ? " (periodic check " + periodicChecks + ", step " + steps + ")" : "", lossDiff, worstGrad,
+                worstModule, worstStat), worstGrad, 1, List.of(), ok);
+        // A passed periodic check replaces the previous one, so that a long run's report stays short: the first check
+        // of each shape, the latest periodic one, and any failure.
+        if (ok && periodic && lastPeriodic >= 0) {
+            checks.set(lastPeriodic, check);
+        } else {
+            checks.add(check);
+            lastPeriodic = ok && periodic ? checks.size() - 1 : lastPeriodic;
+        }
         if (ok) {
             verified.add(x);
             return true;
