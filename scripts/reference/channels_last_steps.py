@@ -12,13 +12,16 @@ under two policies, each in several arithmetics:
   frozen  everything trains, every BatchNorm in eval mode (batchnorm: freeze-stats); three steps
   bn      everything trains, every BatchNorm in train mode (batch statistics, running statistics updated); one step
           (train-mode BN at small batches turns float32 rounding into diverging trajectories within a few steps)
-  nchw    float32, contiguous
-  cl      float32, model.to(memory_format=torch.channels_last) and the input stored channels-last
-  f64     float64 NCHW, for the bn policy only: the exact answer both float32 layouts are measured from (with
-          frozen statistics the two layouts agree to 1e-3 over three steps, and float64 adds nothing)
+  nchw    float32, contiguous (both policies)
+  cl      float32, model.to(memory_format=torch.channels_last) and the input stored channels-last (frozen only:
+          train-mode BN never runs channels-last in the toolkit)
+  f64     float64 NCHW (bn only): the exact answer the toolkit's NCHW step is measured from
+The frozen runs use one thread, as the test JVM: channels-last's float32 rounding depends on the thread count (three frozen-statistics
+steps at 4x96x96 part from NCHW by 0.43 % on one thread, 0.01 % on two).
 Writes SIZE_POLICY_TAG_loss.f32 (losses), SIZE_POLICY_TAG_update.f64 (per parameter, state_dict order: the sum and the
-sum of squares of its change), SIZE_POLICY_gap.f64 (per parameter: PyTorch's own relative L2 difference between the
-channels-last and the NCHW update), SIZE_bn_TAG_stats.f64 (per BatchNorm: sums of running_mean and running_var), then DONE.
+sum of squares of its change), SIZE_frozen_gap.f64 (per parameter: PyTorch's own relative L2 difference between the
+channels-last and the NCHW update), SIZE_bn_TAG_stats.f64 (per BatchNorm: sums of running_mean and running_var), then
+DONE.
 """
 import gzip
 import os
@@ -97,7 +100,6 @@ def run(state, classes, x, y, policy, tag, out, prefix):
 
 def main(checkpoint, specs, out, dataset="/usr/share/datasets/fashion-mnist"):
     os.makedirs(out, exist_ok=True)
-    torch.set_num_threads(1)  # as the test JVM: channels-last's float32 rounding depends on the thread count
     state = read_safetensors(checkpoint)
     classes = state["fc.weight"].shape[0]
     for spec in specs.split(","):
@@ -107,11 +109,16 @@ def main(checkpoint, specs, out, dataset="/usr/share/datasets/fashion-mnist"):
         y.numpy().astype("<i8").tofile(os.path.join(out, "y_%d.i64" % size))
         for policy in ("frozen", "bn"):
             deltas = {}
-            for tag in ("nchw", "cl", "f64") if policy == "bn" else ("nchw", "cl"):
+            # One thread where the layouts are compared (the test JVM's); two for the NCHW and float64 step of the bn
+            # policy, whose rounding is far below the test's tolerance either way (the test waits for this script).
+            torch.set_num_threads(1 if policy == "frozen" else 2)
+            for tag in ("nchw", "f64") if policy == "bn" else ("nchw", "cl"):
                 deltas[tag] = run(state, classes, x, y, policy, tag, out, str(size))
-            # PyTorch's own gap between the layouts: per parameter, |update_cl - update_nchw| / |update_nchw|.
-            gap = [((c - n).norm() / n.norm().clamp_min(1e-30)).item() for c, n in zip(deltas["cl"], deltas["nchw"])]
-            np.array(gap, dtype="<f8").tofile(os.path.join(out, "%d_%s_gap.f64" % (size, policy)))
+            if policy == "frozen":
+                # PyTorch's own gap between the layouts: per parameter, |update_cl - update_nchw| / |update_nchw|.
+                gap = [((c - n).norm() / n.norm().clamp_min(1e-30)).item()
+                       for c, n in zip(deltas["cl"], deltas["nchw"])]
+                np.array(gap, dtype="<f8").tofile(os.path.join(out, "%d_frozen_gap.f64" % size))
     open(os.path.join(out, "DONE"), "w").close()
 
 
