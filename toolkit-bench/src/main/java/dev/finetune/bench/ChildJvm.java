@@ -1,8 +1,8 @@
 package dev.finetune.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.finetune.engine.ChildJvmOptions;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,14 +25,8 @@ final class ChildJvm {
     static Measurement run(Workload workload, InputShape shape, BenchSettings settings, Path torchScriptDir) {
         List<String> cmd = new ArrayList<>();
         cmd.add(javaBinary());
-        for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            // Heap size and system properties (ai.djl.offline, ...); not agents or debug ports, and not a thread count
-            // that would override --threads.
-            boolean threadCount = arg.startsWith("-Dai.djl.pytorch.num_threads=");
-            if (arg.startsWith("-Xmx") || arg.startsWith("-Xms") || (arg.startsWith("-D") && !threadCount)) {
-                cmd.add(arg);
-            }
-        }
+        // Not a thread count that would override --threads.
+        cmd.addAll(ChildJvmOptions.inherited(arg -> arg.startsWith("-Dai.djl.pytorch.num_threads=")));
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(Benchmark.class.getName());

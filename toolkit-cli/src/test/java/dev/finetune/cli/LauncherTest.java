@@ -168,6 +168,25 @@ class LauncherTest {
     }
 
     @Test
+    void theJvmGivesFreeHeapBackUnlessTheUserSetsTheirOwnOptions() throws Exception {
+        // A stand-in java prints the options it was started with.
+        Path bin = Files.createDirectories(tmp.resolve("argsbin"));
+        Path fake = bin.resolve("java");
+        Files.writeString(fake, "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -X*|-D*) echo \"$a\";; esac; done\n");
+        fake.toFile().setExecutable(true);
+        String path = bin + ":" + System.getenv("PATH");
+
+        Cli.Result defaults = launch(Map.of("PATH", path), "--version");
+        assertEquals(0, defaults.code(), defaults.err());
+        assertEquals(List.of("-Dai.djl.offline=true", "-Xmx8g", "-XX:GCTimeRatio=4", "-XX:MinHeapFreeRatio=10",
+                "-XX:MaxHeapFreeRatio=30"), defaults.out().lines().toList());
+
+        Cli.Result own = launch(Map.of("PATH", path, "FINETUNE_JAVA_OPTS", "-Xmx2g -Dx=1"), "--version");
+        assertEquals(List.of("-Dai.djl.offline=true", "-Xmx2g", "-Dx=1"), own.out().lines().toList(),
+                "the user's options replace the defaults");
+    }
+
+    @Test
     void userJavaOptionsComeAfterTheDefaults() throws Exception {
         // That the JVM starts with them is shown by downloadsOnlyWhenAllowed; here, their place on the command line.
         String script = Files.readString(root.resolve("finetune"));

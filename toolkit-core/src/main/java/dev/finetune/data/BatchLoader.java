@@ -7,7 +7,7 @@ import ai.djl.pytorch.jni.JniUtils;
 import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
-import java.nio.FloatBuffer;
+import dev.finetune.engine.NativeCopies;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Deque;
@@ -57,6 +57,9 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
     private final int epoch;
     private final int[][] plan;
     private final ExecutorService pool;
+    /** Batch-sized pixel arrays the workers reuse. */
+    private final java.util.concurrent.ConcurrentLinkedQueue<float[]> pixelArrays =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
     private final Deque<Future<LoadedBatch>> inFlight = new ArrayDeque<>();
     private final AtomicBoolean closed = new AtomicBoolean();
     private int nextToSubmit;
@@ -214,8 +217,11 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         List<ImageDataset.Sample> samples = dataset.samples();
         TransformSpec transforms = options.transforms();
         int length = transforms.tensorLength();
-        // The whole batch is preprocessed in Java (torchvision's PIL arithmetic) and copied to native memory once.
-        float[] pixels = new float[indices.length * length];
+        // The whole batch is preprocessed in Java (torchvision's PIL arithmetic) and copied to native memory once,
+        // from an array the loader's workers reuse (a batch's array is megabytes: one per batch made G1 grow its heap).
+        float[] polled = pixelArrays.poll();
+        float[] pixels = polled != null && polled.length >= indices.length * length ? polled
+                : new float[indices.length * length];
         int[] kept = new int[indices.length];
         long[] labels = new long[indices.length];
         int n = 0;
@@ -243,13 +249,14 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
             n++;
         }
         if (n == 0) {
+            pixelArrays.add(pixels);
             return null;
         }
         int size = transforms.imageSize();
         NDManager batchManager = parent.newSubManager();
         try {
-            FloatBuffer data = FloatBuffer.wrap(pixels, 0, n * length);
-            NDArray images = batchManager.create(data, new Shape(n, 3, size, size));
+            NDArray images = NativeCopies.floats(batchManager, pixels, new Shape(n, 3, size, size));
+            pixelArrays.add(pixels);
             NDArray labelArray = batchManager.create(Arrays.copyOf(labels, n));
             return new LoadedBatch(batchIndex, batchManager, images, labelArray, Arrays.copyOf(kept, n));
         } catch (RuntimeException | Error e) {

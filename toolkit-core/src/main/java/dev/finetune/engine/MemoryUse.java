@@ -18,6 +18,40 @@ public final class MemoryUse {
         return field("VmRSS:");
     }
 
+    private static final boolean GLIBC = glibc();
+
+    /**
+     * Gives the free pages glibc's malloc keeps (in every arena, not only at the top of the heap) back to the OS —
+     * {@code malloc_trim(0)} — and returns how many bytes the resident set shrank by (0 off glibc). For the seams
+     * between phases that allocate differently (training steps, validation, checkpoint writing): each phase's freed
+     * tensors otherwise stay resident while the next one grows the heap elsewhere. Costs tens of milliseconds.
+     */
+    public static long releaseFreePages() {
+        if (!GLIBC) {
+            return 0;
+        }
+        long before = rssBytes();
+        try {
+            com.sun.jna.NativeLibrary.getInstance("c").getFunction("malloc_trim").invokeInt(new Object[] {0});
+        } catch (UnsatisfiedLinkError | RuntimeException e) {
+            return 0;
+        }
+        return Math.max(0, before - rssBytes());
+    }
+
+    private static boolean glibc() {
+        if (!System.getProperty("os.name", "").startsWith("Linux")) {
+            return false;
+        }
+        try {
+            // gnu_get_libc_version exists only in glibc (not musl), where malloc_trim means what is said above.
+            com.sun.jna.NativeLibrary.getInstance("c").getFunction("gnu_get_libc_version");
+            return true;
+        } catch (UnsatisfiedLinkError | RuntimeException | NoClassDefFoundError e) {
+            return false;
+        }
+    }
+
     private static long field(String name) {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {

@@ -4,6 +4,7 @@ import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.engine.ChildJvmOptions;
 import dev.finetune.run.RunSummary;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -80,9 +81,11 @@ public final class ExperimentRunner {
         for (Path c : configs) {
             String name = ConfigLoader.load(c, sets).config().name();
             Path runDir = outRoot.resolve(name);
-            List<String> cmd = new ArrayList<>(List.of(
-                    Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                    "-Dai.djl.offline=true", "-Xmx8g", "-cp", classpath, mainClass,
+            // Each run gets this JVM's heap and GC settings (the launcher's, or FINETUNE_JAVA_OPTS).
+            List<String> cmd = new ArrayList<>();
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.addAll(ChildJvmOptions.inherited(arg -> false));
+            cmd.addAll(List.of("-cp", classpath, mainClass,
                     "train", "-c", c.toString(), "--run-dir", runDir.toString(), "--quiet"));
             for (String s : sets) {
                 cmd.add("--set");

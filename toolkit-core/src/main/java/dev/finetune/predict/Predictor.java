@@ -10,6 +10,7 @@ import dev.finetune.data.ImageDecoder;
 import dev.finetune.data.RgbImage;
 import dev.finetune.data.TransformSpec;
 import dev.finetune.engine.Engines;
+import dev.finetune.engine.NativeCopies;
 import dev.finetune.metrics.ClassificationMetrics;
 import dev.finetune.metrics.EpochMetrics;
 import dev.finetune.train.StopSignal;
@@ -229,7 +230,7 @@ public final class Predictor {
      */
     private float[][] logProbabilities(float[] x, int n, int views, NDManager m) {
         int size = transforms.imageSize();
-        NDArray logits = model.logits(m.create(x, new Shape((long) n * views, 3, size, size)));
+        NDArray logits = model.logits(NativeCopies.floats(m, x, new Shape((long) n * views, 3, size, size)));
         logits.attach(m);
         int classes = model.classNames().size();
         NDArray lp = logits.logSoftmax(1).reshape(n, views, classes);

@@ -116,7 +116,8 @@ public final class FeatureCache implements AutoCloseable {
             for (int i = 0; i < rowShape.dimension(); i++) {
                 dims[i + 1] = rowShape.get(i);
             }
-            return new NDArray[] {m.create(out, new ai.djl.ndarray.types.Shape(dims)), m.create(y)};
+            return new NDArray[] {dev.finetune.engine.NativeCopies.floats(m, out, new ai.djl.ndarray.types.Shape(dims)),
+                m.create(y)};
         }
     }
 

@@ -199,6 +199,7 @@ public final class Trainer {
                         : loaderEpoch(ctx, epoch, schedule, state);
                 state = er.state;
                 ctx.setState(state);
+                dev.finetune.engine.MemoryUse.releaseFreePages(); // the steps' freed maps, before validation's
                 if (updateBnBatches > 0) {
                     recalibrateBn(cache, epoch);
                 }
@@ -219,6 +220,7 @@ public final class Trainer {
                 for (TrainingListener l : listeners) {
                     l.onEpochEnd(ctx, summary);
                 }
+                dev.finetune.engine.MemoryUse.releaseFreePages(); // validation's and the checkpoints', before training
                 state = ctx.state();
                 if (ctx.stopReason() != null) {
                     break;

@@ -1,0 +1,67 @@
+package dev.finetune.engine;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * Java arrays copied into tensors whose memory libtorch owns and frees when the array closes.
+ *
+ * <p>Written by hand because DJL's {@code NDManager.create(float[], Shape)} does not do this: on the CPU it copies
+ * the data into a fresh direct {@link ByteBuffer} and makes the tensor a view of that buffer, whose memory is
+ * returned only when the garbage collector finds the buffer unreachable — closing the NDArray does not free it. A
+ * data loader creating a 6 MB batch several times a second thus keeps every batch since the last GC resident (and
+ * fragments malloc's arenas with them). Here the data goes through a few pooled direct buffers, reused across
+ * batches, into a tensor libtorch clones; the view is closed before its buffer is reused.
+ */
+public final class NativeCopies {
+    /** Staging buffers kept for reuse: one per data loader worker and a spare or two. */
+    private static final int POOLED = 8;
+
+    private static final ConcurrentLinkedQueue<ByteBuffer> POOL = new ConcurrentLinkedQueue<>();
+
+    private NativeCopies() {}
+
+    /**
+     * A float32 tensor of {@code shape} in {@code manager}, holding {@code data[0 .. shape.size())}, in memory
+     * libtorch owns.
+     */
+    public static NDArray floats(NDManager manager, float[] data, Shape shape) {
+        int length = Math.toIntExact(shape.size());
+        if (length > data.length) {
+            throw new IllegalArgumentException(shape + " needs " + length + " values, the array has " + data.length);
+        }
+        ByteBuffer staging = take((long) length * Float.BYTES);
+        try {
+            staging.asFloatBuffer().put(data, 0, length);
+            try (NDArray view = manager.create(staging, shape, DataType.FLOAT32)) {
+                return view.duplicate();
+            }
+        } finally {
+            give(staging);
+        }
+    }
+
+    private static ByteBuffer take(long bytes) {
+        int size = Math.toIntExact(bytes);
+        ByteBuffer b;
+        while ((b = POOL.poll()) != null) {
+            if (b.capacity() >= size) {
+                b.clear().limit(size);
+                return b;
+            }
+            // Too small for this shape: dropped, and a larger one takes its place in the pool.
+        }
+        return ByteBuffer.allocateDirect(size).order(ByteOrder.nativeOrder());
+    }
+
+    private static void give(ByteBuffer b) {
+        if (POOL.size() < POOLED) {
+            POOL.add(b);
+        }
+    }
+}
