@@ -137,11 +137,7 @@ class LauncherTest {
     @Test
     void mallocPoliciesAreAppliedOrRefusedByName() throws Exception {
         // A stand-in java prints the malloc settings it was started with.
-        Path bin = Files.createDirectories(tmp.resolve("envbin"));
-        Path fake = bin.resolve("java");
-        Files.writeString(fake, "#!/bin/sh\nenv | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET)' | sort\n");
-        fake.toFile().setExecutable(true);
-        String path = bin + ":" + System.getenv("PATH");
+        String path = standInJava("envbin", "env | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET)' | sort");
 
         Cli.Result none = launch(Map.of("PATH", path), "--version");
         assertEquals(0, none.code(), none.err());
@@ -170,11 +166,7 @@ class LauncherTest {
     @Test
     void theJvmGivesFreeHeapBackUnlessTheUserSetsTheirOwnOptions() throws Exception {
         // A stand-in java prints the options it was started with.
-        Path bin = Files.createDirectories(tmp.resolve("argsbin"));
-        Path fake = bin.resolve("java");
-        Files.writeString(fake, "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in -X*|-D*) echo \"$a\";; esac; done\n");
-        fake.toFile().setExecutable(true);
-        String path = bin + ":" + System.getenv("PATH");
+        String path = standInJava("argsbin", "for a in \"$@\"; do case \"$a\" in -X*|-D*) echo \"$a\";; esac; done");
 
         Cli.Result defaults = launch(Map.of("PATH", path), "--version");
         assertEquals(0, defaults.code(), defaults.err());
@@ -184,6 +176,15 @@ class LauncherTest {
         Cli.Result own = launch(Map.of("PATH", path, "FINETUNE_JAVA_OPTS", "-Xmx2g -Dx=1"), "--version");
         assertEquals(List.of("-Dai.djl.offline=true", "-Xmx2g", "-Dx=1"), own.out().lines().toList(),
                 "the user's options replace the defaults");
+    }
+
+    /** A PATH whose first directory holds a {@code java} that runs {@code script} (sh) instead. */
+    private String standInJava(String dir, String script) throws Exception {
+        Path bin = Files.createDirectories(tmp.resolve(dir));
+        Path fake = bin.resolve("java");
+        Files.writeString(fake, "#!/bin/sh\n" + script + "\n");
+        fake.toFile().setExecutable(true);
+        return bin + ":" + System.getenv("PATH");
     }
 
     @Test
