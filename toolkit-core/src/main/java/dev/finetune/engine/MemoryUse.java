@@ -33,7 +33,7 @@ public final class MemoryUse {
         long before = rssBytes();
         try {
             com.sun.jna.NativeLibrary.getInstance("c").getFunction("malloc_trim").invokeInt(new Object[] {0});
-        } catch (UnsatisfiedLinkError | RuntimeException e) {
+        } catch (LinkageError | RuntimeException e) {
             return 0;
         }
         return Math.max(0, before - rssBytes());
@@ -47,7 +47,8 @@ public final class MemoryUse {
             // gnu_get_libc_version exists only in glibc (not musl), where malloc_trim means what is said above.
             com.sun.jna.NativeLibrary.getInstance("c").getFunction("gnu_get_libc_version");
             return true;
-        } catch (UnsatisfiedLinkError | RuntimeException | NoClassDefFoundError e) {
+        } catch (LinkageError | RuntimeException e) {
+            // No JNA dispatch library (e.g. a temp folder mounted noexec), or no such symbol: leave malloc alone.
             return false;
         }
     }
