@@ -18,7 +18,8 @@ public final class MemoryUse {
         return field("VmRSS:");
     }
 
-    private static final boolean GLIBC = glibc();
+    /** glibc's {@code malloc_trim}, looked up once; null off glibc. */
+    private static final com.sun.jna.Function MALLOC_TRIM = mallocTrim();
 
     /**
      * Gives the free pages glibc's malloc keeps (in every arena, not only at the top of the heap) back to the OS —
@@ -27,29 +28,26 @@ public final class MemoryUse {
      * tensors otherwise stay resident while the next one grows the heap elsewhere. Costs tens of milliseconds.
      */
     public static long releaseFreePages() {
-        if (!GLIBC) {
+        if (MALLOC_TRIM == null) {
             return 0;
         }
         long before = rssBytes();
-        try {
-            com.sun.jna.NativeLibrary.getInstance("c").getFunction("malloc_trim").invokeInt(new Object[] {0});
-        } catch (LinkageError | RuntimeException e) {
-            return 0;
-        }
+        MALLOC_TRIM.invokeInt(new Object[] {0});
         return Math.max(0, before - rssBytes());
     }
 
-    private static boolean glibc() {
+    private static com.sun.jna.Function mallocTrim() {
         if (!System.getProperty("os.name", "").startsWith("Linux")) {
-            return false;
+            return null;
         }
         try {
+            com.sun.jna.NativeLibrary c = com.sun.jna.NativeLibrary.getInstance("c");
             // gnu_get_libc_version exists only in glibc (not musl), where malloc_trim means what is said above.
-            com.sun.jna.NativeLibrary.getInstance("c").getFunction("gnu_get_libc_version");
-            return true;
+            c.getFunction("gnu_get_libc_version");
+            return c.getFunction("malloc_trim");
         } catch (LinkageError | RuntimeException e) {
             // No JNA dispatch library (e.g. a temp folder mounted noexec), or no such symbol: leave malloc alone.
-            return false;
+            return null;
         }
     }
 
