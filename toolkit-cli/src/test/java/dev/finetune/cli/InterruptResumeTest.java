@@ -109,8 +109,19 @@ class InterruptResumeTest {
         assertEquals(1, mid.meta().state().epochsCompleted());
         assertEquals(2, mid.meta().state().batchesIntoEpoch());
         assertEquals(6, mid.meta().state().globalStep());
+        assertEquals(1, full.summary().segments());
+        assertEquals(1, mid.meta().runTime().segments(), "the interrupted process's time travels in the checkpoint");
+        assertTrue(mid.meta().runTime().seconds() > 0);
 
+        long r0 = System.nanoTime();
         TrainJob.Result resumed = TrainJob.resume(cut, List.of(), List.of());
+        double resumeSeconds = (System.nanoTime() - r0) / 1e9;
+        assertEquals(2, resumed.summary().segments(), "the stopped and the resumed process are one run");
+        double second = resumed.summary().wallSeconds() - mid.meta().runTime().seconds();
+        assertTrue(second > 0 && second <= resumeSeconds, "the summary's wall time is the first segment's "
+                + mid.meta().runTime().seconds() + " s plus the resumed one's (at most " + resumeSeconds + " s): "
+                + resumed.summary().wallSeconds());
+        assertTrue(resumed.summary().peakRssBytes() >= mid.meta().runTime().peakRssBytes());
         assertEquals(3, resumed.state().epochsCompleted());
         assertEquals(full.state().globalStep(), resumed.state().globalStep());
         assertEquals(1, resumed.state().unfreezeApplied(), "the unfreeze position survives the resume");

@@ -85,10 +85,12 @@ final class Html {
                 + " images · seed %s · %s</p>", esc(in.arch()), in.classes().size(), r.path("train_images").asText("?"),
                 r.path("val_images").asText("?"), r.path("seed").asText("?"), esc(in.runDir().toString())));
         if (s != null) {
+            int segments = s.path("segments").asInt(1);
             h.append(String.format(Locale.ROOT, "<p class=\"meta\">%s epochs · best <b>%s %.4f</b> at epoch %d · wall"
-                    + " %.1f s · peak RSS %.0f MiB%s</p>", s.path("epochs_completed").asText("?"),
+                    + " %.1f s · peak RSS %.0f MiB%s%s</p>", s.path("epochs_completed").asText("?"),
                     esc(s.path("best_metric").asText("?")), s.path("best_value").asDouble(Double.NaN), in.bestEpoch(),
                     s.path("wall_seconds").asDouble(Double.NaN), s.path("peak_rss_bytes").asDouble(0) / 1048576.0,
+                    segments > 1 ? " (" + segments + " processes: stopped and resumed)" : "",
                     s.path("stopped_early").isNull() || s.path("stopped_early").isMissingNode() ? ""
                             : " · stopped early: " + esc(s.path("stopped_early").asText())));
         } else {

@@ -15,18 +15,22 @@ public final class CheckpointListener implements TrainingListener {
     private final RunDirectory run;
     private final MetricChoice configured;
     private final String configYaml;
+    private final RunTime.Clock clock;
     private MetricChoice bestMetric;
 
     /**
      * @param run the run folder
      * @param bestMetric the metric that picks {@code best.safetensors}
      * @param configYaml the resolved config, kept in every checkpoint's metadata
+     * @param clock the run's wall time and peak memory so far, kept in every checkpoint so that a resumed run's summary
+     *     covers all its segments
      */
-    public CheckpointListener(RunDirectory run, String bestMetric, String configYaml) {
+    public CheckpointListener(RunDirectory run, String bestMetric, String configYaml, RunTime.Clock clock) {
         this.run = run;
         this.configured = MetricChoice.parse("train.best_metric", bestMetric);
         this.bestMetric = configured;
         this.configYaml = configYaml;
+        this.clock = clock;
     }
 
     @Override
@@ -84,7 +88,8 @@ public final class CheckpointListener implements TrainingListener {
                 TrainingCheckpoint.Preprocessing.of(ctx.data().transforms()),
                 state,
                 configYaml,
-                ft.optimizer().settings().name()), withOptimizer, "F32",
+                ft.optimizer().settings().name(),
+                clock.now()), withOptimizer, "F32",
                 ctx.ema() == null ? java.util.Map.of() : ctx.ema().exportState());
     }
 }

@@ -32,8 +32,11 @@ import java.util.Map;
  * @param featureCacheUsed whether any epoch trained from cached prefix features
  * @param featureCacheBuildSeconds seconds spent filling the feature cache
  * @param skippedImages files skipped under {@code on_bad_image: skip}, with why
- * @param wallSeconds the whole run's wall time
- * @param peakRssBytes the process's peak resident memory
+ * @param wallSeconds the whole run's wall time: for a run stopped and resumed, the sum over its segments
+ *     ({@link RunTime})
+ * @param peakRssBytes the run's peak resident memory: for a resumed run, the highest of its segments'
+ * @param segments how many processes trained the run (1 unless it was resumed; a run resumed from a checkpoint
+ *     written before checkpoints kept these figures counts only its last process)
  * @param policy the freeze policy at the end of the run, as {@code inspect} describes it
  * @param trainableParams parameters trainable at the end of the run
  */
@@ -58,6 +61,7 @@ public record RunSummary(
         Map<String, String> skippedImages,
         double wallSeconds,
         long peakRssBytes,
+        int segments,
         String policy,
         long trainableParams) {
 

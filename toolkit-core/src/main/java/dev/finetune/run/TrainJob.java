@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.finetune.Versions;
 import dev.finetune.config.ConfigLoader;
-import dev.finetune.engine.MemoryUse;
 import dev.finetune.model.FastPathReport;
 import dev.finetune.train.FineTuner;
 import dev.finetune.train.TrainContext;
@@ -99,9 +98,9 @@ public final class TrainJob {
 
     private static Result go(ConfigLoader.Loaded config, RunDirectory run, List<TrainingListener> extra,
             TrainingCheckpoint.Loaded resume, FineTuner ft, TrainingData data) {
-        long t0 = System.nanoTime();
+        RunTime.Clock clock = RunTime.start(resume == null ? null : resume.meta().runTime());
         CheckpointListener checkpoints = new CheckpointListener(run, config.config().train().bestMetric(),
-                yaml(config));
+                yaml(config), clock);
         RunInfoListener info = new RunInfoListener(run, resume != null, checkpoints);
         List<TrainingListener> listeners = new ArrayList<>(Assembler.configuredListeners(config));
         listeners.add(checkpoints);
@@ -113,7 +112,7 @@ public final class TrainJob {
             b.resume(resume.meta().state(), resume.optimizerState());
         }
         TrainState state = b.build().fit();
-        RunSummary summary = info.summary(state, (System.nanoTime() - t0) / 1e9);
+        RunSummary summary = info.summary(state, clock.now());
         run.writeText(RunSummary.FILE, summary.toJson());
         return new Result(run.root(), state, summary);
     }
@@ -181,7 +180,7 @@ public final class TrainJob {
             last = s;
         }
 
-        RunSummary summary(TrainState state, double seconds) {
+        RunSummary summary(TrainState state, RunTime time) {
             boolean val = last != null && last.val() != null;
             return new RunSummary(
                     state.epochsCompleted(),
@@ -202,8 +201,9 @@ public final class TrainJob {
                     ctx.featureCacheUsed(),
                     ctx.cacheBuildSeconds(),
                     ctx.data().skipped().files(),
-                    seconds,
-                    MemoryUse.peakRssBytes(),
+                    time.seconds(),
+                    time.peakRssBytes(),
+                    time.segments(),
                     ctx.fineTuner().plan().policy().describe(),
                     ctx.fineTuner().plan().trainableParameterCount());
         }

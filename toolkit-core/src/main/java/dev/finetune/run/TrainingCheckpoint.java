@@ -47,6 +47,8 @@ public final class TrainingCheckpoint {
      * @param state the training state
      * @param configYaml the resolved experiment config
      * @param optimizerName the optimizer whose state is stored
+     * @param runTime the run's wall time and peak memory up to this checkpoint, or null (a checkpoint written outside a
+     *     run, or before checkpoints kept them)
      */
     public record Meta(
             String arch,
@@ -54,7 +56,14 @@ public final class TrainingCheckpoint {
             Preprocessing preprocessing,
             TrainState state,
             String configYaml,
-            String optimizerName) {}
+            String optimizerName,
+            RunTime runTime) {
+        /** Without run figures. */
+        public Meta(String arch, List<String> classNames, Preprocessing preprocessing, TrainState state,
+                String configYaml, String optimizerName) {
+            this(arch, classNames, preprocessing, state, configYaml, optimizerName, null);
+        }
+    }
 
     /**
      * Evaluation preprocessing, travelling with the model.
@@ -152,6 +161,9 @@ public final class TrainingCheckpoint {
         md.put("optimizer", meta.optimizerName() == null ? "" : meta.optimizerName());
         md.put("config", meta.configYaml() == null ? "" : meta.configYaml());
         md.put("versions", json(Versions.all()));
+        if (meta.runTime() != null) {
+            md.put("run_time", json(meta.runTime()));
+        }
         SafetensorsWriter.write(file, tensors, md, dtype);
     }
 
@@ -180,7 +192,8 @@ public final class TrainingCheckpoint {
                     JSON.readValue(md.get("preprocessing"), Preprocessing.class),
                     JSON.readValue(md.get("state"), TrainState.class),
                     md.get("config"),
-                    md.get("optimizer"));
+                    md.get("optimizer"),
+                    runTime(file, md.get("run_time")));
         } catch (JsonProcessingException | IllegalArgumentException | NullPointerException e) {
             throw new CheckpointException(file, "finetune checkpoint metadata is damaged: " + e.getMessage());
         }
@@ -190,6 +203,20 @@ public final class TrainingCheckpoint {
         meta.preprocessing().checked(file);
         checkClassNames(file, meta.classNames());
         return meta;
+    }
+
+    /** The run figures a checkpoint carries: absent is null (older files); present, they must make sense. */
+    private static RunTime runTime(Path file, String json) throws JsonProcessingException {
+        if (json == null) {
+            return null;
+        }
+        RunTime t = JSON.readValue(json, RunTime.class);
+        if (t == null || !(t.seconds() >= 0) || Double.isInfinite(t.seconds()) || t.peakRssBytes() < -1
+                || t.segments() < 1) {
+            throw new CheckpointException(file, "finetune checkpoint metadata is damaged: run_time " + json
+                    + " is not a wall time, a peak memory and a segment count");
+        }
+        return t;
     }
 
     /**

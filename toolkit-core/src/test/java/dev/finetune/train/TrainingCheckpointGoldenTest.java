@@ -47,6 +47,23 @@ class TrainingCheckpointGoldenTest {
         assertEquals(0.875, meta.state().best());
         assertTrue(Double.isNaN(meta.state().earlyStoppingBest()));
         assertEquals("sgd", meta.optimizerName());
+        assertEquals(null, meta.runTime(), "a file from before checkpoints kept the run's time has none");
+    }
+
+    @Test
+    void theRunsTimeTravelsInTheMetadataAndNonsenseThereIsRefused() throws Exception {
+        Map<String, String> md = new HashMap<>(golden());
+        md.put("run_time", "{\"seconds\":812.5,\"peakRssBytes\":1600000000,\"segments\":2}");
+        assertEquals(new dev.finetune.run.RunTime(812.5, 1_600_000_000L, 2),
+                TrainingCheckpoint.meta(Path.of("c.safetensors"), md).runTime());
+        for (String bad : List.of("{\"seconds\":-1,\"peakRssBytes\":0,\"segments\":1}",
+                "{\"seconds\":5,\"peakRssBytes\":0,\"segments\":0}", "[1, 2]", "{\"seconds\":\"x\"}")) {
+            md.put("run_time", bad);
+            CheckpointException e = assertThrows(CheckpointException.class,
+                    () -> TrainingCheckpoint.meta(Path.of("c.safetensors"), md), bad);
+            assertTrue(e.getMessage().startsWith("c.safetensors: finetune checkpoint metadata is damaged"),
+                    e.getMessage());
+        }
     }
 
     @Test
