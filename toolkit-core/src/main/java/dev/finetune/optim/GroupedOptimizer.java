@@ -33,11 +33,24 @@ public final class GroupedOptimizer implements AutoCloseable {
     private final Map<String, NDArray> buf1 = new LinkedHashMap<>();
     private final Map<String, NDArray> buf2 = new LinkedHashMap<>();
     private final Map<String, Long> steps = new LinkedHashMap<>();
+    /** SGD's update as one TorchScript call (loaded at the first step); null for Adam and for the NDArray version. */
+    private SgdStepScript sgdScript;
+    private boolean scriptedSgd;
 
     private GroupedOptimizer(OptimizerSettings settings, List<ParamSlot> slots, NDManager parent) {
         this.settings = settings;
         this.slots = List.copyOf(slots);
         this.stateManager = parent.newSubManager();
+        this.scriptedSgd = "sgd".equals(settings.name());
+    }
+
+    /**
+     * Whether SGD updates run as one TorchScript call ({@link SgdStepScript}, the default) or op by op with NDArrays
+     * (the reference the differential test compares it with). Both follow torch.optim.SGD.
+     */
+    GroupedOptimizer scriptedSgd(boolean on) {
+        scriptedSgd = on && "sgd".equals(settings.name());
+        return this;
     }
 
     /**
@@ -144,6 +157,10 @@ public final class GroupedOptimizer implements AutoCloseable {
     public void step(double lr) {
         try (Engines.NoGrad ng = Engines.noGrad()) {
             ng.getClass();
+            if (scriptedSgd) {
+                scriptedSgdStep(lr);
+                return;
+            }
             for (ParamSlot slot : slots) {
                 // One scope per parameter: its temporaries (a parameter-sized array or two) are freed before the next
                 // parameter's, not all at the end of the step (ResNet-18's whole network: ~90 MB at once).
@@ -155,14 +172,58 @@ public final class GroupedOptimizer implements AutoCloseable {
         }
     }
 
-    private void update(ParamSlot slot, double lr) {
-        Parameter param = slot.parameter();
-        if (!param.requiresGradient()) {
+    /** {@link #sgd} for every slot in one call; the gradient wrappers DJL makes are freed with the scope. */
+    private void scriptedSgdStep(double lr) {
+        int n = slots.size();
+        PtNDArray[] params = new PtNDArray[n];
+        PtNDArray[] grads = new PtNDArray[n];
+        double m = settings.momentum();
+        PtNDArray[] bufs = new PtNDArray[m != 0 ? n : 0];
+        boolean[] first = new boolean[n];
+        double[] lrs = new double[n];
+        double[] wds = new double[n];
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            for (int i = 0; i < n; i++) {
+                ParamSlot slot = slots.get(i);
+                checkTrainable(slot);
+                params[i] = (PtNDArray) slot.parameter().getArray();
+                grads[i] = (PtNDArray) params[i].getGradient();
+                lrs[i] = lr * slot.lrMult();
+                wds[i] = slot.weightDecay();
+                if (m != 0) {
+                    NDArray buf = buf1.get(slot.name());
+                    if (buf == null) {
+                        // torch.optim.SGD clones the first update into the buffer; the script copies it into this.
+                        buf = keep(params[i].zerosLike());
+                        buf1.put(slot.name(), buf);
+                        first[i] = true;
+                    }
+                    bufs[i] = (PtNDArray) buf;
+                }
+            }
+            if (sgdScript == null) {
+                sgdScript = new SgdStepScript(stateManager);
+            }
+            sgdScript.step(params, grads, bufs, first, lrs, wds, m, settings.dampening(), settings.nesterov());
+        }
+        for (ParamSlot slot : slots) {
+            steps.merge(slot.name(), 1L, Long::sum);
+        }
+    }
+
+    private static void checkTrainable(ParamSlot slot) {
+        if (!slot.parameter().requiresGradient()) {
             throw new FinetuneException(
                     ErrorKind.INTERNAL,
                     "invariant broken: frozen parameter " + slot.name() + " is in the optimizer; rebuild the"
                             + " optimizer after changing the freeze policy");
         }
+    }
+
+    private void update(ParamSlot slot, double lr) {
+        Parameter param = slot.parameter();
+        checkTrainable(slot);
         NDArray p = param.getArray();
         NDArray g = p.getGradient();
         double plr = lr * slot.lrMult();
@@ -314,7 +375,9 @@ public final class GroupedOptimizer implements AutoCloseable {
         if (old != null) {
             old.close();
         }
-        buffers.put(name, stateManager.create(t.data(), new ai.djl.ndarray.types.Shape(t.shape())));
+        // In libtorch's memory, not a view of a direct buffer that only the garbage collector frees (NativeCopies).
+        buffers.put(name, dev.finetune.engine.NativeCopies.floats(stateManager, t.data(),
+                new ai.djl.ndarray.types.Shape(t.shape())));
     }
 
     private static HostTensor toHost(NDArray a) {
@@ -323,6 +386,9 @@ public final class GroupedOptimizer implements AutoCloseable {
 
     @Override
     public void close() {
+        if (sgdScript != null) {
+            sgdScript.close();
+        }
         stateManager.close();
     }
 }

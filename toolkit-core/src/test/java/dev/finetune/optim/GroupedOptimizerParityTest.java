@@ -87,6 +87,24 @@ class GroupedOptimizerParityTest {
         }
     }
 
+    /** SGD's NDArray version (the reference for the scripted default, {@link SgdStepScript}) matches torch too. */
+    @ParameterizedTest
+    @ValueSource(strings = {"sgd_momentum", "sgd_nesterov", "sgd_dampening", "sgd_plain"})
+    void ndArraySgdMatchesTorchOptim(String name) {
+        JsonNode c = ref.get("cases").get(name);
+        Map<String, Parameter> params = parameters(initialValues());
+        try (GroupedOptimizer opt = optimizer(settings(c.get("settings")), params).scriptedSgd(false)) {
+            for (int t = 0; t < ref.get("steps").asInt(); t++) {
+                step(opt, params, t);
+                for (String p : params.keySet()) {
+                    assertClose(floats(c.get("after").get(p).get(t)), values(params.get(p)),
+                            name + " (NDArray ops): " + p + " after step " + (t + 1));
+                }
+            }
+            assertStateMatchesTorch(name, c.get("state"), opt.exportState());
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"sgd_momentum", "sgd_nesterov", "adam", "adamw"})
     void exportImportContinuesIdentically(String name) {
