@@ -42,6 +42,11 @@ public enum Workload {
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /**
+     * (b) as {@link #FULL_STEP}, with SGD's update run op by op with NDArrays ({@code -Dfinetune.sgd.scripted=false})
+     * instead of as one TorchScript call: what the scripted update gains.
+     */
+    FULL_STEP_SGD_OPS("full-step-sgd-ops", "full step, SGD update op by op", "full-step"),
+    /**
      * (b') Every parameter trainable, every BN keeping its statistics ({@code batchnorm: freeze-stats}), with
      * {@code train.channels_last: auto} (opt-in): channels-last behind its guard from 2^17 pixels per batch
      * ({@code ChannelsLastTraining}).
@@ -75,7 +80,7 @@ public enum Workload {
     /** The workloads of our own model, in report order. */
     public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, INFERENCE_FOLDED_OPS,
             INFERENCE_BF16,
-            FULL_STEP, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED,
+            FULL_STEP, FULL_STEP_SGD_OPS, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED,
             FROZEN_STEP_FOLDED_CL,
             FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16);
 

@@ -9,7 +9,6 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
@@ -26,13 +25,15 @@ import dev.finetune.data.TransformSpec;
 import dev.finetune.engine.Engines;
 import dev.finetune.model.ResNet;
 import dev.finetune.model.ResNetArch;
+import dev.finetune.optim.GroupedOptimizer;
 import dev.finetune.optim.OptimizerSettings;
+import dev.finetune.policy.FreezePolicy;
+import dev.finetune.policy.TensorInfo;
 import dev.finetune.train.FineTuner;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -95,6 +96,9 @@ final class WorkloadRunner {
         if (workload == Workload.INFERENCE_FOLDED_OPS) {
             System.setProperty(dev.finetune.model.GuardedPrefix.SCRIPTED_PROPERTY, "false"); // this child JVM only
         }
+        if (workload == Workload.FULL_STEP_SGD_OPS) {
+            System.setProperty(dev.finetune.optim.GroupedOptimizer.SCRIPTED_SGD_PROPERTY, "false"); // likewise
+        }
         // Every training workload is the library's own FineTuner.trainStep; the folded ones only ask it for a layout.
         // Its guard checks the first batch against the plain network, so a layout this host computes wrongly is not
         // what gets timed.
@@ -139,7 +143,8 @@ final class WorkloadRunner {
                             }
                         };
                     }
-                    case FULL_STEP, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP ->
+                    case FULL_STEP, FULL_STEP_SGD_OPS, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP,
+                            LAST_STAGE_STEP ->
                             (xi, yi) -> ft.trainStep(xi, yi, LR);
                     case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16 ->
                             (xi, yi) -> ft.trainStep(xi, yi, LR);
@@ -293,15 +298,22 @@ final class WorkloadRunner {
             Iteration step;
             if (train) {
                 List<Parameter> params = new ArrayList<>();
+                Map<String, Parameter> named = new LinkedHashMap<>();
+                List<TensorInfo> infos = new ArrayList<>();
                 for (Pair<String, Parameter> p : block.getParameters()) {
                     params.add(p.getValue());
+                    named.put(p.getKey(), p.getValue());
+                    infos.add(new TensorInfo(p.getKey(), p.getValue().getArray().getShape().getShape(), false, null));
                 }
                 boolean allTrain = params.stream().allMatch(p -> JniUtils.requiresGrad((PtNDArray) p.getArray()));
                 if (params.isEmpty() || !allTrain) {
                     throw new IllegalStateException("the TorchScript module's parameters do not require gradients"
                             + " after loading with trainParam=true (" + params.size() + " parameters)");
                 }
-                TorchScriptSgd sgd = new TorchScriptSgd(params, inputs);
+                // The same SGD update as our full step's (GroupedOptimizer, scripted by default): the ceiling differs
+                // from ours in the network only.
+                GroupedOptimizer sgd = GroupedOptimizer.build(OptimizerSettings.sgd(LR, MOMENTUM), named,
+                        FreezePolicy.trainAll().plan(infos), inputs);
                 Loss loss = Loss.softmaxCrossEntropyLoss("cross_entropy");
                 step = (xi, yi) -> {
                     try (GradientCollector gc = inputs.getEngine().newGradientCollector()) {
@@ -310,7 +322,7 @@ final class WorkloadRunner {
                         l.getFloat();
                         gc.backward(l);
                     }
-                    sgd.step();
+                    sgd.step(LR);
                 };
                 // One untimed step proves the backward reached the first layer: its weight must move.
                 float[] first = params.get(0).getArray().toFloatArray();
@@ -329,40 +341,6 @@ final class WorkloadRunner {
                     perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(),
                     SystemLoad.foreignPercent(before, after), SystemLoad.kernelPercent(before, after),
                     faultsPerIteration(before, after), null, null, null);
-        }
-    }
-
-    /** SGD with momentum over a TorchScript module's parameters, {@code torch.optim.SGD}'s update order. */
-    private static final class TorchScriptSgd {
-        private final List<Parameter> params;
-        private final NDManager stateManager;
-        private final Map<Parameter, NDArray> momentum = new HashMap<>();
-
-        TorchScriptSgd(List<Parameter> params, NDManager manager) {
-            this.params = params;
-            this.stateManager = manager.newSubManager();
-        }
-
-        void step() {
-            try (Engines.NoGrad g = Engines.noGrad();
-                    NDScope scope = new NDScope()) {
-                scope.suppressNotUsedWarning();
-                for (Parameter param : params) {
-                    NDArray p = param.getArray();
-                    NDArray grad = p.getGradient();
-                    NDArray buf = momentum.get(param);
-                    if (buf == null) {
-                        buf = grad.duplicate();
-                        NDScope.unregister(buf);
-                        buf.attach(stateManager);
-                        momentum.put(param, buf);
-                    } else {
-                        buf.muli(MOMENTUM).addi(grad);
-                    }
-                    p.subi(buf.mul(LR));
-                    JniUtils.zeroGrad((PtNDArray) p);
-                }
-            }
         }
     }
 

@@ -27,6 +27,13 @@ import java.util.Map;
  * Frozen parameters are never in it: no state, no decay, no update.
  */
 public final class GroupedOptimizer implements AutoCloseable {
+    /**
+     * System property: {@code -Dfinetune.sgd.scripted=false} runs SGD's update op by op with NDArrays instead of as one
+     * TorchScript call ({@link SgdStepScript}): for benchmarks side by side, and to rule the scripted path out when
+     * chasing a difference.
+     */
+    public static final String SCRIPTED_SGD_PROPERTY = "finetune.sgd.scripted";
+
     private final OptimizerSettings settings;
     private final List<ParamSlot> slots;
     private final NDManager stateManager;
@@ -41,7 +48,8 @@ public final class GroupedOptimizer implements AutoCloseable {
         this.settings = settings;
         this.slots = List.copyOf(slots);
         this.stateManager = parent.newSubManager();
-        this.scriptedSgd = "sgd".equals(settings.name());
+        this.scriptedSgd = "sgd".equals(settings.name())
+                && !"false".equals(System.getProperty(SCRIPTED_SGD_PROPERTY));
     }
 
     /**
