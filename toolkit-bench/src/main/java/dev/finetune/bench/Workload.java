@@ -42,7 +42,7 @@ public enum Workload {
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /**
-     * (b) as {@link #FULL_STEP}, with SGD's update run op by op with NDArrays ({@code -Dfinetune.sgd.scripted=false})
+     * (b) as {@link #FULL_STEP}, with SGD's update run op by op with NDArrays ({@code -Dfinetune.optimizer.scripted=false})
      * instead of as one TorchScript call: what the scripted update gains.
      */
     FULL_STEP_SGD_OPS("full-step-sgd-ops", "full step, SGD update op by op", "full-step"),

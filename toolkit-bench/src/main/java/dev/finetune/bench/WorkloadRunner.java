@@ -97,7 +97,7 @@ final class WorkloadRunner {
             System.setProperty(dev.finetune.model.GuardedPrefix.SCRIPTED_PROPERTY, "false"); // this child JVM only
         }
         if (workload == Workload.FULL_STEP_SGD_OPS) {
-            System.setProperty(dev.finetune.optim.GroupedOptimizer.SCRIPTED_SGD_PROPERTY, "false"); // likewise
+            System.setProperty(dev.finetune.optim.GroupedOptimizer.SCRIPTED_PROPERTY, "false"); // likewise
         }
         // Every training workload is the library's own FineTuner.trainStep; the folded ones only ask it for a layout.
         // Its guard checks the first batch against the plain network, so a layout this host computes wrongly is not

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.nn.Parameter;
 import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.JniUtils;
 import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
@@ -28,11 +29,11 @@ import java.util.Map;
  */
 public final class GroupedOptimizer implements AutoCloseable {
     /**
-     * System property: {@code -Dfinetune.sgd.scripted=false} runs SGD's update op by op with NDArrays instead of as one
-     * TorchScript call ({@link SgdStepScript}): for benchmarks side by side, and to rule the scripted path out when
-     * chasing a difference.
+     * System property: {@code -Dfinetune.optimizer.scripted=false} runs the update op by op with NDArrays instead of as
+     * one TorchScript call ({@link ScriptedUpdate}): for benchmarks side by side, and to rule the scripted path out
+     * when chasing a difference.
      */
-    public static final String SCRIPTED_SGD_PROPERTY = "finetune.sgd.scripted";
+    public static final String SCRIPTED_PROPERTY = "finetune.optimizer.scripted";
 
     private final OptimizerSettings settings;
     private final List<ParamSlot> slots;
@@ -40,24 +41,23 @@ public final class GroupedOptimizer implements AutoCloseable {
     private final Map<String, NDArray> buf1 = new LinkedHashMap<>();
     private final Map<String, NDArray> buf2 = new LinkedHashMap<>();
     private final Map<String, Long> steps = new LinkedHashMap<>();
-    /** SGD's update as one TorchScript call (loaded at the first step); null for Adam and for the NDArray version. */
-    private SgdStepScript sgdScript;
-    private boolean scriptedSgd;
+    /** The update as one TorchScript call (loaded at the first step); null for the NDArray version. */
+    private ScriptedUpdate script;
+    private boolean scripted;
 
     private GroupedOptimizer(OptimizerSettings settings, List<ParamSlot> slots, NDManager parent) {
         this.settings = settings;
         this.slots = List.copyOf(slots);
         this.stateManager = parent.newSubManager();
-        this.scriptedSgd = "sgd".equals(settings.name())
-                && !"false".equals(System.getProperty(SCRIPTED_SGD_PROPERTY));
+        this.scripted = !"false".equals(System.getProperty(SCRIPTED_PROPERTY));
     }
 
     /**
-     * Whether SGD updates run as one TorchScript call ({@link SgdStepScript}, the default) or op by op with NDArrays
-     * (the reference the differential test compares it with). Both follow torch.optim.SGD.
+     * Whether updates run as one TorchScript call ({@link ScriptedUpdate}, the default) or op by op with NDArrays (the
+     * reference the differential test compares it with). Both follow torch.optim.
      */
-    GroupedOptimizer scriptedSgd(boolean on) {
-        scriptedSgd = on && "sgd".equals(settings.name());
+    GroupedOptimizer scripted(boolean on) {
+        scripted = on;
         return this;
     }
 
@@ -165,8 +165,8 @@ public final class GroupedOptimizer implements AutoCloseable {
     public void step(double lr) {
         try (Engines.NoGrad ng = Engines.noGrad()) {
             ng.getClass();
-            if (scriptedSgd) {
-                scriptedSgdStep(lr);
+            if (scripted) {
+                scriptedStep(lr);
                 return;
             }
             for (ParamSlot slot : slots) {
@@ -180,14 +180,24 @@ public final class GroupedOptimizer implements AutoCloseable {
         }
     }
 
-    /** {@link #sgd} for every slot in one call; the gradient wrappers DJL makes are freed with the scope. */
-    private void scriptedSgdStep(double lr) {
+    /**
+     * {@link #sgd} or {@link #adam} for every slot in one call. The state is created as the NDArray versions create it
+     * (SGD's momentum buffer from the first update, Adam's moments as zeros); the gradient wrappers DJL makes are
+     * freed with the scope.
+     */
+    private void scriptedStep(double lr) {
         int n = slots.size();
+        boolean sgd = "sgd".equals(settings.name());
+        if (!sgd && !"adam".equals(settings.name()) && !"adamw".equals(settings.name())) {
+            throw new IllegalStateException(settings.name());
+        }
+        double m = settings.momentum();
         PtNDArray[] params = new PtNDArray[n];
         PtNDArray[] grads = new PtNDArray[n];
-        double m = settings.momentum();
-        PtNDArray[] bufs = new PtNDArray[m != 0 ? n : 0];
-        boolean[] first = new boolean[n];
+        PtNDArray[] first = new PtNDArray[sgd && m == 0 ? 0 : n];
+        PtNDArray[] second = new PtNDArray[sgd ? 0 : n];
+        boolean[] fresh = new boolean[n];
+        long[] counts = new long[n];
         double[] lrs = new double[n];
         double[] wds = new double[n];
         try (NDScope scope = new NDScope()) {
@@ -199,24 +209,40 @@ public final class GroupedOptimizer implements AutoCloseable {
                 grads[i] = (PtNDArray) params[i].getGradient();
                 lrs[i] = lr * slot.lrMult();
                 wds[i] = slot.weightDecay();
-                if (m != 0) {
-                    NDArray buf = buf1.get(slot.name());
-                    if (buf == null) {
-                        // torch.optim.SGD clones the first update into the buffer; the script copies it into this.
-                        buf = keep(params[i].zerosLike());
-                        buf1.put(slot.name(), buf);
-                        first[i] = true;
+                if (first.length > 0) {
+                    NDArray a = buf1.get(slot.name());
+                    if (a == null) {
+                        // SGD: torch.optim.SGD clones the first update into the buffer; the script copies it into this.
+                        a = keep(params[i].zerosLike());
+                        buf1.put(slot.name(), a);
+                        fresh[i] = true;
+                        if (!sgd) {
+                            buf2.put(slot.name(), keep(params[i].zerosLike()));
+                        }
                     }
-                    bufs[i] = (PtNDArray) buf;
+                    first[i] = (PtNDArray) a;
                 }
+                if (second.length > 0) {
+                    second[i] = (PtNDArray) buf2.get(slot.name());
+                }
+                counts[i] = steps.getOrDefault(slot.name(), 0L) + 1;
             }
-            if (sgdScript == null) {
-                sgdScript = new SgdStepScript(stateManager);
+            if (script == null) {
+                script = sgd ? ScriptedUpdate.sgd(stateManager) : ScriptedUpdate.adam(stateManager);
             }
-            sgdScript.step(params, grads, bufs, first, lrs, wds, m, settings.dampening(), settings.nesterov());
+            if (sgd) {
+                script.run(n, IValue.listFrom(params), IValue.listFrom(grads), IValue.listFrom(first),
+                        IValue.listFrom(fresh), IValue.listFrom(lrs), IValue.listFrom(wds), IValue.from(m),
+                        IValue.from(settings.dampening()), IValue.from(settings.nesterov()));
+            } else {
+                script.run(n, IValue.listFrom(params), IValue.listFrom(grads), IValue.listFrom(first),
+                        IValue.listFrom(second), IValue.listFrom(counts), IValue.listFrom(lrs), IValue.listFrom(wds),
+                        IValue.from(settings.beta1()), IValue.from(settings.beta2()), IValue.from(settings.eps()),
+                        IValue.from("adamw".equals(settings.name())));
+            }
         }
-        for (ParamSlot slot : slots) {
-            steps.merge(slot.name(), 1L, Long::sum);
+        for (int i = 0; i < n; i++) {
+            steps.put(slots.get(i).name(), counts[i]);
         }
     }
 
@@ -394,8 +420,8 @@ public final class GroupedOptimizer implements AutoCloseable {
 
     @Override
     public void close() {
-        if (sgdScript != null) {
-            sgdScript.close();
+        if (script != null) {
+            script.close();
         }
         stateManager.close();
     }

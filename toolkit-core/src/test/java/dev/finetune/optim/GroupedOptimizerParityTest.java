@@ -87,13 +87,14 @@ class GroupedOptimizerParityTest {
         }
     }
 
-    /** SGD's NDArray version (the reference for the scripted default, {@link SgdStepScript}) matches torch too. */
+    /** The NDArray versions (the reference for the scripted default, {@link ScriptedUpdate}) match torch too. */
     @ParameterizedTest
-    @ValueSource(strings = {"sgd_momentum", "sgd_nesterov", "sgd_dampening", "sgd_plain"})
-    void ndArraySgdMatchesTorchOptim(String name) {
+    @ValueSource(strings = {"sgd_momentum", "sgd_nesterov", "sgd_dampening", "sgd_plain", "adam", "adamw",
+        "adamw_decay_all"})
+    void ndArrayUpdateMatchesTorchOptim(String name) {
         JsonNode c = ref.get("cases").get(name);
         Map<String, Parameter> params = parameters(initialValues());
-        try (GroupedOptimizer opt = optimizer(settings(c.get("settings")), params).scriptedSgd(false)) {
+        try (GroupedOptimizer opt = optimizer(settings(c.get("settings")), params).scripted(false)) {
             for (int t = 0; t < ref.get("steps").asInt(); t++) {
                 step(opt, params, t);
                 for (String p : params.keySet()) {
