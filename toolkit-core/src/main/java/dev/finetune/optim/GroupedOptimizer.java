@@ -112,7 +112,9 @@ public final class GroupedOptimizer implements AutoCloseable {
             String name = d.name();
             Parameter p = tensors.get(name);
             double mult = 1;
-            boolean noDecay = !settings.decayNormAndBias() && p.getShape().dimension() <= 1;
+            // A TorchScript module's parameters have no declared shape, only their array's.
+            int dims = p.getShape() != null ? p.getShape().dimension() : p.getArray().getShape().dimension();
+            boolean noDecay = !settings.decayNormAndBias() && dims <= 1;
             double wd = noDecay ? 0 : settings.weightDecay();
             String group = noDecay && settings.weightDecay() > 0 ? "base (no decay: bias/norm)" : "base";
             for (int i = 0; i < patterns.size(); i++) {

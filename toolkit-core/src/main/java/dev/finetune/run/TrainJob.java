@@ -162,6 +162,7 @@ public final class TrainJob {
             info.put("trainable_params", ctx.fineTuner().plan().trainableParameterCount());
             info.put("frozen_params", ctx.fineTuner().plan().frozenParameterCount());
             info.put("fast_path", ctx.fineTuner().fastPathReports().stream().map(FastPathReport::toMap).toList());
+            info.put("huge_pages", dev.finetune.engine.HugePages.describe());
             run.writeText(infoFile, json(info));
         }
 
