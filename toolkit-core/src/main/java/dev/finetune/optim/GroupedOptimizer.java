@@ -189,6 +189,9 @@ public final class GroupedOptimizer implements AutoCloseable {
      */
     private void scriptedStep(double lr) {
         int n = slots.size();
+        if (n == 0) {
+            return; // nothing trains (the NDArray loop does nothing either); an empty list has no element type to pass
+        }
         boolean sgd = "sgd".equals(settings.name());
         if (!sgd && !"adam".equals(settings.name()) && !"adamw".equals(settings.name())) {
             throw new IllegalStateException(settings.name());

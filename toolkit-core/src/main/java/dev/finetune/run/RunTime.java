@@ -7,7 +7,8 @@ import dev.finetune.engine.MemoryUse;
  * continued with {@code finetune train --resume} is one run: its summary adds up the segments' wall times and takes the
  * highest of their peaks, so that {@code summary.json}, the experiment table and the report give the whole run's cost,
  * not the last process's. Every checkpoint carries the figures up to its writing ({@code run_time} in its metadata);
- * time after the last checkpoint of a killed process is not counted, and neither is the work it redid.
+ * the time a killed process spent after its last checkpoint is not counted (the resumed process redoes that work, and
+ * its time is).
  *
  * @param seconds wall seconds of training (from the first step's setup to the end), all segments so far
  * @param peakRssBytes the highest peak resident memory of the segments, or -1 where the OS does not say
