@@ -284,20 +284,13 @@ class GroupedOptimizerParityTest {
     /** Trainable DJL parameters with the given values, in the reference's order. */
     private Map<String, Parameter> parameters(Map<String, float[]> values) {
         Map<String, Parameter> out = new LinkedHashMap<>();
-        values.forEach((name, v) -> {
-            Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build();
-            p.setArray(manager.create(v, new Shape(shape(name))));
-            p.freeze(false);
-            out.put(name, p);
-        });
+        values.forEach((name, v) -> out.put(name, OptimizerFixtures.trainable(name,
+                manager.create(v, new Shape(shape(name))))));
         return out;
     }
 
     private GroupedOptimizer optimizer(OptimizerSettings s, Map<String, Parameter> params) {
-        List<TensorInfo> infos = new ArrayList<>();
-        params.forEach((n, p) -> infos.add(new TensorInfo(n, p.getShape().getShape(), false, null)));
-        FreezePlan plan = FreezePolicy.trainAll().plan(infos);
-        return GroupedOptimizer.build(s, params, plan, manager);
+        return OptimizerFixtures.overAll(s, params, manager);
     }
 
     /** Gradients of step {@code t}, then one update at that step's base learning rate. */

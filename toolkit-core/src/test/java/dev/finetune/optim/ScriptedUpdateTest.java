@@ -12,10 +12,7 @@ import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.engine.Engines;
 import dev.finetune.engine.NativeCopies;
-import dev.finetune.policy.FreezePolicy;
-import dev.finetune.policy.TensorInfo;
 import dev.finetune.testing.TorchReference;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -126,19 +123,13 @@ class ScriptedUpdateTest {
 
     private Map<String, Parameter> parameters() {
         Map<String, Parameter> out = new LinkedHashMap<>();
-        weights.forEach((name, t) -> {
-            Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).build();
-            p.setArray(NativeCopies.floats(manager, t.data(), new Shape(t.shape())));
-            p.freeze(false);
-            out.put(name, p);
-        });
+        weights.forEach((name, t) -> out.put(name, OptimizerFixtures.trainable(name,
+                NativeCopies.floats(manager, t.data(), new Shape(t.shape())))));
         return out;
     }
 
     private GroupedOptimizer optimizer(OptimizerSettings s, Map<String, Parameter> params) {
-        List<TensorInfo> infos = new ArrayList<>();
-        params.forEach((n, p) -> infos.add(new TensorInfo(n, p.getShape().getShape(), false, null)));
-        return GroupedOptimizer.build(s, params, FreezePolicy.trainAll().plan(infos), manager);
+        return OptimizerFixtures.overAll(s, params, manager);
     }
 
     /** Step {@code t}'s gradients: seeded, uniform in ±1.7e-3 (a standard deviation of 1e-3, like a real step's). */
