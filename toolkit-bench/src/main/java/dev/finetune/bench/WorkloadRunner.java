@@ -297,14 +297,13 @@ final class WorkloadRunner {
             long setupRss = ProcessMemory.rssKb();
             Iteration step;
             if (train) {
-                List<Parameter> params = new ArrayList<>();
                 Map<String, Parameter> named = new LinkedHashMap<>();
                 List<TensorInfo> infos = new ArrayList<>();
                 for (Pair<String, Parameter> p : block.getParameters()) {
-                    params.add(p.getValue());
                     named.put(p.getKey(), p.getValue());
                     infos.add(new TensorInfo(p.getKey(), p.getValue().getArray().getShape().getShape(), false, null));
                 }
+                List<Parameter> params = new ArrayList<>(named.values());
                 boolean allTrain = params.stream().allMatch(p -> JniUtils.requiresGrad((PtNDArray) p.getArray()));
                 if (params.isEmpty() || !allTrain) {
                     throw new IllegalStateException("the TorchScript module's parameters do not require gradients"

@@ -1,9 +1,5 @@
 package dev.finetune.engine;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-
 /**
  * libtorch's own switch for transparent huge pages, {@code THP_MEM_ALLOC_ENABLE=1} in the environment: libtorch 2.x's
  * CPU allocator then aligns every buffer of 2 MiB or more to 2 MiB and advises the kernel to back it with huge pages
@@ -26,21 +22,7 @@ public final class HugePages {
     public static String describe() {
         String set = System.getenv(VARIABLE);
         String what = set == null ? VARIABLE + " unset (off)" : VARIABLE + "=" + set;
-        long huge = anonHugePagesBytes();
+        long huge = MemoryUse.anonHugePagesBytes();
         return what + (huge >= 0 ? String.format(java.util.Locale.ROOT, "; %d MiB in huge pages", huge >> 20) : "");
-    }
-
-    /** Anonymous memory backed by transparent huge pages now (AnonHugePages), or -1 where /proc does not say. */
-    public static long anonHugePagesBytes() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/smaps_rollup"))) {
-                if (line.startsWith("AnonHugePages:")) {
-                    return Long.parseLong(line.substring("AnonHugePages:".length()).trim().split("\\s+")[0]) * 1024;
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            return -1;
-        }
-        return -1;
     }
 }

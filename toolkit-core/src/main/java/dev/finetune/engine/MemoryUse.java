@@ -18,6 +18,11 @@ public final class MemoryUse {
         return field("VmRSS:");
     }
 
+    /** Anonymous memory the kernel backs with transparent huge pages now (AnonHugePages), in bytes, or -1. */
+    public static long anonHugePagesBytes() {
+        return field(Path.of("/proc/self/smaps_rollup"), "AnonHugePages:");
+    }
+
     /** glibc's {@code malloc_trim}, looked up once; null off glibc. */
     private static final com.sun.jna.Function MALLOC_TRIM = mallocTrim();
 
@@ -52,8 +57,13 @@ public final class MemoryUse {
     }
 
     private static long field(String name) {
+        return field(Path.of("/proc/self/status"), name);
+    }
+
+    /** A "Name:  123 kB" line of a /proc file, in bytes, or -1. */
+    private static long field(Path file, String name) {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            for (String line : Files.readAllLines(file)) {
                 if (line.startsWith(name)) {
                     String[] parts = line.substring(name.length()).trim().split("\\s+");
                     return Long.parseLong(parts[0]) * 1024;

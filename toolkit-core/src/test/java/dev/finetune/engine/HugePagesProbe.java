@@ -48,7 +48,7 @@ public final class HugePagesProbe {
             }
             System.out.println("parameters " + HexFormat.of().formatHex(sha.digest()));
             System.out.println("huge pages: " + HugePages.describe());
-            System.out.println("anon huge bytes " + HugePages.anonHugePagesBytes());
+            System.out.println("anon huge bytes " + MemoryUse.anonHugePagesBytes());
         }
     }
 }
