@@ -1,5 +1,6 @@
 """Writes toolkit-core's sgd_step.pt and adam_step.pt: torch.optim.SGD's and torch.optim.Adam/AdamW's updates
-(their single-tensor loops in torch 1.13) over all of an optimizer's parameters, each in one TorchScript call.
+(their single-tensor loops in torch 1.13) over all of an optimizer's parameters, each in one TorchScript call; and
+ema_step.pt, the weight EMA's update after a step (timm's ModelEmaV2) and its swap with the model's weights.
 
 Why TorchScript files: DJL 0.36's JNI has no `add(other, alpha=...)`, `addcmul_` or `addcdiv_`, so the same updates
 written with NDArrays need a separate multiplication, and a parameter-sized temporary, for every scaled term: SGD with
@@ -16,6 +17,10 @@ nesterov.
 Adam arguments: params, grads, exp_avgs, exp_avg_sqs, per-parameter step counts (this update's, already counted),
 lrs and weight decays, beta1, beta2, eps, decoupled (AdamW's decay of the weights instead of L2 in the gradient).
 Both return the number of parameters updated.
+EMA arguments: averages, the model's tensors, decay, swap. Without swap: ema = decay * ema + (1 - decay) * w in
+ModelEmaV2's order of operations (so the same float32 roundings as timm and as the NDArray version); with swap, each
+pair exchanges its values in place (validation and ema.safetensors run on the averages, and a second swap restores
+the model bit for bit, with no host copies). Returns the number of pairs.
 
 Run with Debian's python3 (torch 1.13); the archives load in DJL's libtorch 2.x.
   /usr/bin/python3 scripts/torchscript/make_optimizer_steps.py
@@ -77,11 +82,26 @@ class AdamStep(torch.nn.Module):
         return len(params)
 
 
+class EmaStep(torch.nn.Module):
+    def forward(self, averages: List[torch.Tensor], tensors: List[torch.Tensor], decay: float, swap: bool) -> int:
+        for i in range(len(averages)):
+            average = averages[i]
+            tensor = tensors[i]
+            if swap:
+                held = tensor.clone()
+                tensor.copy_(average)
+                average.copy_(held)
+            else:
+                scaled = tensor * (1.0 - decay)
+                average.mul_(decay).add_(scaled)
+        return len(averages)
+
+
 if __name__ == "__main__":
     folder = os.path.join(os.path.dirname(__file__), "..", "..", "toolkit-core", "src", "main", "resources", "dev",
                           "finetune", "optim")
     os.makedirs(folder, exist_ok=True)
-    for name, module in (("sgd_step.pt", SgdStep()), ("adam_step.pt", AdamStep())):
+    for name, module in (("sgd_step.pt", SgdStep()), ("adam_step.pt", AdamStep()), ("ema_step.pt", EmaStep())):
         out = os.path.normpath(os.path.join(folder, name))
         torch.jit.script(module).save(out)
         print(out, os.path.getsize(out), "bytes, torch", torch.__version__)

@@ -21,8 +21,11 @@ import java.io.UncheckedIOException;
  * Adam about 14 passes where PyTorch makes 9 — and several JNI calls per parameter. {@link GroupedOptimizer} keeps
  * the NDArray versions as the reference ({@code ScriptedUpdateTest}); both match torch.optim
  * ({@code GroupedOptimizerParityTest}).
+ *
+ * <p>{@code ema_step.pt} does the same for the weight EMA ({@code dev.finetune.train.WeightEma}): its update after
+ * every step, and the exchange of averages and weights around the EMA's validation and checkpoint.
  */
-final class ScriptedUpdate implements AutoCloseable {
+public final class ScriptedUpdate implements AutoCloseable {
     private final String resource;
     private final PtSymbolBlock module;
 
@@ -49,10 +52,19 @@ final class ScriptedUpdate implements AutoCloseable {
     }
 
     /**
+     * The weight EMA's ({@code dev.finetune.train.WeightEma}): (averages, tensors, decay, swap) — without swap
+     * {@code average = decay·average + (1 − decay)·tensor} in timm's ModelEmaV2 order of operations, with swap the two
+     * lists exchange their values in place.
+     */
+    public static ScriptedUpdate ema(NDManager manager) {
+        return new ScriptedUpdate("ema_step.pt", manager);
+    }
+
+    /**
      * Runs the update on {@code args} (the module's arguments, in its order; closed here) and checks it updated
      * {@code parameters} parameters.
      */
-    void run(int parameters, IValue... args) {
+    public void run(int parameters, IValue... args) {
         // The graph executor's optimizer (on by default, per thread) could profile the first calls and run a rewritten
         // graph later; off, every call runs the same ops (as FoldedResNetScript does).
         JniUtils.setGraphExecutorOptimize(false);
