@@ -37,6 +37,15 @@ public final class SafetensorsWriter {
      * @throws dev.finetune.FinetuneException {@link dev.finetune.ErrorKind#OUTPUT} if the file cannot be written
      */
     public static void write(Path out, Map<String, HostTensor> tensors, Map<String, String> metadata, String dtype) {
+        writeEntries(out, TensorEntry.of(tensors), metadata, dtype);
+    }
+
+    /**
+     * {@link #write} for entries whose values are read as the writer reaches each one ({@link TensorEntry}): the
+     * header from types and shapes, then one tensor's values on the heap at a time.
+     */
+    public static void writeEntries(Path out, Map<String, TensorEntry> tensors, Map<String, String> metadata,
+            String dtype) {
         Dtype floatType = Dtype.parse(dtype);
         if (floatType != Dtype.F32 && floatType != Dtype.F16) {
             throw new IllegalArgumentException("safetensors dtype must be F32 or F16, found " + dtype);
@@ -49,12 +58,12 @@ public final class SafetensorsWriter {
         Dtype[] stored = new Dtype[tensors.size()];
         long offset = 0;
         int i = 0;
-        for (Map.Entry<String, HostTensor> e : tensors.entrySet()) {
+        for (Map.Entry<String, TensorEntry> e : tensors.entrySet()) {
             if (e.getKey().equals("__metadata__")) {
                 throw new IllegalArgumentException("a tensor cannot be named __metadata__ in safetensors");
             }
-            HostTensor t = e.getValue();
-            Dtype type = storedType(t, floatType);
+            TensorEntry t = e.getValue();
+            Dtype type = storedType(t.sourceDtype(), floatType);
             stored[i++] = type;
             long bytes = t.numel() * type.size;
             ObjectNode entry = header.putObject(e.getKey());
@@ -78,14 +87,14 @@ public final class SafetensorsWriter {
             stream.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(padded).array());
             stream.write(headerBytes);
             int k = 0;
-            for (HostTensor t : tensors.values()) {
-                stored[k++].writeAll(t.data(), stream);
+            for (TensorEntry t : tensors.values()) {
+                stored[k++].writeAll(t.read().data(), stream);
             }
         });
     }
 
-    private static Dtype storedType(HostTensor t, Dtype floatType) {
-        Dtype source = Dtype.parse(t.sourceDtype());
+    private static Dtype storedType(String sourceDtype, Dtype floatType) {
+        Dtype source = Dtype.parse(sourceDtype);
         return source != null && !source.isFloatingPoint() ? source : floatType;
     }
 }

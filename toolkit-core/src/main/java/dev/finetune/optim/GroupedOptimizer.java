@@ -11,6 +11,7 @@ import dev.finetune.ConfigException;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
 import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.checkpoint.TensorEntry;
 import dev.finetune.engine.Engines;
 import dev.finetune.policy.FreezePlan;
 import dev.finetune.policy.NamePattern;
@@ -371,20 +372,25 @@ public final class GroupedOptimizer implements AutoCloseable {
      * {@code <param>.exp_avg} / {@code .exp_avg_sq} (Adam), {@code <param>.step}.
      */
     public LinkedHashMap<String, HostTensor> exportState() {
-        LinkedHashMap<String, HostTensor> out = new LinkedHashMap<>();
+        return TensorEntry.readAll(stateEntries());
+    }
+
+    /** {@link #exportState}'s tensors, each copied out of the engine when a checkpoint writer reads it. */
+    public LinkedHashMap<String, TensorEntry> stateEntries() {
+        LinkedHashMap<String, TensorEntry> out = new LinkedHashMap<>();
         boolean sgd = "sgd".equals(settings.name());
         for (ParamSlot s : slots) {
             NDArray a = buf1.get(s.name());
             if (a != null) {
-                out.put(s.name() + (sgd ? ".momentum_buffer" : ".exp_avg"), toHost(a));
+                out.put(s.name() + (sgd ? ".momentum_buffer" : ".exp_avg"), entry(a));
             }
             NDArray b = buf2.get(s.name());
             if (b != null) {
-                out.put(s.name() + ".exp_avg_sq", toHost(b));
+                out.put(s.name() + ".exp_avg_sq", entry(b));
             }
             Long t = steps.get(s.name());
             if (t != null) {
-                out.put(s.name() + ".step", new HostTensor("I64", new long[0], new float[] {t}));
+                out.put(s.name() + ".step", new TensorEntry("I64", new long[0], () -> new float[] {t}));
             }
         }
         return out;
@@ -419,8 +425,8 @@ public final class GroupedOptimizer implements AutoCloseable {
                 new ai.djl.ndarray.types.Shape(t.shape())));
     }
 
-    private static HostTensor toHost(NDArray a) {
-        return HostTensor.of(a.getShape().getShape(), a.toFloatArray());
+    private static TensorEntry entry(NDArray a) {
+        return TensorEntry.f32(a.getShape().getShape(), a::toFloatArray);
     }
 
     @Override

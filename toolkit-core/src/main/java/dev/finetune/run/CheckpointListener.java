@@ -90,6 +90,6 @@ public final class CheckpointListener implements TrainingListener {
                 configYaml,
                 ft.optimizer().settings().name(),
                 clock.now()), withOptimizer, "F32",
-                ctx.ema() == null || !withOptimizer ? java.util.Map.of() : ctx.ema().exportState());
+                ctx.ema() == null || !withOptimizer ? java.util.Map.of() : ctx.ema().stateEntries());
     }
 }

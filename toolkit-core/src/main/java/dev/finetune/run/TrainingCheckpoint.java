@@ -11,6 +11,7 @@ import dev.finetune.checkpoint.CheckpointFormat;
 import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.checkpoint.SafetensorsWriter;
+import dev.finetune.checkpoint.TensorEntry;
 import dev.finetune.data.Interpolation;
 import dev.finetune.data.TransformSpec;
 import dev.finetune.train.FineTuner;
@@ -145,10 +146,11 @@ public final class TrainingCheckpoint {
      * {@code ema.NAME}), stored with the optimizer's under the {@code optimizer.} prefix that loading skips.
      */
     public static void write(Path file, FineTuner ft, Meta meta, boolean withOptimizer, String dtype,
-            Map<String, HostTensor> extraState) {
-        LinkedHashMap<String, HostTensor> tensors = StateDicts.export(ft.model());
+            Map<String, TensorEntry> extraState) {
+        // Entries, not copies: the writer reads one tensor out of the engine at a time (TensorEntry).
+        LinkedHashMap<String, TensorEntry> tensors = StateDicts.entries(ft.model());
         if (withOptimizer) {
-            ft.optimizer().exportState().forEach((k, v) -> tensors.put(OPTIMIZER_PREFIX + k, v));
+            ft.optimizer().stateEntries().forEach((k, v) -> tensors.put(OPTIMIZER_PREFIX + k, v));
             extraState.forEach((k, v) -> tensors.put(OPTIMIZER_PREFIX + k, v));
         }
         Map<String, String> md = new LinkedHashMap<>();
@@ -164,7 +166,7 @@ public final class TrainingCheckpoint {
         if (meta.runTime() != null) {
             md.put("run_time", json(meta.runTime()));
         }
-        SafetensorsWriter.write(file, tensors, md, dtype);
+        SafetensorsWriter.writeEntries(file, tensors, md, dtype);
     }
 
     /** Reads a toolkit checkpoint; another format, or an unknown version, is a checkpoint error. */

@@ -6,6 +6,7 @@ import ai.djl.nn.Parameter;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.IValue;
 import dev.finetune.checkpoint.HostTensor;
+import dev.finetune.checkpoint.TensorEntry;
 import dev.finetune.engine.Engines;
 import dev.finetune.model.BnMode;
 import dev.finetune.optim.GroupedOptimizer;
@@ -182,14 +183,25 @@ public final class WeightEma implements AutoCloseable {
 
     /** The averages that differ from the model's, keyed {@code ema.NAME}, for a training checkpoint. */
     public Map<String, HostTensor> exportState() {
+        return TensorEntry.readAll(stateEntries());
+    }
+
+    /** {@link #exportState}'s tensors, each copied out of the engine when a checkpoint writer reads it. */
+    public LinkedHashMap<String, TensorEntry> stateEntries() {
         if (swapped) {
             // The averages are in the model and the model's own weights here: exporting now would swap them.
             throw new IllegalStateException("the EMA's state cannot be exported while its averages are in the model");
         }
-        Map<String, HostTensor> out = new LinkedHashMap<>();
+        LinkedHashMap<String, TensorEntry> out = new LinkedHashMap<>();
         for (String name : touched) {
             NDArray s = shadow.get(name);
-            out.put(STATE_PREFIX + name, HostTensor.of(s.getShape().getShape(), s.toFloatArray()));
+            out.put(STATE_PREFIX + name, TensorEntry.f32(s.getShape().getShape(), () -> {
+                if (swapped) {
+                    throw new IllegalStateException("the EMA's state cannot be read while its averages are in the"
+                            + " model");
+                }
+                return s.toFloatArray();
+            }));
         }
         return out;
     }

@@ -53,6 +53,39 @@ class SafetensorsTest {
         assertEquals(Map.of("step", "10"), checkpoint.metadata());
     }
 
+    /**
+     * Entries read as the writer reaches them ({@link TensorEntry}, what training checkpoints use) give the same bytes
+     * as tensors copied up front; each is read once, in order, after the previous one was written; and an entry whose
+     * values do not fit its shape fails the write and leaves no file (the header was already computed from shapes).
+     */
+    @Test
+    void entriesReadOneAtATimeWriteTheSameBytes() throws IOException {
+        Path eager = dir.resolve("eager.safetensors");
+        Path lazy = dir.resolve("lazy.safetensors");
+        SafetensorsWriter.write(eager, sample(), Map.of("k", "v"), "F32");
+        List<String> reads = new ArrayList<>();
+        LinkedHashMap<String, TensorEntry> entries = new LinkedHashMap<>();
+        sample().forEach((name, t) -> entries.put(name, new TensorEntry(t.sourceDtype(), t.shape(), () -> {
+            reads.add(name);
+            return t.data();
+        })));
+        assertTrue(reads.isEmpty());
+        SafetensorsWriter.writeEntries(lazy, entries, Map.of("k", "v"), "F32");
+        assertEquals(new ArrayList<>(sample().keySet()), reads, "each entry read once, in the file's order");
+        assertArrayEquals(Files.readAllBytes(eager), Files.readAllBytes(lazy));
+
+        Path bad = dir.resolve("bad.safetensors");
+        LinkedHashMap<String, TensorEntry> wrong = new LinkedHashMap<>(entries);
+        wrong.put("short", TensorEntry.f32(new long[] {3}, () -> new float[2]));
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> SafetensorsWriter.writeEntries(bad, wrong, Map.of(), "F32"));
+        assertTrue(e.getMessage().contains("[3]"), e.getMessage());
+        assertTrue(!Files.exists(bad), "no partial file");
+        try (var left = Files.list(dir)) {
+            assertTrue(left.noneMatch(f -> f.getFileName().toString().startsWith(".bad")), "no temporary file");
+        }
+    }
+
     @Test
     void f16StoresFloatsAsHalfAndKeepsIntegers() {
         Path file = dir.resolve("half.safetensors");
