@@ -8,8 +8,9 @@ package dev.finetune.engine;
  * <p>Opt-in, and left to the user, because it is a trade that depends on the run (measured side by side in
  * {@code docs/performance.md}, 2026-12-05): a full fine-tune step of ResNet-18 in a fresh process peaks 32 % lower at
  * 32×224 (1.86–1.92 GB to 1.28–1.31 GB, below PyTorch 1.13's 1.51–1.56 GB) with 90 % fewer page faults and the same
- * speed, but inference and partly frozen steps peak 5–35 % higher, and whole Fashion-MNIST training runs took 7–13 %
- * longer per epoch with a peak RSS from 34 % lower to 1 % higher. No value changes, only where buffers lie
+ * speed, but inference and partly frozen steps peak 5–35 % higher, and whole Fashion-MNIST training runs took 5–13 %
+ * longer per epoch (with or without {@code malloc_trim} at epoch seams) for no lower peak RSS than the spread of
+ * identical runs. No value changes, only where buffers lie
  * ({@code HugePagesTest}). Run records say whether it was on ({@link #describe()}).
  */
 public final class HugePages {
