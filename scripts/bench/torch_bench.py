@@ -9,6 +9,8 @@ over the trainable parameters, cross-entropy on random labels, loss.item() every
   inference        model.eval(), torch.no_grad()
   full-step        everything trains, model.train()
   full-step-frozen-bn  everything trains, every BN in eval mode (batchnorm: freeze-stats), NCHW
+  full-step-bf16-mixed  full-step's forward under torch.autocast("cpu", dtype=torch.bfloat16), logits converted to
+                   float32 for the loss (train.precision: bf16-mixed); not in the default list (needs bf16 instructions)
   frozen-step      only fc trains, every BN in eval mode (linear probe)
   last-stage-step  layer4 + fc train, BN in eval mode except layer4's
 
@@ -93,7 +95,7 @@ def build(workload):
     if workload == "inference":
         model.eval()
         return model, None
-    if workload == "full-step":
+    if workload in ("full-step", "full-step-bf16-mixed"):
         model.train()
     elif workload == "full-step-frozen-bn":
         model.eval()  # every parameter still requires grad; BN uses its running statistics
@@ -142,7 +144,12 @@ def run_one(workload, batch, size, iters, warmup, threads):
                 model(x)
         else:
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
+            if workload == "full-step-bf16-mixed":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+            else:
+                loss = F.cross_entropy(model(x), y)
             loss.item()
             loss.backward()
             optimizer.step()

@@ -24,6 +24,10 @@ final class TorchSide {
 
     private final BenchSettings settings;
 
+    /** torch_bench.py's WORKLOADS (its default list). */
+    private static final List<String> DEFAULT_WORKLOADS = List.of("inference", "full-step", "full-step-frozen-bn",
+            "frozen-step", "last-stage-step");
+
     TorchSide(BenchSettings settings) {
         this.settings = settings;
     }
@@ -33,10 +37,16 @@ final class TorchSide {
 
     Results run(Consumer<String> progress) {
         String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
+        // The script's default workloads, and the bf16 one when ours is measured (it needs bf16 instructions).
+        List<String> workloads = new ArrayList<>(DEFAULT_WORKLOADS);
+        if (settings.workloads().contains(Workload.FULL_STEP_BF16_MIXED) && !Workload.FULL_STEP_BF16_MIXED.bf16Missing()) {
+            workloads.add(Workload.FULL_STEP_BF16_MIXED.torchCounterpart());
+        }
         JsonNode root = runScript(progress,
                 "--shapes", shapes, "--iters", Integer.toString(settings.iters()),
                 "--warmup", Integer.toString(settings.warmup()), "--threads", Integer.toString(settings.threads()),
-                "--max-foreign-load", Double.toString(settings.maxForeignLoad()));
+                "--max-foreign-load", Double.toString(settings.maxForeignLoad()),
+                "--workloads", String.join(",", workloads));
         List<Measurement> out = new ArrayList<>();
         for (JsonNode r : root.get("results")) {
             List<Double> times = new ArrayList<>();

@@ -42,6 +42,13 @@ public enum Workload {
     /** (b) Forward, backward and an SGD step with every parameter trainable, BN in train mode. */
     FULL_STEP("full-step", "full fine-tune step (all trainable)", "full-step"),
     /**
+     * (b) as {@link #FULL_STEP} in bf16 mixed precision ({@code train.precision: bf16-mixed}: the forward and backward
+     * as one TorchScript call with convolutions and the head in bfloat16, as {@code torch.autocast}), behind its guard
+     * (checked against the float32 step on the first step). Skipped, with a note, on a CPU without bf16 instructions.
+     */
+    FULL_STEP_BF16_MIXED("full-step-bf16-mixed", "full step, bf16 mixed precision (train.precision: bf16-mixed)",
+            "full-step-bf16-mixed"),
+    /**
      * (b) as {@link #FULL_STEP}, with SGD's update run op by op with NDArrays ({@code -Dfinetune.optimizer.scripted=false})
      * instead of as one TorchScript call: what the scripted update gains.
      */
@@ -80,7 +87,7 @@ public enum Workload {
     /** The workloads of our own model, in report order. */
     public static final List<Workload> OURS = List.of(INFERENCE, INFERENCE_SCOPED, INFERENCE_FOLDED, INFERENCE_FOLDED_OPS,
             INFERENCE_BF16,
-            FULL_STEP, FULL_STEP_SGD_OPS, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED,
+            FULL_STEP, FULL_STEP_BF16_MIXED, FULL_STEP_SGD_OPS, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP, LAST_STAGE_STEP, FROZEN_STEP_FOLDED,
             FROZEN_STEP_FOLDED_CL,
             FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16);
 
@@ -130,9 +137,23 @@ public enum Workload {
                 && this != TORCHSCRIPT_INFERENCE && this != LOADER;
     }
 
-    /** Whether the folded prefix runs in bf16. */
+    /** Whether the workload runs bf16 (the folded prefix, or the training step): it needs bf16 instructions. */
     public boolean bf16() {
-        return this == INFERENCE_BF16 || this == FROZEN_STEP_BF16;
+        return precision() != dev.finetune.model.Precision.FP32;
+    }
+
+    /** Whether this workload needs bf16 instructions that this CPU lacks. */
+    public boolean bf16Missing() {
+        return bf16() && precision().whyUnavailable() != null;
+    }
+
+    /** The fine-tuner's {@code train.precision}. */
+    public dev.finetune.model.Precision precision() {
+        return switch (this) {
+            case INFERENCE_BF16, FROZEN_STEP_BF16 -> dev.finetune.model.Precision.BF16;
+            case FULL_STEP_BF16_MIXED -> dev.finetune.model.Precision.BF16_MIXED;
+            default -> dev.finetune.model.Precision.FP32;
+        };
     }
 
     /** The freeze policy of a {@code FineTuner}-based workload. */

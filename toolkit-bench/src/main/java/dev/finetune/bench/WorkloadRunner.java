@@ -1,7 +1,6 @@
 package dev.finetune.bench;
 
 import dev.finetune.model.FoldedPrefix;
-import dev.finetune.model.Precision;
 import dev.finetune.model.StepScopes;
 import ai.djl.Device;
 import ai.djl.MalformedModelException;
@@ -111,7 +110,7 @@ final class WorkloadRunner {
                         .seed(0)
                         .foldFrozenPrefix(folded)
                         .foldLayout(folded ? layout : FoldedPrefix.Layout.CHANNELS_LAST)
-                        .prefixPrecision(workload.bf16() ? Precision.BF16 : Precision.FP32)
+                        .prefixPrecision(workload.precision())
                         // train.channels_last: auto for the one workload that measures it, the default (off) elsewhere
                         .channelsLastTraining(workload == Workload.FULL_STEP_FROZEN_BN ? null : Boolean.FALSE)
                         .build();
@@ -143,7 +142,7 @@ final class WorkloadRunner {
                             }
                         };
                     }
-                    case FULL_STEP, FULL_STEP_SGD_OPS, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP,
+                    case FULL_STEP, FULL_STEP_BF16_MIXED, FULL_STEP_SGD_OPS, FULL_STEP_FROZEN_BN, FULL_STEP_FROZEN_BN_NCHW, FROZEN_STEP,
                             LAST_STAGE_STEP ->
                             (xi, yi) -> ft.trainStep(xi, yi, LR);
                     case FROZEN_STEP_FOLDED, FROZEN_STEP_FOLDED_CL, FROZEN_STEP_FOLDED_CL_STEM, FROZEN_STEP_BF16 ->

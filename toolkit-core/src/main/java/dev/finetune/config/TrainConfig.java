@@ -33,8 +33,9 @@ import java.util.List;
  * @param featureStore a folder written by {@code finetune features}: the frozen prefix's outputs are read from it
  *     instead of computed (relative to the config file); absent for none
  * @param channelsLast training steps channels-last: {@code false} (default), {@code auto} or {@code true}
- * @param precision the arithmetic of the frozen, BN-folded prefix: {@code fp32} (default) or {@code bf16} (ResNet
- *     family, CPUs with bf16 instructions; everything that trains stays float32)
+ * @param precision the arithmetic: {@code fp32} (default), {@code bf16} (the frozen, BN-folded prefix in bfloat16;
+ *     everything that trains stays float32) or {@code bf16-mixed} (that, and training steps in bfloat16 mixed
+ *     precision as {@code torch.autocast}); ResNet family, CPUs with bf16 instructions
  */
 public record TrainConfig(
         Integer epochs,

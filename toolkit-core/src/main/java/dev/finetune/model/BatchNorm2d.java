@@ -100,6 +100,28 @@ public final class BatchNorm2d extends TorchModule {
         cumulative = on;
     }
 
+    /** Whether {@link #setCumulative} is on. */
+    public boolean cumulative() {
+        return cumulative;
+    }
+
+    /**
+     * The momentum libtorch's {@code batch_norm} receives from this layer's training forward, as a double: computed as
+     * {@link #forwardInternal} computes it (through DJL's complement, in float), so that another caller of the same
+     * op ({@link ResNetTrainScript}) moves the running statistics by the same amount.
+     */
+    public double opMomentum() {
+        return (double) (1f - djlMomentum);
+    }
+
+    /**
+     * Counts one training forward that updated the statistics, as {@link #forwardInternal} does, for a caller that ran
+     * the op itself ({@link ResNetTrainScript}).
+     */
+    void countBatch() {
+        numBatchesTracked++;
+    }
+
     /** torch's {@code reset_running_stats()}: mean 0, variance 1, {@code num_batches_tracked} 0. */
     public void resetRunningStats() {
         runningMean.getArray().set(new float[channels]);

@@ -54,13 +54,35 @@ public final class KernelFaults {
      */
     public static void applyChannelsLastTraining(java.util.List<String> names,
             java.util.List<ai.djl.nn.Parameter> params) {
-        if (!channelsLastTrainingWrong) {
-            return;
+        if (channelsLastTrainingWrong) {
+            scaleLayer4Gradients(names, params, 1.38f);
         }
+    }
+
+    private static volatile boolean bf16TrainingWrong;
+
+    /**
+     * Sets or clears a simulated defect of bf16 mixed-precision training steps ({@code train.precision: bf16-mixed}):
+     * after such a step, layer4's gradients point the other way (a relative difference of 2, twice the guard's bound
+     * and far beyond bf16's own rounding).
+     */
+    public static void setBf16TrainingWrong(boolean on) {
+        bf16TrainingWrong = on;
+    }
+
+    /** Applies the defect {@link #setBf16TrainingWrong} set, after a bf16 mixed-precision step; no-op when clear. */
+    public static void applyBf16Training(java.util.List<String> names, java.util.List<ai.djl.nn.Parameter> params) {
+        if (bf16TrainingWrong) {
+            scaleLayer4Gradients(names, params, -1f);
+        }
+    }
+
+    private static void scaleLayer4Gradients(java.util.List<String> names, java.util.List<ai.djl.nn.Parameter> params,
+            float factor) {
         for (int i = 0; i < params.size(); i++) {
             if (names.get(i).startsWith("layer4.")) {
                 try (NDArray g = params.get(i).getArray().getGradient()) {
-                    g.muli(1.38f);
+                    g.muli(factor);
                 }
             }
         }

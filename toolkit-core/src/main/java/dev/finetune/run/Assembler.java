@@ -345,7 +345,7 @@ public final class Assembler {
         }
         List<String> stages = ft.model().stageNames();
         String span = k == 1 ? stages.get(0) : stages.get(0) + ".." + stages.get(k - 1);
-        return span + " BN-folded, no autograd, " + (ft.prefixPrecision() == dev.finetune.model.Precision.BF16
+        return span + " BN-folded, no autograd, " + (ft.prefixPrecision() != dev.finetune.model.Precision.FP32
                 ? "bf16 (train.precision), checked against float32 by relative L2 on the first batch of each shape"
                 : "float32, channels-last where this CPU computes it right" + (ft.model() instanceof
                         dev.finetune.model.ResNet ? ", one TorchScript call" : "")

@@ -1,17 +1,11 @@
 package dev.finetune.train;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.Shape;
-import dev.finetune.engine.Warnings;
-import dev.finetune.model.FastPathReport;
 import dev.finetune.model.GuardedPrefix;
 import dev.finetune.model.Network;
 import dev.finetune.model.ResNet;
-import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 
 /**
  * Whether the autograd part of a training step runs channels-last (NHWC storage, the same logical NCHW tensors), and
@@ -43,16 +37,13 @@ import java.util.Set;
  * differs by 2.1e-3 between the layouts at 32×224 (a reduction of 401,408 terms per weight); running statistics within
  * {@code 1e-4 * max(1, |value|)}.
  */
-final class ChannelsLastTraining {
+final class ChannelsLastTraining extends CheckedStepPath {
     /**
      * System property, the default of a fine-tuner that is not told: {@code false} (or unset) keeps training steps
      * NCHW, {@code auto} runs channels-last where {@link #wants} says, {@code true} at every input size and for every
      * family (still checked, never through train-mode BN).
      */
     static final String PROPERTY = "finetune.train.channels_last";
-
-    /** A periodic re-check every this many steps (besides the first step of each input shape). */
-    static final long CHECK_EVERY = 500;
 
     /** Relative L2 tolerance of each top-level module's gradient. */
     static final double GRAD_TOLERANCE = 2e-2;
@@ -84,23 +75,20 @@ final class ChannelsLastTraining {
     }
 
     private final Mode mode;
-    private final Set<Shape> verified = new HashSet<>();
-    private final List<FastPathReport.Check> checks = new ArrayList<>();
-    private final List<String> fallbacks = new ArrayList<>();
-    private boolean failed;
-    private long steps;
-    private long checkEvery = CHECK_EVERY;
-    /** Periodic checks so far, and the index in {@link #checks} of the latest passed one (-1: none). */
-    private long periodicChecks;
-    private int lastPeriodic = -1;
 
     ChannelsLastTraining(Mode mode) {
+        super("channels-last", "NCHW", VALUE_TOLERANCE, GRAD_TOLERANCE, VALUE_TOLERANCE);
         this.mode = mode;
+    }
+
+    @Override
+    String asked() {
+        return "channels-last (" + mode.name().toLowerCase(Locale.ROOT) + ")";
     }
 
     /** Whether a step whose autograd part starts at {@code fromStage} with input {@code x} should run channels-last. */
     boolean wants(Network model, Shape x, int fromStage) {
-        if (failed || mode == Mode.OFF || x.dimension() != 4 || trainModeBatchNormFrom(model, fromStage)) {
+        if (failed() || mode == Mode.OFF || x.dimension() != 4 || trainModeBatchNormFrom(model, fromStage)) {
             return false;
         }
         if (mode == Mode.ON) {
@@ -140,7 +128,7 @@ final class ChannelsLastTraining {
         String asked = " (train.channels_last: " + (mode == Mode.ON ? "true" : "auto") + ")";
         if (wants(model, x, fromStage)) {
             return "channels-last for input " + x + asked + ", checked against NCHW on the first step of each"
-                    + " input shape and every " + checkEvery + " steps";
+                    + " input shape and every " + checkEvery() + " steps";
         }
         String why;
         if (trainModeBatchNormFrom(model, fromStage)) {
@@ -156,90 +144,5 @@ final class ChannelsLastTraining {
                     + " batch has " + x.get(0) * x.get(2) * x.get(3) + "; true asks for it anyway";
         }
         return "NCHW" + asked + ": " + why;
-    }
-
-    /** Counts a channels-last step and says whether it must be checked against NCHW. */
-    boolean checkDue(Shape x) {
-        steps++;
-        return !verified.contains(x) || steps % checkEvery == 0;
-    }
-
-    /** Sets the period of the re-check (tests). */
-    void checkEvery(long period) {
-        if (period < 1) {
-            throw new IllegalArgumentException("period must be >= 1, found " + period);
-        }
-        checkEvery = period;
-    }
-
-    /**
-     * Records one check.
-     *
-     * @param lossNchw the NCHW loss
-     * @param lossCl the channels-last loss
-     * @param worstGrad the worst relative L2 difference of a module's gradient
-     * @param worstModule that module
-     * @param worstStat the worst elementwise running-statistic difference over {@code max(1, |value|)}
-     * @return whether channels-last passed (if not, it is off from now on)
-     */
-    boolean record(Shape x, float lossNchw, float lossCl, double worstGrad, String worstModule, double worstStat) {
-        double lossDiff = Math.abs(lossNchw - lossCl) / Math.max(1, Math.abs(lossNchw));
-        boolean ok = lossDiff <= VALUE_TOLERANCE && worstGrad <= GRAD_TOLERANCE && worstStat <= VALUE_TOLERANCE
-                && Float.isFinite(lossCl);
-        boolean periodic = verified.contains(x);
-        if (periodic) {
-            periodicChecks++;
-        }
-        FastPathReport.Check check = new FastPathReport.Check(x, String.format(Locale.ROOT,
-                "training step channels-last vs NCHW%s: loss %.3g, gradient %.3g (%s), running statistics %.3g",
-                periodic ? " (periodic check " + periodicChecks + ", step " + steps + ")" : "", lossDiff, worstGrad,
-                worstModule, worstStat), worstGrad, 1, List.of(), ok);
-        // A passed periodic check replaces the previous one, so that a long run's report stays short: the first check
-        // of each shape, the latest periodic one, and any failure.
-        if (ok && periodic && lastPeriodic >= 0) {
-            checks.set(lastPeriodic, check);
-        } else {
-            checks.add(check);
-            lastPeriodic = ok && periodic ? checks.size() - 1 : lastPeriodic;
-        }
-        if (ok) {
-            verified.add(x);
-            return true;
-        }
-        failed = true;
-        String why = String.format(Locale.ROOT, "channels-last training differs from NCHW on this host at input %s"
-                + " (loss rel. diff %.3g, gradient of %s rel. diff %.3g, running statistics %.3g; tolerance %.0e for"
-                + " gradients, %.0e otherwise); training steps run NCHW from now on (slower, same results)", x,
-                lossDiff, worstModule, worstGrad, worstStat, GRAD_TOLERANCE, VALUE_TOLERANCE);
-        fallbacks.add(why);
-        Warnings.warnOnce("channels-last-training", why);
-        return false;
-    }
-
-    /** What was asked, what runs, every check; null while channels-last has never been considered. */
-    FastPathReport report() {
-        if (checks.isEmpty()) {
-            return null;
-        }
-        String inUse = failed ? "training steps: NCHW (channels-last switched off)"
-                : "training steps: channels-last for " + verified;
-        return new FastPathReport("training steps: channels-last (" + mode.name().toLowerCase(Locale.ROOT) + ")",
-                inUse, List.copyOf(checks), List.copyOf(fallbacks),
-                "loss and running statistics within " + VALUE_TOLERANCE + " * max(1, |value|); each module's"
-                        + " gradient within " + GRAD_TOLERANCE + " relative L2");
-    }
-
-
-    /** Relative L2 difference {@code |a - b| / |b|}, from sums of squares; 0 when both are 0. */
-    static double relative(double diffSq, double refSq) {
-        if (diffSq == 0) {
-            return 0;
-        }
-        return Math.sqrt(diffSq / Math.max(refSq, 1e-30));
-    }
-
-    /** Sum of squares of {@code a}, in float64. */
-    static double sumSq(NDArray a) {
-        return a.toType(ai.djl.ndarray.types.DataType.FLOAT64, false).square().sum().getDouble();
     }
 }

@@ -84,6 +84,10 @@ public final class FineTuner implements AutoCloseable {
     private long planVersion;
     /** Whether training steps run channels-last, and the guard that checks it on this host. */
     private final ChannelsLastTraining channelsLast;
+    /** Whether training steps run in bf16 mixed precision and the guard that checks it; null unless asked for. */
+    private final Bf16MixedTraining mixed;
+    /** The ResNet training forward as one TorchScript call (bf16-mixed steps); made on first use. */
+    private dev.finetune.model.ResNetTrainScript trainScript;
     /** The seed {@link #seedNextStep} set for the next {@link #backward}, or null. */
     private Integer pendingSeed;
 
@@ -115,6 +119,7 @@ public final class FineTuner implements AutoCloseable {
             contiguousBelowPixels = b.contiguousBelowPixels;
             prefixPrecision = b.prefixPrecision;
             channelsLast = new ChannelsLastTraining(b.channelsLastTraining);
+            mixed = b.prefixPrecision == Precision.BF16_MIXED ? new Bf16MixedTraining() : null;
             checkPrecision(b.prefixPrecision);
             applyPolicy(b.policy);
             if (prefixPrecision == Precision.BF16 && foldedStages() == 0) {
@@ -208,7 +213,7 @@ public final class FineTuner implements AutoCloseable {
         if (model instanceof ResNet resnet) {
             int k = FoldedPrefix.foldablePrefix(resnet);
             if (k > 0) {
-                folded = prefixPrecision == Precision.BF16
+                folded = prefixPrecision != Precision.FP32
                         ? Bf16Prefix.fold(resnet, parameterStore, k, manager)
                         : GuardedPrefix.fold(resnet, parameterStore, k, foldLayout, manager)
                                 .contiguousBelow(contiguousBelowPixels);
@@ -226,7 +231,7 @@ public final class FineTuner implements AutoCloseable {
      * one {@link Bf16Prefix} folds), folding switched off. Said as {@code train.precision} errors (exit 3), naming the fix.
      */
     private void checkPrecision(Precision p) {
-        if (p != Precision.BF16) {
+        if (p == Precision.FP32) {
             return;
         }
         String why = p.whyUnavailable(model);
@@ -234,7 +239,7 @@ public final class FineTuner implements AutoCloseable {
             throw new dev.finetune.ConfigException("train.precision", why + "; remove train.precision or set it to"
                     + " fp32");
         }
-        if (!foldFrozenPrefix) {
+        if (p == Precision.BF16 && !foldFrozenPrefix) {
             throw new dev.finetune.ConfigException("train.precision", "bf16 runs the BN-folded frozen prefix, and"
                     + " folding is off (train.fold_frozen_bn: false); remove one of the two");
         }
@@ -273,9 +278,11 @@ public final class FineTuner implements AutoCloseable {
         if (folded != null) {
             out.add(folded.report());
         }
-        FastPathReport training = channelsLast.report();
-        if (training != null) {
-            out.add(training);
+        for (CheckedStepPath path : mixed == null ? List.of(channelsLast) : List.of(mixed, channelsLast)) {
+            FastPathReport training = path.report();
+            if (training != null) {
+                out.add(training);
+            }
         }
         return out;
     }
@@ -336,20 +343,37 @@ public final class FineTuner implements AutoCloseable {
                 x.attach(step);
                 start = frozenTo;
             }
+            NDArray in = x;
+            final int from = start;
+            if (mixed != null && mixed.wants(model, start)) {
+                // bf16 runs NCHW (the script's layout); channels-last is not combined with it.
+                if (!mixed.checkDue(in.getShape())) {
+                    float value = autogradStep(in, labels, start, lossScale, step, true, true);
+                    simulatedFault(mixed);
+                    return value;
+                }
+                if (model.dropout() > 0 && seed == null) {
+                    // The check runs the step twice; with dropout both runs must draw the same masks, which needs the
+                    // step's seed (seedNextStep). Without one, this step stays float32 and unchecked.
+                    return autogradStep(in, labels, start, lossScale, step, true, false);
+                }
+                return checkedStep(in, labels, start, lossScale, step, seed, mixed,
+                        run -> autogradStep(alias(in, run), labels, from, lossScale, run, false, true));
+            }
             if (!channelsLast.wants(model, x.getShape(), start)) {
-                return autogradStep(x, labels, start, lossScale, step, true);
+                return autogradStep(x, labels, start, lossScale, step, true, false);
             }
             if (!channelsLast.checkDue(x.getShape())) {
-                float value = autogradStep(channelsLastCopy(x, step), labels, start, lossScale, step, true);
-                simulatedFault();
+                float value = autogradStep(channelsLastCopy(x, step), labels, start, lossScale, step, true, false);
+                simulatedFault(channelsLast);
                 return value;
             }
             if (model.dropout() > 0 && seed == null) {
-                // The check runs the step twice; with dropout both runs must draw the same masks, which needs the
-                // step's seed (seedNextStep). Without one, this step stays NCHW and unchecked.
-                return autogradStep(x, labels, start, lossScale, step, true);
+                // As above: without the step's seed, this step stays NCHW and unchecked.
+                return autogradStep(x, labels, start, lossScale, step, true, false);
             }
-            return checkedChannelsLast(x, labels, start, lossScale, step, seed);
+            return checkedStep(x, labels, start, lossScale, step, seed, channelsLast,
+                    run -> autogradStep(channelsLastCopy(in, run), labels, from, lossScale, run, false, false));
         }
     }
 
@@ -381,20 +405,21 @@ public final class FineTuner implements AutoCloseable {
     }
 
     /**
-     * The step run twice from the same state — NCHW, then channels-last — and compared ({@link ChannelsLastTraining}):
-     * gradients accumulated before this call, BatchNorm running statistics and (with {@code seed}) dropout's draws are
-     * restored between the two runs. Leaves the channels-last result when it passes, else the NCHW one.
+     * The step run twice from the same state — the plain float32 NCHW way, then {@code path}'s ({@code candidate}, a
+     * step in the given manager returning the loss) — and compared ({@link CheckedStepPath}): gradients accumulated
+     * before this call, BatchNorm running statistics and (with {@code seed}) dropout's draws are restored between the
+     * two runs. Leaves the path's result when it passes, else the plain one.
      */
-    private float checkedChannelsLast(NDArray x, NDArray labels, int start, double lossScale, NDManager step,
-            Integer seed) {
+    private float checkedStep(NDArray x, NDArray labels, int start, double lossScale, NDManager step,
+            Integer seed, CheckedStepPath path, java.util.function.ToDoubleFunction<NDManager> candidate) {
         List<ai.djl.nn.Parameter> trainable = new ArrayList<>();
         List<String> names = new ArrayList<>();
         for (dev.finetune.optim.ParamSlot slot : optimizer.slots()) {
             trainable.add(slot.parameter());
             names.add(slot.name());
         }
-        // Running statistics do not move in a checked step (no BN in train mode runs channels-last), so comparing and
-        // restoring them is a guard against a path that would move them, not a need of today's path.
+        // Running statistics move in a bf16-mixed step with BN in train mode, so both runs start from the same ones and
+        // the kept run's are left (channels-last never runs train-mode BN: there they stay as they were).
         List<ai.djl.nn.Parameter> stats = new ArrayList<>();
         model.namedTensors().forEach((name, p) -> {
             if (name.endsWith(".running_mean") || name.endsWith(".running_var")) {
@@ -404,6 +429,9 @@ public final class FineTuner implements AutoCloseable {
         try (NDManager keep = step.newSubManager()) {
             List<NDArray> gradBefore = gradients(trainable, keep);
             List<NDArray> statsBefore = copies(stats, keep);
+            List<dev.finetune.model.BatchNorm2d> bns = model.batchNorms().stream().map(Network.NamedBatchNorm::bn)
+                    .toList();
+            long[] trackedBefore = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
             if (seed != null) {
                 manager.getEngine().setRandomSeed(seed);
             }
@@ -411,20 +439,24 @@ public final class FineTuner implements AutoCloseable {
             // NDArray handles until then, and two runs' worth at once would double the step's peak memory.
             float lossNchw;
             try (NDManager run = step.newSubManager()) {
-                lossNchw = autogradStep(alias(x, run), labels, start, lossScale, run, true);
+                lossNchw = autogradStep(alias(x, run), labels, start, lossScale, run, true, false);
             }
             List<NDArray> gradNchw = gradients(trainable, keep);
             List<NDArray> statsNchw = copies(stats, keep);
+            long[] trackedNchw = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
             restoreGradients(trainable, gradBefore);
             restore(stats, statsBefore);
+            for (int i = 0; i < bns.size(); i++) {
+                bns.get(i).setNumBatchesTracked(trackedBefore[i]);
+            }
             if (seed != null) {
                 manager.getEngine().setRandomSeed(seed);
             }
             float lossCl;
             try (NDManager run = step.newSubManager()) {
-                lossCl = autogradStep(channelsLastCopy(x, run), labels, start, lossScale, run, false);
+                lossCl = (float) candidate.applyAsDouble(run);
             }
-            simulatedFault();
+            simulatedFault(path);
             // Per top-level module (conv1, bn1, layer1 ... fc): |g_cl - g_nchw| / |g_nchw - g_before|, the step's own
             // contribution; a module whose gradient is under 1e-3 of the whole step's is measured against that floor.
             java.util.Map<String, double[]> perModule = new java.util.LinkedHashMap<>();
@@ -433,8 +465,8 @@ public final class FineTuner implements AutoCloseable {
                 scope.suppressNotUsedWarning();
                 for (int i = 0; i < trainable.size(); i++) {
                     NDArray now = trainable.get(i).getArray().getGradient();
-                    double d = ChannelsLastTraining.sumSq(now.sub(gradNchw.get(i)));
-                    double r = ChannelsLastTraining.sumSq(gradNchw.get(i).sub(gradBefore.get(i)));
+                    double d = CheckedStepPath.sumSq(now.sub(gradNchw.get(i)));
+                    double r = CheckedStepPath.sumSq(gradNchw.get(i).sub(gradBefore.get(i)));
                     String module = names.get(i).split("\\.")[0];
                     double[] acc = perModule.computeIfAbsent(module, k -> new double[2]);
                     acc[0] += d;
@@ -445,7 +477,7 @@ public final class FineTuner implements AutoCloseable {
             double worst = 0;
             String worstModule = "-";
             for (var e : perModule.entrySet()) {
-                double rel = ChannelsLastTraining.relative(e.getValue()[0], Math.max(e.getValue()[1], 1e-6 * total));
+                double rel = CheckedStepPath.relative(e.getValue()[0], Math.max(e.getValue()[1], 1e-6 * total));
                 if (rel > worst || Double.isNaN(rel)) {
                     worst = Double.isNaN(rel) ? Double.POSITIVE_INFINITY : rel;
                     worstModule = e.getKey();
@@ -461,21 +493,30 @@ public final class FineTuner implements AutoCloseable {
                     worstStat = Double.isNaN(d) ? Double.POSITIVE_INFINITY : Math.max(worstStat, d);
                 }
             }
-            if (channelsLast.record(x.getShape(), lossNchw, lossCl, worst, worstModule, worstStat)) {
+            if (path.record(x.getShape(), lossNchw, lossCl, worst, worstModule, worstStat)) {
                 return lossCl;
             }
             restoreGradients(trainable, gradNchw);
             restore(stats, statsNchw);
+            for (int i = 0; i < bns.size(); i++) {
+                bns.get(i).setNumBatchesTracked(trackedNchw[i]);
+            }
             return lossNchw;
         }
     }
 
-    /** {@link dev.finetune.model.KernelFaults#setChannelsLastTrainingWrong}, after a channels-last step. */
-    private void simulatedFault() {
-        if (dev.finetune.model.KernelFaults.channelsLastTrainingWrong()) {
-            dev.finetune.model.KernelFaults.applyChannelsLastTraining(
-                    optimizer.slots().stream().map(dev.finetune.optim.ParamSlot::name).toList(),
-                    optimizer.slots().stream().map(dev.finetune.optim.ParamSlot::parameter).toList());
+    /**
+     * {@link dev.finetune.model.KernelFaults}' simulated defect of {@code path} (channels-last or bf16-mixed), after a
+     * step on it; nothing unless a test set one.
+     */
+    private void simulatedFault(CheckedStepPath path) {
+        List<String> names = optimizer.slots().stream().map(dev.finetune.optim.ParamSlot::name).toList();
+        List<ai.djl.nn.Parameter> params = optimizer.slots().stream().map(dev.finetune.optim.ParamSlot::parameter)
+                .toList();
+        if (path == mixed) {
+            dev.finetune.model.KernelFaults.applyBf16Training(names, params);
+        } else {
+            dev.finetune.model.KernelFaults.applyChannelsLastTraining(names, params);
         }
     }
 
@@ -485,6 +526,17 @@ public final class FineTuner implements AutoCloseable {
      */
     public String trainingStepLayout(int batch, int size) {
         int start = Math.max(noGradStages, folded == null ? 0 : folded.toStage());
+        if (mixed != null) {
+            String from = model.stageNames().get(Math.min(start, model.stageNames().size() - 1));
+            String why = mixed.whyNot(model, start);
+            if (why == null) {
+                return "bf16 mixed precision from " + from + " (train.precision: bf16-mixed; as torch.autocast:"
+                        + " convolutions and the head in bfloat16, float32 weights, gradients and optimizer state),"
+                        + " one TorchScript call, checked against the float32 step on the first step of each input"
+                        + " shape and every " + mixed.checkEvery() + " steps";
+            }
+            return "float32 from " + from + " (train.precision: bf16-mixed does not run here: " + why + ")";
+        }
         return channelsLast.explain(model, new Shape(batch, 3, size, size), start);
     }
 
@@ -549,11 +601,14 @@ public final class FineTuner implements AutoCloseable {
      * {@link ErrorKind#DIVERGED}; otherwise it is returned (the channels-last check judges it).
      */
     private float autogradStep(NDArray x, NDArray labels, int start, double lossScale, NDManager step,
-            boolean throwOnNonFinite) {
+            boolean throwOnNonFinite, boolean bf16) {
         try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
-            // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing).
-            java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
-                    new NDList(x), true, start, model.stageNames().size()).singletonOrThrow();
+            // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing); the script
+            // frees its own by libtorch's reference counts.
+            java.util.function.Supplier<NDArray> forward = bf16
+                    ? () -> trainScript().forward(x, start, true, true)
+                    : () -> model.forwardStages(parameterStore, new NDList(x), true, start,
+                            model.stageNames().size()).singletonOrThrow();
             NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
             NDArray lossValue = loss.evaluate(alias(labels, step), logits);
             lossValue.attach(step);
@@ -573,6 +628,13 @@ public final class FineTuner implements AutoCloseable {
                     : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
             return value;
         }
+    }
+
+    private dev.finetune.model.ResNetTrainScript trainScript() {
+        if (trainScript == null) {
+            trainScript = new dev.finetune.model.ResNetTrainScript((ResNet) model, manager);
+        }
+        return trainScript;
     }
 
     /** Clips the accumulated gradients (when asked to) and takes one optimizer step, which zeroes them. */
@@ -651,6 +713,9 @@ public final class FineTuner implements AutoCloseable {
     public void close() {
         if (folded != null) {
             folded.close();
+        }
+        if (trainScript != null) {
+            trainScript.close();
         }
         if (optimizer != null) {
             optimizer.close();
