@@ -30,7 +30,7 @@ final class InferenceMixin {
     /** {@code --precision}; anything but fp32 or bf16 is a usage error. */
     Precision precision() {
         try {
-            return Precision.parse(precision);
+            return Precision.parseInference(precision);
         } catch (IllegalArgumentException e) {
             throw new CommandLine.ParameterException(command.commandLine(), "--precision " + e.getMessage());
         }

@@ -49,6 +49,10 @@ class LrFindCliTest {
         Cli.Result precision = Cli.run("predict", "--checkpoint", model, "--precision", "fp16", image);
         assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), precision.code(), precision.err());
         assertTrue(precision.err().contains("--precision must be fp32 or bf16, found 'fp16'"), precision.err());
+        Cli.Result mixed = Cli.run("predict", "--checkpoint", model, "--precision", "bf16-mixed", image);
+        assertEquals(dev.finetune.ErrorKind.USAGE.exitCode(), mixed.code(), mixed.err());
+        assertTrue(mixed.err().contains("--precision must be fp32 or bf16, found 'bf16-mixed' (mixed precision is for"
+                + " training: train.precision in the config)"), mixed.err());
         System.setProperty(dev.finetune.engine.CpuFeatures.FLAGS_PROPERTY, "avx2 avx512f");
         try {
             Cli.Result noBf16 = Cli.run("predict", "--checkpoint", model, "--precision", "bf16", image);

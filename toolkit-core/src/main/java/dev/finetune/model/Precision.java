@@ -48,6 +48,25 @@ public enum Precision {
     }
 
     /**
+     * {@code fp32} or {@code bf16} (null is fp32): the precisions of inference ({@code evaluate}, {@code predict}).
+     *
+     * @throws IllegalArgumentException naming the accepted values, and for {@code bf16-mixed} where it belongs
+     */
+    public static Precision parseInference(String text) {
+        Precision p;
+        try {
+            p = parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("must be fp32 or bf16, found '" + text + "'");
+        }
+        if (p == BF16_MIXED) {
+            throw new IllegalArgumentException("must be fp32 or bf16, found 'bf16-mixed' (mixed precision is for"
+                    + " training: train.precision in the config)");
+        }
+        return p;
+    }
+
+    /**
      * Why this precision cannot run here, or null if it can: bf16 needs a CPU with bfloat16 instructions
      * ({@code avx512_bf16} or {@code amx_bf16}); without them libtorch emulates it, slower than float32 and no more
      * exact, so it is refused rather than run.
@@ -68,7 +87,9 @@ public enum Precision {
     public String whyUnavailable(Network model) {
         String why = whyUnavailable();
         if (why == null && this != FP32 && !(model instanceof ResNet)) {
-            why = configName + " runs the ResNet family (resnet*, resnext*, wide_resnet*) only, and this"
+            why = (this == BF16 ? "bf16 runs the frozen prefix of the ResNet family"
+                    : "bf16-mixed runs the training steps of the ResNet family")
+                    + " (resnet*, resnext*, wide_resnet*) only, and this"
                     + " model is " + model.arch().configName();
         }
         return why;

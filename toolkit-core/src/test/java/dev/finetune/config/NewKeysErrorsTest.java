@@ -63,7 +63,7 @@ class NewKeysErrorsTest {
                 error(BASE + "data: {root: x, random_erase: 1.5}\n"));
         assertEquals("train.channels_last: must be auto, true or false, found nhwc",
                 error(BASE + "train: {channels_last: nhwc}\n"));
-        assertEquals("train.precision: must be fp32 or bf16, found 'fp16'",
+        assertEquals("train.precision: must be fp32, bf16 or bf16-mixed, found 'fp16'",
                 error(BASE + "train: {precision: fp16}\n"));
         assertEquals("train.precision: bf16 runs the BN-folded frozen prefix, and train.fold_frozen_bn is false;"
                 + " remove one of the two", error(BASE + "train: {precision: bf16, fold_frozen_bn: false}\n"));

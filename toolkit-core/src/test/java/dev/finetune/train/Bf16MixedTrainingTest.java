@@ -174,7 +174,7 @@ class Bf16MixedTrainingTest {
             ConfigException e = assertThrows(ConfigException.class, () -> FineTuner.builder()
                     .arch(Architectures.parse("mobilenet_v3_small")).headClasses(3).policy(FreezePolicy.trainAll())
                     .optimizer(OptimizerSettings.sgd(0.01, 0.9)).prefixPrecision(Precision.BF16_MIXED).build());
-            assertTrue(e.getMessage().contains("bf16-mixed runs the ResNet family (resnet*, resnext*, wide_resnet*)"
+            assertTrue(e.getMessage().contains("bf16-mixed runs the training steps of the ResNet family (resnet*, resnext*, wide_resnet*)"
                     + " only, and this model is mobilenet_v3_small"), e.getMessage());
         }
     }
