@@ -6,7 +6,7 @@ Run with Debian's own interpreter (the python3 first on PATH may lack torch):
     /usr/bin/python3 scripts/reference/bf16_training_reference.py CHECKPOINT SIZE:BATCH[,SIZE:BATCH...] OUT_DIR
 
 From CHECKPOINT (a ResNet-18 safetensors file), per SIZE:BATCH one batch of real Fashion-MNIST test images
-(channels_last_steps.fashion_mnist_batch: resized bilinearly, three channels, ImageNet normalization) written as
+(channels_last_steps.batches: resized bilinearly, three channels, ImageNet normalization) written as
 x_SIZE.f32 and y_SIZE.i64, and per TAG in fp32, bf16, f64:
   SIZE_TAG_loss.f64   the cross-entropy loss (of float32 logits: autocast's are converted, as the toolkit does)
   SIZE_TAG_grad.f32   every parameter's gradient, named_parameters() order, concatenated
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torchvision
 
-from channels_last_steps import fashion_mnist_batch  # same folder: the script's own directory is on sys.path
+from channels_last_steps import batches  # same folder: the script's own directory is on sys.path
 from trajectory_reference import read_safetensors
 
 
@@ -52,11 +52,7 @@ def main(checkpoint, specs, out, dataset="/usr/share/datasets/fashion-mnist"):
     torch.set_num_threads(2)
     state = {k: torch.as_tensor(v) for k, v in read_safetensors(checkpoint).items()}
     classes = state["fc.weight"].shape[0]
-    for spec in specs.split(","):
-        size, batch = (int(v) for v in spec.split(":"))
-        x, y = fashion_mnist_batch(dataset, size, batch, classes)
-        x.numpy().astype("<f4").tofile(os.path.join(out, "x_%d.f32" % size))
-        y.numpy().astype("<i8").tofile(os.path.join(out, "y_%d.i64" % size))
+    for size, x, y in batches(specs, out, classes, dataset):
         for tag in ("fp32", "bf16", "f64"):
             loss, grads, stats = step(state, classes, x, y, tag)
             name = "%d_%s" % (size, tag)

@@ -57,6 +57,17 @@ def fashion_mnist_batch(dataset, size, batch, classes):
     return ((x - mean) / std).contiguous(), y
 
 
+def batches(specs, out, classes, dataset):
+    """Per SIZE:BATCH in specs: fashion_mnist_batch's images and classes, written as x_SIZE.f32 and y_SIZE.i64 into out
+    (the tests read them back), then yielded as (size, x, y)."""
+    for spec in specs.split(","):
+        size, batch = (int(v) for v in spec.split(":"))
+        x, y = fashion_mnist_batch(dataset, size, batch, classes)
+        x.numpy().astype("<f4").tofile(os.path.join(out, "x_%d.f32" % size))
+        y.numpy().astype("<i8").tofile(os.path.join(out, "y_%d.i64" % size))
+        yield size, x, y
+
+
 def run(state, classes, x, y, policy, tag, out, prefix):
     model = torchvision.models.resnet18(num_classes=classes)
     model.load_state_dict(state)
@@ -102,11 +113,7 @@ def main(checkpoint, specs, out, dataset="/usr/share/datasets/fashion-mnist"):
     os.makedirs(out, exist_ok=True)
     state = read_safetensors(checkpoint)
     classes = state["fc.weight"].shape[0]
-    for spec in specs.split(","):
-        size, batch = (int(v) for v in spec.split(":"))
-        x, y = fashion_mnist_batch(dataset, size, batch, classes)
-        x.numpy().astype("<f4").tofile(os.path.join(out, "x_%d.f32" % size))
-        y.numpy().astype("<i8").tofile(os.path.join(out, "y_%d.i64" % size))
+    for size, x, y in batches(specs, out, classes, dataset):
         for policy in ("frozen", "bn"):
             deltas = {}
             # One thread where the layouts are compared (the test JVM's); two for the NCHW and float64 step of the bn

@@ -88,6 +88,13 @@ public final class FineTuner implements AutoCloseable {
     private final Bf16MixedTraining mixed;
     /** The ResNet training forward as one TorchScript call (bf16-mixed steps); made on first use. */
     private dev.finetune.model.ResNetTrainScript trainScript;
+
+    /**
+     * System property: {@code true} runs float32 ResNet training steps through the same TorchScript call as bf16-mixed
+     * ones ({@link dev.finetune.model.ResNetTrainScript}; bit-equal to the Java blocks, ResNetTrainScriptTest), for
+     * measuring it side by side; unset or {@code false}, the Java blocks.
+     */
+    static final String SCRIPTED_STEPS_PROPERTY = "finetune.train.scripted";
     /** The seed {@link #seedNextStep} set for the next {@link #backward}, or null. */
     private Integer pendingSeed;
 
@@ -605,8 +612,10 @@ public final class FineTuner implements AutoCloseable {
         try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
             // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing); the script
             // frees its own by libtorch's reference counts.
-            java.util.function.Supplier<NDArray> forward = bf16
-                    ? () -> trainScript().forward(x, start, true, true)
+            boolean scripted = bf16 || (Boolean.getBoolean(SCRIPTED_STEPS_PROPERTY) && model instanceof ResNet r
+                    && model.dropout() == 0 && dev.finetune.model.ResNetTrainScript.whyUnsupported(r, start) == null);
+            java.util.function.Supplier<NDArray> forward = scripted
+                    ? () -> trainScript().forward(x, start, true, bf16)
                     : () -> model.forwardStages(parameterStore, new NDList(x), true, start,
                             model.stageNames().size()).singletonOrThrow();
             NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();

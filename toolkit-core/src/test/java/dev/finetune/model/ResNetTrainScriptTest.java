@@ -252,7 +252,12 @@ class ResNetTrainScriptTest {
         for (int i = 0; i < xs.length; i++) {
             xs[i] = (float) r.nextGaussian();
         }
+        // ResNeXt-50 with every BN in train mode; ResNet-18 with every BN keeping its statistics (freeze-stats: eval-mode
+        // BN whose affine parameters train).
         for (ResNetArch arch : List.of(ResNetArch.RESNEXT50_32X4D, ResNetArch.RESNET18)) {
+            FreezePolicy policy = arch == ResNetArch.RESNET18
+                    ? new FreezePolicy(true, -1, List.of(), dev.finetune.policy.BnPolicy.FREEZE_STATS)
+                    : FreezePolicy.trainAll();
             for (int from : List.of(0, 3)) {
                 Step java;
                 Step script;
@@ -261,9 +266,9 @@ class ResNetTrainScriptTest {
                     NDArray y = m.create(new long[] {1, 4});
                     m.getEngine().setRandomSeed(3);
                     ResNet a = ResNet.create(arch, 7).initialize(m);
-                    FreezePlan.applyTo(a, FreezePolicy.trainAll());
+                    FreezePlan.applyTo(a, policy);
                     ResNet b = ResNet.create(arch, 7).initialize(m);
-                    FreezePlan.applyTo(b, FreezePolicy.trainAll());
+                    FreezePlan.applyTo(b, policy);
                     b.namedTensors().forEach((n, p) -> p.getArray().set(
                             a.namedTensors().get(n).getArray().toByteBuffer()));
                     java = step(a, null, false, x, y, from);
@@ -273,6 +278,7 @@ class ResNetTrainScriptTest {
                 }
                 var w = worst(script.grads(), java.grads());
                 String what = arch + " from stage " + from;
+                assertEquals(arch == ResNetArch.RESNET18 ? 0 : 1, script.tracked(), what + ": num_batches_tracked");
                 assertEquals(java.loss(), script.loss(), 1e-6 * Math.max(1, java.loss()), what);
                 assertTrue(w.getValue() <= 1e-5, what + ": gradient of " + w.getKey() + " off by " + w.getValue());
                 assertTrue(maxAbs(script.stats(), java.stats()) <= 1e-6, what + ": running statistics");
