@@ -18,12 +18,16 @@ src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/Fam
 archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
 src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/train/FamilyTrainingParityTest.java")).read()
 step_archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
+src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/ResNetTrainScriptTest.java")).read()
+sizes = re.search(r'String SIZES = "([^"]*)"', src).group(1)
 jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
         ("families-reference", "DONE", "families.py", [archs]),
         ("autoaugment-reference", "DONE", "autoaugment_reference.py", []),
         ("update-bn-reference", "DONE", "update_bn_reference.py",
          [os.path.join(target, "families-reference"), "mobilenet_v3_small"]),
-        ("family-steps", "DONE", "family_steps.py", ["steps", os.path.join(target, "families-reference"), step_archs])]
+        ("family-steps", "DONE", "family_steps.py", ["steps", os.path.join(target, "families-reference"), step_archs]),
+        ("bf16-training-reference", "DONE", "bf16_training_reference.py",
+         [os.path.join(root, "models", "resnet18-fmnist-a.safetensors"), sizes])]
 # Bf16PrefixTest needs PyTorch's bf16 outputs only where the CPU has bf16 (elsewhere it checks the refusal), and
 # emulated bf16 would be slow: built last, and only then.
 cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""

@@ -142,6 +142,23 @@ class CliErrorsTest {
                 + " config that trains it so that it sorts first\n", order.err());
         assertFalse(Files.exists(tmp.resolve("out")), "nothing runs when a reference is wrong");
         assertClean(order);
+
+        // experiment:NAME:ema takes the upstream run's weight EMA, which its config must keep.
+        Cli.Result emaOutside = Cli.run("inspect", "-c", cfg.toString(), "--set",
+                "model.checkpoint=experiment:pretrain:ema");
+        assertEquals(5, emaOutside.code());
+        assertEquals("error: experiment:pretrain:ema: names the ema checkpoint of experiment 'pretrain' in a `finetune"
+                + " experiment` sweep, which resolves it; outside a sweep give that run's file, e.g."
+                + " runs/experiments/pretrain/checkpoints/ema.safetensors\n", emaOutside.err());
+        Files.move(sweep.resolve("a-finetune.yaml"), sweep.resolve("c-finetune.yaml"));
+        Files.writeString(sweep.resolve("c-finetune.yaml"), Files.readString(sweep.resolve("c-finetune.yaml"))
+                .replace("experiment:pretrain", "experiment:pretrain:ema"));
+        Cli.Result noEma = Cli.run("experiment", sweep.toString(), "--out", tmp.resolve("out").toString());
+        assertEquals(2, noEma.code());
+        assertEquals("error: " + sweep.resolve("c-finetune.yaml") + ": model.checkpoint 'experiment:pretrain:ema'"
+                + " names the weight EMA of experiment 'pretrain', which keeps none; set train.ema in its config or use"
+                + " experiment:pretrain (its best checkpoint)\n", noEma.err());
+        assertFalse(Files.exists(tmp.resolve("out")), "nothing runs when a reference is wrong");
     }
 
     @Test

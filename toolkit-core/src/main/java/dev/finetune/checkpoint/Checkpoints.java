@@ -69,10 +69,10 @@ public final class Checkpoints {
      */
     public static Checkpoint read(String source, TorchvisionWeights torchvision) {
         if (source.startsWith(EXPERIMENT_SCHEME)) {
-            String name = source.substring(EXPERIMENT_SCHEME.length());
-            throw new CheckpointException(Path.of(source), "names the best checkpoint of experiment '" + name
-                    + "' in a `finetune experiment` sweep, which resolves it; outside a sweep give that run's file,"
-                    + " e.g. runs/experiments/" + name + "/checkpoints/best.safetensors");
+            ExperimentRef ref = ExperimentRef.parse(source);
+            throw new CheckpointException(Path.of(source), "names the " + ref.which() + " checkpoint of experiment '"
+                    + ref.name() + "' in a `finetune experiment` sweep, which resolves it; outside a sweep give that"
+                    + " run's file, e.g. runs/experiments/" + ref.name() + "/" + ref.file());
         }
         if (source.startsWith(TorchvisionWeights.SCHEME)) {
             TorchvisionWeights weights = torchvision != null ? torchvision : TorchvisionWeights.fromEnvironment();
@@ -86,6 +86,28 @@ public final class Checkpoints {
      * {@code finetune experiment} folder (pretrain from scratch, then fine-tune from it, in one sweep).
      */
     public static final String EXPERIMENT_SCHEME = "experiment:";
+
+    /**
+     * A parsed {@code experiment:NAME} or {@code experiment:NAME:ema} reference: the upstream config's name and which
+     * of its checkpoints — {@code best} (the best epoch by {@code train.best_metric}) or {@code ema} (its weight EMA
+     * after the last epoch, chosen by no validation metric; the upstream config needs {@code train.ema}).
+     */
+    public record ExperimentRef(String name, String which) {
+        /** Parses {@code source}, which starts with {@link #EXPERIMENT_SCHEME}. */
+        public static ExperimentRef parse(String source) {
+            String rest = source.substring(EXPERIMENT_SCHEME.length());
+            int colon = rest.lastIndexOf(':');
+            if (colon > 0 && (rest.endsWith(":ema") || rest.endsWith(":best"))) {
+                return new ExperimentRef(rest.substring(0, colon), rest.substring(colon + 1));
+            }
+            return new ExperimentRef(rest, "best");
+        }
+
+        /** The file inside the upstream run directory. */
+        public String file() {
+            return "checkpoints/" + which + ".safetensors";
+        }
+    }
 
     /** The reader for a format. */
     public static CheckpointReader readerFor(CheckpointFormat format) {

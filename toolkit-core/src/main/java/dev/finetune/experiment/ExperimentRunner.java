@@ -60,22 +60,30 @@ public final class ExperimentRunner {
         if (configs.isEmpty()) {
             throw new FinetuneException(ErrorKind.USAGE, dir + ": no *.yaml experiment configs");
         }
-        // Validate all before running any; a checkpoint "experiment:NAME" must name a config that runs earlier.
+        // Validate all before running any; a checkpoint "experiment:NAME[:ema]" must name a config that runs earlier
+        // (and, for :ema, keeps a weight EMA).
         List<String> names = new ArrayList<>();
-        java.util.Map<Path, String> upstream = new java.util.HashMap<>();
+        java.util.Map<String, Boolean> keepsEma = new java.util.HashMap<>();
+        java.util.Map<Path, Checkpoints.ExperimentRef> upstream = new java.util.HashMap<>();
         for (Path c : configs) {
             var config = ConfigLoader.load(c, sets).config();
             String source = config.model().checkpoint();
             if (source != null && source.startsWith(Checkpoints.EXPERIMENT_SCHEME)) {
-                String from = source.substring(Checkpoints.EXPERIMENT_SCHEME.length());
-                if (!names.contains(from)) {
+                Checkpoints.ExperimentRef from = Checkpoints.ExperimentRef.parse(source);
+                if (!names.contains(from.name())) {
                     throw new FinetuneException(ErrorKind.USAGE, c + ": model.checkpoint '" + source + "' names no "
                             + "experiment that runs before it in " + dir + " (configs run in file-name order: "
                             + names + "); name the config that trains it so that it sorts first");
                 }
+                if (from.which().equals("ema") && !keepsEma.get(from.name())) {
+                    throw new FinetuneException(ErrorKind.USAGE, c + ": model.checkpoint '" + source + "' names the"
+                            + " weight EMA of experiment '" + from.name() + "', which keeps none; set train.ema in its"
+                            + " config or use experiment:" + from.name() + " (its best checkpoint)");
+                }
                 upstream.put(c, from);
             }
             names.add(config.name());
+            keepsEma.put(config.name(), config.train().ema() != null);
         }
         List<Row> rows = new ArrayList<>();
         for (Path c : configs) {
@@ -93,8 +101,8 @@ public final class ExperimentRunner {
             }
             if (upstream.containsKey(c)) {
                 cmd.add("--set");
-                cmd.add("model.checkpoint=" + outRoot.resolve(upstream.get(c)).resolve("checkpoints/best.safetensors")
-                        .toAbsolutePath());
+                Checkpoints.ExperimentRef from = upstream.get(c);
+                cmd.add("model.checkpoint=" + outRoot.resolve(from.name()).resolve(from.file()).toAbsolutePath());
             }
             log.accept("== " + name + " (" + c + ")");
             try {

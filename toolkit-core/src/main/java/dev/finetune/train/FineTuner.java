@@ -89,12 +89,6 @@ public final class FineTuner implements AutoCloseable {
     /** The ResNet training forward as one TorchScript call (bf16-mixed steps); made on first use. */
     private dev.finetune.model.ResNetTrainScript trainScript;
 
-    /**
-     * System property: {@code true} runs float32 ResNet training steps through the same TorchScript call as bf16-mixed
-     * ones ({@link dev.finetune.model.ResNetTrainScript}; bit-equal to the Java blocks, ResNetTrainScriptTest), for
-     * measuring it side by side; unset or {@code false}, the Java blocks.
-     */
-    static final String SCRIPTED_STEPS_PROPERTY = "finetune.train.scripted";
     /** The seed {@link #seedNextStep} set for the next {@link #backward}, or null. */
     private Integer pendingSeed;
 
@@ -612,10 +606,10 @@ public final class FineTuner implements AutoCloseable {
         try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
             // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing); the script
             // frees its own by libtorch's reference counts.
-            boolean scripted = bf16 || (Boolean.getBoolean(SCRIPTED_STEPS_PROPERTY) && model instanceof ResNet r
-                    && model.dropout() == 0 && dev.finetune.model.ResNetTrainScript.whyUnsupported(r, start) == null);
-            java.util.function.Supplier<NDArray> forward = scripted
-                    ? () -> trainScript().forward(x, start, true, bf16)
+            // Float32 steps stay on the Java blocks: the script in float32 (bit-equal to them, ResNetTrainScriptTest)
+            // measured 0-3 % faster in one JVM, alternating (docs/performance.md, 2026-12-05 third session).
+            java.util.function.Supplier<NDArray> forward = bf16
+                    ? () -> trainScript().forward(x, start, true, true)
                     : () -> model.forwardStages(parameterStore, new NDList(x), true, start,
                             model.stageNames().size()).singletonOrThrow();
             NDArray logits = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
