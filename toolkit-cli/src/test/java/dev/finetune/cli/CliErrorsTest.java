@@ -139,7 +139,8 @@ class CliErrorsTest {
         assertEquals(2, order.code());
         assertEquals("error: " + sweep.resolve("a-finetune.yaml") + ": model.checkpoint 'experiment:pretrain' names no"
                 + " experiment that runs before it in " + sweep + " (configs run in file-name order: []); name the"
-                + " config that trains it so that it sorts first\n", order.err());
+                + " config that trains it so that it sorts first (experiment:NAME takes its best checkpoint,"
+                + " experiment:NAME:ema its weight EMA)\n", order.err());
         assertFalse(Files.exists(tmp.resolve("out")), "nothing runs when a reference is wrong");
         assertClean(order);
 

@@ -73,7 +73,8 @@ public final class ExperimentRunner {
                 if (!names.contains(from.name())) {
                     throw new FinetuneException(ErrorKind.USAGE, c + ": model.checkpoint '" + source + "' names no "
                             + "experiment that runs before it in " + dir + " (configs run in file-name order: "
-                            + names + "); name the config that trains it so that it sorts first");
+                            + names + "); name the config that trains it so that it sorts first (experiment:NAME"
+                            + " takes its best checkpoint, experiment:NAME:ema its weight EMA)");
                 }
                 if (from.which().equals("ema") && !keepsEma.get(from.name())) {
                     throw new FinetuneException(ErrorKind.USAGE, c + ": model.checkpoint '" + source + "' names the"
