@@ -62,18 +62,18 @@ public final class ExperimentRunner {
         }
         // Validate all before running any; a checkpoint "experiment:NAME[:ema]" must name a config that runs earlier
         // (and, for :ema, keeps a weight EMA).
-        List<String> names = new ArrayList<>();
-        java.util.Map<String, Boolean> keepsEma = new java.util.HashMap<>();
+        // The configs seen so far, in run order, and whether each keeps a weight EMA.
+        java.util.Map<String, Boolean> keepsEma = new java.util.LinkedHashMap<>();
         java.util.Map<Path, Checkpoints.ExperimentRef> upstream = new java.util.HashMap<>();
         for (Path c : configs) {
             var config = ConfigLoader.load(c, sets).config();
             String source = config.model().checkpoint();
             if (source != null && source.startsWith(Checkpoints.EXPERIMENT_SCHEME)) {
                 Checkpoints.ExperimentRef from = Checkpoints.ExperimentRef.parse(source);
-                if (!names.contains(from.name())) {
+                if (!keepsEma.containsKey(from.name())) {
                     throw new FinetuneException(ErrorKind.USAGE, c + ": model.checkpoint '" + source + "' names no "
                             + "experiment that runs before it in " + dir + " (configs run in file-name order: "
-                            + names + "); name the config that trains it so that it sorts first (experiment:NAME"
+                            + keepsEma.keySet() + "); name the config that trains it so that it sorts first (experiment:NAME"
                             + " takes its best checkpoint, experiment:NAME:ema its weight EMA)");
                 }
                 if (from.which().equals("ema") && !keepsEma.get(from.name())) {
@@ -83,7 +83,6 @@ public final class ExperimentRunner {
                 }
                 upstream.put(c, from);
             }
-            names.add(config.name());
             keepsEma.put(config.name(), config.train().ema() != null);
         }
         List<Row> rows = new ArrayList<>();

@@ -607,7 +607,7 @@ public final class FineTuner implements AutoCloseable {
             // Each intermediate is freed once consumed, unless autograd saved it (StepScopes.releasing); the script
             // frees its own by libtorch's reference counts.
             // Float32 steps stay on the Java blocks: the script in float32 (bit-equal to them, ResNetTrainScriptTest)
-            // measured 0-3 % faster in one JVM, alternating (docs/performance.md, 2026-12-05 third session).
+            // measured 0-4 % faster in one JVM, alternating (docs/performance.md, 2026-12-05 third session).
             java.util.function.Supplier<NDArray> forward = bf16
                     ? () -> trainScript().forward(x, start, true, true)
                     : () -> model.forwardStages(parameterStore, new NDList(x), true, start,

@@ -31,9 +31,10 @@ import org.junit.jupiter.api.Test;
 /**
  * The ResNet training forward as one TorchScript call ({@link ResNetTrainScript}): in float32 against the Java blocks
  * (the same ops: loss, every gradient, the running statistics and {@code num_batches_tracked}), for BasicBlocks from
- * the trained Fashion-MNIST ResNet-18 on real images at two sizes (a third, 96×96, and grouped bottlenecks of ResNeXt-50
- * in the exhaustive step), and from a later first stage; in bf16 mixed precision against PyTorch 1.13's {@code torch.autocast} on the same weights and
- * batches, where the bound is bf16's own error as PyTorch shows it (figures printed).
+ * the trained Fashion-MNIST ResNet-18 on real images at two sizes (a third, 96×96, and grouped bottlenecks of
+ * ResNeXt-50 in the exhaustive step), and from a later first stage; in bf16 mixed precision against PyTorch 1.13's
+ * {@code torch.autocast} on the same weights and batches, where the bound is bf16's own error as PyTorch shows it
+ * (figures printed).
  */
 class ResNetTrainScriptTest {
     /** Batch size per image size; the reference has all three (scripts/reference/prebuild.py builds it alike). */
