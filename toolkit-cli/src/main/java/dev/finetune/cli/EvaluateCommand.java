@@ -33,10 +33,6 @@ final class EvaluateCommand implements Callable<Integer> {
     @CommandLine.Mixin
     InferenceMixin inference;
 
-    @Option(names = "--batch-size", defaultValue = "64", description = "images per forward pass, test-time"
-            + " augmentation's views included (${DEFAULT-VALUE})")
-    int batchSize;
-
     @CommandLine.Mixin
     JsonMixin output;
 
@@ -47,12 +43,8 @@ final class EvaluateCommand implements Callable<Integer> {
     public Integer call() {
         StopSignal.install("stopping after the current batch");
         PrintWriter out = spec.commandLine().getOut();
-        if (batchSize < 1) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, found "
-                    + batchSize);
-        }
-        try (TrainedModel model = TrainedModel.open(checkpoint, null).foldBatchNorm(inference.foldBn)
-                .precision(inference.precision())) {
+        int batchSize = inference.batchSize();
+        try (TrainedModel model = inference.open(checkpoint, null)) {
             EvaluationSet set = EvaluationSet.open(data, model.classNames());
             long t0 = System.nanoTime();
             Tta views = inference.tta();

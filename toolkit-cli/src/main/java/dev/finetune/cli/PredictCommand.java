@@ -37,10 +37,6 @@ final class PredictCommand implements Callable<Integer> {
     @Option(names = "--top-k", defaultValue = "5", description = "classes to show (${DEFAULT-VALUE})")
     int topK;
 
-    @Option(names = "--batch-size", defaultValue = "64", description = "images per forward pass, test-time"
-            + " augmentation's views included (${DEFAULT-VALUE})")
-    int batchSize;
-
     @CommandLine.Mixin
     JsonMixin output;
 
@@ -53,13 +49,9 @@ final class PredictCommand implements Callable<Integer> {
         if (topK < 1) {
             throw new CommandLine.ParameterException(spec.commandLine(), "--top-k must be >= 1, found " + topK);
         }
-        if (batchSize < 1) {
-            throw new CommandLine.ParameterException(spec.commandLine(), "--batch-size must be >= 1, found "
-                    + batchSize);
-        }
+        int batchSize = inference.batchSize();
         PrintWriter out = spec.commandLine().getOut();
-        try (TrainedModel model = TrainedModel.open(checkpoint, arch).foldBatchNorm(inference.foldBn)
-                .precision(inference.precision())) {
+        try (TrainedModel model = inference.open(checkpoint, arch)) {
             List<Predictor.Prediction> preds = new Predictor(model, inference.tta(), batchSize).predict(images, topK);
             long peak = MemoryUse.peakRssBytes();
             if (output.json()) {

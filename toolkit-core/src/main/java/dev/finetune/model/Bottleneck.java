@@ -1,6 +1,5 @@
 package dev.finetune.model;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -51,7 +50,6 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
         // StepScopes.release frees each intermediate once its one consumer has run (inference only; a no-op else).
-        NDArray identity = inputs.singletonOrThrow();
         NDList out = conv1.forward(ps, inputs, training);
         out = StepScopes.release(out, bn1.forward(ps, out, training));
         out = StepScopes.release(out, new NDList(Activation.relu(out.singletonOrThrow())));
@@ -60,17 +58,7 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
         out = StepScopes.release(out, new NDList(Activation.relu(out.singletonOrThrow())));
         out = StepScopes.release(out, conv3.forward(ps, out, training));
         out = StepScopes.release(out, bn3.forward(ps, out, training));
-        if (downsample != null) {
-            identity = downsample.forward(ps, inputs, training).singletonOrThrow();
-        }
-        // In place, as torchvision's `out += identity`: bn3's output feeds only this sum (BN's backward does not save
-        // its output), so the sum reuses its buffer instead of allocating another map of the same size.
-        NDArray sum = out.singletonOrThrow();
-        sum.addi(identity);
-        if (downsample != null) {
-            StepScopes.free(identity);
-        }
-        return new NDList(StepScopes.release(sum, Activation.relu(sum)));
+        return ResidualBlock.addIdentityRelu(ps, inputs, out, downsample, training);
     }
 
     @Override

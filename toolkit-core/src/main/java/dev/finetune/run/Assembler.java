@@ -145,20 +145,12 @@ public final class Assembler {
     private static FineTuner fineTuner(ConfigLoader.Loaded loaded, Checkpoint checkpoint, Integer dataClasses,
             int[] classCounts) {
         ExperimentConfig c = loaded.config();
-        FineTuner.Builder b = FineTuner.builder()
-                .arch(architecture(c.model(), checkpoint))
+        Architecture arch = architecture(c.model(), checkpoint); // first, so its error comes first as before
+        FineTuner.Builder b = trainingSettings(c, classCounts)
+                .arch(arch)
                 .checkpoint(checkpoint)
                 .mapping(mapping(c.model()))
-                .strict(c.model().strict())
-                .policy(c.freeze().toPolicy())
-                .optimizer(c.optimizer().toSettings())
-                .seed(c.train().seed())
-                .threads(c.train().threads())
-                .foldFrozenPrefix(c.train().foldFrozenBn())
-                .prefixPrecision(c.train().prefixPrecision())
-                .channelsLastTraining(c.train().channelsLastTraining())
-                .loss(loss(c.train(), classCounts))
-                .clipGradNorm(c.train().clipGradNorm());
+                .strict(c.model().strict());
         ModelConfig.HeadConfig head = c.model().head();
         if (head != null) {
             if (!head.auto()) {
@@ -187,6 +179,23 @@ public final class Assembler {
     }
 
     /**
+     * What a fresh run and a resumed one take alike from the config (freeze policy, optimizer, seed, threads, fast
+     * paths, loss, clipping): one place, so that no setting can be honoured by one and forgotten by the other.
+     */
+    private static FineTuner.Builder trainingSettings(ExperimentConfig c, int[] classCounts) {
+        return FineTuner.builder()
+                .policy(c.freeze().toPolicy())
+                .optimizer(c.optimizer().toSettings())
+                .seed(c.train().seed())
+                .threads(c.train().threads())
+                .foldFrozenPrefix(c.train().foldFrozenBn())
+                .prefixPrecision(c.train().prefixPrecision())
+                .channelsLastTraining(c.train().channelsLastTraining())
+                .loss(loss(c.train(), classCounts))
+                .clipGradNorm(c.train().clipGradNorm());
+    }
+
+    /**
      * The model of a run that continues from {@code resumeFrom}: its architecture and classes from the checkpoint's
      * metadata, its weights from the checkpoint, everything else from the config saved in the run.
      */
@@ -198,18 +207,10 @@ public final class Assembler {
                     + " differ from the checkpoint's " + meta.classNames() + "; resume with the same data");
         }
         ExperimentConfig c = loaded.config();
-        FineTuner.Builder b = FineTuner.builder()
-                .arch(Architectures.parse(meta.arch()))
+        Architecture arch = Architectures.parse(meta.arch());
+        FineTuner.Builder b = trainingSettings(c, data.train().classCounts())
+                .arch(arch)
                 .checkpoint(resumeFrom.checkpoint())
-                .policy(c.freeze().toPolicy())
-                .optimizer(c.optimizer().toSettings())
-                .seed(c.train().seed())
-                .threads(c.train().threads())
-                .foldFrozenPrefix(c.train().foldFrozenBn())
-                .prefixPrecision(c.train().prefixPrecision())
-                .channelsLastTraining(c.train().channelsLastTraining())
-                .loss(loss(c.train(), data.train().classCounts()))
-                .clipGradNorm(c.train().clipGradNorm())
                 .dropout(c.model().head() == null || c.model().head().dropout() == null ? null
                         : c.model().head().dropout().floatValue());
         // Planning the policy and grouping the optimizer on this model can fail (a pattern that matches nothing).
