@@ -49,7 +49,8 @@ public final class Bottleneck extends TorchModule implements ResidualBlock {
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        // StepScopes.release frees each intermediate once its one consumer has run (inference only; a no-op else).
+        // StepScopes.release frees each intermediate once its one consumer has run (inside StepScopes.run or
+        // releasing: inference and training forwards; a no-op elsewhere); autograd keeps what it saved alive.
         NDList out = conv1.forward(ps, inputs, training);
         out = StepScopes.release(out, bn1.forward(ps, out, training));
         out = StepScopes.release(out, new NDList(Activation.relu(out.singletonOrThrow())));

@@ -128,7 +128,7 @@ public final class DenseNet extends Network {
                 NDArray in = features.size() == 1 ? features.get(0) : NDArrays.concat(new NDList(features), 1);
                 features.add(layer.forward(ps, new NDList(in), training).singletonOrThrow());
                 if (features.size() > 2) {
-                    StepScopes.free(in); // a concatenation made for this layer alone (inference only)
+                    StepScopes.free(in); // a concatenation made for this layer alone (in StepScopes.run/releasing)
                 }
             }
             NDArray out = NDArrays.concat(new NDList(features), 1);
@@ -188,7 +188,7 @@ public final class DenseNet extends Network {
         @Override
         protected NDList forwardInternal(
                 ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-            // StepScopes.release frees each intermediate once its one consumer has run (inference only).
+            // StepScopes.release frees each intermediate once its one consumer has run (in StepScopes.run/releasing).
             NDList y = norm1.forward(ps, inputs, training);
             y = StepScopes.release(y, new NDList(Activation.relu(y.singletonOrThrow())));
             y = StepScopes.release(y, conv1.forward(ps, y, training));

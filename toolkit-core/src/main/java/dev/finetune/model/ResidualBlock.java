@@ -15,7 +15,7 @@ public interface ResidualBlock {
      * changes, {@code downsample(input)}. The sum is in place, as torchvision's {@code out += identity}: the last BN's
      * output feeds only this sum (BN's backward does not save its output), so it reuses that buffer instead of
      * allocating another map of the same size; the downsample's output and the sum are freed as soon as consumed
-     * ({@link StepScopes}: inference only, a no-op else).
+     * ({@link StepScopes}: inside its run or releasing, a no-op elsewhere).
      */
     static NDList addIdentityRelu(ParameterStore ps, NDList inputs, NDList out, Sequential downsample,
             boolean training) {
