@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Nothing is lost: a run stopped mid-epoch and resumed ends with the weights of an uninterrupted one; Ctrl-C on a
  * real process writes a resumable checkpoint and exits 130; a process killed with SIGKILL resumes from its last
- * checkpoint.
+ * checkpoint, which with train.recovery_interval can be mid-epoch.
  */
 class InterruptResumeTest {
     @TempDir
@@ -84,13 +84,22 @@ class InterruptResumeTest {
         return cfg;
     }
 
-    @Test
-    void resumedMidEpochEndsWithTheSameWeights() throws Exception {
+    private static TrainJob.Result full;
+
+    /** 3 epochs of 4 steps, a cosine schedule with warm-up and an unfreeze at epoch 2, run once uninterrupted. */
+    private static synchronized Path resumeConfig() throws Exception {
         Path cfg = config("resume", "{epochs: 3, batch_size: 16, seed: 5, max_steps_per_epoch: 4,"
                 + " schedule: {name: cosine, warmup_epochs: 1}, unfreeze: [{at_epoch: 2, match: layer3}]}");
-        ConfigLoader.Loaded loaded = ConfigLoader.load(cfg, List.of());
-        TrainJob.Result full = TrainJob.start(loaded, tmp.resolve("full"), List.of());
-        assertEquals(3, full.state().epochsCompleted());
+        if (full == null) {
+            full = TrainJob.start(ConfigLoader.load(cfg, List.of()), tmp.resolve("full"), List.of());
+            assertEquals(3, full.state().epochsCompleted());
+        }
+        return cfg;
+    }
+
+    @Test
+    void resumedMidEpochEndsWithTheSameWeights() throws Exception {
+        ConfigLoader.Loaded loaded = ConfigLoader.load(resumeConfig(), List.of());
 
         TrainingListener stopper = new TrainingListener() {
             @Override
@@ -125,10 +134,56 @@ class InterruptResumeTest {
         assertEquals(3, resumed.state().epochsCompleted());
         assertEquals(full.state().globalStep(), resumed.state().globalStep());
         assertEquals(1, resumed.state().unfreezeApplied(), "the unfreeze position survives the resume");
+        assertSameWeightsAsTheFullRun(cut);
+        List<String> metrics = Files.readAllLines(cut.resolve("metrics.csv"));
+        assertEquals(4, metrics.size(), "header + 3 epochs, none logged twice: " + metrics);
+    }
 
+    /**
+     * train.recovery_interval: a process that dies without warning (no signal handler runs: here an error thrown by a
+     * listener) mid-epoch resumes from the last recovery point, not the epoch's start, and ends as the uninterrupted
+     * run did.
+     */
+    @Test
+    void recoveryPointMidEpochSurvivesACrashAndResumesExactly() throws Exception {
+        ConfigLoader.Loaded loaded = ConfigLoader.load(resumeConfig(), List.of("train.recovery_interval=3"));
+        List<String> saved = new java.util.ArrayList<>();
+        TrainingListener crash = new TrainingListener() {
+            @Override
+            public void onRecoveryPoint(TrainContext ctx, dev.finetune.train.TrainState at) {
+                saved.add(at.epochsCompleted() + ":" + at.batchesIntoEpoch() + ":" + at.globalStep());
+            }
+
+            @Override
+            public void onStep(TrainContext ctx, int batch, int images, float loss, double lr) {
+                if (ctx.state().epochsCompleted() == 1 && batch == 4) {
+                    throw new IllegalStateException("simulated crash");
+                }
+            }
+        };
+        Path cut = tmp.resolve("crashed");
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> TrainJob.start(loaded, cut, List.of(crash)));
+        assertEquals("simulated crash", e.getMessage());
+        // Steps 3 of epochs 1 and 2; none after an epoch's last (4th) batch.
+        assertEquals(List.of("0:3:3", "1:3:7"), saved);
+        TrainingCheckpoint.Loaded mid = TrainingCheckpoint.read(cut.resolve("checkpoints/last.safetensors"));
+        assertEquals(1, mid.meta().state().epochsCompleted());
+        assertEquals(3, mid.meta().state().batchesIntoEpoch());
+        assertEquals(7, mid.meta().state().globalStep());
+
+        TrainJob.Result resumed = TrainJob.resume(cut, List.of(), List.of());
+        assertEquals(3, resumed.state().epochsCompleted());
+        assertEquals(full.state().globalStep(), resumed.state().globalStep());
+        assertSameWeightsAsTheFullRun(cut);
+        List<String> metrics = Files.readAllLines(cut.resolve("metrics.csv"));
+        assertEquals(4, metrics.size(), "header + 3 epochs, none logged twice: " + metrics);
+    }
+
+    private static void assertSameWeightsAsTheFullRun(Path run) throws Exception {
         Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("full/checkpoints/last.safetensors"))
                 .checkpoint().tensors();
-        Map<String, HostTensor> b = TrainingCheckpoint.read(cut.resolve("checkpoints/last.safetensors"))
+        Map<String, HostTensor> b = TrainingCheckpoint.read(run.resolve("checkpoints/last.safetensors"))
                 .checkpoint().tensors();
         assertEquals(a.keySet(), b.keySet());
         double worst = 0;
@@ -145,8 +200,6 @@ class InterruptResumeTest {
             }
         }
         assertTrue(worst < 1e-5, "resumed weights differ from the uninterrupted run by " + worst + " at " + where);
-        List<String> metrics = Files.readAllLines(cut.resolve("metrics.csv"));
-        assertEquals(4, metrics.size(), "header + 3 epochs, none logged twice: " + metrics);
     }
 
     /**

@@ -33,6 +33,8 @@ import java.util.List;
  * @param featureStore a folder written by {@code finetune features}: the frozen prefix's outputs are read from it
  *     instead of computed (relative to the config file); absent for none
  * @param channelsLast training steps channels-last: {@code false} (default), {@code auto} or {@code true}
+ * @param recoveryInterval also write the resumable {@code last.safetensors} every this many optimizer steps into an
+ *     epoch (timm's {@code --recovery-interval}); 0 (default) only at each epoch's end and on Ctrl-C / SIGTERM
  * @param precision the arithmetic: {@code fp32} (default), {@code bf16} (the frozen, BN-folded prefix in bfloat16;
  *     everything that trains stays float32) or {@code bf16-mixed} (that, and training steps in bfloat16 mixed
  *     precision as {@code torch.autocast}); ResNet family, CPUs with bf16 instructions
@@ -59,7 +61,8 @@ public record TrainConfig(
         Integer updateBnBatches,
         String featureStore,
         String precision,
-        String channelsLast) {
+        String channelsLast,
+        Integer recoveryInterval) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -100,6 +103,10 @@ public record TrainConfig(
         }
         accumulateSteps = accumulateSteps == null ? 1 : accumulateSteps;
         updateBnBatches = updateBnBatches == null ? 0 : updateBnBatches;
+        recoveryInterval = recoveryInterval == null ? 0 : recoveryInterval;
+        if (recoveryInterval < 0) {
+            throw new ConfigException("train.recovery_interval", "must be >= 0 (0: off), found " + recoveryInterval);
+        }
         if (updateBnBatches < 0) {
             throw new ConfigException("train.update_bn_batches", "must be >= 0 (0: off), found " + updateBnBatches);
         }
@@ -158,7 +165,7 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null);
     }
 
     /** {@link #channelsLast()} for {@code FineTuner.Builder.channelsLastTraining}: null for auto. */

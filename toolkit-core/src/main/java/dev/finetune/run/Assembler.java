@@ -309,6 +309,7 @@ public final class Assembler {
                         tc.mixup().cutmixAlpha(), tc.mixup().prob(), tc.mixup().switchProb()))
                 .accumulateSteps(tc.accumulateSteps())
                 .updateBnBatches(tc.updateBnBatches())
+                .recoveryInterval(tc.recoveryInterval())
                 .featureStore(tc.featureStore() == null ? null : loaded.resolve(tc.featureStore()))
                 .schedule(schedule(tc.schedule()));
     }

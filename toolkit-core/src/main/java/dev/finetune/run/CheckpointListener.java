@@ -8,7 +8,8 @@ import dev.finetune.train.TrainingListener;
 
 /**
  * Writes {@code checkpoints/last.safetensors} after every epoch (weights, optimizer state, schedule position, freeze
- * state) and {@code best.safetensors} when the chosen metric improves. Both are written atomically, so a crash or a
+ * state), on Ctrl-C / SIGTERM and at each recovery point ({@code train.recovery_interval}), and
+ * {@code best.safetensors} when the chosen metric improves. Both are written atomically, so a crash or a
  * full disk mid-write leaves the previous file intact.
  */
 public final class CheckpointListener implements TrainingListener {
@@ -70,6 +71,11 @@ public final class CheckpointListener implements TrainingListener {
         write(ctx, run.lastCheckpoint(), resumable, true);
         return "a resumable checkpoint is in " + run.lastCheckpoint() + ". Continue with: finetune train --resume "
                 + run.root();
+    }
+
+    @Override
+    public void onRecoveryPoint(TrainContext ctx, TrainState resumable) {
+        write(ctx, run.lastCheckpoint(), resumable, true);
     }
 
     @Override

@@ -40,6 +40,7 @@ public final class Trainer {
     private final TrainingData data;
     private final Settings settings;
     private final int updateBnBatches;
+    private final int recoveryInterval;
     private final java.nio.file.Path featureStore;
     /** Whether the store has been read (it serves the first plan; a later plan caches in memory). */
     private boolean storeRead;
@@ -87,6 +88,7 @@ public final class Trainer {
         this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
                 b.accumulateSteps, b.mixup, b.emaDecay);
         this.updateBnBatches = b.updateBnBatches;
+        this.recoveryInterval = b.recoveryInterval;
         this.featureStore = b.featureStore;
         this.listeners = List.copyOf(b.listeners);
         this.resumeState = b.resumeState;
@@ -414,6 +416,7 @@ public final class Trainer {
                 }
                 if (groupEnd) {
                     checkStop(ctx, epoch, step, b, lossSum);
+                    maybeRecoveryPoint(ctx, epoch, step, b, limit, lossSum);
                 }
             }
         }
@@ -453,6 +456,7 @@ public final class Trainer {
             }
             if (groupEnd(b, limit)) {
                 checkStop(ctx, epoch, step, b + 1, lossSum);
+                maybeRecoveryPoint(ctx, epoch, step, b + 1, limit, lossSum);
             }
         }
         double secs = (System.nanoTime() - t0) / 1e9;
@@ -516,6 +520,28 @@ public final class Trainer {
         }
     }
 
+    /**
+     * Every {@code recoveryInterval} optimizer steps into an epoch (counted from the epoch's start, so the same
+     * batches in a resumed run), let the listeners save a resumable state at this step boundary (timm's
+     * {@code --recovery-interval}): a process killed without warning (SIGKILL, a lost machine) then loses at most that
+     * many steps instead of the epoch. Not after the epoch's last batch, whose state the epoch's end saves anyway.
+     */
+    private void maybeRecoveryPoint(TrainContext ctx, int epoch, long step, int batchesDone, int limit,
+            double lossSum) {
+        if (recoveryInterval == 0 || batchesDone >= limit) {
+            return;
+        }
+        int k = settings.accumulateSteps();
+        int updates = (batchesDone + k - 1) / k;
+        if (updates % recoveryInterval != 0) {
+            return;
+        }
+        TrainState at = ctx.state().at(epoch - 1, step, batchesDone).withEpochLossSum(lossSum);
+        for (TrainingListener l : listeners) {
+            l.onRecoveryPoint(ctx, at);
+        }
+    }
+
     /** On Ctrl-C / SIGTERM: let the listeners save a resumable state at this step boundary, then stop (130 / 143). */
     private void checkStop(TrainContext ctx, int epoch, long step, int batchesDone, double lossSum) {
         ErrorKind why = StopSignal.requested();
@@ -546,6 +572,7 @@ public final class Trainer {
         private Mixup mixup;
         private Double emaDecay;
         private int updateBnBatches;
+        private int recoveryInterval;
         private boolean featureCache = true;
         private java.nio.file.Path featureStore;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
@@ -618,6 +645,19 @@ public final class Trainer {
                 throw new IllegalArgumentException("update_bn batches must be >= 0, found " + batches);
             }
             this.updateBnBatches = batches;
+            return this;
+        }
+
+        /**
+         * Every {@code steps} optimizer steps into an epoch, the listeners save a resumable state
+         * ({@link TrainingListener#onRecoveryPoint}; timm's {@code --recovery-interval}); 0 (default) only at the end of
+         * each epoch and on Ctrl-C / SIGTERM.
+         */
+        public Builder recoveryInterval(int steps) {
+            if (steps < 0) {
+                throw new IllegalArgumentException("recovery interval must be >= 0, found " + steps);
+            }
+            this.recoveryInterval = steps;
             return this;
         }
 

@@ -45,6 +45,12 @@ public interface TrainingListener {
     }
 
     /**
+     * {@code train.recovery_interval} optimizer steps have passed in this epoch: save what lets the run continue from
+     * {@code resumable} if the process is then killed without warning.
+     */
+    default void onRecoveryPoint(TrainContext ctx, TrainState resumable) {}
+
+    /**
      * The loss became NaN or infinite and the run stops.
      *
      * @return a sentence for the user about what is kept, or null

@@ -558,6 +558,14 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void negativeRecoveryInterval() throws IOException {
+        Path cfg = write("a.yaml", MINIMAL + "train: {recovery_interval: -5}\n");
+        assertConfigError(() -> ConfigLoader.load(cfg, List.of()),
+                "train.recovery_interval: must be >= 0 (0: off), found -5");
+        assertEquals(0, ConfigLoader.load(write("b.yaml", MINIMAL), List.of()).config().train().recoveryInterval());
+    }
+
+    @Test
     void valSplitOutOfRange() throws IOException {
         Path cfg = write("a.yaml", MINIMAL + "data: {root: data, val_split: 1.5}\n");
         assertConfigError(() -> ConfigLoader.load(cfg, List.of()), "data.val_split: must be in (0, 1), found 1.5");
