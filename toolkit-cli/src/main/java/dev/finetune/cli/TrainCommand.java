@@ -27,7 +27,8 @@ final class TrainCommand implements Callable<Integer> {
     static final class Source {
         @Option(names = {"-c", "--config"}, description = "experiment YAML") Path config;
 
-        @Option(names = "--resume", paramLabel = "RUN_DIR", description = "continue an interrupted run") Path resume;
+        @Option(names = "--resume", paramLabel = "RUN_DIR", description = "continue an interrupted run (with --set:"
+                + " edits that its config.yaml keeps for the rest of the run)") Path resume;
     }
 
     @Option(names = "--set", paramLabel = "KEY=VALUE", description = "edit the config (repeatable), e.g."
@@ -50,6 +51,11 @@ final class TrainCommand implements Callable<Integer> {
         boolean bar = !quiet && System.console() != null;
         TrainJob.Result r;
         if (source.resume != null) {
+            if (!sets.isEmpty()) {
+                out.printf("config: %s edited for the rest of the run: %s%n",
+                        source.resume.resolve("config.yaml"), String.join(", ", sets));
+                out.flush();
+            }
             r = TrainJob.resume(source.resume, sets, List.of(new ProgressListener(out, source.resume, bar)));
         } else {
             ConfigLoader.Loaded loaded = ConfigLoader.load(source.config, sets);

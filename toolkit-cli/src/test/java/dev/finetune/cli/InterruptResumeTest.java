@@ -261,5 +261,9 @@ class InterruptResumeTest {
         assertEquals(0, resumed.code(), resumed.err());
         assertTrue(resumed.out().contains("resuming after epoch " + done), resumed.out());
         assertTrue(resumed.out().contains("epoch " + (done + 1) + ":"), resumed.out());
+        assertTrue(resumed.out().contains("edited for the rest of the run: train.epochs=" + (done + 1)),
+                resumed.out());
+        assertEquals(done + 1, ConfigLoader.load(run.resolve("config.yaml"), List.of()).config().train().epochs(),
+                "--set on a resume lasts: the run's config.yaml keeps it");
     }
 }

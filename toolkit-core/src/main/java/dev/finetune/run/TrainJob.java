@@ -75,8 +75,9 @@ public final class TrainJob {
     }
 
     /**
-     * Continues the run in {@code runDir} from its last checkpoint, with the config saved there; a run that stopped
-     * before its first checkpoint starts again from the beginning.
+     * Continues the run in {@code runDir} from its last checkpoint, with the config saved there edited by
+     * {@code sets} (which are written back to the run's {@code config.yaml} once the edited config has built a
+     * model, so that they last); a run that stopped before its first checkpoint starts again from the beginning.
      */
     public static Result resume(Path runDir, List<String> sets, List<TrainingListener> extra) {
         try (RunDirectory run = RunDirectory.existing(runDir)) {
@@ -87,6 +88,11 @@ public final class TrainJob {
             try (FineTuner ft = last != null
                     ? Assembler.resumedFineTuner(config, last, data)
                     : Assembler.fineTuner(config, Assembler.checkpoint(config), data)) {
+                if (!sets.isEmpty()) {
+                    // The edits hold for the rest of the run, not just this process: a later --resume without them
+                    // must not fall back to, say, the old train.epochs.
+                    run.writeText("config.yaml", yaml(config));
+                }
                 r = go(config, run, extra, last, ft, data);
             }
             if (config.config().train().report()) {
