@@ -13,7 +13,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-/** {@code finetune experiment DIR [--out runs/exp] [--set k=v]}: run every config, print one results table. */
+/**
+ * {@code finetune experiment DIR [--out runs/exp] [--set k=v] [--resume]}: run every config, print one results table.
+ */
 @Command(name = "experiment", mixinStandardHelpOptions = true,
         description = "Run every experiment config in a folder (each in its own JVM) and print one results table.")
 final class ExperimentCommand implements Callable<Integer> {
@@ -27,6 +29,10 @@ final class ExperimentCommand implements Callable<Integer> {
     @Option(names = "--set", description = "edit every config: KEY=VALUE (repeatable)")
     List<String> sets = new ArrayList<>();
 
+    @Option(names = "--resume", description = "continue a sweep that stopped: runs in --out that finished are kept,"
+            + " an interrupted one continues from its last checkpoint with the config it started with, the rest start")
+    boolean resume;
+
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -37,7 +43,7 @@ final class ExperimentCommand implements Callable<Integer> {
                 FinetuneCli.class.getName(), line -> {
                     o.println(line);
                     o.flush();
-                });
+                }, resume);
         String table = ExperimentRunner.markdown(rows);
         AtomicFiles.write(out.resolve("results.md"), w -> w.write(table.getBytes(StandardCharsets.UTF_8)));
         o.println();

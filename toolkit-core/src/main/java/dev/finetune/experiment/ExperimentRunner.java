@@ -43,13 +43,44 @@ public final class ExperimentRunner {
             double imagesPerSecond, double peakRssMiB, double top1, double bestTop1, boolean featureCache,
             String runDir, double macroF1, String bestMetric) {}
 
+    /** Where a config's run folder stands before a sweep runs it. */
+    enum RunState {
+        /** No run yet (or a folder that a run left before its first checkpoint): train starts it. */
+        NEW,
+        /** A checkpoint but no finished summary: an interrupted run, which train --resume continues. */
+        INTERRUPTED,
+        /** A summary of a run that reached its epochs (or stopped early): kept as it is. */
+        FINISHED
+    }
+
+    /**
+     * {@code runDir}'s state: finished when its {@code summary.json} covers the epochs of the run's own
+     * {@code config.yaml} (a run extended with {@code --resume --set train.epochs=…} and interrupted again is not).
+     */
+    static RunState state(Path runDir) {
+        if (!Files.isRegularFile(runDir.resolve("checkpoints/last.safetensors"))) {
+            return RunState.NEW;
+        }
+        if (Files.isRegularFile(runDir.resolve(RunSummary.FILE)) && Files.isRegularFile(runDir.resolve("config.yaml"))) {
+            RunSummary s = RunSummary.read(runDir);
+            int epochs = ConfigLoader.load(runDir.resolve("config.yaml"), List.of()).config().train().epochs();
+            if (s.stoppedEarly() != null || s.epochsCompleted() >= epochs) {
+                return RunState.FINISHED;
+            }
+        }
+        return RunState.INTERRUPTED;
+    }
+
     /**
      * Runs the configs in {@code dir} (sorted by name) with {@code java -cp classpath mainClass train …}.
      *
      * @param outRoot runs go to {@code outRoot/<config name>}
+     * @param resume continue a sweep that stopped: finished runs are kept (their rows read back), an interrupted one
+     *     continues from its last checkpoint ({@code train --resume}, with the config it started with), the rest
+     *     start; without it, a run folder of the sweep that already holds a run is refused before anything runs
      */
     public static List<Row> run(Path dir, Path outRoot, List<String> sets, String classpath, String mainClass,
-            Consumer<String> log) {
+            Consumer<String> log, boolean resume) {
         List<Path> configs;
         try (Stream<Path> s = Files.list(dir)) {
             configs = s.filter(p -> p.toString().endsWith(".yaml") || p.toString().endsWith(".yml")).sorted()
@@ -85,16 +116,36 @@ public final class ExperimentRunner {
             }
             keepsEma.put(config.name(), config.train().ema() != null);
         }
+        String again = "finetune experiment " + dir + " --out " + outRoot + " --resume";
+        java.util.Map<Path, RunState> states = new java.util.HashMap<>();
+        for (Path c : configs) {
+            Path runDir = outRoot.resolve(ConfigLoader.load(c, sets).config().name());
+            RunState st = state(runDir);
+            if (st != RunState.NEW && !resume) {
+                throw new FinetuneException(ErrorKind.USAGE, runDir + " already holds " + (st == RunState.FINISHED
+                        ? "a finished" : "an interrupted") + " run of " + c + "; continue the sweep with: " + again
+                        + " (finished runs are kept, interrupted ones continue), or give another --out");
+            }
+            states.put(c, st);
+        }
         List<Row> rows = new ArrayList<>();
         for (Path c : configs) {
             String name = ConfigLoader.load(c, sets).config().name();
             Path runDir = outRoot.resolve(name);
+            RunState st = states.get(c);
+            if (st == RunState.FINISHED) {
+                log.accept("== " + name + " (" + c + "): finished before, kept (" + runDir + ")");
+                rows.add(row(name, runDir));
+                continue;
+            }
             // Each run gets this JVM's heap and GC settings (the launcher's, or FINETUNE_JAVA_OPTS).
             List<String> cmd = new ArrayList<>();
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             cmd.addAll(ChildJvmOptions.inherited(arg -> false));
-            cmd.addAll(List.of("-cp", classpath, mainClass,
-                    "train", "-c", c.toString(), "--run-dir", runDir.toString(), "--quiet"));
+            cmd.addAll(List.of("-cp", classpath, mainClass, "train"));
+            cmd.addAll(st == RunState.INTERRUPTED ? List.of("--resume", runDir.toString())
+                    : List.of("-c", c.toString(), "--run-dir", runDir.toString()));
+            cmd.add("--quiet");
             for (String s : sets) {
                 cmd.add("--set");
                 cmd.add(s);
@@ -104,10 +155,15 @@ public final class ExperimentRunner {
                 Checkpoints.ExperimentRef from = upstream.get(c);
                 cmd.add("model.checkpoint=" + outRoot.resolve(from.name()).resolve(from.file()).toAbsolutePath());
             }
-            log.accept("== " + name + " (" + c + ")");
+            log.accept("== " + name + " (" + c + ")" + (st == RunState.INTERRUPTED ? ": continuing " + runDir : ""));
             try {
                 Process p = new ProcessBuilder(cmd).inheritIO().start();
                 int code = p.waitFor();
+                if (code == ErrorKind.INTERRUPTED.exitCode() || code == ErrorKind.TERMINATED.exitCode()) {
+                    throw new FinetuneException(code == ErrorKind.INTERRUPTED.exitCode() ? ErrorKind.INTERRUPTED
+                            : ErrorKind.TERMINATED, "experiment " + name + " stopped with a resumable checkpoint in "
+                            + runDir + "; continue the sweep with: " + again);
+                }
                 if (code != 0) {
                     throw new FinetuneException(ErrorKind.INTERNAL, "experiment " + name + " failed with exit code "
                             + code + "; its run directory is " + runDir);
