@@ -2,6 +2,7 @@ package dev.finetune.cli;
 
 import dev.finetune.experiment.ExperimentRunner;
 import dev.finetune.io.AtomicFiles;
+import dev.finetune.train.StopSignal;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -39,6 +40,7 @@ final class ExperimentCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter o = spec.commandLine().getOut();
+        StopSignal.install("stopping the running experiment at its next step, with a resumable checkpoint");
         var rows = ExperimentRunner.run(dir, out, sets, System.getProperty("java.class.path"),
                 FinetuneCli.class.getName(), line -> {
                     o.println(line);

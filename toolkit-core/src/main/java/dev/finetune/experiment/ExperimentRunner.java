@@ -6,6 +6,7 @@ import dev.finetune.checkpoint.Checkpoints;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.engine.ChildJvmOptions;
 import dev.finetune.run.RunSummary;
+import dev.finetune.train.StopSignal;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -155,14 +156,20 @@ public final class ExperimentRunner {
                 Checkpoints.ExperimentRef from = upstream.get(c);
                 cmd.add("model.checkpoint=" + outRoot.resolve(from.name()).resolve(from.file()).toAbsolutePath());
             }
+            StopSignal.throwIfRequested("the sweep " + dir + " (before " + name + ")");
             log.accept("== " + name + " (" + c + ")" + (st == RunState.INTERRUPTED ? ": continuing " + runDir : ""));
             try {
                 Process p = new ProcessBuilder(cmd).inheritIO().start();
-                int code = p.waitFor();
-                if (code == ErrorKind.INTERRUPTED.exitCode() || code == ErrorKind.TERMINATED.exitCode()) {
-                    throw new FinetuneException(code == ErrorKind.INTERRUPTED.exitCode() ? ErrorKind.INTERRUPTED
-                            : ErrorKind.TERMINATED, "experiment " + name + " stopped with a resumable checkpoint in "
-                            + runDir + "; continue the sweep with: " + again);
+                int code = waitForward(p);
+                ErrorKind stop = StopSignal.requested();
+                if (stop != null || code == ErrorKind.INTERRUPTED.exitCode()
+                        || code == ErrorKind.TERMINATED.exitCode()) {
+                    ErrorKind why = stop != null ? stop : code == ErrorKind.INTERRUPTED.exitCode()
+                            ? ErrorKind.INTERRUPTED : ErrorKind.TERMINATED;
+                    throw new FinetuneException(why, "experiment " + name + " stopped (exit code " + code + ")"
+                            + (java.nio.file.Files.isRegularFile(runDir.resolve("checkpoints/last.safetensors"))
+                                    ? " with a resumable checkpoint in " + runDir : "")
+                            + "; continue the sweep with: " + again);
                 }
                 if (code != 0) {
                     throw new FinetuneException(ErrorKind.INTERNAL, "experiment " + name + " failed with exit code "
@@ -177,6 +184,22 @@ public final class ExperimentRunner {
             rows.add(row(name, runDir));
         }
         return rows;
+    }
+
+    /**
+     * Waits for the child run, forwarding a stop that reached this JVM (Ctrl-C or SIGTERM, {@link StopSignal}) as
+     * SIGTERM: the child then writes its resumable checkpoint at its next step boundary and exits 143. A Ctrl-C from a
+     * terminal reaches the child too; the child ignores the forwarded SIGTERM then, so one stop is not taken for two.
+     */
+    private static int waitForward(Process p) throws InterruptedException {
+        boolean forwarded = false;
+        while (!p.waitFor(200, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+            if (!forwarded && StopSignal.requested() != null) {
+                p.destroy();
+                forwarded = true;
+            }
+        }
+        return p.exitValue();
     }
 
     static Row row(String name, Path runDir) {

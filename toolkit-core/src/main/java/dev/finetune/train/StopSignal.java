@@ -6,7 +6,10 @@ import sun.misc.Signal;
 
 /**
  * Ctrl-C and SIGTERM as a request to stop at the next step boundary, so the loop can write a resumable checkpoint
- * before exiting with 130 / 143. A second Ctrl-C while stopping ends the process at once.
+ * before exiting with 130 / 143. A second Ctrl-C while stopping ends the process at once; a SIGTERM while stopping is
+ * ignored, so that one stop that arrives twice (a Ctrl-C that reaches the whole process group, and the same stop
+ * forwarded by a parent such as {@code finetune experiment}, or systemd's SIGTERM to every process of a service) still
+ * ends with the checkpoint.
  */
 public final class StopSignal {
     private static volatile ErrorKind requested;
@@ -37,6 +40,9 @@ public final class StopSignal {
 
     /** Asks the running loop to stop (what the handlers call; tests call it directly). */
     public static void request(ErrorKind why) {
+        if (requested != null && why == ErrorKind.TERMINATED) {
+            return;
+        }
         if (requested != null) {
             System.err.println("stopping now without waiting for the checkpoint");
             Runtime.getRuntime().halt(why.exitCode());
