@@ -62,9 +62,10 @@ public final class ExperimentRunner {
         if (!Files.isRegularFile(runDir.resolve("checkpoints/last.safetensors"))) {
             return RunState.NEW;
         }
-        if (Files.isRegularFile(runDir.resolve(RunSummary.FILE)) && Files.isRegularFile(runDir.resolve("config.yaml"))) {
+        Path config = runDir.resolve("config.yaml");
+        if (Files.isRegularFile(runDir.resolve(RunSummary.FILE)) && Files.isRegularFile(config)) {
             RunSummary s = RunSummary.read(runDir);
-            int epochs = ConfigLoader.load(runDir.resolve("config.yaml"), List.of()).config().train().epochs();
+            int epochs = ConfigLoader.load(config, List.of()).config().train().epochs();
             if (s.stoppedEarly() != null || s.epochsCompleted() >= epochs) {
                 return RunState.FINISHED;
             }
@@ -117,7 +118,9 @@ public final class ExperimentRunner {
             }
             keepsEma.put(config.name(), config.train().ema() != null);
         }
-        String again = "finetune experiment " + dir + " --out " + outRoot + " --resume";
+        StringBuilder again = new StringBuilder("finetune experiment " + dir + " --out " + outRoot);
+        sets.forEach(s -> again.append(" --set ").append(s));
+        again.append(" --resume");
         java.util.Map<Path, RunState> states = new java.util.HashMap<>();
         for (Path c : configs) {
             Path runDir = outRoot.resolve(ConfigLoader.load(c, sets).config().name());
@@ -156,18 +159,22 @@ public final class ExperimentRunner {
                 Checkpoints.ExperimentRef from = upstream.get(c);
                 cmd.add("model.checkpoint=" + outRoot.resolve(from.name()).resolve(from.file()).toAbsolutePath());
             }
-            StopSignal.throwIfRequested("the sweep " + dir + " (before " + name + ")");
+            ErrorKind before = StopSignal.requested();
+            if (before != null) {
+                throw new FinetuneException(before, "the sweep stopped before experiment " + name
+                        + "; continue it with: " + again);
+            }
             log.accept("== " + name + " (" + c + ")" + (st == RunState.INTERRUPTED ? ": continuing " + runDir : ""));
             try {
                 Process p = new ProcessBuilder(cmd).inheritIO().start();
                 int code = waitForward(p);
                 ErrorKind stop = StopSignal.requested();
-                if (stop != null || code == ErrorKind.INTERRUPTED.exitCode()
-                        || code == ErrorKind.TERMINATED.exitCode()) {
+                if (code != 0 && (stop != null || code == ErrorKind.INTERRUPTED.exitCode()
+                        || code == ErrorKind.TERMINATED.exitCode())) {
                     ErrorKind why = stop != null ? stop : code == ErrorKind.INTERRUPTED.exitCode()
                             ? ErrorKind.INTERRUPTED : ErrorKind.TERMINATED;
                     throw new FinetuneException(why, "experiment " + name + " stopped (exit code " + code + ")"
-                            + (java.nio.file.Files.isRegularFile(runDir.resolve("checkpoints/last.safetensors"))
+                            + (Files.isRegularFile(runDir.resolve("checkpoints/last.safetensors"))
                                     ? " with a resumable checkpoint in " + runDir : "")
                             + "; continue the sweep with: " + again);
                 }

@@ -650,8 +650,8 @@ public final class Trainer {
 
         /**
          * Every {@code steps} optimizer steps into an epoch, the listeners save a resumable state
-         * ({@link TrainingListener#onRecoveryPoint}; timm's {@code --recovery-interval}); 0 (default) only at the end of
-         * each epoch and on Ctrl-C / SIGTERM.
+         * ({@link TrainingListener#onRecoveryPoint}; timm's {@code --recovery-interval}); 0 (default) only at the end
+         * of each epoch and on Ctrl-C / SIGTERM.
          */
         public Builder recoveryInterval(int steps) {
             if (steps < 0) {
