@@ -86,7 +86,8 @@ final class ProgressListener implements TrainingListener {
             progress.close();
             progress = null;
         }
-        String val = s.val() == null ? "no validation data"
+        String val = s.val() == null ? (ctx.hasValidation() ? "not validated (val_every "
+                + ctx.settings().valEvery() + ")" : "no validation data")
                 : String.format(Locale.ROOT, "val_loss %.4f  top1 %.2f%%  top%d %.2f%%", s.val().loss(),
                         100 * s.val().top1(), s.val().topK(), 100 * s.val().top5());
         out.printf(Locale.ROOT, "epoch %d: train_loss %.4f  %s  lr %.3g  %.1f s  %.0f img/s%s%n", s.epoch(),

@@ -35,6 +35,8 @@ import java.util.List;
  * @param channelsLast training steps channels-last: {@code false} (default), {@code auto} or {@code true}
  * @param recoveryInterval also write the resumable {@code last.safetensors} every this many optimizer steps into an
  *     epoch (timm's {@code --recovery-interval}); 0 (default) only at each epoch's end and on Ctrl-C / SIGTERM
+ * @param valEvery validate after every this many epochs and after the last (Lightning's
+ *     {@code check_val_every_n_epoch}; default 1)
  * @param precision the arithmetic: {@code fp32} (default), {@code bf16} (the frozen, BN-folded prefix in bfloat16;
  *     everything that trains stays float32) or {@code bf16-mixed} (that, and training steps in bfloat16 mixed
  *     precision as {@code torch.autocast}); ResNet family, CPUs with bf16 instructions
@@ -62,7 +64,8 @@ public record TrainConfig(
         String featureStore,
         String precision,
         String channelsLast,
-        Integer recoveryInterval) {
+        Integer recoveryInterval,
+        Integer valEvery) {
 
     /** Most intra-op threads accepted: more than any CPU this runs on has, few enough to start at once. */
     public static final int MAX_THREADS = 256;
@@ -104,6 +107,10 @@ public record TrainConfig(
         accumulateSteps = accumulateSteps == null ? 1 : accumulateSteps;
         updateBnBatches = updateBnBatches == null ? 0 : updateBnBatches;
         recoveryInterval = recoveryInterval == null ? 0 : recoveryInterval;
+        valEvery = valEvery == null ? 1 : valEvery;
+        if (valEvery < 1) {
+            throw new ConfigException("train.val_every", "must be >= 1 (epochs between validations), found " + valEvery);
+        }
         if (recoveryInterval < 0) {
             throw new ConfigException("train.recovery_interval", "must be >= 0 (0: off), found " + recoveryInterval);
         }
@@ -165,7 +172,7 @@ public record TrainConfig(
     /** Defaults throughout. */
     public static TrainConfig defaults() {
         return new TrainConfig(null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
-                null, null, null, null, null, null, null, null);
+                null, null, null, null, null, null, null, null, null);
     }
 
     /** {@link #channelsLast()} for {@code FineTuner.Builder.channelsLastTraining}: null for auto. */

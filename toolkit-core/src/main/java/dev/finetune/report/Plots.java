@@ -420,6 +420,21 @@ public final class Plots {
         return rows;
     }
 
+    /** Whether a finite value has no finite neighbour, so that a line through the series would not draw it. */
+    private static boolean hasIsolatedPoint(double[] values, double[] epochs) {
+        for (int i = 0; i < values.length; i++) {
+            if (Double.isNaN(epochs[i]) || !Double.isFinite(values[i])) {
+                continue;
+            }
+            boolean before = i > 0 && Double.isFinite(values[i - 1]) && !Double.isNaN(epochs[i - 1]);
+            boolean after = i + 1 < values.length && Double.isFinite(values[i + 1]) && !Double.isNaN(epochs[i + 1]);
+            if (!before && !after) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static JFreeChart lineChart(String title, String yLabel, MetricsTable table, double[] epochs,
             List<String> columns, boolean fraction) {
         XYSeriesCollection dataset = new XYSeriesCollection();
@@ -455,6 +470,10 @@ public final class Plots {
                     : OTHER_COLORS[other++ % OTHER_COLORS.length];
             renderer.setSeriesPaint(index, color);
             renderer.setSeriesStroke(index, stroke(column));
+            if (hasIsolatedPoint(values, epochs)) {
+                // Validated every few epochs (train.val_every): each point stands alone, so no line would show it.
+                renderer.setSeriesShapesVisible(index, true);
+            }
         }
 
         NumberAxis x = new NumberAxis("epoch");

@@ -310,6 +310,7 @@ public final class Assembler {
                 .accumulateSteps(tc.accumulateSteps())
                 .updateBnBatches(tc.updateBnBatches())
                 .recoveryInterval(tc.recoveryInterval())
+                .valEvery(tc.valEvery())
                 .featureStore(tc.featureStore() == null ? null : loaded.resolve(tc.featureStore()))
                 .schedule(schedule(tc.schedule()));
     }

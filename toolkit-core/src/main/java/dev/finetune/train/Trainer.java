@@ -64,8 +64,11 @@ public final class Trainer {
      * @param emaDecay the decay of a weight EMA ({@link WeightEma}), or null for none
      */
     public record Settings(int epochs, int batchSize, int seed, Integer maxStepsPerEpoch, boolean featureCache,
-            LrSchedule.Spec schedule, int accumulateSteps, Mixup mixup, Double emaDecay) {
+            LrSchedule.Spec schedule, int accumulateSteps, Mixup mixup, Double emaDecay, int valEvery) {
         public Settings {
+            if (valEvery < 1) {
+                throw new IllegalArgumentException("validation interval must be >= 1 epoch, found " + valEvery);
+            }
             if (accumulateSteps < 1) {
                 throw new IllegalArgumentException("accumulate steps must be >= 1, found " + accumulateSteps);
             }
@@ -86,7 +89,7 @@ public final class Trainer {
         this.ft = Objects.requireNonNull(b.fineTuner, "fineTuner");
         this.data = Objects.requireNonNull(b.data, "data");
         this.settings = new Settings(b.epochs, b.batchSize, b.seed, b.maxStepsPerEpoch, b.featureCache, b.schedule,
-                b.accumulateSteps, b.mixup, b.emaDecay);
+                b.accumulateSteps, b.mixup, b.emaDecay, b.valEvery);
         this.updateBnBatches = b.updateBnBatches;
         this.recoveryInterval = b.recoveryInterval;
         this.featureStore = b.featureStore;
@@ -202,10 +205,13 @@ public final class Trainer {
                 state = er.state;
                 ctx.setState(state);
                 dev.finetune.engine.MemoryUse.releaseFreePages(); // the steps' freed maps, before validation's
-                if (updateBnBatches > 0) {
+                // Every valEvery epochs and after the last (Lightning's check_val_every_n_epoch): validation and
+                // what serves it (BN recalibration, the EMA's validation) cost nothing to the training itself.
+                boolean validating = epoch % settings.valEvery() == 0 || epoch == settings.epochs();
+                if (updateBnBatches > 0 && validating) {
                     recalibrateBn(cache, epoch);
                 }
-                EpochMetrics val = validate(valCache);
+                EpochMetrics val = validating ? validate(valCache) : null;
                 final FeatureCache vc = valCache;
                 EpochMetrics emaVal = ctx.ema() == null || val == null ? null
                         : ctx.ema().withAveragedWeights(ft, () -> validate(vc));
@@ -573,6 +579,7 @@ public final class Trainer {
         private Double emaDecay;
         private int updateBnBatches;
         private int recoveryInterval;
+        private int valEvery = 1;
         private boolean featureCache = true;
         private java.nio.file.Path featureStore;
         private LrSchedule.Spec schedule = LrSchedule.Spec.constant();
@@ -645,6 +652,15 @@ public final class Trainer {
                 throw new IllegalArgumentException("update_bn batches must be >= 0, found " + batches);
             }
             this.updateBnBatches = batches;
+            return this;
+        }
+
+        /**
+         * Validate after every {@code epochs}-th epoch and after the last (default 1: every epoch); the epochs between
+         * report no validation metrics, and the best checkpoint and early stopping see only validated epochs.
+         */
+        public Builder valEvery(int epochs) {
+            this.valEvery = epochs;
             return this;
         }
 

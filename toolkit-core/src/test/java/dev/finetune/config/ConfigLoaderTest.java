@@ -566,6 +566,13 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void valEveryBelowOne() throws IOException {
+        Path cfg = write("a.yaml", MINIMAL + "train: {val_every: 0}\n");
+        assertConfigError(() -> ConfigLoader.load(cfg, List.of()),
+                "train.val_every: must be >= 1 (epochs between validations), found 0");
+    }
+
+    @Test
     void valSplitOutOfRange() throws IOException {
         Path cfg = write("a.yaml", MINIMAL + "data: {root: data, val_split: 1.5}\n");
         assertConfigError(() -> ConfigLoader.load(cfg, List.of()), "data.val_split: must be in (0, 1), found 1.5");
