@@ -2,7 +2,10 @@ package dev.finetune.train;
 
 import dev.finetune.metrics.MetricChoice;
 
-/** Stops the run when the chosen metric has not improved for {@code patience} epochs. */
+/**
+ * Stops the run when the chosen metric has not improved for {@code patience} epochs (for a validation metric with
+ * {@code train.val_every} N > 1: for {@code patience} validations, N epochs apart).
+ */
 public final class EarlyStoppingListener implements TrainingListener {
     private final MetricChoice configured;
     private MetricChoice metric;
@@ -47,7 +50,9 @@ public final class EarlyStoppingListener implements TrainingListener {
         ctx.setState(st.withEarlyStopping(best, without));
         if (without >= patience) {
             ctx.requestStop("early stopping: " + metric.name() + " has not improved for " + without
-                    + " epochs (best " + best + ")");
+                    + (ctx.settings().valEvery() > 1 && metric.name().startsWith("val_")
+                            ? " validations (every " + ctx.settings().valEvery() + " epochs)" : " epochs")
+                    + " (best " + best + ")");
         }
     }
 }
