@@ -62,6 +62,7 @@ public final class Trainer {
      * @param accumulateSteps batches whose gradients are summed before one optimizer step (1: every batch steps)
      * @param mixup batch-level Mixup/CutMix, or null
      * @param emaDecay the decay of a weight EMA ({@link WeightEma}), or null for none
+     * @param valEvery validate after every this many epochs and after the last (1: every epoch)
      */
     public record Settings(int epochs, int batchSize, int seed, Integer maxStepsPerEpoch, boolean featureCache,
             LrSchedule.Spec schedule, int accumulateSteps, Mixup mixup, Double emaDecay, int valEvery) {
