@@ -82,4 +82,17 @@ class ValEveryTest {
             assertArrayEquals(b.get(k).data(), a.get(k).data(), k + ": validation changed training");
         }
     }
+
+    @Test
+    void earlyStoppingCountsValidations() throws Exception {
+        Path data = Cli.smallData(tmp.resolve("data"), 8, 2);
+        // No later validation beats the first by 10: stops at the second validated epoch (4), after one validation.
+        Path cfg = Cli.config(tmp, "stop", LAST_STAGE, "{epochs: 6, batch_size: 16, val_every: 2,"
+                + " early_stopping: {metric: val_loss, patience: 1, min_delta: 10}}", data);
+        TrainJob.start(ConfigLoader.load(cfg, List.of()), tmp.resolve("stop"), List.of());
+        RunSummary s = RunSummary.read(tmp.resolve("stop"));
+        assertEquals(4, s.epochsCompleted());
+        assertTrue(s.stoppedEarly().contains("val_loss has not improved for 1 validations (every 2 epochs)"),
+                s.stoppedEarly());
+    }
 }
