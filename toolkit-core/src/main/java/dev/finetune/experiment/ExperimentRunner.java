@@ -98,8 +98,10 @@ public final class ExperimentRunner {
         // The configs seen so far, in run order, and whether each keeps a weight EMA.
         java.util.Map<String, Boolean> keepsEma = new java.util.LinkedHashMap<>();
         java.util.Map<Path, Checkpoints.ExperimentRef> upstream = new java.util.HashMap<>();
+        java.util.Map<Path, String> names = new java.util.HashMap<>(); // each config loaded once
         for (Path c : configs) {
             var config = ConfigLoader.load(c, sets).config();
+            names.put(c, config.name());
             String source = config.model().checkpoint();
             if (source != null && source.startsWith(Checkpoints.EXPERIMENT_SCHEME)) {
                 Checkpoints.ExperimentRef from = Checkpoints.ExperimentRef.parse(source);
@@ -123,7 +125,7 @@ public final class ExperimentRunner {
         again.append(" --resume");
         java.util.Map<Path, RunState> states = new java.util.HashMap<>();
         for (Path c : configs) {
-            Path runDir = outRoot.resolve(ConfigLoader.load(c, sets).config().name());
+            Path runDir = outRoot.resolve(names.get(c));
             RunState st = state(runDir);
             if (st != RunState.NEW && !resume) {
                 throw new FinetuneException(ErrorKind.USAGE, runDir + " already holds " + (st == RunState.FINISHED
@@ -134,7 +136,7 @@ public final class ExperimentRunner {
         }
         List<Row> rows = new ArrayList<>();
         for (Path c : configs) {
-            String name = ConfigLoader.load(c, sets).config().name();
+            String name = names.get(c);
             Path runDir = outRoot.resolve(name);
             RunState st = states.get(c);
             if (st == RunState.FINISHED) {
