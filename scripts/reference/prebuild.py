@@ -18,7 +18,7 @@ src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/Fam
 archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
 src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/train/FamilyTrainingParityTest.java")).read()
 step_archs = "".join(re.findall(r'"([^"]*)"', src[src.index("String ARCHS ="):src.index(";", src.index("String ARCHS ="))]))
-src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/model/ResNetTrainScriptTest.java")).read()
+src = open(os.path.join(root, "toolkit-core/src/test/java/dev/finetune/testing/Bf16TrainingReference.java")).read()
 sizes = re.search(r'String SIZES = "([^"]*)"', src).group(1)
 jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
         ("families-reference", "DONE", "families.py", [archs]),

@@ -17,6 +17,7 @@ import dev.finetune.engine.CpuFeatures;
 import dev.finetune.engine.Engines;
 import dev.finetune.policy.FreezePlan;
 import dev.finetune.policy.FreezePolicy;
+import dev.finetune.testing.Bf16TrainingReference;
 import dev.finetune.testing.TorchReference;
 import dev.finetune.weights.WeightLoader;
 import java.nio.file.Path;
@@ -37,17 +38,14 @@ import org.junit.jupiter.api.Test;
  * (figures printed).
  */
 class ResNetTrainScriptTest {
-    /** Batch size per image size; the reference has all three (scripts/reference/prebuild.py builds it alike). */
-    private static final String SIZES = "32:16,64:32,96:8";
     /** The 96×96 batch and ResNeXt-50 run in the exhaustive step ({@code .ci/run}); the rest in every test run. */
-    private static final boolean EXHAUSTIVE = Boolean.getBoolean("finetune.test.exhaustive");
+    private static final boolean EXHAUSTIVE = Bf16TrainingReference.exhaustive();
 
     /** One forward and backward: the loss, per top-level module the gradients, the running statistics. */
     private record Step(double loss, Map<String, float[]> grads, float[] stats, long tracked) {}
 
     private static Path reference() throws Exception {
-        return TorchReference.cached("bf16-training-reference", "DONE", "bf16_training_reference.py",
-                TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors").toString(), SIZES);
+        return Bf16TrainingReference.get();
     }
 
     private static ResNet fmnist(NDManager m) {
@@ -163,12 +161,9 @@ class ResNetTrainScriptTest {
         Path ref = reference();
         Engines.pytorch();
         boolean bf16 = CpuFeatures.hasBf16();
-        for (String spec : SIZES.split(",")) {
+        for (String spec : Bf16TrainingReference.sizes().split(",")) {
             int size = Integer.parseInt(spec.split(":")[0]);
             int batch = Integer.parseInt(spec.split(":")[1]);
-            if (size == 96 && !EXHAUSTIVE) {
-                continue;
-            }
             float[] xs = TorchReference.readF32(ref.resolve("x_" + size + ".f32"));
             long[] ys = TorchReference.readI64(ref.resolve("y_" + size + ".i64"));
             Step java;

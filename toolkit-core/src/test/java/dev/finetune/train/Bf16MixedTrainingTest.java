@@ -19,6 +19,7 @@ import dev.finetune.model.KernelFaults;
 import dev.finetune.model.Precision;
 import dev.finetune.optim.OptimizerSettings;
 import dev.finetune.policy.FreezePolicy;
+import dev.finetune.testing.Bf16TrainingReference;
 import dev.finetune.testing.TorchReference;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -57,9 +58,7 @@ class Bf16MixedTrainingTest {
     private record Run(float[] losses, Map<String, float[]> tensors, List<FastPathReport> reports, String layout) {}
 
     private static Run train(Precision precision) throws Exception {
-        Path ref = TorchReference.cached("bf16-training-reference", "DONE", "bf16_training_reference.py",
-                TorchReference.repoRoot().resolve("models/resnet18-fmnist-a.safetensors").toString(),
-                "32:16,64:32,96:8");
+        Path ref = Bf16TrainingReference.get();
         try (FineTuner ft = fineTuner(precision)) {
             NDArray x = ft.manager().create(TorchReference.readF32(ref.resolve("x_64.f32")), new Shape(32, 3, 64, 64));
             NDArray y = ft.manager().create(TorchReference.readI64(ref.resolve("y_64.i64"))).toType(DataType.INT64,
