@@ -23,8 +23,14 @@ public final class MemoryUse {
         return field(Path.of("/proc/self/smaps_rollup"), "AnonHugePages:");
     }
 
-    /** glibc's {@code malloc_trim}, looked up once; null off glibc. */
-    private static final com.sun.jna.Function MALLOC_TRIM = mallocTrim();
+    /** glibc's {@code malloc_trim} and {@code mallopt}, looked up once; null off glibc. */
+    private static final com.sun.jna.Function MALLOC_TRIM = glibc("malloc_trim");
+    private static final com.sun.jna.Function MALLOPT = glibc("mallopt");
+
+    /** glibc's {@code mallopt(parameter, value)}; false off glibc or where glibc refused it. */
+    static boolean mallopt(int parameter, int value) {
+        return MALLOPT != null && MALLOPT.invokeInt(new Object[] {parameter, value}) == 1;
+    }
 
     /**
      * Gives the free pages glibc's malloc keeps (in every arena, not only at the top of the heap) back to the OS —
@@ -41,15 +47,15 @@ public final class MemoryUse {
         return Math.max(0, before - rssBytes());
     }
 
-    private static com.sun.jna.Function mallocTrim() {
+    private static com.sun.jna.Function glibc(String function) {
         if (!System.getProperty("os.name", "").startsWith("Linux")) {
             return null;
         }
         try {
             com.sun.jna.NativeLibrary c = com.sun.jna.NativeLibrary.getInstance("c");
-            // gnu_get_libc_version exists only in glibc (not musl), where malloc_trim means what is said above.
+            // gnu_get_libc_version exists only in glibc (not musl), whose malloc the callers' comments describe.
             c.getFunction("gnu_get_libc_version");
-            return c.getFunction("malloc_trim");
+            return c.getFunction(function);
         } catch (LinkageError | RuntimeException e) {
             // No JNA dispatch library (e.g. a temp folder mounted noexec), or no such symbol: leave malloc alone.
             return null;

@@ -169,6 +169,7 @@ public final class TrainJob {
             info.put("frozen_params", ctx.fineTuner().plan().frozenParameterCount());
             info.put("fast_path", ctx.fineTuner().fastPathReports().stream().map(FastPathReport::toMap).toList());
             info.put("huge_pages", dev.finetune.engine.HugePages.describe());
+            info.put("malloc", dev.finetune.engine.MallocPolicy.describe());
             run.writeText(infoFile, json(info));
         }
 

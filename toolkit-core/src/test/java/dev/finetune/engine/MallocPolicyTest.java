@@ -1,0 +1,47 @@
+package dev.finetune.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** The automatic malloc policy acts only where the launcher prepared it, and only for large full steps. */
+class MallocPolicyTest {
+    private static final Map<String, String> LAUNCHED = Map.of("FINETUNE_MALLOC", "auto",
+            "FINETUNE_MALLOC_SET", "GLIBC_TUNABLES", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
+
+    @Test
+    void onlyTheLaunchersAutomaticPolicyWithHugePages() {
+        assertTrue(MallocPolicy.applies(LAUNCHED));
+        assertFalse(MallocPolicy.applies(Map.of()), "an application's JVM: glibc's defaults");
+        // No transparent huge pages (the launcher then sets nothing): the mappings' page faults would cost 25-35 %.
+        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "auto")));
+        // The user's own GLIBC_TUNABLES, which the launcher left alone.
+        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "auto", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
+        // lean sets its threshold from the start; keep and glibc want none.
+        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean",
+                "FINETUNE_MALLOC_SET", "MALLOC_MMAP_THRESHOLD_ GLIBC_TUNABLES", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1",
+                "MALLOC_MMAP_THRESHOLD_", "8388608")));
+    }
+
+    @Test
+    void fromSixteenMebibytesOfInput() {
+        long bytes224 = 3L * 224 * 224 * Float.BYTES;
+        assertTrue(MallocPolicy.wants(32 * bytes224), "ResNet-18's full step at 32x224, measured to gain");
+        assertFalse(MallocPolicy.wants(16 * bytes224), "16x224 saved memory but was 5-15 % slower with it");
+        assertFalse(MallocPolicy.wants(8 * bytes224), "batch 8 at 224 was slower with it");
+        assertFalse(MallocPolicy.wants(128L * 3 * 64 * 64 * Float.BYTES), "and 128x64");
+        assertTrue(MallocPolicy.wants(128L * 3 * 112 * 112 * Float.BYTES), "Fashion-MNIST-10 at 112, batch 128");
+        assertEquals(8, MallocPolicy.THRESHOLD_MIB, "lean's threshold");
+    }
+
+    @Test
+    void glibcTakesTheThreshold() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name").startsWith("Linux"));
+        // glibc's mallopt answers 1 for a parameter it took; setting its default dynamic threshold back is not
+        // possible, so this sets a value this JVM's allocations are indifferent to (the largest glibc allows, 32 MiB).
+        assertTrue(MemoryUse.mallopt(-3, 32 << 20), "glibc refused M_MMAP_THRESHOLD");
+    }
+}
