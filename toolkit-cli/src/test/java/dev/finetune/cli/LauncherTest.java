@@ -139,26 +139,25 @@ class LauncherTest {
         // A stand-in java prints the malloc settings it was started with.
         String path = standInJava("envbin", "env | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET)' | sort");
 
-        // The default, auto: huge pages for glibc's own mappings where the kernel offers transparent huge pages; the
-        // rest is decided per training step in the JVM (MallocPolicy).
+        Cli.Result none = launch(Map.of("PATH", path), "--version");
+        assertEquals(0, none.code(), none.err());
+        assertEquals("", none.out(), "glibc's defaults unless asked");
+        assertEquals("", launch(Map.of("PATH", path, "FINETUNE_MALLOC", "glibc"), "--version").out(),
+                "and when asked by name");
+
+        // lean-steps: huge pages for glibc's own mappings where the kernel offers transparent huge pages; the
+        // threshold is decided per training step in the JVM (MallocPolicy).
         String thp;
         try {
             thp = Files.readString(Path.of("/sys/kernel/mm/transparent_hugepage/enabled"));
         } catch (java.io.IOException e) {
             thp = "unknown";
         }
-        boolean hugePages = thp.contains("[always]") || thp.contains("[madvise]");
-        Cli.Result none = launch(Map.of("PATH", path), "--version");
-        assertEquals(0, none.code(), none.err());
-        assertEquals(hugePages ? "FINETUNE_MALLOC_SET=GLIBC_TUNABLES\nGLIBC_TUNABLES=glibc.malloc.hugetlb=1\n" : "",
-                none.out(), "auto (THP: " + thp.trim() + ")");
-        assertEquals(none.out(), launch(Map.of("PATH", path, "FINETUNE_MALLOC", "auto"), "--version").out());
-        assertEquals("", launch(Map.of("PATH", path, "FINETUNE_MALLOC", "glibc"), "--version").out(),
-                "glibc's defaults when asked");
-        Cli.Result ownAuto = launch(Map.of("PATH", path, "MALLOC_ARENA_MAX", "2"), "--version");
-        assertEquals("MALLOC_ARENA_MAX=2\n", ownAuto.out(), "the default leaves the user's own setting alone");
-        assertTrue(!ownAuto.err().contains("FINETUNE_MALLOC"), "and says nothing about it, nothing was asked: "
-                + ownAuto.err());
+        Cli.Result steps = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lean-steps"), "--version");
+        assertEquals(0, steps.code(), steps.err());
+        assertEquals("FINETUNE_MALLOC_SET=GLIBC_TUNABLES\nGLIBC_TUNABLES=glibc.malloc.hugetlb=1\n", steps.out());
+        assertEquals(thp.contains("[always]") || thp.contains("[madvise]"),
+                !steps.err().contains("without transparent huge pages"), "THP: " + thp.trim() + "; " + steps.err());
 
         Cli.Result lean = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lean"), "--version");
         assertEquals(0, lean.code(), lean.err());
@@ -175,7 +174,7 @@ class LauncherTest {
 
         Cli.Result typo = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lena"), "--version");
         assertEquals(2, typo.code(), "a usage error");
-        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use auto (the default), keep, lean or glibc"),
+        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use keep, lean, lean-steps, or unset it"),
                 typo.err());
         assertEquals("", typo.out(), "java never started");
     }

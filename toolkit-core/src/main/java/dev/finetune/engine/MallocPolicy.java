@@ -4,7 +4,7 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The {@code finetune} launcher's default malloc policy, {@code FINETUNE_MALLOC=auto}, finished at run time: glibc's
+ * The {@code finetune} launcher's opt-in malloc policy {@code FINETUNE_MALLOC=lean-steps}, finished at run time: glibc's
  * malloc keeps its own dynamic mmap threshold until the first training step whose autograd graph starts at the
  * network's input with a batch of {@value #LARGE_INPUT_MIB} MiB or more (ResNet-18 at batch 32 and 224 pixels in
  * float32: 19 MiB), and from then on gives every block of {@value #THRESHOLD_MIB} MiB or more its own mapping,
@@ -16,7 +16,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * them, and the step peaked at 1.53–1.95 GB (PyTorch 1.13: 1.52–1.60 GB). With the fixed threshold it peaked at
  * 1.15–1.22 GB at the same speed (2,233–2,354 ms against 2,271–2,353 ms). At batch 16 it saved 18–22 % of the peak
  * for 5–15 % more time, and everywhere else (inference, frozen prefixes, the last stage, 128×64, batch 8) it cost
- * 2–40 % in speed for little memory, so the cut is above batch 16 at 224 and the policy never trades speed away.
+ * up to 25 % in speed for 5–15 % less memory, so the cut is above batch 16 at 224 and the threshold goes back up
+ * for a run's validation ({@link #beforeInference()}).
+ *
+ * <p>Not the default: whole training runs (Fashion-MNIST-10 at 112×112, batch 128, 25 steps and the validation per
+ * epoch, three pairs alternating) trained 6–12 % slower with it (49.7–51.7 against 53.2–56.6 images/s; the bench's
+ * step alone was not) for a 28 % lower peak (1,732–1,771 against 2,392–2,485 MiB); glibc's defaults keep the speed.
  *
  * <p>The mappings need transparent huge pages to be cheap (without them the page faults cost 25–35 % at 32×224), so
  * the launcher asks glibc for them ({@code GLIBC_TUNABLES=glibc.malloc.hugetlb=1}, which only takes effect at process
@@ -31,21 +36,29 @@ public final class MallocPolicy {
     /** The mmap threshold set then, in MiB: {@code FINETUNE_MALLOC=lean}'s, the best of 1–16 MiB measured. */
     public static final int THRESHOLD_MIB = 8;
 
+    /** The policy's name in {@code FINETUNE_MALLOC}. */
+    static final String NAME = "lean-steps";
+
     /** mallopt's parameter number for the mmap threshold (glibc's malloc.h). */
     private static final int M_MMAP_THRESHOLD = -3;
 
-    private static final boolean AUTO = applies(System.getenv());
-    private static final AtomicBoolean SET = new AtomicBoolean();
+    private static final boolean ON = applies(System.getenv());
+    /** glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2), the end of its dynamic one. */
+    private static final int INFERENCE_MIB = 32;
+
+    /** Whether the low threshold is in effect now, and whether it ever was. */
+    private static final AtomicBoolean LOW = new AtomicBoolean();
+    private static final AtomicBoolean EVER = new AtomicBoolean();
 
     private MallocPolicy() {}
 
     /**
-     * Whether {@code environment} is one the launcher prepared for the automatic policy: {@code FINETUNE_MALLOC=auto}
+     * Whether {@code environment} is one the launcher prepared for this policy: {@code FINETUNE_MALLOC=lean-steps}
      * with huge pages for malloc's mappings set by it.
      */
     static boolean applies(Map<String, String> environment) {
         String set = environment.getOrDefault("FINETUNE_MALLOC_SET", "");
-        return "auto".equals(environment.get("FINETUNE_MALLOC"))
+        return NAME.equals(environment.get("FINETUNE_MALLOC"))
                 && java.util.List.of(set.trim().split("\\s+")).contains("GLIBC_TUNABLES")
                 && environment.getOrDefault("GLIBC_TUNABLES", "").contains("glibc.malloc.hugetlb=1");
     }
@@ -56,32 +69,49 @@ public final class MallocPolicy {
     }
 
     /**
-     * Called by a training step whose autograd graph starts at the network's input; sets the threshold once, the
-     * first time the input is large enough, where the automatic policy is on. Costs one comparison otherwise.
+     * Called by a training step whose autograd graph starts at the network's input: sets the threshold, the first
+     * time the input is large enough and again after each {@link #beforeInference()}, where this policy is
+     * on. Costs one comparison otherwise.
      */
     public static void beforeFullStep(long inputBytes) {
-        if (AUTO && !SET.get() && wants(inputBytes) && SET.compareAndSet(false, true)) {
+        if (ON && !LOW.get() && wants(inputBytes) && LOW.compareAndSet(false, true)) {
             MemoryUse.mallopt(M_MMAP_THRESHOLD, THRESHOLD_MIB << 20);
+            EVER.set(true);
         }
     }
 
-    /** Whether this process has set the threshold (for run records and tests). */
+    /**
+     * Called before a training run's validation: a threshold set by a full step goes up to glibc's largest
+     * ({@value #INFERENCE_MIB} MiB, where its dynamic one ends up with maps of that size), because inference and
+     * frozen prefixes ran up to 25 % slower with the low one; the next full step lowers it again.
+     */
+    public static void beforeInference() {
+        if (ON && LOW.compareAndSet(true, false)) {
+            MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20);
+        }
+    }
+
+    /** Whether this process has set the low threshold at some point (for run records and tests). */
     public static boolean thresholdSet() {
-        return SET.get();
+        return EVER.get();
     }
 
     /** One line for run records: the policy and whether the threshold is set yet. */
     public static String describe() {
         String policy = System.getenv("FINETUNE_MALLOC");
-        if (!AUTO) {
+        if (!ON) {
             if (policy == null) {
-                return "glibc's defaults (not started by the finetune launcher)";
+                return "glibc's defaults";
             }
-            return "auto".equals(policy) ? "FINETUNE_MALLOC=auto not in effect (no transparent huge pages, or MALLOC_*"
-                    + " or GLIBC_TUNABLES set by the user): glibc's defaults" : "FINETUNE_MALLOC=" + policy;
+            if (NAME.equals(policy)) {
+                return "FINETUNE_MALLOC=" + NAME + " not in effect (no transparent huge pages, or MALLOC_* or"
+                        + " GLIBC_TUNABLES set by the user): glibc's defaults";
+            }
+            return "FINETUNE_MALLOC=" + policy + ("glibc".equals(policy) ? ": glibc's defaults" : "");
         }
-        return "FINETUNE_MALLOC=auto: huge pages for malloc's mappings; mmap threshold "
-                + (SET.get() ? THRESHOLD_MIB + " MiB (a full step's input reached " + LARGE_INPUT_MIB + " MiB)"
-                        : "glibc's own until a full step's input reaches " + LARGE_INPUT_MIB + " MiB");
+        return "FINETUNE_MALLOC=" + NAME + ": huge pages for malloc's mappings; mmap threshold "
+                + (EVER.get() ? THRESHOLD_MIB + " MiB in full steps (their input reached " + LARGE_INPUT_MIB + " MiB), "
+                        + INFERENCE_MIB + " MiB in validation" : "glibc's own until a full step's input reaches "
+                        + LARGE_INPUT_MIB + " MiB");
     }
 }

@@ -347,8 +347,8 @@ public final class FineTuner implements AutoCloseable {
             NDArray in = x;
             final int from = start;
             if (start == 0) {
-                // The graph starts at the input and keeps every block's full-resolution maps for the backward: where
-                // the launcher's automatic malloc policy is on, large inputs give such maps their own mappings.
+                // The graph starts at the input and keeps every block's full-resolution maps for the backward: under
+                // FINETUNE_MALLOC=lean-steps, large inputs give such maps their own mappings (MallocPolicy).
                 dev.finetune.engine.MallocPolicy.beforeFullStep(in.size() * in.getDataType().getNumOfBytes());
             }
             if (mixed != null && mixed.wants(model, start)) {

@@ -206,6 +206,7 @@ public final class Trainer {
                 state = er.state;
                 ctx.setState(state);
                 dev.finetune.engine.MemoryUse.releaseFreePages(); // the steps' freed maps, before validation's
+                dev.finetune.engine.MallocPolicy.beforeInference(); // the next full step lowers it again
                 // Every valEvery epochs and after the last (Lightning's check_val_every_n_epoch): validation and
                 // what serves it (BN recalibration, the EMA's validation) cost nothing to the training itself.
                 boolean validating = epoch % settings.valEvery() == 0 || epoch == settings.epochs();

@@ -7,19 +7,19 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 
-/** The automatic malloc policy acts only where the launcher prepared it, and only for large full steps. */
+/** The lean-steps malloc policy acts only where the launcher prepared it, and only for large full steps. */
 class MallocPolicyTest {
-    private static final Map<String, String> LAUNCHED = Map.of("FINETUNE_MALLOC", "auto",
+    private static final Map<String, String> LAUNCHED = Map.of("FINETUNE_MALLOC", "lean-steps",
             "FINETUNE_MALLOC_SET", "GLIBC_TUNABLES", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
 
     @Test
-    void onlyTheLaunchersAutomaticPolicyWithHugePages() {
+    void onlyWhereTheLauncherSetHugePages() {
         assertTrue(MallocPolicy.applies(LAUNCHED));
-        assertFalse(MallocPolicy.applies(Map.of()), "an application's JVM: glibc's defaults");
+        assertFalse(MallocPolicy.applies(Map.of()), "glibc's defaults");
         // No transparent huge pages (the launcher then sets nothing): the mappings' page faults would cost 25-35 %.
-        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "auto")));
+        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean-steps")));
         // The user's own GLIBC_TUNABLES, which the launcher left alone.
-        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "auto", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
+        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean-steps", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
         // lean sets its threshold from the start; keep and glibc want none.
         assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean",
                 "FINETUNE_MALLOC_SET", "MALLOC_MMAP_THRESHOLD_ GLIBC_TUNABLES", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1",
