@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <p>Not the default: whole training runs (Fashion-MNIST-10 at 112×112, batch 128, 25 steps and the validation per
  * epoch, three pairs alternating) trained 6–12 % slower with it (49.7–51.7 against 53.2–56.6 images/s; the bench's
- * step alone was not) for a 28 % lower peak (1,732–1,771 against 2,392–2,485 MiB); glibc's defaults keep the speed.
+ * step alone was not) for a 28 % lower peak (1,732–1,770 against 2,392–2,484 MiB); glibc's defaults keep the speed.
  *
  * <p>The mappings need transparent huge pages to be cheap (without them the page faults cost 25–35 % at 32×224), so
  * the launcher asks glibc for them ({@code GLIBC_TUNABLES=glibc.malloc.hugetlb=1}, which only takes effect at process
