@@ -174,8 +174,8 @@ class LauncherTest {
 
         Cli.Result typo = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lena"), "--version");
         assertEquals(2, typo.code(), "a usage error");
-        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use keep, lean, lean-steps, or unset it"),
-                typo.err());
+        assertTrue(typo.err().contains(
+                "FINETUNE_MALLOC=lena is not a malloc policy; use keep, lean, lean-steps, or unset it"), typo.err());
         assertEquals("", typo.out(), "java never started");
     }
 

@@ -4,9 +4,9 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * The {@code finetune} launcher's opt-in malloc policy {@code FINETUNE_MALLOC=lean-steps}, finished at run time: glibc's
- * malloc keeps its own dynamic mmap threshold until the first training step whose autograd graph starts at the
- * network's input with a batch of {@value #LARGE_INPUT_MIB} MiB or more (ResNet-18 at batch 32 and 224 pixels in
+ * The {@code finetune} launcher's opt-in malloc policy {@code FINETUNE_MALLOC=lean-steps}, finished at run time:
+ * glibc's malloc keeps its own dynamic mmap threshold until the first training step whose autograd graph starts at
+ * the network's input with a batch of {@value #LARGE_INPUT_MIB} MiB or more (ResNet-18 at batch 32 and 224 pixels in
  * float32: 19 MiB), and from then on gives every block of {@value #THRESHOLD_MIB} MiB or more its own mapping,
  * returned to the OS when freed — what {@code FINETUNE_MALLOC=lean} does from the start.
  *
@@ -46,7 +46,7 @@ public final class MallocPolicy {
     /** glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2), the end of its dynamic one. */
     private static final int INFERENCE_MIB = 32;
 
-    /** Whether the low threshold is in effect now, and whether it ever was. */
+    /** Whether the low threshold is wanted now, and whether glibc ever took it (for the run record). */
     private static final AtomicBoolean LOW = new AtomicBoolean();
     private static final AtomicBoolean EVER = new AtomicBoolean();
 
@@ -75,8 +75,9 @@ public final class MallocPolicy {
      */
     public static void beforeFullStep(long inputBytes) {
         if (ON && !LOW.get() && wants(inputBytes) && LOW.compareAndSet(false, true)) {
-            MemoryUse.mallopt(M_MMAP_THRESHOLD, THRESHOLD_MIB << 20);
-            EVER.set(true);
+            if (MemoryUse.mallopt(M_MMAP_THRESHOLD, THRESHOLD_MIB << 20)) {
+                EVER.set(true);
+            }
         }
     }
 
@@ -89,11 +90,6 @@ public final class MallocPolicy {
         if (ON && LOW.compareAndSet(true, false)) {
             MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20);
         }
-    }
-
-    /** Whether this process has set the low threshold at some point (for run records and tests). */
-    public static boolean thresholdSet() {
-        return EVER.get();
     }
 
     /** One line for run records: the policy and whether the threshold is set yet. */

@@ -19,10 +19,12 @@ class MallocPolicyTest {
         // No transparent huge pages (the launcher then sets nothing): the mappings' page faults would cost 25-35 %.
         assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean-steps")));
         // The user's own GLIBC_TUNABLES, which the launcher left alone.
-        assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean-steps", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
+        assertFalse(MallocPolicy.applies(
+                Map.of("FINETUNE_MALLOC", "lean-steps", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
         // lean sets its threshold from the start; keep and glibc want none.
         assertFalse(MallocPolicy.applies(Map.of("FINETUNE_MALLOC", "lean",
-                "FINETUNE_MALLOC_SET", "MALLOC_MMAP_THRESHOLD_ GLIBC_TUNABLES", "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1",
+                "FINETUNE_MALLOC_SET", "MALLOC_MMAP_THRESHOLD_ GLIBC_TUNABLES",
+                "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1",
                 "MALLOC_MMAP_THRESHOLD_", "8388608")));
     }
 
