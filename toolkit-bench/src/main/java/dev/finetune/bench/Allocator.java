@@ -39,7 +39,14 @@ final class Allocator {
         String policy = environment.get("FINETUNE_MALLOC");
         StringBuilder b = new StringBuilder("allocator: our side ran with ").append(all);
         if (!launcher.isEmpty() && policy != null) {
-            b.append(" (FINETUNE_MALLOC=").append(policy).append(")");
+            b.append(" (FINETUNE_MALLOC=").append(policy);
+            if ("lean-steps".equals(policy)) {
+                // MallocPolicy's half, which no variable shows: the threshold full steps set at run time.
+                b.append(": ").append(dev.finetune.engine.MallocPolicy.THRESHOLD_MIB)
+                        .append(" MiB mmap threshold from the first full step with an input of ")
+                        .append(dev.finetune.engine.MallocPolicy.LARGE_INPUT_MIB).append(" MiB or more");
+            }
+            b.append(")");
         }
         if (torchSide) {
             List<String> shared = env.keySet().stream().filter(k -> !launcher.contains(k)).toList();

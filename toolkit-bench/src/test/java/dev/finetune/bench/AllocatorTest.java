@@ -30,6 +30,15 @@ class AllocatorTest {
     }
 
     @Test
+    void theRunTimeHalfOfLeanStepsIsNamed() {
+        Map<String, String> steps = Map.of("FINETUNE_MALLOC", "lean-steps", "FINETUNE_MALLOC_SET", "GLIBC_TUNABLES",
+                "GLIBC_TUNABLES", "glibc.malloc.hugetlb=1");
+        assertEquals("allocator: our side ran with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (FINETUNE_MALLOC=lean-steps:"
+                + " 8 MiB mmap threshold from the first full step with an input of 16 MiB or more); PyTorch's side with"
+                + " glibc's defaults", Allocator.describe(steps, true).orElseThrow());
+    }
+
+    @Test
     void settingsOfTheUsersOwnReachBothSides() {
         String note = Allocator.describe(Map.of("MALLOC_ARENA_MAX", "2"), true).orElseThrow();
         assertTrue(note.endsWith("; PyTorch's side with MALLOC_ARENA_MAX as well"), note);
