@@ -16,8 +16,7 @@ final class Allocator {
 
     /** The variables the {@code finetune} launcher set for {@code FINETUNE_MALLOC} (its {@code FINETUNE_MALLOC_SET}). */
     static List<String> launcherVariables(Map<String, String> environment) {
-        String set = environment.get("FINETUNE_MALLOC_SET");
-        return set == null || set.isBlank() ? List.of() : List.of(set.trim().split("\\s+"));
+        return dev.finetune.engine.MallocPolicy.launcherVariables(environment);
     }
 
     /**

@@ -57,10 +57,15 @@ public final class MallocPolicy {
      * with huge pages for malloc's mappings set by it.
      */
     static boolean applies(Map<String, String> environment) {
-        String set = environment.getOrDefault("FINETUNE_MALLOC_SET", "");
         return NAME.equals(environment.get("FINETUNE_MALLOC"))
-                && java.util.List.of(set.trim().split("\\s+")).contains("GLIBC_TUNABLES")
+                && launcherVariables(environment).contains("GLIBC_TUNABLES")
                 && environment.getOrDefault("GLIBC_TUNABLES", "").contains("glibc.malloc.hugetlb=1");
+    }
+
+    /** The variables the launcher set for {@code FINETUNE_MALLOC}, as its {@code FINETUNE_MALLOC_SET} names them. */
+    public static java.util.List<String> launcherVariables(Map<String, String> environment) {
+        String set = environment.get("FINETUNE_MALLOC_SET");
+        return set == null || set.isBlank() ? java.util.List.of() : java.util.List.of(set.trim().split("\\s+"));
     }
 
     /** Whether a step whose graph starts at the input, with an input of {@code inputBytes}, wants the threshold. */
@@ -74,7 +79,7 @@ public final class MallocPolicy {
      * on. Costs one comparison otherwise.
      */
     public static void beforeFullStep(long inputBytes) {
-        if (ON && !LOW.get() && wants(inputBytes) && LOW.compareAndSet(false, true)) {
+        if (ON && wants(inputBytes) && LOW.compareAndSet(false, true)) {
             if (MemoryUse.mallopt(M_MMAP_THRESHOLD, THRESHOLD_MIB << 20)) {
                 EVER.set(true);
             }
