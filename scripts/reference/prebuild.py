@@ -33,10 +33,14 @@ jobs = [("torch-reference", "reference.json", "torch_reference.py", []),
 cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
 if "avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo:
     jobs.append(("bf16-reference", "DONE", "bf16_reference.py", [root]))
+# Idle OpenMP threads wait passively: these scripts share the two cores with the test JVMs, and libgomp's default
+# spinning burns the CPU the others wait for (TorchReference.passiveOpenMpWaits; the same values, less CPU).
+env = dict(os.environ)
+env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 for name, done, script, args in jobs:
     out = os.path.join(target, name)
     with open(os.path.join(target, name + ".lock"), "a") as lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)
         if not os.path.exists(os.path.join(out, done)):
             subprocess.run([sys.executable, os.path.join(root, "scripts", "reference", script), *args, out],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
