@@ -60,7 +60,7 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
     /** Batch-sized pixel arrays the workers reuse. */
     private final java.util.concurrent.ConcurrentLinkedQueue<float[]> pixelArrays =
             new java.util.concurrent.ConcurrentLinkedQueue<>();
-    private final Deque<Future<LoadedBatch>> inFlight = new ArrayDeque<>();
+    private final Deque<Future<Prepared>> inFlight = new ArrayDeque<>();
     private final AtomicBoolean closed = new AtomicBoolean();
     private int nextToSubmit;
     private int nextToTake;
@@ -160,15 +160,15 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
             pool.shutdownNow();
             boolean interrupted = false;
             try {
-                // Workers notice `closed` between samples; a native op in progress just finishes.
+                // Workers notice `closed` between samples; their batches hold no native memory yet.
                 while (!pool.awaitTermination(10, TimeUnit.SECONDS)) {
-                    // keep waiting: returning early would leave a worker writing into a manager being closed
+                    // keep waiting: no worker outlives the loader (the caller may close the dataset next)
                 }
             } catch (InterruptedException e) {
                 interrupted = true;
             }
-            for (Future<LoadedBatch> future : inFlight) {
-                closeQuietly(future);
+            for (Future<Prepared> future : inFlight) {
+                releaseQuietly(future);
             }
             if (interrupted) {
                 Thread.currentThread().interrupt();
@@ -180,12 +180,12 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
     private LoadedBatch take() {
         int index = nextToTake++;
         if (pool == null) {
-            return build(index);
+            return toBatch(build(index));
         }
-        Future<LoadedBatch> future = inFlight.pollFirst();
+        Future<Prepared> future = inFlight.pollFirst();
         submitAhead();
         try {
-            return future.get();
+            return toBatch(future.get());
         } catch (ExecutionException e) {
             close();
             Throwable cause = e.getCause();
@@ -211,8 +211,19 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         }
     }
 
-    /** Builds batch {@code batchIndex}, or returns null if every one of its images was skipped. */
-    private LoadedBatch build(int batchIndex) {
+    /**
+     * A batch preprocessed in Java, not yet in native memory: a worker's result. The consumer thread copies it into
+     * a tensor ({@link #toBatch}), so every batch's native memory comes from that thread's malloc arena. Made on the
+     * workers, each batch (19 MB at 128x112x112) came from the arena of the worker that built it and went back there
+     * when the step freed it: a training run's workers, new threads every epoch and every validation, filled up to
+     * glibc's 16 arenas (8 per core) of ~60 MB each, ~1 GB more than the step itself (docs/performance.md, 2026-12-05
+     * eighth session). The workers still move the pixels into a staging buffer; the consumer's part is libtorch's
+     * copy of it.
+     */
+    private record Prepared(int batchIndex, java.nio.ByteBuffer staged, long[] labels, int[] kept, int n) {}
+
+    /** Builds batch {@code batchIndex}'s pixels, or returns null if every one of its images was skipped. */
+    private Prepared build(int batchIndex) {
         int[] indices = plan[batchIndex];
         List<ImageDataset.Sample> samples = dataset.samples();
         TransformSpec transforms = options.transforms();
@@ -252,13 +263,24 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
             pixelArrays.add(pixels);
             return null;
         }
-        int size = transforms.imageSize();
+        java.nio.ByteBuffer staged = NativeCopies.staged(pixels, n * length);
+        pixelArrays.add(pixels);
+        return new Prepared(batchIndex, staged, labels, kept, n);
+    }
+
+    /** {@code prepared} in native memory allocated by the calling (consumer) thread. */
+    private LoadedBatch toBatch(Prepared prepared) {
+        if (prepared == null) {
+            return null;
+        }
+        int n = prepared.n();
+        int size = options.transforms().imageSize();
         NDManager batchManager = parent.newSubManager();
         try {
-            NDArray images = NativeCopies.floats(batchManager, pixels, new Shape(n, 3, size, size));
-            pixelArrays.add(pixels);
-            NDArray labelArray = batchManager.create(Arrays.copyOf(labels, n));
-            return new LoadedBatch(batchIndex, batchManager, images, labelArray, Arrays.copyOf(kept, n));
+            NDArray images = NativeCopies.tensor(batchManager, prepared.staged(), new Shape(n, 3, size, size));
+            NDArray labelArray = batchManager.create(Arrays.copyOf(prepared.labels(), n));
+            return new LoadedBatch(prepared.batchIndex(), batchManager, images, labelArray,
+                    Arrays.copyOf(prepared.kept(), n));
         } catch (RuntimeException | Error e) {
             batchManager.close();
             throw e;
@@ -340,17 +362,18 @@ public final class BatchLoader implements Iterator<LoadedBatch>, AutoCloseable {
         };
     }
 
-    private static void closeQuietly(Future<LoadedBatch> future) {
+    /** Returns a finished batch's staging buffer to the pool; a failed or unfinished one has none. */
+    private static void releaseQuietly(Future<Prepared> future) {
         if (!future.isDone() || future.isCancelled()) {
             return;
         }
         try {
-            LoadedBatch batch = future.get();
-            if (batch != null) {
-                batch.close();
+            Prepared prepared = future.get();
+            if (prepared != null) {
+                NativeCopies.release(prepared.staged());
             }
         } catch (ExecutionException | InterruptedException | CancellationException e) {
-            // The batch failed or was never finished; it freed its own manager.
+            // nothing was staged
         }
     }
 

@@ -28,6 +28,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * start) where the kernel offers them, and says so in {@code FINETUNE_MALLOC_SET}; this class acts only when it did.
  * An application embedding the toolkit gets the same by setting those three variables before it starts. Only where
  * blocks lie changes, never a value.
+ *
+ * <p>Under glibc's defaults (no {@code FINETUNE_MALLOC}) this class acts in one place only: around the fast-path
+ * check ({@link #beforeCheck()}, {@link #afterCheck()}), whose float32 step set the peak of whole bf16-mixed runs.
  */
 public final class MallocPolicy {
     /** The input size, in MiB, from which a full step's large blocks get their own mappings. */
@@ -39,8 +42,17 @@ public final class MallocPolicy {
     /** The policy's name in {@code FINETUNE_MALLOC}. */
     static final String NAME = "lean-steps";
 
-    /** mallopt's parameter number for the mmap threshold (glibc's malloc.h). */
+    /** mallopt's parameter numbers for the mmap and trim thresholds (glibc's malloc.h). */
     private static final int M_MMAP_THRESHOLD = -3;
+    private static final int M_TRIM_THRESHOLD = -1;
+
+    /** The trim threshold after a fast-path check, in MiB: free memory at a heap's top kept up to this much. */
+    public static final int AFTER_CHECK_TRIM_MIB = 1024;
+
+    /** Whether the fast-path check sets thresholds: glibc's defaults, with nothing set by the user or a policy. */
+    private static final boolean AROUND_CHECK = aroundCheckApplies(System.getenv());
+    /** Whether a check has set them yet (for the run record). */
+    private static final AtomicBoolean CHECKED = new AtomicBoolean();
 
     private static final boolean ON = applies(System.getenv());
     /** glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2), the end of its dynamic one. */
@@ -97,12 +109,54 @@ public final class MallocPolicy {
         }
     }
 
+    /**
+     * Whether {@link #beforeCheck()} acts in {@code environment}: only under glibc's defaults as the launcher leaves
+     * them ({@code FINETUNE_MALLOC} unset, no {@code MALLOC_*} or {@code GLIBC_TUNABLES}); {@code FINETUNE_MALLOC=glibc}
+     * asks for glibc's own thresholds throughout, and the other policies set their own.
+     */
+    static boolean aroundCheckApplies(Map<String, String> environment) {
+        return !environment.containsKey("FINETUNE_MALLOC") && !environment.containsKey("GLIBC_TUNABLES")
+                && environment.keySet().stream().noneMatch(k -> k.startsWith("MALLOC_"));
+    }
+
+    /**
+     * Called before the fast-path check's first run ({@code FineTuner.checkedStep}: a shape's first step run the plain
+     * float32 way and then the fast way, bf16-mixed or channels-last, and their gradients compared): blocks of
+     * {@value #THRESHOLD_MIB} MiB or more get their own mappings until {@link #afterCheck()}. The check's float32 step
+     * keeps every block's full-resolution maps for its backward, and with glibc's dynamic threshold they came from the
+     * heap, which fragmented around them: at 32x224 the bf16-mixed step's check peaked 1,588-1,692 MB against 963-976
+     * MB for PyTorch's autocast step; and in whole bf16-mixed runs at 128x112x112 the check set the run's peak
+     * (docs/performance.md, 2026-12-05 eighth session).
+     */
+    public static void beforeCheck() {
+        if (AROUND_CHECK && MemoryUse.mallopt(M_MMAP_THRESHOLD, THRESHOLD_MIB << 20)) {
+            CHECKED.set(true);
+        }
+    }
+
+    /**
+     * Called when the check's two runs are done: the mmap threshold goes to {@value #INFERENCE_MIB} MiB (where glibc's
+     * dynamic one ends up; once set, glibc's thresholds stay fixed) and the trim threshold to
+     * {@value #AFTER_CHECK_TRIM_MIB} MiB, so the steps after the check neither map their blocks nor give the heap's
+     * top back after every step: with the 64 MiB trim threshold that glibc's dynamic rule pairs with 32 MiB, the
+     * steps after it ran 3-5 % slower at 128x64; with 1 GiB no slower than glibc's defaults (bench and whole runs).
+     * The trainer's {@code malloc_trim} at the seams of validation still returns what the heap keeps.
+     */
+    public static void afterCheck() {
+        if (AROUND_CHECK && CHECKED.get()) {
+            MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20);
+            MemoryUse.mallopt(M_TRIM_THRESHOLD, AFTER_CHECK_TRIM_MIB << 20);
+        }
+    }
+
     /** One line for run records: the policy and whether the threshold is set yet. */
     public static String describe() {
         String policy = System.getenv("FINETUNE_MALLOC");
         if (!ON) {
             if (policy == null) {
-                return "glibc's defaults";
+                return "glibc's defaults" + (CHECKED.get() ? "; fast-path check with an mmap threshold of "
+                        + THRESHOLD_MIB + " MiB, then " + INFERENCE_MIB + " MiB and a trim threshold of "
+                        + AFTER_CHECK_TRIM_MIB + " MiB" : "");
             }
             if (NAME.equals(policy)) {
                 return "FINETUNE_MALLOC=" + NAME + " not in effect (no transparent huge pages, or MALLOC_* or"

@@ -19,7 +19,7 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * batches, into a tensor libtorch clones; the view is closed before its buffer is reused.
  */
 public final class NativeCopies {
-    /** Staging buffers kept for reuse: one per data loader worker and a spare or two. */
+    /** Staging buffers kept for reuse: a data loader's prefetched batches (4 with 2 workers) and its workers'. */
     private static final int POOLED = 8;
 
     private static final ConcurrentLinkedQueue<ByteBuffer> POOL = new ConcurrentLinkedQueue<>();
@@ -31,19 +31,43 @@ public final class NativeCopies {
      * libtorch owns.
      */
     public static NDArray floats(NDManager manager, float[] data, Shape shape) {
-        int length = Math.toIntExact(shape.size());
+        return tensor(manager, staged(data, Math.toIntExact(shape.size())), shape);
+    }
+
+    /**
+     * {@code data[0 .. length)} in a pooled direct buffer: the Java half of {@link #floats}, for a thread other than
+     * the one that makes the tensor. Give the buffer to {@link #tensor} or back with {@link #release}.
+     */
+    public static ByteBuffer staged(float[] data, int length) {
         if (length > data.length) {
-            throw new IllegalArgumentException(shape + " needs " + length + " values, the array has " + data.length);
+            throw new IllegalArgumentException(length + " values needed, the array has " + data.length);
         }
         ByteBuffer staging = take((long) length * Float.BYTES);
+        staging.asFloatBuffer().put(data, 0, length);
+        return staging;
+    }
+
+    /**
+     * A float32 tensor of {@code shape} in {@code manager} with {@code staged}'s values, in memory libtorch owns,
+     * allocated by the calling thread; the buffer goes back to the pool.
+     */
+    public static NDArray tensor(NDManager manager, ByteBuffer staged, Shape shape) {
         try {
-            staging.asFloatBuffer().put(data, 0, length);
-            try (NDArray view = manager.create(staging, shape, DataType.FLOAT32)) {
+            if ((long) staged.limit() != shape.size() * Float.BYTES) {
+                throw new IllegalArgumentException(shape + " needs " + shape.size() * Float.BYTES
+                        + " bytes, the buffer has " + staged.limit());
+            }
+            try (NDArray view = manager.create(staged, shape, DataType.FLOAT32)) {
                 return view.duplicate();
             }
         } finally {
-            give(staging);
+            release(staged);
         }
+    }
+
+    /** Returns a buffer from {@link #staged} to the pool unused. */
+    public static void release(ByteBuffer staged) {
+        give(staged);
     }
 
     private static ByteBuffer take(long bytes) {

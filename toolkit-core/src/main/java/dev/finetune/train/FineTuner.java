@@ -443,24 +443,34 @@ public final class FineTuner implements AutoCloseable {
             }
             // Each run in its own manager, closed when it ends: the tensors autograd saved stay referenced by their
             // NDArray handles until then, and two runs' worth at once would double the step's peak memory.
+            // The check's float32 run keeps full-resolution maps for its backward: their blocks get their own
+            // mappings under glibc's defaults until both runs are done (MallocPolicy: a third off the check's peak).
+            dev.finetune.engine.MallocPolicy.beforeCheck();
             float lossNchw;
-            try (NDManager run = step.newSubManager()) {
-                lossNchw = autogradStep(alias(x, run), labels, start, lossScale, run, true, false);
-            }
-            List<NDArray> gradNchw = gradients(trainable, keep);
-            List<NDArray> statsNchw = copies(stats, keep);
-            long[] trackedNchw = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
-            restoreGradients(trainable, gradBefore);
-            restore(stats, statsBefore);
-            for (int i = 0; i < bns.size(); i++) {
-                bns.get(i).setNumBatchesTracked(trackedBefore[i]);
-            }
-            if (seed != null) {
-                manager.getEngine().setRandomSeed(seed);
-            }
             float lossCl;
-            try (NDManager run = step.newSubManager()) {
-                lossCl = (float) candidate.applyAsDouble(run);
+            List<NDArray> gradNchw;
+            List<NDArray> statsNchw;
+            long[] trackedNchw;
+            try {
+                try (NDManager run = step.newSubManager()) {
+                    lossNchw = autogradStep(alias(x, run), labels, start, lossScale, run, true, false);
+                }
+                gradNchw = gradients(trainable, keep);
+                statsNchw = copies(stats, keep);
+                trackedNchw = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
+                restoreGradients(trainable, gradBefore);
+                restore(stats, statsBefore);
+                for (int i = 0; i < bns.size(); i++) {
+                    bns.get(i).setNumBatchesTracked(trackedBefore[i]);
+                }
+                if (seed != null) {
+                    manager.getEngine().setRandomSeed(seed);
+                }
+                try (NDManager run = step.newSubManager()) {
+                    lossCl = (float) candidate.applyAsDouble(run);
+                }
+            } finally {
+                dev.finetune.engine.MallocPolicy.afterCheck();
             }
             simulatedFault(path);
             // Per top-level module (conv1, bn1, layer1 ... fc): |g_cl - g_nchw| / |g_nchw - g_before|, the step's own

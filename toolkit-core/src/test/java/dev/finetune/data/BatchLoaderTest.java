@@ -204,6 +204,38 @@ class BatchLoaderTest {
     }
 
     @Test
+    void batchesGetTheirNativeMemoryOnTheConsumerThreadNotOnWorkers() {
+        // Workers only preprocess in Java; the consumer copies each batch into a tensor, so the batches' native memory
+        // comes from one thread's malloc arena (made on the workers, a training run's batches filled an arena per
+        // worker thread: ~1 GB more than the step itself at 128x112x112, docs/performance.md).
+        java.util.Set<String> threads = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        NDManager recording = (NDManager) java.lang.reflect.Proxy.newProxyInstance(NDManager.class.getClassLoader(),
+                new Class<?>[] {NDManager.class}, (proxy, method, args) -> {
+                    if (method.getName().equals("newSubManager")) {
+                        threads.add(Thread.currentThread().getName());
+                    }
+                    try {
+                        return method.invoke(manager, args);
+                    } catch (java.lang.reflect.InvocationTargetException e) {
+                        throw e.getCause();
+                    }
+                });
+        int batches = 0;
+        try (BatchLoader loader = new BatchLoader(idx, recording, options(3).numWorkers(3).prefetchBatches(6).build(),
+                0)) {
+            while (loader.hasNext()) {
+                try (LoadedBatch batch = loader.next()) {
+                    assertEquals(batch.size(), batch.images().getShape().get(0));
+                    batches++;
+                }
+            }
+        }
+        assertEquals(8, batches);
+        assertEquals(java.util.Set.of(Thread.currentThread().getName()), threads);
+        assertEquals(List.of(), manager.getManagedArrays(), "every batch must be freed");
+    }
+
+    @Test
     void throughputIsMeasuredOverLoadedBatches() {
         try (BatchLoader loader = new BatchLoader(idx, manager, options(4).numWorkers(2).build(), 0)) {
             double rate = loader.measureThroughput(6);

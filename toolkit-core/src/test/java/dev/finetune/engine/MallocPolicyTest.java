@@ -40,6 +40,17 @@ class MallocPolicyTest {
     }
 
     @Test
+    void theFastPathCheckSetsThresholdsOnlyUnderGlibcsDefaults() {
+        assertTrue(MallocPolicy.aroundCheckApplies(Map.of()));
+        assertTrue(MallocPolicy.aroundCheckApplies(Map.of("PATH", "/usr/bin", "FINETUNE_JAVA_OPTS", "-Xmx8g")));
+        assertFalse(MallocPolicy.aroundCheckApplies(Map.of("FINETUNE_MALLOC", "glibc")), "glibc's own, throughout");
+        assertFalse(MallocPolicy.aroundCheckApplies(LAUNCHED), "lean-steps sets its own");
+        assertFalse(MallocPolicy.aroundCheckApplies(Map.of("MALLOC_ARENA_MAX", "2")), "the user's malloc settings");
+        assertFalse(MallocPolicy.aroundCheckApplies(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
+        assertEquals(1024, MallocPolicy.AFTER_CHECK_TRIM_MIB, "the trim threshold measured not to slow later steps");
+    }
+
+    @Test
     void glibcTakesTheThreshold() {
         org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name").startsWith("Linux"));
         // glibc's mallopt answers 1 for a parameter it took; setting its default dynamic threshold back is not
