@@ -65,11 +65,6 @@ public final class NativeCopies {
         }
     }
 
-    /** Returns a buffer from {@link #staged} to the pool unused. */
-    public static void release(ByteBuffer staged) {
-        give(staged);
-    }
-
     private static ByteBuffer take(long bytes) {
         int size = Math.toIntExact(bytes);
         ByteBuffer b;
@@ -83,7 +78,8 @@ public final class NativeCopies {
         return ByteBuffer.allocateDirect(size).order(ByteOrder.nativeOrder());
     }
 
-    private static void give(ByteBuffer b) {
+    /** Returns a buffer from {@link #staged} to the pool (done by {@link #tensor}; call it for one left unused). */
+    public static void release(ByteBuffer b) {
         if (POOL.size() < POOLED) {
             POOL.add(b);
         }
