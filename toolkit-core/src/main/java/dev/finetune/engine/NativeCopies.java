@@ -19,8 +19,13 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * batches, into a tensor libtorch clones; the view is closed before its buffer is reused.
  */
 public final class NativeCopies {
-    /** Staging buffers kept for reuse: a data loader's prefetched batches (4 with 2 workers) and its workers'. */
-    private static final int POOLED = 8;
+    /**
+     * Staging buffers kept for reuse. A data loader's batches stay staged from the worker that built them to the
+     * consumer's copy: its prefetch window (twice its workers, one per core), the batch each worker is building and
+     * the one waiting; fewer than that and every batch past the pool would be a new direct buffer that only the garbage
+     * collector frees. 8 on two cores.
+     */
+    private static final int POOLED = Math.max(8, 3 * Runtime.getRuntime().availableProcessors() + 2);
 
     private static final ConcurrentLinkedQueue<ByteBuffer> POOL = new ConcurrentLinkedQueue<>();
 
