@@ -20,6 +20,20 @@ final class Allocator {
     }
 
     /**
+     * A report note for the folded-inference {@code workloads}, which ran under {@code FINETUNE_MALLOC=inference} as
+     * {@code evaluate} and {@code predict} do, and, {@code torchSide}, for PyTorch's inference under the same.
+     */
+    static String describeInferencePolicy(List<String> workloads, boolean torchSide) {
+        String vars = new TreeMap<>(dev.finetune.engine.MallocPolicy.INFERENCE_VARIABLES).entrySet().stream()
+                .map(e -> e.getKey() + "=" + e.getValue()).collect(Collectors.joining(" "));
+        return "allocator: " + String.join(", ", workloads) + " ran under " + vars + " (FINETUNE_MALLOC=inference,"
+                + " which the launcher gives evaluate and predict unless --no-fold-bn or a malloc setting is given);"
+                + " every other workload under glibc's defaults"
+                + (torchSide ? "; PyTorch's side under glibc's defaults, as its users run it, and its inference again"
+                        + " under the same settings as " + TorchSide.INFERENCE_UNDER_OUR_POLICY : "");
+    }
+
+    /**
      * A report note naming the malloc settings in {@code environment} (this process's), if any differ from glibc's
      * defaults, and those PyTorch's side runs with when {@code torchSide}.
      */

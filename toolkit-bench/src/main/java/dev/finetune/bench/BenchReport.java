@@ -148,6 +148,10 @@ public record BenchReport(
             if (w.torchCounterpart() != null) {
                 find(results, "pytorch", w.torchCounterpart(), r).ifPresent(t -> out.add(comparison(r, t)));
             }
+            if (w.foldedInference()) {
+                find(results, "pytorch", TorchSide.INFERENCE_UNDER_OUR_POLICY, r)
+                        .ifPresent(t -> out.add(comparison(r, t)));
+            }
             String ceiling = switch (w) {
                 case INFERENCE -> Workload.TORCHSCRIPT_INFERENCE.configName();
                 case FULL_STEP -> Workload.TORCHSCRIPT_FULL_STEP.configName();

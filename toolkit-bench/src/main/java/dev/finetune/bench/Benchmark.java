@@ -83,13 +83,22 @@ public final class Benchmark {
             try {
                 TorchSide.Results results = side.run(progress);
                 torchVersion = results.torchVersion();
-                torch = results.measurements();
+                torch = new ArrayList<>(results.measurements());
+                if (underInferencePolicy(settings)) {
+                    progress.accept("running PyTorch's inference again under evaluate's and predict's malloc"
+                            + " settings");
+                    torch.addAll(side.runInferenceUnderOurPolicy(progress).measurements());
+                }
             } catch (FinetuneException e) {
                 // Our own measurements are still worth reporting.
                 notes.add("PyTorch's side not measured: " + e.getMessage());
             }
         }
         Allocator.describe(System.getenv(), settings.torch()).ifPresent(notes::add);
+        if (underInferencePolicy(settings)) {
+            notes.add(Allocator.describeInferencePolicy(settings.workloads().stream()
+                    .filter(Workload::foldedInference).map(Workload::configName).toList(), settings.torch()));
+        }
         List<BenchResult> results = new ArrayList<>();
         Stream.concat(ours.stream(), torch.stream())
                 .map(m -> BenchResult.of(m, describe(m), machine.peakGflops()))
@@ -97,6 +106,15 @@ public final class Benchmark {
         return new BenchReport(date, machine, engineVersion(), torchVersion, settings.threads(), settings.iters(),
                 settings.warmup(), settings.isolate(), settings.maxForeignLoad(), results, BenchReport.compare(results),
                 BenchReport.targets(results), notes);
+    }
+
+    /**
+     * Whether this run's folded-inference workloads run under {@code FINETUNE_MALLOC=inference}, as {@code evaluate}
+     * and {@code predict} do when nothing is asked of malloc (each workload in its own process only).
+     */
+    private static boolean underInferencePolicy(BenchSettings settings) {
+        return settings.isolate() && settings.workloads().stream().anyMatch(Workload::foldedInference)
+                && !ChildJvm.environment(Workload.INFERENCE_FOLDED, System.getenv()).isEmpty();
     }
 
     private static String tsNote(String error) {
@@ -160,6 +178,10 @@ public final class Benchmark {
 
     private static String describe(Measurement m) {
         if (m.side().equals("pytorch")) {
+            if (m.workload().equals(TorchSide.INFERENCE_UNDER_OUR_POLICY)) {
+                return "PyTorch eager: " + Workload.INFERENCE.description() + ", under FINETUNE_MALLOC=inference's"
+                        + " malloc settings";
+            }
             return "PyTorch eager: " + Workload.parse(m.workload()).description();
         }
         return Workload.parse(m.workload()).description();

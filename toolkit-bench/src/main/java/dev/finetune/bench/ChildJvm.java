@@ -2,12 +2,14 @@ package dev.finetune.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.finetune.engine.ChildJvmOptions;
+import dev.finetune.engine.MallocPolicy;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Runs one workload in a fresh JVM — {@code java <same heap and -D options> -cp <same class path>
@@ -34,7 +36,9 @@ final class ChildJvm {
         Path stderr = null;
         try {
             stderr = Files.createTempFile("finetune-bench-", ".stderr");
-            Process p = new ProcessBuilder(cmd).redirectError(stderr.toFile()).start();
+            ProcessBuilder pb = new ProcessBuilder(cmd);
+            pb.environment().putAll(environment(workload, System.getenv()));
+            Process p = pb.redirectError(stderr.toFile()).start();
             p.getOutputStream().close();
             String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
             int code = p.waitFor();
@@ -60,6 +64,16 @@ final class ChildJvm {
                 }
             }
         }
+    }
+
+    /**
+     * The variables a workload's process gets on top of this one's: those the launcher gives {@code evaluate} and
+     * {@code predict} for the workloads that stand for them, when {@code environment} asks nothing of malloc — so that
+     * they are measured as they run.
+     */
+    static Map<String, String> environment(Workload workload, Map<String, String> environment) {
+        return workload.foldedInference() && MallocPolicy.nothingAsked(environment)
+                ? MallocPolicy.INFERENCE_VARIABLES : Map.of();
     }
 
     /** The arguments of {@link Benchmark#main} for one workload. */

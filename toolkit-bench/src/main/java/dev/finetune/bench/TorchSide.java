@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.finetune.ErrorKind;
 import dev.finetune.FinetuneException;
+import dev.finetune.engine.MallocPolicy;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
 
@@ -42,11 +44,34 @@ final class TorchSide {
         if (settings.workloads().contains(Workload.FULL_STEP_BF16_MIXED) && !Workload.FULL_STEP_BF16_MIXED.bf16Missing()) {
             workloads.add(Workload.FULL_STEP_BF16_MIXED.torchCounterpart());
         }
-        JsonNode root = runScript(progress,
-                "--shapes", shapes, "--iters", Integer.toString(settings.iters()),
-                "--warmup", Integer.toString(settings.warmup()), "--threads", Integer.toString(settings.threads()),
-                "--max-foreign-load", Double.toString(settings.maxForeignLoad()),
-                "--workloads", String.join(",", workloads));
+        return results(runScript(progress, Map.of(), args(shapes, workloads)), "");
+    }
+
+    /**
+     * The name under which {@link #runInferenceUnderOurPolicy} reports PyTorch's inference: the same workload with
+     * the malloc settings of {@code FINETUNE_MALLOC=inference}, which {@code evaluate} and {@code predict} run under.
+     */
+    static final String INFERENCE_UNDER_OUR_POLICY = "inference-malloc";
+
+    /**
+     * PyTorch's inference again, under {@link MallocPolicy#INFERENCE_VARIABLES}: how much of our default inference's
+     * lead over PyTorch as its users run it is the malloc settings, which a PyTorch user could set as well.
+     */
+    Results runInferenceUnderOurPolicy(Consumer<String> progress) {
+        String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
+        return results(runScript(progress, MallocPolicy.INFERENCE_VARIABLES, args(shapes, List.of("inference"))),
+                "-malloc");
+    }
+
+    private String[] args(String shapes, List<String> workloads) {
+        return new String[] {"--shapes", shapes, "--iters", Integer.toString(settings.iters()),
+            "--warmup", Integer.toString(settings.warmup()), "--threads", Integer.toString(settings.threads()),
+            "--max-foreign-load", Double.toString(settings.maxForeignLoad()),
+            "--workloads", String.join(",", workloads)};
+    }
+
+    /** The script's results as measurements, each workload's name followed by {@code suffix}. */
+    private static Results results(JsonNode root, String suffix) {
         List<Measurement> out = new ArrayList<>();
         for (JsonNode r : root.get("results")) {
             List<Double> times = new ArrayList<>();
@@ -56,7 +81,7 @@ final class TorchSide {
             int size = r.get("size").asInt();
             Workload ours = Workload.parse(workload);
             long flops = batch * FlopCount.forWorkload(ours, size);
-            out.add(new Measurement(workload, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
+            out.add(new Measurement(workload + suffix, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
                     r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(),
                     r.path("foreign_cpu_percent").asDouble(), r.path("kernel_cpu_percent").asDouble(),
                     r.path("minor_faults_per_iteration").asLong(), null, null, null));
@@ -66,10 +91,10 @@ final class TorchSide {
 
     /** Traces torchvision's resnet18 (fc to 10 classes) into {@code dir}; returns torch's version. */
     String trace(Path dir) {
-        return runScript(s -> { }, "--trace", dir.toString()).get("torch_version").asText();
+        return runScript(s -> { }, Map.of(), "--trace", dir.toString()).get("torch_version").asText();
     }
 
-    private JsonNode runScript(Consumer<String> progress, String... args) {
+    private JsonNode runScript(Consumer<String> progress, Map<String, String> variables, String... args) {
         List<String> cmd = new ArrayList<>(List.of(settings.python(), settings.torchScript().toString()));
         cmd.addAll(List.of(args));
         if (!Files.isRegularFile(settings.torchScript())) {
@@ -80,6 +105,7 @@ final class TorchSide {
             ProcessBuilder pb = new ProcessBuilder(cmd);
             // PyTorch runs as its users run it: without the malloc policy our launcher chose (FINETUNE_MALLOC).
             pb.environment().keySet().removeAll(Allocator.launcherVariables(System.getenv()));
+            pb.environment().putAll(variables);
             Process p = pb.start();
             p.getOutputStream().close();
             StringBuilder err = new StringBuilder();

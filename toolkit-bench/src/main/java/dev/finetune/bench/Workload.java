@@ -130,6 +130,15 @@ public enum Workload {
         };
     }
 
+    /**
+     * Whether the workload is what {@code evaluate} or {@code predict} run with folding (their default), which the
+     * launcher starts under {@code FINETUNE_MALLOC=inference} when nothing else is asked
+     * ({@link dev.finetune.engine.MallocPolicy#INFERENCE_VARIABLES}): the benchmark gives their processes the same.
+     */
+    public boolean foldedInference() {
+        return this == INFERENCE_FOLDED || this == INFERENCE_FOLDED_OPS || this == INFERENCE_BF16;
+    }
+
     /** Whether an iteration runs a backward pass and an optimizer step. */
     public boolean trains() {
         return this != INFERENCE && this != INFERENCE_SCOPED && this != INFERENCE_FOLDED

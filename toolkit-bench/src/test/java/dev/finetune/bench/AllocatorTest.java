@@ -43,4 +43,40 @@ class AllocatorTest {
         String note = Allocator.describe(Map.of("MALLOC_ARENA_MAX", "2"), true).orElseThrow();
         assertTrue(note.endsWith("; PyTorch's side with MALLOC_ARENA_MAX as well"), note);
     }
+
+    @Test
+    void foldedInferenceRunsAsEvaluateAndPredictDo() {
+        Map<String, String> vars = dev.finetune.engine.MallocPolicy.INFERENCE_VARIABLES;
+        for (Workload w : List.of(Workload.INFERENCE_FOLDED, Workload.INFERENCE_FOLDED_OPS, Workload.INFERENCE_BF16)) {
+            assertEquals(vars, ChildJvm.environment(w, Map.of("PATH", "/usr/bin")), w.configName());
+            assertEquals(Map.of(), ChildJvm.environment(w, Map.of("FINETUNE_MALLOC", "glibc")), "glibc asked for");
+            assertEquals(Map.of(), ChildJvm.environment(w, Map.of("MALLOC_ARENA_MAX", "2")), "the user's own");
+        }
+        for (Workload w : List.of(Workload.INFERENCE, Workload.INFERENCE_SCOPED, Workload.FULL_STEP,
+                Workload.FROZEN_STEP_FOLDED_CL, Workload.TORCHSCRIPT_INFERENCE)) {
+            assertEquals(Map.of(), ChildJvm.environment(w, Map.of()), w.configName() + ": glibc's defaults");
+        }
+        String note = Allocator.describeInferencePolicy(List.of("inference-folded", "inference-bf16"), true);
+        assertTrue(note.startsWith("allocator: inference-folded, inference-bf16 ran under MALLOC_ARENA_MAX=1"
+                + " MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 (FINETUNE_MALLOC=inference"), note);
+        assertTrue(note.endsWith("its inference again under the same settings as inference-malloc"), note);
+    }
+
+    @Test
+    void foldedInferenceIsComparedWithPyTorchBothWays() {
+        List<BenchResult> results = List.of(
+                result("inference-folded", "ours", 500), result("inference", "pytorch", 900),
+                result("inference-malloc", "pytorch", 700), result("full-step", "ours", 2000));
+        List<BenchReport.Comparison> c = BenchReport.compare(results);
+        assertEquals(List.of("pytorch:inference", "pytorch:inference-malloc"),
+                c.stream().map(BenchReport.Comparison::reference).toList());
+        assertEquals(900.0 / 500, c.get(0).speedRatio(), 1e-9);
+        assertEquals(700.0 / 500, c.get(1).speedRatio(), 1e-9);
+    }
+
+    private static BenchResult result(String workload, String side, double ms) {
+        Measurement m = new Measurement(workload, side, 32, 224, 2, List.of(ms), 1, 100_000, 500_000, 0, 0, 0,
+                null, null, null);
+        return BenchResult.of(m, workload, 100);
+    }
 }

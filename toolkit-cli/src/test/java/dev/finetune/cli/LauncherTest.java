@@ -174,9 +174,37 @@ class LauncherTest {
 
         Cli.Result typo = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lena"), "--version");
         assertEquals(2, typo.code(), "a usage error");
-        assertTrue(typo.err().contains(
-                "FINETUNE_MALLOC=lena is not a malloc policy; use keep, lean, lean-steps, or unset it"), typo.err());
+        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use inference, keep, lean,"
+                + " lean-steps, glibc for glibc's defaults, or unset it"), typo.err());
         assertEquals("", typo.out(), "java never started");
+    }
+
+    @Test
+    void evaluateAndPredictRunUnderTheInferencePolicyUnlessAskedOtherwise() throws Exception {
+        String path = standInJava("envbin2", "env | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET)' | sort");
+        // The launcher's variables are the ones the benchmark gives its default-inference workloads.
+        StringBuilder expected = new StringBuilder("FINETUNE_MALLOC_SET=MALLOC_ARENA_MAX MALLOC_MMAP_MAX_"
+                + " MALLOC_TRIM_THRESHOLD_\n");
+        new java.util.TreeMap<>(dev.finetune.engine.MallocPolicy.INFERENCE_VARIABLES)
+                .forEach((k, v) -> expected.append(k).append('=').append(v).append('\n'));
+        for (String command : List.of("evaluate", "predict")) {
+            Cli.Result r = launch(Map.of("PATH", path), command, "--checkpoint", "x");
+            assertEquals(0, r.code(), r.err());
+            assertEquals(expected.toString(), r.out(), command);
+            assertEquals(expected.toString(), launch(Map.of("PATH", path), "--download", command).out(),
+                    "found after a global option");
+            assertEquals(expected.toString(), launch(Map.of("PATH", path, "FINETUNE_MALLOC", "inference"),
+                    command).out(), "and by name");
+            assertEquals("", launch(Map.of("PATH", path), command, "--no-fold-bn", "x").out(),
+                    "the plain network keeps glibc's defaults (its peak rose 30-50 % with the policy)");
+            assertEquals("", launch(Map.of("PATH", path, "FINETUNE_MALLOC", "glibc"), command).out(), "when asked");
+            Cli.Result own = launch(Map.of("PATH", path, "MALLOC_ARENA_MAX", "4"), command);
+            assertEquals("MALLOC_ARENA_MAX=4\n", own.out(), "the user's own setting wins");
+            assertEquals("", own.err(), "without a word: the user asked the launcher for nothing");
+        }
+        for (String other : List.of("train", "experiment", "bench", "features")) {
+            assertEquals("", launch(Map.of("PATH", path), other, "predict").out(), other + " keeps glibc's defaults");
+        }
     }
 
     @Test

@@ -43,6 +43,8 @@ class MallocPolicyTest {
     void theFastPathCheckSetsThresholdsOnlyUnderGlibcsDefaults() {
         assertTrue(MallocPolicy.aroundCheckApplies(Map.of()));
         assertTrue(MallocPolicy.aroundCheckApplies(Map.of("PATH", "/usr/bin", "FINETUNE_JAVA_OPTS", "-Xmx8g")));
+        assertTrue(MallocPolicy.aroundCheckApplies(Map.of("FINETUNE_MALLOC", "")), "empty is unset, as in the launcher");
+        assertFalse(MallocPolicy.aroundCheckApplies(MallocPolicy.INFERENCE_VARIABLES), "evaluate's and predict's");
         assertFalse(MallocPolicy.aroundCheckApplies(Map.of("FINETUNE_MALLOC", "glibc")), "glibc's own, throughout");
         assertFalse(MallocPolicy.aroundCheckApplies(LAUNCHED), "lean-steps sets its own");
         assertFalse(MallocPolicy.aroundCheckApplies(Map.of("MALLOC_ARENA_MAX", "2")), "the user's malloc settings");
