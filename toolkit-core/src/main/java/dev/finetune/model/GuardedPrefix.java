@@ -211,13 +211,15 @@ public final class GuardedPrefix implements FrozenPrefix {
         try (NDManager scratch = parent.newSubManager()) {
             NDArray input = x.reshape(x.getShape());
             input.attach(scratch);
+            boolean nchw = contiguousFor(x.getShape());
+            // The fast path runs before the reference: its whole-batch maps are the largest blocks either makes, and
+            // the reference's smaller per-chunk maps then fit where they were. The other order left the heap holding
+            // both (evaluate's and predict's malloc settings never return freed memory to the OS).
+            NDArray out = scripted ? folded.forwardScripted(input, nchw) : null;
             NDArray ref = reference(input);
             double scale = Math.max(1, ref.abs().max().getFloat());
-            NDArray out = null;
             boolean ok = false;
-            boolean nchw = contiguousFor(x.getShape());
             if (scripted) {
-                out = folded.forwardScripted(input, nchw);
                 ok = check(x.getShape(), describe(nchw), out, ref, scale, List.of());
             }
             if (!ok) {
