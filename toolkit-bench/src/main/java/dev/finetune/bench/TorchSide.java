@@ -14,6 +14,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 
 /**
@@ -44,7 +45,7 @@ final class TorchSide {
         if (settings.workloads().contains(Workload.FULL_STEP_BF16_MIXED) && !Workload.FULL_STEP_BF16_MIXED.bf16Missing()) {
             workloads.add(Workload.FULL_STEP_BF16_MIXED.torchCounterpart());
         }
-        return results(runScript(progress, Map.of(), args(shapes, workloads)), "");
+        return results(runScript(progress, Map.of(), args(shapes, workloads)), name -> name);
     }
 
     /**
@@ -60,7 +61,7 @@ final class TorchSide {
     Results runInferenceUnderOurPolicy(Consumer<String> progress) {
         String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
         return results(runScript(progress, MallocPolicy.INFERENCE_VARIABLES, args(shapes, List.of("inference"))),
-                "-malloc");
+                name -> INFERENCE_UNDER_OUR_POLICY);
     }
 
     private String[] args(String shapes, List<String> workloads) {
@@ -70,8 +71,8 @@ final class TorchSide {
             "--workloads", String.join(",", workloads)};
     }
 
-    /** The script's results as measurements, each workload's name followed by {@code suffix}. */
-    private static Results results(JsonNode root, String suffix) {
+    /** The script's results as measurements, each workload named by {@code name} from the script's name. */
+    private static Results results(JsonNode root, UnaryOperator<String> name) {
         List<Measurement> out = new ArrayList<>();
         for (JsonNode r : root.get("results")) {
             List<Double> times = new ArrayList<>();
@@ -81,7 +82,7 @@ final class TorchSide {
             int size = r.get("size").asInt();
             Workload ours = Workload.parse(workload);
             long flops = batch * FlopCount.forWorkload(ours, size);
-            out.add(new Measurement(workload + suffix, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
+            out.add(new Measurement(name.apply(workload), "pytorch", batch, size, r.get("threads").asInt(), times, flops,
                     r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(),
                     r.path("foreign_cpu_percent").asDouble(), r.path("kernel_cpu_percent").asDouble(),
                     r.path("minor_faults_per_iteration").asLong(), null, null, null));
