@@ -49,6 +49,35 @@ public final class MallocPolicy {
     public static final Map<String, String> INFERENCE_VARIABLES = Map.of(
             "MALLOC_ARENA_MAX", "1", "MALLOC_MMAP_MAX_", "0", "MALLOC_TRIM_THRESHOLD_", "17179869184");
 
+    /**
+     * How many of an input shape's first batches through a guarded prefix (the check's included) are followed by
+     * {@link #afterGuardedBatch}'s {@code malloc_trim}.
+     */
+    public static final int SETTLING_BATCHES = 3;
+
+    /** Whether this process's heap never unmaps: one arena and no mappings, as {@link #INFERENCE_VARIABLES} set. */
+    private static final boolean NEVER_UNMAPS = neverUnmaps(System.getenv());
+
+    static boolean neverUnmaps(Map<String, String> environment) {
+        return "1".equals(environment.get("MALLOC_ARENA_MAX")) && "0".equals(environment.get("MALLOC_MMAP_MAX_"));
+    }
+
+    /**
+     * Called by a guarded prefix after the {@code n}-th batch (from 1; the check's is the first) of an input shape:
+     * under a heap that never unmaps ({@code FINETUNE_MALLOC=inference} or {@code keep}), the first
+     * {@value #SETTLING_BATCHES} give the heap's free pages back ({@code malloc_trim}). Those batches are where such a
+     * heap fragments: what else the process allocates between their large blocks stays put, and in about one run in
+     * five to seven the next batch's blocks no longer fit and the heap grew by 150–230 MB (folded inference at 32×224
+     * peaked 732–790 MB against 555–598 MB). Trimmed, the holes no longer count: ten runs peaked 560–616 MB, at the same
+     * speed (docs/performance.md, 2026-12-06). After them the heap is settled and nothing is trimmed, so later batches
+     * keep reusing resident blocks.
+     */
+    public static void afterGuardedBatch(int n) {
+        if (NEVER_UNMAPS && n <= SETTLING_BATCHES) {
+            MemoryUse.releaseFreePages();
+        }
+    }
+
     /** The input size, in MiB, from which a full step's large blocks get their own mappings. */
     public static final int LARGE_INPUT_MIB = 16;
 

@@ -5,10 +5,13 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
+import dev.finetune.engine.MallocPolicy;
 import dev.finetune.engine.Warnings;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -52,6 +55,8 @@ public final class Bf16Prefix implements FrozenPrefix {
     /** Every convolution on channels-last input. */
     private final long[] layouts;
     private final Set<Shape> verified = new HashSet<>();
+    /** Batches run per input shape (for {@link MallocPolicy#afterGuardedBatch}). */
+    private final Map<Shape, Integer> batches = new HashMap<>();
     private final List<FastPathReport.Check> checks = new ArrayList<>();
     private final List<String> fallbacks = new ArrayList<>();
     /** The float32 path after a failed check; null while bf16 runs. */
@@ -128,10 +133,9 @@ public final class Bf16Prefix implements FrozenPrefix {
             if (fallback != null) {
                 return fallback.forward(x);
             }
-            if (verified.contains(x.getShape())) {
-                return bf16(x);
-            }
-            return checkedForward(x);
+            NDArray y = verified.contains(x.getShape()) ? bf16(x) : checkedForward(x);
+            MallocPolicy.afterGuardedBatch(batches.merge(x.getShape(), 1, Integer::sum));
+            return y;
         }
     }
 

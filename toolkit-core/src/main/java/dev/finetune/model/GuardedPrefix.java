@@ -8,10 +8,13 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
+import dev.finetune.engine.MallocPolicy;
 import dev.finetune.engine.Warnings;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -78,6 +81,8 @@ public final class GuardedPrefix implements FrozenPrefix {
     /** Whether checked shapes run as one TorchScript call ({@link FoldedPrefix#forwardScripted}). */
     private boolean scripted = !"false".equals(System.getProperty(SCRIPTED_PROPERTY));
     private final Set<Shape> verified = new HashSet<>();
+    /** Batches run per input shape (for {@link MallocPolicy#afterGuardedBatch}). */
+    private final Map<Shape, Integer> batches = new HashMap<>();
     /** Inputs with fewer pixels than this (N·H·W) run all NCHW; 0: none. */
     private long contiguousBelowPixels;
     private final List<FastPathReport.Check> checks = new ArrayList<>();
@@ -155,11 +160,15 @@ public final class GuardedPrefix implements FrozenPrefix {
             if (folded == null) {
                 return plain(x);
             }
+            NDArray y;
             if (verified.contains(x.getShape())) {
                 boolean nchw = contiguousFor(x.getShape());
-                return scripted ? folded.forwardScripted(x, nchw) : folded.forward(x, FoldedPrefix.DIRECT, nchw);
+                y = scripted ? folded.forwardScripted(x, nchw) : folded.forward(x, FoldedPrefix.DIRECT, nchw);
+            } else {
+                y = checkedForward(x);
             }
-            return checkedForward(x);
+            MallocPolicy.afterGuardedBatch(batches.merge(x.getShape(), 1, Integer::sum));
+            return y;
         }
     }
 

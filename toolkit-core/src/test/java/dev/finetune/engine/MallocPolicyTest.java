@@ -53,6 +53,16 @@ class MallocPolicyTest {
     }
 
     @Test
+    void onlyAHeapThatNeverUnmapsIsTrimmedAfterAShapesFirstBatches() {
+        assertTrue(MallocPolicy.neverUnmaps(MallocPolicy.INFERENCE_VARIABLES), "evaluate's and predict's");
+        assertTrue(MallocPolicy.neverUnmaps(Map.of("MALLOC_ARENA_MAX", "1", "MALLOC_MMAP_MAX_", "0",
+                "MALLOC_TRIM_THRESHOLD_", "17179869184", "MALLOC_TOP_PAD_", "268435456")), "keep");
+        assertFalse(MallocPolicy.neverUnmaps(Map.of()), "glibc's defaults unmap large blocks themselves");
+        assertFalse(MallocPolicy.neverUnmaps(Map.of("MALLOC_MMAP_MAX_", "0")), "thread arenas still unmap");
+        assertEquals(3, MallocPolicy.SETTLING_BATCHES, "the batches over which the heap was seen to grow");
+    }
+
+    @Test
     void glibcTakesTheThreshold() {
         org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name").startsWith("Linux"));
         // glibc's mallopt answers 1 for a parameter it took; setting its default dynamic threshold back is not
