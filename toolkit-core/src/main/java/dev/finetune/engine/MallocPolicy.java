@@ -39,9 +39,9 @@ public final class MallocPolicy {
      * reuse the blocks the last batch freed instead of mapping and faulting them in again (the activations of a 32×224
      * batch are 25–100 MB each, above glibc's largest dynamic mmap threshold, and a JVM's threads allocate from 64 MB
      * thread arenas that are unmapped as they empty, so all three settings are needed). Folded ResNet-18 inference at
-     * 32×224 ran 531–543 ms against 606–669 ms at the same peak (619–731 against 578–622 MB), and a {@code predict}
-     * of 700 images at 224 took 15.6–15.9 s against 17.2–17.7 s at the same peak, identical predictions
-     * (docs/performance.md, 2026-12-06). The plain network keeps every activation until its batch ends, so with it the
+     * 32×224 ran 522–543 ms against 606–669 ms at the same peak (551–583 against 563–622 MB, with the guard's order
+     * and {@link #afterGuardedBatch}), and a {@code predict} of 700 images at 224 took 15.2–15.9 s against 16.3–18.0 s
+     * for a 5–15 % higher, flat peak, identical predictions (docs/performance.md, 2026-12-06). The plain network keeps every activation until its batch ends, so with it the
      * peak rose 30–50 %: not for {@code --no-fold-bn}. Only takes effect at process start (glibc fixes its arena
      * limit when the first thread arena is made), hence environment variables set by the launcher; an application
      * embedding the toolkit sets them itself.
