@@ -41,10 +41,10 @@ public final class MallocPolicy {
      * thread arenas that are unmapped as they empty, so all three settings are needed). Folded ResNet-18 inference at
      * 32×224 ran 522–543 ms against 606–669 ms at the same peak (551–583 against 563–622 MB, with the guard's order
      * and {@link #afterGuardedBatch}), and a {@code predict} of 700 images at 224 took 15.2–15.9 s against 16.3–18.0 s
-     * for a 5–15 % higher, flat peak, identical predictions (docs/performance.md, 2026-12-06). The plain network keeps every activation until its batch ends, so with it the
-     * peak rose 30–50 %: not for {@code --no-fold-bn}. Only takes effect at process start (glibc fixes its arena
-     * limit when the first thread arena is made), hence environment variables set by the launcher; an application
-     * embedding the toolkit sets them itself.
+     * for a 5–15 % higher, flat peak, identical predictions (docs/performance.md, 2026-12-06). The plain network
+     * keeps every activation until its batch ends, so with it the peak rose 30–50 %: not for {@code --no-fold-bn}.
+     * Only takes effect at process start (glibc fixes its arena limit when the first thread arena is made), hence
+     * environment variables set by the launcher; an application embedding the toolkit sets them itself.
      */
     public static final Map<String, String> INFERENCE_VARIABLES = Map.of(
             "MALLOC_ARENA_MAX", "1", "MALLOC_MMAP_MAX_", "0", "MALLOC_TRIM_THRESHOLD_", "17179869184");
