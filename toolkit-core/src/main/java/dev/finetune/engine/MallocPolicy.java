@@ -203,12 +203,34 @@ public final class MallocPolicy {
         }
     }
 
+    /** Whether {@link #beforeTraining()} set the thresholds (for the run record). */
+    private static final AtomicBoolean TRAINING = new AtomicBoolean();
+
+    /**
+     * Called when a training run starts: under glibc's defaults as the launcher leaves them, the thresholds
+     * {@link #afterCheck()} sets (mmap {@value #INFERENCE_MIB} MiB, trim {@value #AFTER_CHECK_TRIM_MIB} MiB) from the
+     * first step on. With glibc's dynamic thresholds a run fell into one of two states at random: the last-stage
+     * Fashion-MNIST run took 14–17 s or 23–36 s per epoch with identical losses, the slow runs with 20–42 M minor
+     * page faults and 44–96 s of system CPU against 0.37 M and 2 s (the steps' freed blocks trimmed off the heap's top
+     * and faulted in again every step); with these thresholds 3 of 3 runs were fast at the same peak
+     * (docs/performance.md, 2026-12-06). The trainer's {@code malloc_trim} at epoch seams still returns what the heap
+     * keeps.
+     */
+    public static void beforeTraining() {
+        if (AROUND_CHECK && MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20)
+                && MemoryUse.mallopt(M_TRIM_THRESHOLD, AFTER_CHECK_TRIM_MIB << 20)) {
+            TRAINING.set(true);
+        }
+    }
+
     /** One line for run records: the policy and whether the threshold is set yet. */
     public static String describe() {
         String policy = System.getenv("FINETUNE_MALLOC");
         if (!ON) {
             if (policy == null) {
-                return "glibc's defaults" + (CHECKED.get() ? "; fast-path check with an mmap threshold of "
+                return "glibc's defaults" + (TRAINING.get() ? " with fixed thresholds in training (mmap "
+                        + INFERENCE_MIB + " MiB, trim " + AFTER_CHECK_TRIM_MIB + " MiB)" : "")
+                        + (CHECKED.get() ? "; fast-path check with an mmap threshold of "
                         + THRESHOLD_MIB + " MiB, then " + INFERENCE_MIB + " MiB and a trim threshold of "
                         + AFTER_CHECK_TRIM_MIB + " MiB" : "");
             }

@@ -150,6 +150,7 @@ public final class Trainer {
         FeatureCache valCache = null;
         long planVersion = -1;
         boolean first = true;
+        dev.finetune.engine.MallocPolicy.beforeTraining(); // fixed thresholds: no per-step trim-and-refault state
         try {
             for (int epoch = state.epochsCompleted() + 1; epoch <= settings.epochs(); epoch++) {
                 for (TrainingListener l : listeners) {

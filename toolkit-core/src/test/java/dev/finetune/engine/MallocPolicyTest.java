@@ -63,6 +63,15 @@ class MallocPolicyTest {
     }
 
     @Test
+    void trainingRunsGetFixedThresholdsUnderGlibcsDefaults() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name").startsWith("Linux")
+                && MallocPolicy.aroundCheckApplies(System.getenv()), "glibc's defaults in this test JVM");
+        MallocPolicy.beforeTraining();
+        assertTrue(MallocPolicy.describe().contains("with fixed thresholds in training (mmap 32 MiB, trim 1024 MiB)"),
+                MallocPolicy.describe());
+    }
+
+    @Test
     void glibcTakesTheThreshold() {
         org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name").startsWith("Linux"));
         // glibc's mallopt answers 1 for a parameter it took; setting its default dynamic threshold back is not
