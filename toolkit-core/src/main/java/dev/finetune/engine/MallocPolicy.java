@@ -94,8 +94,12 @@ public final class MallocPolicy {
     /** The trim threshold after a fast-path check, in MiB: free memory at a heap's top kept up to this much. */
     public static final int AFTER_CHECK_TRIM_MIB = 1024;
 
-    /** Whether the fast-path check sets thresholds: glibc's defaults, with nothing set by the user or a policy. */
-    private static final boolean AROUND_CHECK = aroundCheckApplies(System.getenv());
+    /**
+     * Whether the fast-path check and training runs set thresholds: glibc's defaults as the launcher leaves them
+     * ({@link #nothingAsked}); {@code FINETUNE_MALLOC=glibc} asks for glibc's own thresholds throughout, and the other
+     * policies set their own.
+     */
+    private static final boolean AROUND_CHECK = nothingAsked(System.getenv());
     /** Whether a check has set them yet (for the run record). */
     private static final AtomicBoolean CHECKED = new AtomicBoolean();
 
@@ -155,15 +159,6 @@ public final class MallocPolicy {
     }
 
     /**
-     * Whether {@link #beforeCheck()} acts in {@code environment}: only under glibc's defaults as the launcher leaves
-     * them ({@code FINETUNE_MALLOC} unset, no {@code MALLOC_*} or {@code GLIBC_TUNABLES}); {@code FINETUNE_MALLOC=glibc}
-     * asks for glibc's own thresholds throughout, and the other policies set their own.
-     */
-    static boolean aroundCheckApplies(Map<String, String> environment) {
-        return nothingAsked(environment);
-    }
-
-    /**
      * Whether {@code environment} asks nothing of malloc: {@code FINETUNE_MALLOC} unset (or empty), no {@code MALLOC_*}
      * or {@code GLIBC_TUNABLES}. There the launcher gives {@code evaluate} and {@code predict} the
      * {@link #INFERENCE_VARIABLES}, and the benchmark the workloads that stand for them.
@@ -198,9 +193,14 @@ public final class MallocPolicy {
      */
     public static void afterCheck() {
         if (AROUND_CHECK && CHECKED.get()) {
-            MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20);
-            MemoryUse.mallopt(M_TRIM_THRESHOLD, AFTER_CHECK_TRIM_MIB << 20);
+            fixThresholds();
         }
+    }
+
+    /** The mmap threshold at {@value #INFERENCE_MIB} MiB and the trim threshold at {@value #AFTER_CHECK_TRIM_MIB} MiB. */
+    private static boolean fixThresholds() {
+        return MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20)
+                && MemoryUse.mallopt(M_TRIM_THRESHOLD, AFTER_CHECK_TRIM_MIB << 20);
     }
 
     /** Whether {@link #beforeTraining()} set the thresholds (for the run record). */
@@ -217,8 +217,7 @@ public final class MallocPolicy {
      * keeps.
      */
     public static void beforeTraining() {
-        if (AROUND_CHECK && MemoryUse.mallopt(M_MMAP_THRESHOLD, INFERENCE_MIB << 20)
-                && MemoryUse.mallopt(M_TRIM_THRESHOLD, AFTER_CHECK_TRIM_MIB << 20)) {
+        if (AROUND_CHECK && fixThresholds()) {
             TRAINING.set(true);
         }
     }

@@ -41,14 +41,14 @@ class MallocPolicyTest {
 
     @Test
     void theFastPathCheckSetsThresholdsOnlyUnderGlibcsDefaults() {
-        assertTrue(MallocPolicy.aroundCheckApplies(Map.of()));
-        assertTrue(MallocPolicy.aroundCheckApplies(Map.of("PATH", "/usr/bin", "FINETUNE_JAVA_OPTS", "-Xmx8g")));
-        assertTrue(MallocPolicy.aroundCheckApplies(Map.of("FINETUNE_MALLOC", "")), "empty is unset, as in the launcher");
-        assertFalse(MallocPolicy.aroundCheckApplies(MallocPolicy.INFERENCE_VARIABLES), "evaluate's and predict's");
-        assertFalse(MallocPolicy.aroundCheckApplies(Map.of("FINETUNE_MALLOC", "glibc")), "glibc's own, throughout");
-        assertFalse(MallocPolicy.aroundCheckApplies(LAUNCHED), "lean-steps sets its own");
-        assertFalse(MallocPolicy.aroundCheckApplies(Map.of("MALLOC_ARENA_MAX", "2")), "the user's malloc settings");
-        assertFalse(MallocPolicy.aroundCheckApplies(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
+        assertTrue(MallocPolicy.nothingAsked(Map.of()));
+        assertTrue(MallocPolicy.nothingAsked(Map.of("PATH", "/usr/bin", "FINETUNE_JAVA_OPTS", "-Xmx8g")));
+        assertTrue(MallocPolicy.nothingAsked(Map.of("FINETUNE_MALLOC", "")), "empty is unset, as in the launcher");
+        assertFalse(MallocPolicy.nothingAsked(MallocPolicy.INFERENCE_VARIABLES), "evaluate's and predict's");
+        assertFalse(MallocPolicy.nothingAsked(Map.of("FINETUNE_MALLOC", "glibc")), "glibc's own, throughout");
+        assertFalse(MallocPolicy.nothingAsked(LAUNCHED), "lean-steps sets its own");
+        assertFalse(MallocPolicy.nothingAsked(Map.of("MALLOC_ARENA_MAX", "2")), "the user's malloc settings");
+        assertFalse(MallocPolicy.nothingAsked(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
         assertEquals(1024, MallocPolicy.AFTER_CHECK_TRIM_MIB, "the trim threshold measured not to slow later steps");
     }
 
@@ -65,7 +65,7 @@ class MallocPolicyTest {
     @Test
     void trainingRunsGetFixedThresholdsUnderGlibcsDefaults() {
         org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("os.name").startsWith("Linux")
-                && MallocPolicy.aroundCheckApplies(System.getenv()), "glibc's defaults in this test JVM");
+                && MallocPolicy.nothingAsked(System.getenv()), "glibc's defaults in this test JVM");
         MallocPolicy.beforeTraining();
         assertTrue(MallocPolicy.describe().contains("with fixed thresholds in training (mmap 32 MiB, trim 1024 MiB)"),
                 MallocPolicy.describe());
