@@ -8,6 +8,7 @@ import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.run.TrainJob;
 import dev.finetune.run.TrainingCheckpoint;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -23,10 +24,26 @@ class FeatureCacheEquivalenceTest {
     void cachedAndUncachedLinearProbesTrainToTheSameWeights() throws Exception {
         Path cfg = Cli.config(tmp, "cache", "{default: freeze, rules: [{train: \"fc.*\"}]}",
                 "{epochs: 3, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 4));
-        TrainJob.Result cached = TrainJob.start(ConfigLoader.load(cfg, List.of()), tmp.resolve("cached"),
-                List.of());
-        TrainJob.Result plain = TrainJob.start(ConfigLoader.load(cfg, List.of("train.feature_cache=false")),
-                tmp.resolve("plain"), List.of());
+        assertSameWeights(cfg, List.of());
+    }
+
+    /** An image the loader skips leaves no row in the cache (whose rows are filled batch by batch), and shifts none. */
+    @Test
+    void aSkippedImageLeavesNoRowAndShiftsNone() throws Exception {
+        Path data = Cli.smallData(tmp.resolve("data"), 16, 4);
+        Files.write(data.resolve("train/bag/00000-corrupt.png"), new byte[] {(byte) 0x89, 'P', 'N', 'G', 1, 2, 3});
+        Files.write(data.resolve("val/bag/00000-corrupt.png"), new byte[] {(byte) 0x89, 'P', 'N', 'G', 4, 5, 6});
+        Path cfg = Cli.config(tmp, "cache", "{default: freeze, rules: [{train: \"fc.*\"}]}",
+                "{epochs: 2, batch_size: 16, seed: 3}", data);
+        TrainJob.Result cached = assertSameWeights(cfg, List.of("data.on_bad_image=skip"));
+        assertEquals(2, cached.summary().skippedImages().size(), cached.summary().skippedImages().toString());
+    }
+
+    private TrainJob.Result assertSameWeights(Path cfg, List<String> sets) throws Exception {
+        TrainJob.Result cached = TrainJob.start(ConfigLoader.load(cfg, sets), tmp.resolve("cached"), List.of());
+        List<String> uncached = new java.util.ArrayList<>(sets);
+        uncached.add("train.feature_cache=false");
+        TrainJob.Result plain = TrainJob.start(ConfigLoader.load(cfg, uncached), tmp.resolve("plain"), List.of());
         assertTrue(cached.summary().featureCacheUsed());
         assertFalse(plain.summary().featureCacheUsed());
         Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("cached/checkpoints/last.safetensors"))
@@ -43,5 +60,6 @@ class FeatureCacheEquivalenceTest {
             assertTrue(worst < 1e-5, k + " differs by " + worst);
         }
         assertEquals(cached.summary().valTop1(), plain.summary().valTop1(), 1e-9);
+        return cached;
     }
 }

@@ -1,15 +1,12 @@
 package dev.finetune.train;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDArrays;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.Shape;
 import dev.finetune.data.BatchLoader;
 import dev.finetune.data.LoadedBatch;
 import dev.finetune.model.ResNet;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * Outputs of a deterministic frozen prefix (stages before the backward frontier, every BN there in frozen-stats
@@ -153,29 +150,66 @@ public final class FeatureCache implements AutoCloseable {
         }
         NDManager m = ft.manager().newSubManager();
         try {
-            List<NDArray> chunks = new ArrayList<>();
-            List<NDArray> labelChunks = new ArrayList<>();
+            // One tensor for every row, filled batch by batch: a single block (above malloc's mmap threshold from
+            // about 8,000 rows of 512 features), not a chunk per batch. Chunks kept between each batch's freed
+            // activations pinned the allocator's 64 MB thread heaps: a linear probe's build at 32×32 grew native
+            // memory by 200–580 MB for 72 MB of features, then needed as much again for the final concat.
+            NDArray[] all = {null};
+            long[] labelRows = new long[dataset.size()];
             int[] rowOf = new int[dataset.size()];
             java.util.Arrays.fill(rowOf, -1);
             int[] next = {0};
             forEachPrefixBatch(ft, data, dataset, stage, batchSize, m, (f, b) -> {
-                f.attach(m);
-                b.labels().attach(m);
-                chunks.add(f);
-                labelChunks.add(b.labels());
-                for (int i : b.sampleIndices()) {
-                    rowOf[i] = next[0]++;
+                int from = next[0];
+                int[] indices = b.sampleIndices();
+                if (all[0] == null) { // uninitialised: every row kept is written, the others cut off below
+                    all[0] = m.create(new Shape(dataset.size()).addAll(f.getShape().slice(1)), f.getDataType());
                 }
+                all[0].set(new NDIndex("{}:{}", from, from + indices.length), f);
+                long[] y = b.labels().toLongArray();
+                for (int i = 0; i < indices.length; i++) {
+                    rowOf[indices[i]] = from + i;
+                    labelRows[from + i] = y[i];
+                }
+                next[0] = from + indices.length;
             });
-            NDArray all = NDArrays.concat(new NDList(chunks));
-            NDArray y = NDArrays.concat(new NDList(labelChunks));
-            chunks.forEach(NDArray::close);
-            labelChunks.forEach(NDArray::close);
-            return new FeatureCache(m, all, y, stage, key, rowOf);
+            if (all[0] == null) {
+                throw new IllegalStateException("no image of the data set could be read for the feature cache");
+            }
+            NDArray features = all[0];
+            if (next[0] < dataset.size()) { // images the loader skipped: the rows they would have had go
+                features = all[0].get(new NDIndex("0:{}", next[0])).duplicate();
+                all[0].close();
+            }
+            NDArray labels = m.create(java.util.Arrays.copyOf(labelRows, next[0]));
+            return new FeatureCache(m, features, labels, stage, key, rowOf);
         } catch (RuntimeException e) {
             m.close();
             throw e;
         }
+    }
+
+    /**
+     * Input pixels per batch (N·H·W) up to which {@link #forEachPrefixBatch} raises its batch above the run's: 512
+     * images at 32×32, 128 at 64×64, the run's own batch at 224. No autograd runs there and every BN is in eval
+     * mode, so the batch changes only how much work each native call gets. Small images leave the convolutions of the
+     * later stages (4×4 and 2×2 maps at 32×32) with too little work per call: folded inference of ResNet-18 at 32×32
+     * ran 2,241 img/s at batch 64, 2,580 at 128, 2,904 at 256, 3,242 at 512 and 3,189 at 1,024 (peak RSS 333 against
+     * 411 MB at 512); at 64×64 695, 725 and 747 img/s at 64, 128 and 256 (docs/performance.md, 2026-12-06 tenth
+     * session). This pass is most of a linear probe's wall time.
+     */
+    static final long EXTRACTION_PIXELS = 1L << 19;
+
+    /** The most images the prefix pass raises its batch to: past 512 nothing more was gained at 32×32. */
+    static final int MAX_EXTRACTION_BATCH = 512;
+
+    /**
+     * The batch the prefix pass uses: the run's, or more images up to {@link #EXTRACTION_PIXELS} (at most
+     * {@link #MAX_EXTRACTION_BATCH}) when they are small.
+     */
+    static int extractionBatch(int batchSize, int imageSize) {
+        long fits = Math.min(EXTRACTION_PIXELS / ((long) imageSize * imageSize), MAX_EXTRACTION_BATCH);
+        return (int) Math.max(batchSize, fits);
     }
 
     /** What {@link #forEachPrefixBatch} hands over: a batch's prefix output and the batch it came from. */
@@ -192,7 +226,8 @@ public final class FeatureCache implements AutoCloseable {
      */
     public static void forEachPrefixBatch(FineTuner ft, TrainingData data, dev.finetune.data.ImageDataset dataset,
             int stage, int batchSize, NDManager m, PrefixBatchSink sink) {
-        try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(batchSize), 0)) {
+        int extraction = extractionBatch(batchSize, data.transforms().imageSize());
+        try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(extraction), 0)) {
             while (loader.hasNext()) {
                 try (LoadedBatch b = loader.next()) {
                     NDArray f = ft.prefixFeatures(b.images(), stage);
