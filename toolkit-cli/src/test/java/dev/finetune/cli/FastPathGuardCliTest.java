@@ -30,9 +30,10 @@ class FastPathGuardCliTest {
     @Test
     void defectiveHostFallsBackSaysSoOnceAndTrainsAsThePlainNetwork() throws Exception {
         Path cfg = Cli.config(tmp, "guard", "{default: freeze, rules: [{train: \"fc.*\"}]}",
-                "{epochs: 2, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 4));
-        // 16 images of 96x96 (147,456 pixels) run channels-last, where the simulated defect is; smaller batches
-        // (the last validation batch) run NCHW (GuardedPrefix.SMALL_INPUT_PIXELS) and never meet it.
+                "{epochs: 2, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 2));
+        // The cache's prefix pass runs 56 and 24 of the 80 training images of 96x96 at a time (516,096 and 221,184
+        // pixels, FeatureCache.EXTRACTION_PIXELS): channels-last, where the simulated defect is; the 10 validation
+        // images (92,160 pixels) run NCHW (GuardedPrefix.SMALL_INPUT_PIXELS) and never meet it.
         Files.writeString(cfg, Files.readString(cfg).replace("image_size: 32\n  resize: 32\n",
                 "image_size: 96\n  resize: 96\n"));
         Path log = tmp.resolve("train.log");
@@ -59,10 +60,10 @@ class FastPathGuardCliTest {
         assertTrue(lastByInput.values().stream().allMatch(b -> b), fast.toString());
         boolean smallRanNchw = false;
         for (JsonNode c : fast.get("checks")) {
-            smallRanNchw |= c.get("input").asText().startsWith("(4, ") && c.get("passed").asBoolean()
+            smallRanNchw |= c.get("input").asText().startsWith("(10, ") && c.get("passed").asBoolean()
                     && c.get("path").asText().equals("folded, scripted, NCHW: stem, layer1, layer2, layer3, layer4");
         }
-        assertTrue(smallRanNchw, "the 4-image validation batch runs NCHW: " + fast);
+        assertTrue(smallRanNchw, "the 10-image validation batch runs NCHW: " + fast);
 
         TrainJob.start(ConfigLoader.load(cfg, List.of("train.fold_frozen_bn=false")), tmp.resolve("plain"),
                 List.of());
