@@ -205,9 +205,10 @@ public final class FeatureCache implements AutoCloseable {
 
     /**
      * The batch the prefix pass uses: the run's, or more images up to {@link #EXTRACTION_PIXELS} (at most
-     * {@link #MAX_EXTRACTION_BATCH}) when they are small.
+     * {@link #MAX_EXTRACTION_BATCH}) when they are small. Public for a distributed prefix pass, whose features
+     * equal the store's bit for bit only when its batches are these.
      */
-    static int extractionBatch(int batchSize, int imageSize) {
+    public static int extractionBatch(int batchSize, int imageSize) {
         long fits = Math.min(EXTRACTION_PIXELS / ((long) imageSize * imageSize), MAX_EXTRACTION_BATCH);
         return (int) Math.max(batchSize, fits);
     }

@@ -83,8 +83,10 @@ public final class SparkFeatures {
         try (FineTuner ft = Assembler.fineTuner(loaded, Assembler.checkpoint(loaded), data)) {
             toStage = FeaturesJob.prefixEnd(ft, data, cut);
             cutName = ft.model().stageNames().get(toStage - 1);
+            // The batches the single-machine prefix pass runs (FeatureCache.forEachPrefixBatch), for equal features.
             ExecutorModels.Spec spec = new ExecutorModels.Spec(config.toString(), List.copyOf(sets), toStage,
-                    loaded.config().train().batchSize());
+                    dev.finetune.train.FeatureCache.extractionBatch(loaded.config().train().batchSize(),
+                            data.transforms().imageSize()));
             splits.add(writeSplit(spark, spec, "train", data.train(), out, partitions));
             if (data.val() != null && data.val().size() > 0) {
                 splits.add(writeSplit(spark, spec, "val", data.val(), out, partitions));
