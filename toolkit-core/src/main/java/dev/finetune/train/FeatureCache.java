@@ -150,10 +150,10 @@ public final class FeatureCache implements AutoCloseable {
         }
         NDManager m = ft.manager().newSubManager();
         try {
-            // One tensor for every row, filled batch by batch: a single block (above malloc's mmap threshold from
-            // about 8,000 rows of 512 features), not a chunk per batch. Chunks kept between each batch's freed
-            // activations pinned the allocator's 64 MB thread heaps: a linear probe's build at 32×32 grew native
-            // memory by 200–580 MB for 72 MB of features, then needed as much again for the final concat.
+            // One tensor for every row, filled batch by batch: a single block, not a chunk per batch. Chunks kept
+            // between each batch's freed activations pinned the allocator's 64 MB thread heaps: a linear probe's
+            // build at 32×32 grew native memory by 200–580 MB for 72 MB of features, then needed as much again for
+            // the final concat.
             NDArray[] all = {null};
             long[] labelRows = new long[dataset.size()];
             int[] rowOf = new int[dataset.size()];
