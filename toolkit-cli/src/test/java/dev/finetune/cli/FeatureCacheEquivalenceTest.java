@@ -2,8 +2,14 @@ package dev.finetune.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
+import dev.finetune.train.StopSignal;
+import dev.finetune.train.TrainContext;
+import dev.finetune.train.TrainingListener;
 import dev.finetune.checkpoint.HostTensor;
 import dev.finetune.config.ConfigLoader;
 import dev.finetune.run.TrainJob;
@@ -37,6 +43,47 @@ class FeatureCacheEquivalenceTest {
                 "{epochs: 2, batch_size: 16, seed: 3}", data);
         TrainJob.Result cached = assertSameWeights(cfg, List.of("data.on_bad_image=skip"));
         assertEquals(2, cached.summary().skippedImages().size(), cached.summary().skippedImages().toString());
+    }
+
+    /**
+     * Ctrl-C or SIGTERM while the cache is being built (minutes for a large set) ends the build between batches with
+     * the resumable checkpoint of the epoch's start, not after the whole pass and a step; resumed, the run ends with
+     * the weights of one that was never stopped.
+     */
+    @Test
+    void aStopDuringTheCacheBuildLeavesAResumableCheckpointOfTheStart() throws Exception {
+        Path cfg = Cli.config(tmp, "cache", "{default: freeze, rules: [{train: \"fc.*\"}]}",
+                "{epochs: 2, batch_size: 16, seed: 3}", Cli.smallData(tmp.resolve("data"), 16, 4));
+        TrainingListener stopper = new TrainingListener() {
+            @Override
+            public void onEpochBegin(TrainContext ctx, int epoch) {
+                StopSignal.request(ErrorKind.TERMINATED); // before the build, which checks between its batches
+            }
+        };
+        FinetuneException e;
+        try {
+            e = assertThrows(FinetuneException.class,
+                    () -> TrainJob.start(ConfigLoader.load(cfg, List.of()), tmp.resolve("cut"), List.of(stopper)));
+        } finally {
+            StopSignal.clear();
+        }
+        assertEquals(ErrorKind.TERMINATED, e.kind());
+        assertTrue(e.getMessage().startsWith("terminated in epoch 1 after 0 batches"), e.getMessage());
+        TrainingCheckpoint.Loaded mid = TrainingCheckpoint.read(tmp.resolve("cut/checkpoints/last.safetensors"));
+        assertEquals(0, mid.meta().state().epochsCompleted());
+        assertEquals(0, mid.meta().state().globalStep());
+
+        TrainJob.Result resumed = TrainJob.resume(tmp.resolve("cut"), List.of(), List.of());
+        assertEquals(2, resumed.state().epochsCompleted());
+        assertTrue(resumed.summary().featureCacheUsed());
+        TrainJob.start(ConfigLoader.load(cfg, List.of()), tmp.resolve("whole"), List.of());
+        Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("cut/checkpoints/last.safetensors"))
+                .checkpoint().tensors();
+        Map<String, HostTensor> b = TrainingCheckpoint.read(tmp.resolve("whole/checkpoints/last.safetensors"))
+                .checkpoint().tensors();
+        for (String k : List.of("fc.weight", "fc.bias")) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(b.get(k).data(), a.get(k).data(), 1e-6f, k);
+        }
     }
 
     private TrainJob.Result assertSameWeights(Path cfg, List<String> sets) throws Exception {

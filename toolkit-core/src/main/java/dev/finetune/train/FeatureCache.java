@@ -223,13 +223,17 @@ public final class FeatureCache implements AutoCloseable {
      * Runs stages {@code [0, stage)} over every image of {@code dataset} in data set order with the run's evaluation
      * preprocessing and no autograd ({@link FineTuner#prefixFeatures}: folded and guarded where the plan allows),
      * handing each batch to {@code sink}; the features belong to the batch unless the sink attaches them elsewhere.
-     * The one loop behind the in-memory cache and the on-disk store, so that both hold the same values.
+     * The one loop behind the in-memory cache and the on-disk store, so that both hold the same values. A pending
+     * {@link StopSignal} ends it between batches with its {@code FinetuneException} (exit 130 / 143).
      */
     public static void forEachPrefixBatch(FineTuner ft, TrainingData data, dev.finetune.data.ImageDataset dataset,
             int stage, int batchSize, NDManager m, PrefixBatchSink sink) {
         int extraction = extractionBatch(batchSize, data.transforms().imageSize());
         try (BatchLoader loader = new BatchLoader(dataset, m, data.evalOptions(extraction), 0)) {
             while (loader.hasNext()) {
+                // Ctrl-C / SIGTERM end the pass between batches (a large set's pass takes minutes); the trainer
+                // turns this into its resumable stop at the epoch's start.
+                StopSignal.throwIfRequested("feature extraction");
                 try (LoadedBatch b = loader.next()) {
                     NDArray f = ft.prefixFeatures(b.images(), stage);
                     f.attach(b.manager());

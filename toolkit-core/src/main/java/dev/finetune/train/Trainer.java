@@ -179,7 +179,12 @@ public final class Trainer {
                 if (cache == null && settings.featureCache() && featureStore != null && !storeRead) {
                     storeRead = true;
                     long c0 = System.nanoTime();
-                    FeatureCache[] stored = fromStore();
+                    FeatureCache[] stored;
+                    try {
+                        stored = fromStore();
+                    } catch (dev.finetune.FinetuneException e) {
+                        throw stoppedAtEpochStart(ctx, epoch, state, e);
+                    }
                     cache = stored[0];
                     valCache = ctx.hasValidation() ? stored[1] : close(stored[1]);
                     storeSeconds = (System.nanoTime() - c0) / 1e9;
@@ -187,10 +192,14 @@ public final class Trainer {
                 }
                 if (cache == null && settings.featureCache()) {
                     long c0 = System.nanoTime();
-                    cache = maybeCache();
-                    if (cache != null && ctx.hasValidation()) {
-                        valCache = FeatureCache.build(ft, data, data.val(), cache.stage(), settings.batchSize(),
-                                Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), cache.key());
+                    try {
+                        cache = maybeCache();
+                        if (cache != null && ctx.hasValidation()) {
+                            valCache = FeatureCache.build(ft, data, data.val(), cache.stage(), settings.batchSize(),
+                                    Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), cache.key());
+                        }
+                    } catch (dev.finetune.FinetuneException e) {
+                        throw stoppedAtEpochStart(ctx, epoch, state, e);
                     }
                     if (cache != null) {
                         ctx.addCacheBuildSeconds((System.nanoTime() - c0) / 1e9);
@@ -549,6 +558,19 @@ public final class Trainer {
         for (TrainingListener l : listeners) {
             l.onRecoveryPoint(ctx, at);
         }
+    }
+
+    /**
+     * {@code e} from building the feature cache or store: when a stop was requested (the prefix pass ends between
+     * batches), the resumable stop at the start of {@code epoch}, where nothing of it has run; otherwise {@code e}.
+     */
+    private RuntimeException stoppedAtEpochStart(TrainContext ctx, int epoch, TrainState state,
+            dev.finetune.FinetuneException e) {
+        if (StopSignal.requested() == null) {
+            return e;
+        }
+        checkStop(ctx, epoch, state.globalStep(), state.batchesIntoEpoch(), state.epochLossSum());
+        return e; // not reached: checkStop throws while a stop is pending
     }
 
     /** On Ctrl-C / SIGTERM: let the listeners save a resumable state at this step boundary, then stop (130 / 143). */
