@@ -58,13 +58,7 @@ class FeatureCacheEquivalenceTest {
         TrainJob.Result resumed = TrainJob.resume(tmp.resolve("cut"), List.of(), List.of());
         assertEquals(3, resumed.state().epochsCompleted());
         assertTrue(resumed.summary().featureCacheUsed());
-        Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("cut/checkpoints/last.safetensors"))
-                .checkpoint().tensors();
-        Map<String, HostTensor> b = TrainingCheckpoint.read(tmp.resolve("cached/checkpoints/last.safetensors"))
-                .checkpoint().tensors();
-        for (String k : List.of("fc.weight", "fc.bias")) {
-            org.junit.jupiter.api.Assertions.assertArrayEquals(b.get(k).data(), a.get(k).data(), 1e-6f, k);
-        }
+        assertSameHead("cut", "cached", 1e-6);
     }
 
     /** An image the loader skips leaves no row in the cache (whose rows are filled batch by batch), and shifts none. */
@@ -86,20 +80,25 @@ class FeatureCacheEquivalenceTest {
         TrainJob.Result plain = TrainJob.start(ConfigLoader.load(cfg, uncached), tmp.resolve("plain"), List.of());
         assertTrue(cached.summary().featureCacheUsed());
         assertFalse(plain.summary().featureCacheUsed());
-        Map<String, HostTensor> a = TrainingCheckpoint.read(tmp.resolve("cached/checkpoints/last.safetensors"))
-                .checkpoint().tensors();
-        Map<String, HostTensor> b = TrainingCheckpoint.read(tmp.resolve("plain/checkpoints/last.safetensors"))
-                .checkpoint().tensors();
-        for (String k : List.of("fc.weight", "fc.bias")) {
-            float[] x = a.get(k).data();
-            float[] y = b.get(k).data();
-            double worst = 0;
-            for (int i = 0; i < x.length; i++) {
-                worst = Math.max(worst, Math.abs(x[i] - y[i]));
-            }
-            assertTrue(worst < 1e-5, k + " differs by " + worst);
-        }
+        assertSameHead("cached", "plain", 1e-5);
         assertEquals(cached.summary().valTop1(), plain.summary().valTop1(), 1e-9);
         return cached;
+    }
+
+    /** The new head of run folders {@code a} and {@code b} (their last checkpoints) within {@code tolerance}. */
+    private void assertSameHead(String a, String b, double tolerance) throws Exception {
+        Map<String, HostTensor> x = TrainingCheckpoint.read(tmp.resolve(a + "/checkpoints/last.safetensors"))
+                .checkpoint().tensors();
+        Map<String, HostTensor> y = TrainingCheckpoint.read(tmp.resolve(b + "/checkpoints/last.safetensors"))
+                .checkpoint().tensors();
+        for (String k : List.of("fc.weight", "fc.bias")) {
+            float[] p = x.get(k).data();
+            float[] q = y.get(k).data();
+            double worst = 0;
+            for (int i = 0; i < p.length; i++) {
+                worst = Math.max(worst, Math.abs(p[i] - q[i]));
+            }
+            assertTrue(worst < tolerance, k + " of " + a + " and " + b + " differs by " + worst);
+        }
     }
 }
