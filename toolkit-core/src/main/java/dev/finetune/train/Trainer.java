@@ -183,7 +183,8 @@ public final class Trainer {
                     try {
                         stored = fromStore();
                     } catch (dev.finetune.FinetuneException e) {
-                        throw stoppedAtEpochStart(ctx, epoch, state, e);
+                        stopAtEpochStart(ctx, epoch, state);
+                        throw e;
                     }
                     cache = stored[0];
                     valCache = ctx.hasValidation() ? stored[1] : close(stored[1]);
@@ -199,7 +200,8 @@ public final class Trainer {
                                     Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), cache.key());
                         }
                     } catch (dev.finetune.FinetuneException e) {
-                        throw stoppedAtEpochStart(ctx, epoch, state, e);
+                        stopAtEpochStart(ctx, epoch, state);
+                        throw e;
                     }
                     if (cache != null) {
                         ctx.addCacheBuildSeconds((System.nanoTime() - c0) / 1e9);
@@ -561,16 +563,12 @@ public final class Trainer {
     }
 
     /**
-     * {@code e} from building the feature cache or store: when a stop was requested (the prefix pass ends between
-     * batches), the resumable stop at the start of {@code epoch}, where nothing of it has run; otherwise {@code e}.
+     * A stop requested while the feature cache or store was being built (its prefix pass ends between batches with a
+     * {@code FinetuneException}): the resumable stop at the start of {@code epoch}, where nothing of it has run.
+     * Returns when no stop is pending.
      */
-    private RuntimeException stoppedAtEpochStart(TrainContext ctx, int epoch, TrainState state,
-            dev.finetune.FinetuneException e) {
-        if (StopSignal.requested() == null) {
-            return e;
-        }
+    private void stopAtEpochStart(TrainContext ctx, int epoch, TrainState state) {
         checkStop(ctx, epoch, state.globalStep(), state.batchesIntoEpoch(), state.epochLossSum());
-        return e; // not reached: checkStop throws while a stop is pending
     }
 
     /** On Ctrl-C / SIGTERM: let the listeners save a resumable state at this step boundary, then stop (130 / 143). */
