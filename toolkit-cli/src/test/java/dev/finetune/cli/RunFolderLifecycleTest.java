@@ -113,8 +113,31 @@ class RunFolderLifecycleTest {
             assertEquals(ErrorKind.OUTPUT, e.kind());
             assertTrue(e.getMessage().contains("is in use by another finetune run"), e.getMessage());
         }
+        String summary = Files.readString(run.resolve("summary.json"));
+        Cli.Result finished = Cli.run("train", "--resume", run.toString());
+        assertEquals(7, finished.code(), "nothing left to train: " + finished.err());
+        assertTrue(finished.err().contains("already finished: it has trained 1 epochs and train.epochs is 1")
+                && finished.err().contains("--set train.epochs=N (N > 1)"), finished.err());
+        assertEquals(summary, Files.readString(run.resolve("summary.json")), "the finished run's summary is kept");
         Cli.Result after = Cli.run("train", "--resume", run.toString(), "--set", "train.epochs=2", "--quiet");
         assertEquals(0, after.code(), "free again once the other run ends: " + after.err());
+    }
+
+    @Test
+    void aRunEndedByEarlyStoppingIsNotResumedIntoAnEmptySegment() throws Exception {
+        // No change of val_loss counts as an improvement of 1000: the second epoch stops the run.
+        Path cfg = Cli.config(tmp, "early", LINEAR_PROBE, "{epochs: 4, batch_size: 16, early_stopping: {metric:"
+                + " val_loss, patience: 1, min_delta: 1000}}", data);
+        Path run = tmp.resolve("run");
+        Cli.Result r = Cli.run("train", "-c", cfg.toString(), "--run-dir", run.toString(), "--quiet");
+        assertEquals(0, r.code(), r.err());
+        String summary = Files.readString(run.resolve("summary.json"));
+        assertTrue(summary.contains("early stopping"), summary);
+        Cli.Result again = Cli.run("train", "--resume", run.toString(), "--set", "train.epochs=6");
+        assertEquals(7, again.code(), again.err());
+        assertTrue(again.err().contains("early stopping ended it after epoch 2")
+                && again.err().contains("--set train.early_stopping.patience=N (N > 1)"), again.err());
+        assertEquals(summary, Files.readString(run.resolve("summary.json")));
     }
 
     @Test

@@ -3,8 +3,11 @@ package dev.finetune.run;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.finetune.ErrorKind;
+import dev.finetune.FinetuneException;
 import dev.finetune.Versions;
 import dev.finetune.config.ConfigLoader;
+import dev.finetune.config.TrainConfig;
 import dev.finetune.model.FastPathReport;
 import dev.finetune.train.FineTuner;
 import dev.finetune.train.TrainContext;
@@ -83,6 +86,9 @@ public final class TrainJob {
         try (RunDirectory run = RunDirectory.existing(runDir)) {
             ConfigLoader.Loaded config = ConfigLoader.load(run.config(), sets);
             TrainingCheckpoint.Loaded last = run.started() ? TrainingCheckpoint.read(run.lastCheckpoint()) : null;
+            if (last != null) {
+                refuseFinished(run.root(), config, last.meta().state());
+            }
             TrainingData data = Assembler.data(config);
             Result r;
             try (FineTuner ft = last != null
@@ -99,6 +105,34 @@ public final class TrainJob {
                 report(r.runDir(), data);
             }
             return r;
+        }
+    }
+
+    /**
+     * A run whose last checkpoint already ended it (all its epochs, or early stopping) has nothing left to train:
+     * continuing would only start an empty segment and rewrite its summary. Refused before anything is built, with
+     * the setting that extends it. (A run stopped between its last checkpoint and its summary may go on: it only
+     * writes the summary.)
+     */
+    private static void refuseFinished(Path root, ConfigLoader.Loaded config, TrainState state) {
+        if (state.batchesIntoEpoch() != 0 || !java.nio.file.Files.exists(root.resolve(RunSummary.FILE))) {
+            return;
+        }
+        int epochs = config.config().train().epochs();
+        int done = state.epochsCompleted();
+        if (done >= epochs) {
+            throw new FinetuneException(ErrorKind.OUTPUT, "the run in " + root + " already finished: it has trained "
+                    + done + " epochs and train.epochs is " + epochs + " (results in " + RunSummary.FILE
+                    + "); to train it longer, resume with --set train.epochs=N (N > " + done
+                    + "), or start a new run in another --run-dir");
+        }
+        TrainConfig.EarlyStoppingConfig es = config.config().train().earlyStopping();
+        if (es != null && state.epochsWithoutImprovement() >= es.patience()) {
+            throw new FinetuneException(ErrorKind.OUTPUT, "the run in " + root
+                    + " already finished: early stopping ended it after epoch " + done + " (" + es.metric()
+                    + " had not improved " + state.epochsWithoutImprovement() + " times in a row; results in "
+                    + RunSummary.FILE + "); to go on, resume with --set train.early_stopping.patience=N (N > "
+                    + state.epochsWithoutImprovement() + "), or start a new run in another --run-dir");
         }
     }
 
