@@ -34,13 +34,28 @@ final class Allocator {
     }
 
     /**
+     * The variables (and values) with which the launcher preloaded an allocator in place of glibc's malloc
+     * ({@code LD_PRELOAD} among its {@code FINETUNE_MALLOC_SET}), or none.
+     */
+    static Map<String, String> preloadedByLauncher(Map<String, String> environment) {
+        List<String> launcher = launcherVariables(environment);
+        if (!launcher.contains("LD_PRELOAD") || dev.finetune.engine.MallocPolicy.preloaded(environment).isEmpty()) {
+            return Map.of();
+        }
+        Map<String, String> vars = new TreeMap<>();
+        launcher.stream().filter(environment::containsKey).forEach(k -> vars.put(k, environment.get(k)));
+        return vars;
+    }
+
+    /**
      * A report note naming the malloc settings in {@code environment} (this process's), if any differ from glibc's
      * defaults, and those PyTorch's side runs with when {@code torchSide}.
      */
     static Optional<String> describe(Map<String, String> environment, boolean torchSide) {
         Map<String, String> env = new TreeMap<>();
         environment.forEach((k, v) -> {
-            if (k.startsWith("MALLOC_") || k.equals("GLIBC_TUNABLES")) {
+            if (k.startsWith("MALLOC_") || k.equals("GLIBC_TUNABLES") || k.startsWith("TCMALLOC_")
+                    || k.equals("LD_PRELOAD")) {
                 env.put(k, v);
             }
         });
@@ -60,11 +75,17 @@ final class Allocator {
                         .append(dev.finetune.engine.MallocPolicy.LARGE_INPUT_MIB).append(" MiB or more");
             }
             b.append(")");
+        } else if (launcher.contains("LD_PRELOAD")) {
+            b.append(" (the launcher's default where the system has tcmalloc)");
         }
         if (torchSide) {
             List<String> shared = env.keySet().stream().filter(k -> !launcher.contains(k)).toList();
             b.append(shared.isEmpty() ? "; PyTorch's side with glibc's defaults"
                     : "; PyTorch's side with " + String.join(", ", shared) + " as well");
+            if (!preloadedByLauncher(environment).isEmpty()) {
+                b.append(", and again with our side's allocator (workloads ending in ")
+                        .append(TorchSide.UNDER_OUR_ALLOCATOR).append(")");
+            }
         }
         return Optional.of(b.toString());
     }

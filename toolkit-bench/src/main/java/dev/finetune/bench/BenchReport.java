@@ -147,6 +147,8 @@ public record BenchReport(
             Workload w = Workload.parse(r.workload());
             if (w.torchCounterpart() != null) {
                 find(results, "pytorch", w.torchCounterpart(), r).ifPresent(t -> out.add(comparison(r, t)));
+                find(results, "pytorch", w.torchCounterpart() + TorchSide.UNDER_OUR_ALLOCATOR, r)
+                        .ifPresent(t -> out.add(comparison(r, t)));
             }
             if (w.foldedInference()) {
                 find(results, "pytorch", TorchSide.INFERENCE_UNDER_OUR_POLICY, r)

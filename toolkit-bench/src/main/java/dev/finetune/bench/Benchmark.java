@@ -13,6 +13,7 @@ import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 
@@ -88,6 +89,12 @@ public final class Benchmark {
                     progress.accept("running PyTorch's inference again under evaluate's and predict's malloc"
                             + " settings");
                     torch.addAll(side.runInferenceUnderOurPolicy(progress).measurements());
+                }
+                Map<String, String> allocator = Allocator.preloadedByLauncher(System.getenv());
+                if (!allocator.isEmpty()) {
+                    progress.accept("running PyTorch's side again with our allocator (" + allocator.get("LD_PRELOAD")
+                            + ")");
+                    torch.addAll(side.runUnderOurAllocator(progress, allocator).measurements());
                 }
             } catch (FinetuneException e) {
                 // Our own measurements are still worth reporting.
@@ -181,6 +188,10 @@ public final class Benchmark {
             if (m.workload().equals(TorchSide.INFERENCE_UNDER_OUR_POLICY)) {
                 return "PyTorch eager: " + Workload.INFERENCE.description() + ", under FINETUNE_MALLOC=inference's"
                         + " malloc settings";
+            }
+            if (m.workload().endsWith(TorchSide.UNDER_OUR_ALLOCATOR)) {
+                return "PyTorch eager: " + Workload.parse(m.workload().replace(TorchSide.UNDER_OUR_ALLOCATOR, ""))
+                        .description() + ", with the allocator our side preloaded";
             }
             return "PyTorch eager: " + Workload.parse(m.workload()).description();
         }

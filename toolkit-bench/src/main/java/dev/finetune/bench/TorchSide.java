@@ -39,13 +39,36 @@ final class TorchSide {
     record Results(String torchVersion, List<Measurement> measurements) {}
 
     Results run(Consumer<String> progress) {
-        String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
-        // The script's default workloads, and the bf16 one when ours is measured (it needs bf16 instructions).
+        return results(runScript(progress, Map.of(), args(shapes(), workloads())), name -> name);
+    }
+
+    private String shapes() {
+        return settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
+    }
+
+    /** The script's default workloads, and the bf16 one when ours is measured (it needs bf16 instructions). */
+    private List<String> workloads() {
         List<String> workloads = new ArrayList<>(DEFAULT_WORKLOADS);
         if (settings.workloads().contains(Workload.FULL_STEP_BF16_MIXED) && !Workload.FULL_STEP_BF16_MIXED.bf16Missing()) {
             workloads.add(Workload.FULL_STEP_BF16_MIXED.torchCounterpart());
         }
-        return results(runScript(progress, Map.of(), args(shapes, workloads)), name -> name);
+        return workloads;
+    }
+
+    /**
+     * The suffix of the workloads {@link #runUnderOurAllocator} reports: PyTorch's own workload, run with the
+     * allocator our side ran with.
+     */
+    static final String UNDER_OUR_ALLOCATOR = "+our-malloc";
+
+    /**
+     * PyTorch's workloads again with {@code variables} (the launcher's preloaded allocator, {@code LD_PRELOAD} and
+     * its settings): how much of a lead over PyTorch as its users run it is the allocator, which a PyTorch user can
+     * preload as well (PyTorch's own CPU launcher, {@code torch.backends.xeon.run_cpu}, does).
+     */
+    Results runUnderOurAllocator(Consumer<String> progress, Map<String, String> variables) {
+        return results(runScript(progress, variables, args(shapes(), workloads())),
+                name -> name + UNDER_OUR_ALLOCATOR);
     }
 
     /**
@@ -59,8 +82,7 @@ final class TorchSide {
      * lead over PyTorch as its users run it is the malloc settings, which a PyTorch user could set as well.
      */
     Results runInferenceUnderOurPolicy(Consumer<String> progress) {
-        String shapes = settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
-        return results(runScript(progress, MallocPolicy.INFERENCE_VARIABLES, args(shapes, List.of("inference"))),
+        return results(runScript(progress, MallocPolicy.INFERENCE_VARIABLES, args(shapes(), List.of("inference"))),
                 name -> INFERENCE_UNDER_OUR_POLICY);
     }
 
@@ -80,7 +102,7 @@ final class TorchSide {
             String workload = r.get("workload").asText();
             int batch = r.get("batch").asInt();
             int size = r.get("size").asInt();
-            Workload ours = Workload.parse(workload);
+            Workload ours = Workload.parse(workload.replace(UNDER_OUR_ALLOCATOR, ""));
             long flops = batch * FlopCount.forWorkload(ours, size);
             out.add(new Measurement(name.apply(workload), "pytorch", batch, size, r.get("threads").asInt(), times, flops,
                     r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(),

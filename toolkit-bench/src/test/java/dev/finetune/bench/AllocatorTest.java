@@ -74,6 +74,29 @@ class AllocatorTest {
         assertEquals(700.0 / 500, c.get(1).speedRatio(), 1e-9);
     }
 
+    @Test
+    void theLaunchersTcmallocIsNamedAndPyTorchRunsBothWithoutAndWithIt() {
+        Map<String, String> tc = Map.of("FINETUNE_MALLOC_SET", "LD_PRELOAD TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
+                "LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+                "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", "1099511627776");
+        assertEquals(new java.util.TreeMap<>(tc).tailMap("LD_PRELOAD"), Allocator.preloadedByLauncher(tc));
+        assertEquals("allocator: our side ran with LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+                + " TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=1099511627776 (the launcher's default where the system has"
+                + " tcmalloc); PyTorch's side with glibc's defaults, and again with our side's allocator (workloads"
+                + " ending in +our-malloc)", Allocator.describe(tc, true).orElseThrow());
+        for (Workload w : List.of(Workload.INFERENCE_FOLDED, Workload.FULL_STEP)) {
+            assertEquals(Map.of(), ChildJvm.environment(w, tc), "no glibc settings under tcmalloc: " + w);
+        }
+        assertEquals(Map.of(), Allocator.preloadedByLauncher(Map.of("LD_PRELOAD", "/x/libtcmalloc.so.4")),
+                "the user's own preload is theirs: PyTorch's side keeps it too");
+        assertEquals(Map.of(), Allocator.preloadedByLauncher(Map.of()));
+
+        List<BenchResult> results = List.of(result("full-step", "ours", 2000), result("full-step", "pytorch", 2400),
+                result("full-step+our-malloc", "pytorch", 2100));
+        assertEquals(List.of("pytorch:full-step", "pytorch:full-step+our-malloc"),
+                BenchReport.compare(results).stream().map(BenchReport.Comparison::reference).toList());
+    }
+
     private static BenchResult result(String workload, String side, double ms) {
         Measurement m = new Measurement(workload, side, 32, 224, 2, List.of(ms), 1, 100_000, 500_000, 0, 0, 0,
                 null, null, null);

@@ -70,7 +70,8 @@ class LauncherTest {
         pb.environment().put("FINETUNE_TORCHVISION_URL", base);
         pb.environment().remove("FINETUNE_DOWNLOAD");
         pb.environment().keySet().removeIf(k -> k.startsWith("MALLOC_") || k.startsWith("FINETUNE_MALLOC")
-                || k.equals("GLIBC_TUNABLES"));
+                || k.equals("GLIBC_TUNABLES") || k.equals("LD_PRELOAD") || k.startsWith("TCMALLOC_")
+                || k.equals("FINETUNE_TCMALLOC_DIRS"));
         pb.environment().put("PATH", Path.of(System.getProperty("java.home"), "bin") + ":"
                 + System.getenv("PATH"));
         pb.environment().putAll(env);
@@ -114,8 +115,8 @@ class LauncherTest {
         Cli.Result quiet = launch(Map.of(), predict);
         assertEquals(0, quiet.code(), quiet.err());
         assertTrue(quiet.out().contains("%"), quiet.out());
-        // predict ran under FINETUNE_MALLOC=inference (and its malloc_trim after the guard's first batches): where
-        // blocks lie changes, no value does.
+        // predict ran on tcmalloc where the system has it, else under FINETUNE_MALLOC=inference (and its malloc_trim
+        // after the guard's first batches): where blocks lie changes, no value does.
         Cli.Result glibc = launch(Map.of("FINETUNE_MALLOC", "glibc"), predict);
         assertEquals(0, glibc.code(), glibc.err());
         assertEquals(withoutPeakMemory(glibc.out()), withoutPeakMemory(quiet.out()));
@@ -144,9 +145,9 @@ class LauncherTest {
         // A stand-in java prints the malloc settings it was started with.
         String path = standInJava("envbin", "env | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET)' | sort");
 
-        Cli.Result none = launch(Map.of("PATH", path), "--version");
+        Cli.Result none = launch(noTcmalloc(path), "--version");
         assertEquals(0, none.code(), none.err());
-        assertEquals("", none.out(), "glibc's defaults unless asked");
+        assertEquals("", none.out(), "glibc's defaults unless asked, where the system has no tcmalloc");
         assertEquals("", launch(Map.of("PATH", path, "FINETUNE_MALLOC", "glibc"), "--version").out(),
                 "and when asked by name");
 
@@ -174,13 +175,14 @@ class LauncherTest {
 
         Cli.Result own = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lean", "MALLOC_ARENA_MAX", "2"), "--version");
         assertEquals("MALLOC_ARENA_MAX=2\n", own.out(), "the user's own setting is left alone");
-        assertTrue(own.err().contains("FINETUNE_MALLOC=lean not applied: MALLOC_* or GLIBC_TUNABLES is already set"),
+        assertTrue(own.err().contains("FINETUNE_MALLOC=lean not applied: LD_PRELOAD, MALLOC_* or GLIBC_TUNABLES is"
+                + " already set"),
                 own.err());
 
         Cli.Result typo = launch(Map.of("PATH", path, "FINETUNE_MALLOC", "lena"), "--version");
         assertEquals(2, typo.code(), "a usage error");
-        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use inference, keep, lean,"
-                + " lean-steps, glibc for glibc's defaults, or unset it"), typo.err());
+        assertTrue(typo.err().contains("FINETUNE_MALLOC=lena is not a malloc policy; use tcmalloc, inference, keep,"
+                + " lean, lean-steps, glibc for glibc's defaults, or unset it"), typo.err());
         assertEquals("", typo.out(), "java never started");
     }
 
@@ -193,23 +195,86 @@ class LauncherTest {
         new java.util.TreeMap<>(dev.finetune.engine.MallocPolicy.INFERENCE_VARIABLES)
                 .forEach((k, v) -> expected.append(k).append('=').append(v).append('\n'));
         for (String command : List.of("evaluate", "predict")) {
-            Cli.Result r = launch(Map.of("PATH", path), command, "--checkpoint", "x");
+            Cli.Result r = launch(noTcmalloc(path), command, "--checkpoint", "x");
             assertEquals(0, r.code(), r.err());
             assertEquals(expected.toString(), r.out(), command);
-            assertEquals(expected.toString(), launch(Map.of("PATH", path), "--download", command).out(),
+            assertEquals(expected.toString(), launch(noTcmalloc(path), "--download", command).out(),
                     "found after a global option");
-            assertEquals(expected.toString(), launch(Map.of("PATH", path, "FINETUNE_MALLOC", "inference"),
+            assertEquals(expected.toString(), launch(noTcmalloc(path, "FINETUNE_MALLOC", "inference"),
                     command).out(), "and by name");
-            assertEquals("", launch(Map.of("PATH", path), command, "--no-fold-bn", "x").out(),
+            assertEquals("", launch(noTcmalloc(path), command, "--no-fold-bn", "x").out(),
                     "the plain network keeps glibc's defaults (its peak rose 30-50 % with the policy)");
             assertEquals("", launch(Map.of("PATH", path, "FINETUNE_MALLOC", "glibc"), command).out(), "when asked");
-            Cli.Result own = launch(Map.of("PATH", path, "MALLOC_ARENA_MAX", "4"), command);
+            Cli.Result own = launch(noTcmalloc(path, "MALLOC_ARENA_MAX", "4"), command);
             assertEquals("MALLOC_ARENA_MAX=4\n", own.out(), "the user's own setting wins");
             assertEquals("", own.err(), "without a word: the user asked the launcher for nothing");
         }
         for (String other : List.of("train", "experiment", "bench", "features")) {
-            assertEquals("", launch(Map.of("PATH", path), other, "predict").out(), other + " keeps glibc's defaults");
+            assertEquals("", launch(noTcmalloc(path), other, "predict").out(),
+                    other + " keeps glibc's defaults without tcmalloc");
         }
+    }
+
+    /** The stand-in's {@code PATH}, and a system without tcmalloc (the launcher searches an empty folder). */
+    private Map<String, String> noTcmalloc(String path, String... more) throws Exception {
+        Map<String, String> env = new java.util.HashMap<>(Map.of("PATH", path, "FINETUNE_TCMALLOC_DIRS",
+                Files.createDirectories(tmp.resolve("nolib")).toString()));
+        for (int i = 0; i < more.length; i += 2) {
+            env.put(more[i], more[i + 1]);
+        }
+        return env;
+    }
+
+    @Test
+    void everyCommandRunsOnTcmallocWhereTheSystemHasIt() throws Exception {
+        String path = standInJava("envbin3", "env | grep -E '^(MALLOC_|GLIBC_TUNABLES|FINETUNE_MALLOC_SET|LD_PRELOAD"
+                + "|TCMALLOC_)' | sort");
+        // A folder holding the library (the system's own where it is installed; a stand-in file otherwise: only the
+        // launcher's variables are looked at, by a stand-in java).
+        Path lib = Files.createDirectories(tmp.resolve("lib"));
+        Path system = Path.of("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4");
+        Path tc = lib.resolve("libtcmalloc_minimal.so.4");
+        if (Files.isReadable(system)) {
+            Files.createSymbolicLink(tc, system);
+        } else {
+            Files.writeString(tc, "");
+        }
+        String expected = "FINETUNE_MALLOC_SET=LD_PRELOAD TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD\nLD_PRELOAD=" + tc
+                + "\nTCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=1099511627776\n";
+        Map<String, String> found = Map.of("PATH", path, "FINETUNE_TCMALLOC_DIRS", tmp.resolve("nolib") + ":" + lib);
+        for (String command : List.of("train", "evaluate", "predict", "experiment", "bench", "features")) {
+            Cli.Result r = launch(found, command, "x");
+            assertEquals(0, r.code(), r.err());
+            assertEquals(expected, r.out(), command);
+        }
+        assertEquals(expected, launch(found, "predict", "--no-fold-bn", "x").out(), "the plain network too");
+        Map<String, String> named = new java.util.HashMap<>(found);
+        named.put("FINETUNE_MALLOC", "tcmalloc");
+        assertEquals(expected, launch(named, "train").out(), "and by name");
+
+        Map<String, String> glibc = new java.util.HashMap<>(found);
+        glibc.put("FINETUNE_MALLOC", "glibc");
+        assertEquals("", launch(glibc, "train").out(), "glibc's own malloc when asked");
+        Map<String, String> inference = new java.util.HashMap<>(found);
+        inference.put("FINETUNE_MALLOC", "inference");
+        assertTrue(launch(inference, "predict").out().contains("MALLOC_ARENA_MAX=1\n"), "another policy by name");
+
+        Map<String, String> own = new java.util.HashMap<>(found);
+        own.put("LD_PRELOAD", "/opt/mine.so");
+        Cli.Result mine = launch(own, "train");
+        assertEquals("LD_PRELOAD=/opt/mine.so\n", mine.out(), "the user's own preload wins");
+        Map<String, String> ownMalloc = new java.util.HashMap<>(found);
+        ownMalloc.put("MALLOC_ARENA_MAX", "2");
+        assertEquals("MALLOC_ARENA_MAX=2\n", launch(ownMalloc, "train").out(), "and their glibc settings");
+
+        Map<String, String> missing = new java.util.HashMap<>(named);
+        missing.put("FINETUNE_TCMALLOC_DIRS", tmp.resolve("nolib").toString());
+        Cli.Result none = launch(missing, "train");
+        assertEquals(2, none.code(), "asked for by name and not there: a usage error");
+        assertTrue(none.err().contains("FINETUNE_MALLOC=tcmalloc: no libtcmalloc_minimal.so.4 or libtcmalloc.so.4"
+                + " found in " + tmp.resolve("nolib") + "; install it (Debian/Ubuntu: apt-get install"
+                + " libtcmalloc-minimal4) or unset FINETUNE_MALLOC"), none.err());
+        assertEquals("", none.out(), "java never started");
     }
 
     @Test

@@ -159,13 +159,30 @@ public final class MallocPolicy {
     }
 
     /**
-     * Whether {@code environment} asks nothing of malloc: {@code FINETUNE_MALLOC} unset (or empty), no {@code MALLOC_*}
-     * or {@code GLIBC_TUNABLES}. There the launcher gives {@code evaluate} and {@code predict} the
-     * {@link #INFERENCE_VARIABLES}, and the benchmark the workloads that stand for them.
+     * Whether {@code environment} asks nothing of glibc's malloc: {@code FINETUNE_MALLOC} unset (or empty), no
+     * {@code MALLOC_*}, {@code GLIBC_TUNABLES} or {@code LD_PRELOAD} (another allocator, such as the tcmalloc the
+     * launcher preloads when the system has it, {@link #preloaded}). There the launcher gives {@code evaluate} and
+     * {@code predict} the {@link #INFERENCE_VARIABLES}, and the benchmark the workloads that stand for them.
      */
     public static boolean nothingAsked(Map<String, String> environment) {
         return environment.getOrDefault("FINETUNE_MALLOC", "").isEmpty() && !environment.containsKey("GLIBC_TUNABLES")
+                && environment.getOrDefault("LD_PRELOAD", "").isBlank()
                 && environment.keySet().stream().noneMatch(k -> k.startsWith("MALLOC_"));
+    }
+
+    /**
+     * The allocator library {@code environment} preloads in place of glibc's malloc ({@code LD_PRELOAD} naming
+     * tcmalloc, jemalloc or mimalloc), or empty. The launcher preloads gperftools' tcmalloc when the system has it;
+     * glibc's {@code mallopt} and {@code malloc_trim} then act on a heap nothing allocates from.
+     */
+    public static java.util.Optional<String> preloaded(Map<String, String> environment) {
+        for (String lib : environment.getOrDefault("LD_PRELOAD", "").split("[:\\s]+")) {
+            String name = lib.substring(lib.lastIndexOf('/') + 1);
+            if (name.contains("tcmalloc") || name.contains("jemalloc") || name.contains("mimalloc")) {
+                return java.util.Optional.of(lib);
+            }
+        }
+        return java.util.Optional.empty();
     }
 
     /**
@@ -225,6 +242,12 @@ public final class MallocPolicy {
     /** One line for run records: the policy and whether the threshold is set yet. */
     public static String describe() {
         String policy = System.getenv("FINETUNE_MALLOC");
+        java.util.Optional<String> lib = preloaded(System.getenv());
+        if (lib.isPresent()) {
+            return lib.get() + " in place of glibc's malloc (LD_PRELOAD"
+                    + (launcherVariables(System.getenv()).contains("LD_PRELOAD") ? ", set by the launcher"
+                            + (policy == null ? ": the default where the system has tcmalloc" : "") : "") + ")";
+        }
         if (!ON) {
             if (policy == null) {
                 return "glibc's defaults" + (TRAINING.get() ? " with fixed thresholds in training (mmap "

@@ -49,6 +49,13 @@ class MallocPolicyTest {
         assertFalse(MallocPolicy.nothingAsked(LAUNCHED), "lean-steps sets its own");
         assertFalse(MallocPolicy.nothingAsked(Map.of("MALLOC_ARENA_MAX", "2")), "the user's malloc settings");
         assertFalse(MallocPolicy.nothingAsked(Map.of("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")));
+        assertFalse(MallocPolicy.nothingAsked(Map.of("LD_PRELOAD", "/usr/lib/libtcmalloc_minimal.so.4")),
+                "another allocator in glibc's place");
+        assertEquals(java.util.Optional.of("/usr/lib/libtcmalloc_minimal.so.4"), MallocPolicy.preloaded(
+                Map.of("LD_PRELOAD", "/opt/libfoo.so /usr/lib/libtcmalloc_minimal.so.4")));
+        assertEquals(java.util.Optional.of("libjemalloc.so.2"), MallocPolicy.preloaded(
+                Map.of("LD_PRELOAD", "libjemalloc.so.2")));
+        assertEquals(java.util.Optional.empty(), MallocPolicy.preloaded(Map.of("LD_PRELOAD", "/opt/libfoo.so")));
         assertEquals(1024, MallocPolicy.AFTER_CHECK_TRIM_MIB, "the trim threshold measured not to slow later steps");
     }
 
