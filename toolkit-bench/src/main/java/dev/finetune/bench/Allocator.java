@@ -48,6 +48,20 @@ final class Allocator {
     }
 
     /**
+     * A report note for a Linux run in which nothing was asked of malloc and no allocator preloaded: the launcher
+     * found no tcmalloc, so these figures are glibc's, not those of the launcher's default where tcmalloc is installed.
+     */
+    static Optional<String> withoutTcmalloc(Map<String, String> environment, String osName) {
+        if (osName == null || !osName.startsWith("Linux")
+                || !dev.finetune.engine.MallocPolicy.nothingAsked(environment)) {
+            return Optional.empty();
+        }
+        return Optional.of("allocator: glibc's malloc — the launcher found no tcmalloc on this system (Debian/Ubuntu:"
+                + " apt-get install libtcmalloc-minimal4), which it preloads where installed; the README's figures"
+                + " ran on it (docs/performance.md, 2026-12-06, eleventh session)");
+    }
+
+    /**
      * A report note naming the malloc settings in {@code environment} (this process's), if any differ from glibc's
      * defaults, and those PyTorch's side runs with when {@code torchSide}.
      */

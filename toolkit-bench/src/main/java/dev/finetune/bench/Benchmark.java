@@ -102,6 +102,7 @@ public final class Benchmark {
             }
         }
         Allocator.describe(System.getenv(), settings.torch()).ifPresent(notes::add);
+        Allocator.withoutTcmalloc(System.getenv(), System.getProperty("os.name")).ifPresent(notes::add);
         if (underInferencePolicy(settings)) {
             notes.add(Allocator.describeInferencePolicy(settings.workloads().stream()
                     .filter(Workload::foldedInference).map(Workload::configName).toList(), settings.torch()));

@@ -91,6 +91,14 @@ class AllocatorTest {
                 "the user's own preload is theirs: PyTorch's side keeps it too");
         assertEquals(Map.of(), Allocator.preloadedByLauncher(Map.of()));
 
+        assertEquals(Optional.empty(), Allocator.withoutTcmalloc(tc, "Linux"), "it ran on tcmalloc");
+        assertEquals(Optional.empty(), Allocator.withoutTcmalloc(Map.of("FINETUNE_MALLOC", "glibc"), "Linux"),
+                "glibc asked for by name");
+        assertEquals(Optional.empty(), Allocator.withoutTcmalloc(Map.of(), "Mac OS X"), "no tcmalloc to preload");
+        assertTrue(Allocator.withoutTcmalloc(Map.of("PATH", "/usr/bin"), "Linux").orElseThrow()
+                .contains("the launcher found no tcmalloc on this system (Debian/Ubuntu: apt-get install"
+                        + " libtcmalloc-minimal4)"));
+
         List<BenchResult> results = List.of(result("full-step", "ours", 2000), result("full-step", "pytorch", 2400),
                 result("full-step+our-malloc", "pytorch", 2100));
         assertEquals(List.of("pytorch:full-step", "pytorch:full-step+our-malloc"),
