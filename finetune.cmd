@@ -19,6 +19,6 @@ if not exist "%TARGET%\.built" (
   type nul > "%TARGET%\.built"
 )
 rem G1 settings that give free heap back (docs/performance.md); FINETUNE_JAVA_OPTS replaces them all.
-if "%FINETUNE_JAVA_OPTS%"=="" set "FINETUNE_JAVA_OPTS=-Xmx8g -XX:GCTimeRatio=4 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30"
+if "%FINETUNE_JAVA_OPTS%"=="" set "FINETUNE_JAVA_OPTS=-Xmx8g -XX:GCTimeRatio=4 -XX:MinHeapFreeRatio=10 -XX:MaxHeapFreeRatio=30 -XX:NewSize=48m -XX:MaxNewSize=48m"
 java -Dai.djl.offline=true %FINETUNE_JAVA_OPTS% -cp "%TARGET%\classes;%TARGET%\lib\*" dev.finetune.cli.FinetuneCli %*
 exit /b %ERRORLEVEL%

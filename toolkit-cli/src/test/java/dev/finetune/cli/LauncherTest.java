@@ -285,7 +285,11 @@ class LauncherTest {
         Cli.Result defaults = launch(Map.of("PATH", path), "--version");
         assertEquals(0, defaults.code(), defaults.err());
         assertEquals(List.of("-Dai.djl.offline=true", "-Xmx8g", "-XX:GCTimeRatio=4", "-XX:MinHeapFreeRatio=10",
-                "-XX:MaxHeapFreeRatio=30"), defaults.out().lines().toList());
+                "-XX:MaxHeapFreeRatio=30", "-XX:NewSize=48m", "-XX:MaxNewSize=48m"), defaults.out().lines().toList());
+        // Children (experiment runs, benchmark workloads) inherit every one of them: ChildJvmOptions passes -D, -Xmx,
+        // -Xms and -XX: options (hence the young generation as NewSize/MaxNewSize, not -Xmn).
+        assertTrue(defaults.out().lines().allMatch(a -> a.startsWith("-D") || a.startsWith("-Xmx")
+                || a.startsWith("-XX:")), defaults.out());
 
         Cli.Result own = launch(Map.of("PATH", path, "FINETUNE_JAVA_OPTS", "-Xmx2g -Dx=1"), "--version");
         assertEquals(List.of("-Dai.djl.offline=true", "-Xmx2g", "-Dx=1"), own.out().lines().toList(),
