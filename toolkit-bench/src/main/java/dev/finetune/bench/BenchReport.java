@@ -17,6 +17,8 @@ import java.util.Map;
  * @param warmup untimed iterations per workload
  * @param isolated whether each workload ran in its own process (peak RSS is per workload only then)
  * @param maxForeignLoad the CPU share (percent) other processes were allowed during a measurement
+ * @param rounds how many times the schedule ran (each round: every workload next to its references, alternating
+ *     which went first); rows then summarize all rounds ({@link BenchResult#overRounds})
  * @param results our workloads (including the TorchScript ceiling), then PyTorch's
  * @param comparisons ours versus PyTorch and versus the TorchScript ceiling
  * @param targets the performance targets and whether they were met
@@ -32,6 +34,7 @@ public record BenchReport(
         int warmup,
         boolean isolated,
         double maxForeignLoad,
+        int rounds,
         List<BenchResult> results,
         List<Comparison> comparisons,
         List<TargetCheck> targets,
@@ -43,10 +46,23 @@ public record BenchReport(
      * @param workload ours
      * @param reference {@code pytorch:<workload>} or {@code torchscript:<workload>}
      * @param shape {@code 32x224}
-     * @param speedRatio our images/s ÷ the reference's (above 1: ours is faster)
-     * @param rssRatio our peak RSS ÷ the reference's (above 1: ours uses more)
+     * @param speedRatio our images/s ÷ the reference's (above 1: ours is faster); over several rounds, the median of
+     *     the rounds' ratios (each round's pair measured minutes apart at most)
+     * @param rssRatio our peak RSS ÷ the reference's (above 1: ours uses more); over rounds, their median
+     * @param speedMin the lowest round's speed ratio (the same as {@code speedRatio} for one round)
+     * @param speedMax the highest round's speed ratio
+     * @param rssMin the lowest round's RSS ratio
+     * @param rssMax the highest round's RSS ratio
+     * @param rounds how many rounds measured this pair
      */
-    public record Comparison(String workload, String reference, String shape, double speedRatio, double rssRatio) {}
+    public record Comparison(String workload, String reference, String shape, double speedRatio, double rssRatio,
+            double speedMin, double speedMax, double rssMin, double rssMax, int rounds) {
+
+        /** One round's ratios. */
+        Comparison(String workload, String reference, String shape, double speedRatio, double rssRatio) {
+            this(workload, reference, shape, speedRatio, rssRatio, speedRatio, speedRatio, rssRatio, rssRatio, 1);
+        }
+    }
 
     /**
      * A stated performance target.
@@ -71,6 +87,14 @@ public record BenchReport(
         b.append(String.format(Locale.ROOT, "timing:  median of %d iterations after %d warm-up; %s; %s%n",
                 iterations, warmup, isolated ? "each workload in a fresh process" : "all in this process",
                 date));
+        b.append("order:   each of our workloads next to its references (the TorchScript graph, PyTorch's counterpart)");
+        if (rounds > 1) {
+            b.append(String.format(Locale.ROOT, "; %d rounds, ours first in odd rounds and last in even ones;"
+                    + " median ms = the median of the rounds' medians, peak MB their median; ratios: the median of"
+                    + " the rounds' ratios, with their range%n", rounds));
+        } else {
+            b.append('\n');
+        }
         if (maxForeignLoad < 100) {
             b.append(String.format(Locale.ROOT, "load:    waited for an idle machine before each workload; repeated"
                     + " any run in which other processes used > %.0f%% of the CPU (column other%%)%n",
@@ -113,11 +137,15 @@ public record BenchReport(
             }
         }
         if (!comparisons.isEmpty()) {
-            b.append(String.format(Locale.ROOT, "%n%-26s %-28s %-7s %12s %10s%n",
-                    "ours", "versus", "shape", "speed ratio", "RSS ratio"));
+            boolean ranges = rounds > 1;
+            b.append(String.format(Locale.ROOT, "%n%-26s %-36s %-7s %12s %10s%s%n",
+                    "ours", "versus", "shape", "speed ratio", "RSS ratio",
+                    ranges ? String.format(Locale.ROOT, " %12s %12s", "speed range", "RSS range") : ""));
             for (Comparison c : comparisons) {
-                b.append(String.format(Locale.ROOT, "%-26s %-28s %-7s %12.2f %10.2f%n",
-                        c.workload(), c.reference(), c.shape(), c.speedRatio(), c.rssRatio()));
+                b.append(String.format(Locale.ROOT, "%-26s %-36s %-7s %12.2f %10.2f%s%n",
+                        c.workload(), c.reference(), c.shape(), c.speedRatio(), c.rssRatio(),
+                        ranges ? String.format(Locale.ROOT, "    %4.2f-%4.2f    %4.2f-%4.2f", c.speedMin(),
+                                c.speedMax(), c.rssMin(), c.rssMax()) : ""));
             }
             b.append("(speed ratio = our images/s / theirs; RSS ratio = our peak RSS / theirs)\n");
         }
@@ -137,6 +165,40 @@ public record BenchReport(
         return b.toString();
     }
 
+    /**
+     * The comparisons of several rounds: each round's ({@link #compare}) merged per pair into the median ratio and the
+     * range. A ratio within one round compares measurements taken next to each other; the median over rounds is
+     * what drift of the host between rounds cannot move much.
+     */
+    static List<Comparison> compareRounds(List<List<BenchResult>> rounds) {
+        Map<String, List<Comparison>> byPair = new java.util.LinkedHashMap<>();
+        for (List<BenchResult> round : rounds) {
+            for (Comparison c : compare(round)) {
+                byPair.computeIfAbsent(c.workload() + " " + c.reference() + " " + c.shape(), k -> new ArrayList<>())
+                        .add(c);
+            }
+        }
+        List<Comparison> out = new ArrayList<>();
+        for (List<Comparison> cs : byPair.values()) {
+            List<Double> speed = cs.stream().map(Comparison::speedRatio).toList();
+            List<Double> rss = cs.stream().map(Comparison::rssRatio).toList();
+            Comparison first = cs.get(0);
+            out.add(new Comparison(first.workload(), first.reference(), first.shape(), Measurement.median(speed),
+                    Measurement.median(rss), java.util.Collections.min(speed), java.util.Collections.max(speed),
+                    java.util.Collections.min(rss), java.util.Collections.max(rss), cs.size()));
+        }
+        return out;
+    }
+
+    /** Our workload the TorchScript workload {@code ts} is the ceiling of. */
+    static Workload oursFor(Workload ts) {
+        return switch (ts) {
+            case TORCHSCRIPT_INFERENCE -> Workload.INFERENCE;
+            case TORCHSCRIPT_FULL_STEP -> Workload.FULL_STEP;
+            default -> throw new IllegalArgumentException(ts.configName() + " is not a TorchScript workload");
+        };
+    }
+
     /** Derives the comparisons: each of ours against PyTorch's counterpart and against the TorchScript ceiling. */
     static List<Comparison> compare(List<BenchResult> results) {
         List<Comparison> out = new ArrayList<>();
@@ -154,13 +216,10 @@ public record BenchReport(
                 find(results, "pytorch", TorchSide.INFERENCE_UNDER_OUR_POLICY, r)
                         .ifPresent(t -> out.add(comparison(r, t)));
             }
-            String ceiling = switch (w) {
-                case INFERENCE -> Workload.TORCHSCRIPT_INFERENCE.configName();
-                case FULL_STEP -> Workload.TORCHSCRIPT_FULL_STEP.configName();
-                default -> null;
-            };
-            if (ceiling != null) {
-                find(results, "ours", ceiling, r).ifPresent(t -> out.add(comparison(r, t)));
+            for (Workload ts : Workload.TORCHSCRIPT) {
+                if (oursFor(ts) == w) {
+                    find(results, "ours", ts.configName(), r).ifPresent(t -> out.add(comparison(r, t)));
+                }
             }
         }
         return out;

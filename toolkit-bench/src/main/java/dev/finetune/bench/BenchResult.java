@@ -1,6 +1,7 @@
 package dev.finetune.bench;
 
 import java.util.Collections;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -67,6 +68,42 @@ public record BenchResult(
                 m.kernelCpuPercent(), m.minorFaultsPerIteration(),
                 m.stageMs() == null ? Map.of() : Collections.unmodifiableMap(m.stageMs()),
                 m.opMs() == null ? Map.of() : Collections.unmodifiableMap(m.opMs()), m.error());
+    }
+
+    /**
+     * One row for the same workload measured in several rounds ({@code --rounds}): the median of the rounds' median
+     * times (images/s and GFLOP/s follow it), the fastest and slowest iteration of all, the median of the rounds' peak
+     * and set-up RSS, kernel share and faults, the most any round saw of other processes; the first profile. Rounds
+     * that failed are left out unless all did.
+     */
+    public static BenchResult overRounds(List<Measurement> rounds, String description, double peakGflops) {
+        List<Measurement> ok = rounds.stream().filter(Measurement::ok).toList();
+        if (rounds.size() == 1 || ok.isEmpty()) {
+            return of(rounds.get(0), description, peakGflops);
+        }
+        if (ok.size() == 1) {
+            return of(ok.get(0), description, peakGflops);
+        }
+        Measurement first = ok.get(0);
+        double median = Measurement.median(ok.stream().map(Measurement::medianMs).toList());
+        double gflops = first.flopsPerIteration() > 0 ? first.flopsPerIteration() / (median * 1e6) : 0;
+        List<Double> all = ok.stream().flatMap(m -> m.timesMs().stream()).toList();
+        Map<String, Double> stages = ok.stream().map(Measurement::stageMs).filter(java.util.Objects::nonNull)
+                .findFirst().orElse(Map.of());
+        Map<String, Double> ops = ok.stream().map(Measurement::opMs).filter(java.util.Objects::nonNull)
+                .findFirst().orElse(Map.of());
+        return new BenchResult(first.workload(), description, first.side(), first.batch(), first.size(),
+                first.threads(), all.size(), median, Collections.min(all), Collections.max(all),
+                first.batch() * 1000.0 / median, first.flopsPerIteration() / 1e9, gflops, 100 * gflops / peakGflops,
+                medianOf(ok, m -> m.setupRssKb() / 1024.0), medianOf(ok, m -> m.peakRssKb() / 1024.0),
+                ok.stream().mapToDouble(Measurement::foreignCpuPercent).max().orElse(0),
+                medianOf(ok, Measurement::kernelCpuPercent),
+                Math.round(medianOf(ok, m -> (double) m.minorFaultsPerIteration())),
+                Collections.unmodifiableMap(stages), Collections.unmodifiableMap(ops), null);
+    }
+
+    private static double medianOf(List<Measurement> ms, java.util.function.ToDoubleFunction<Measurement> f) {
+        return Measurement.median(ms.stream().map(m -> f.applyAsDouble(m)).toList());
     }
 
     public boolean ok() {

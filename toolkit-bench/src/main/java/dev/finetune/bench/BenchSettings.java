@@ -24,6 +24,10 @@ import java.util.List;
  * @param dataDir ImageFolder tree for the loader workload
  * @param python the interpreter with torch and torchvision (Debian's {@code /usr/bin/python3})
  * @param torchScript {@code scripts/bench/torch_bench.py}
+ * @param rounds how many times the whole schedule runs; each round runs every one of our workloads next to its
+ *     references (PyTorch's counterpart, the TorchScript graph), ours first in odd rounds and last in even ones, and
+ *     the report gives medians over rounds with each ratio's range (host speed drifts over minutes: references measured
+ *     far apart in time compare the host's moments as much as the code)
  */
 public record BenchSettings(
         List<InputShape> shapes,
@@ -37,7 +41,8 @@ public record BenchSettings(
         double maxForeignLoad,
         Path dataDir,
         String python,
-        Path torchScript) {
+        Path torchScript,
+        int rounds) {
 
     /** Checks the values. */
     public BenchSettings {
@@ -65,6 +70,9 @@ public record BenchSettings(
         if (threads < 1) {
             throw new FinetuneException(ErrorKind.USAGE, "threads must be >= 1, found " + threads);
         }
+        if (rounds < 1) {
+            throw new FinetuneException(ErrorKind.USAGE, "rounds must be >= 1, found " + rounds);
+        }
     }
 
     /** The image size the loader workload runs at: 224, the size the data-pipeline target is stated for. */
@@ -88,7 +96,8 @@ public record BenchSettings(
                 .maxForeignLoad(maxForeignLoad)
                 .dataDir(dataDir)
                 .python(python)
-                .torchScript(torchScript);
+                .torchScript(torchScript)
+                .rounds(rounds);
     }
 
     /** Builds {@link BenchSettings}; every setting has a default. */
@@ -105,6 +114,7 @@ public record BenchSettings(
         private Path dataDir = Path.of("data", "fashion-mnist-b", "train");
         private String python = "/usr/bin/python3";
         private Path torchScript = Path.of("scripts", "bench", "torch_bench.py");
+        private int rounds = 1;
 
         private Builder() {}
 
@@ -184,10 +194,16 @@ public record BenchSettings(
             return this;
         }
 
+        /** Default 1. */
+        public Builder rounds(int rounds) {
+            this.rounds = rounds;
+            return this;
+        }
+
         public BenchSettings build() {
             return new BenchSettings(
                     shapes, workloads, iters, warmup, threads, torch, isolate, profile, maxForeignLoad, dataDir, python,
-                    torchScript);
+                    torchScript, rounds);
         }
     }
 }

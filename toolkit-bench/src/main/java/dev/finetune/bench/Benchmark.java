@@ -12,6 +12,7 @@ import java.time.ZonedDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
@@ -37,69 +38,52 @@ public final class Benchmark {
         String date = ZonedDateTime.now().format(DateTimeFormatter.ISO_OFFSET_DATE_TIME);
         MachineInfo machine = MachineInfo.current();
         List<String> notes = new ArrayList<>();
-        List<Measurement> ours = new ArrayList<>();
-        for (InputShape shape : settings.shapes()) {
-            for (Workload w : settings.workloads()) {
-                String bf16Missing = w.bf16() ? dev.finetune.model.Precision.BF16.whyUnavailable() : null;
-                if (bf16Missing != null) {
-                    String note = w.configName() + " not measured: " + bf16Missing;
-                    if (!notes.contains(note)) {
-                        notes.add(note);
-                    }
-                } else if (w != Workload.LOADER) {
-                    ours.add(measure(w, shape, settings, null, progress));
+        List<Workload> ours = new ArrayList<>();
+        for (Workload w : settings.workloads()) {
+            String bf16Missing = w.bf16() ? dev.finetune.model.Precision.BF16.whyUnavailable() : null;
+            if (bf16Missing != null) {
+                String note = w.configName() + " not measured: " + bf16Missing;
+                if (!notes.contains(note)) {
+                    notes.add(note);
+                }
+            } else if (w != Workload.LOADER) {
+                ours.add(w);
+            }
+        }
+        Schedule schedule = new Schedule(settings, progress, notes);
+        Path dir = null;
+        List<List<Measurement>> rounds = new ArrayList<>();
+        try {
+            if (settings.torch()) {
+                try {
+                    dir = Files.createTempDirectory("finetune-bench-ts-");
+                    schedule.torchVersion = schedule.side.trace(dir);
+                    schedule.torchScriptDir = dir;
+                } catch (IOException | FinetuneException e) {
+                    notes.add("TorchScript ceiling not measured: " + e.getMessage());
                 }
             }
-        }
-        if (settings.workloads().contains(Workload.LOADER)) {
-            if (settings.dataDir() != null && Files.isDirectory(settings.dataDir())) {
-                ours.add(measure(Workload.LOADER, loaderShape(settings), settings, null, progress));
-            } else {
-                notes.add("loader not measured: no image folder at " + settings.dataDir());
-            }
-        }
-        String torchVersion = null;
-        List<Measurement> torch = List.of();
-        if (settings.torch()) {
-            TorchSide side = new TorchSide(settings);
-            Path dir = null;
-            try {
-                dir = Files.createTempDirectory("finetune-bench-ts-");
-                side.trace(dir);
+            for (int round = 1; round <= settings.rounds(); round++) {
+                if (settings.rounds() > 1) {
+                    progress.accept("round " + round + " of " + settings.rounds());
+                }
+                List<Measurement> measured = new ArrayList<>();
                 for (InputShape shape : settings.shapes()) {
-                    for (Workload w : Workload.TORCHSCRIPT) {
-                        Measurement m = measure(w, shape, settings, dir, progress);
-                        ours.add(m);
-                        if (m.error() != null && !notes.contains(tsNote(m.error()))) {
-                            notes.add(tsNote(m.error()));
-                        }
+                    for (Map.Entry<String, List<Workload>> group : groups(ours).entrySet()) {
+                        measured.addAll(schedule.group(group.getKey(), group.getValue(), shape, round % 2 == 1));
                     }
                 }
-            } catch (IOException | FinetuneException e) {
-                notes.add("TorchScript ceiling not measured: " + e.getMessage());
-            } finally {
-                deleteTree(dir);
-            }
-            progress.accept("running PyTorch's side (" + settings.python() + " " + settings.torchScript() + ")");
-            try {
-                TorchSide.Results results = side.run(progress);
-                torchVersion = results.torchVersion();
-                torch = new ArrayList<>(results.measurements());
-                if (underInferencePolicy(settings)) {
-                    progress.accept("running PyTorch's inference again under evaluate's and predict's malloc"
-                            + " settings");
-                    torch.addAll(side.runInferenceUnderOurPolicy(progress).measurements());
+                if (round == 1 && settings.workloads().contains(Workload.LOADER)) {
+                    if (settings.dataDir() != null && Files.isDirectory(settings.dataDir())) {
+                        measured.add(measure(Workload.LOADER, loaderShape(settings), settings, null, progress));
+                    } else {
+                        notes.add("loader not measured: no image folder at " + settings.dataDir());
+                    }
                 }
-                Map<String, String> allocator = Allocator.preloadedByLauncher(System.getenv());
-                if (!allocator.isEmpty()) {
-                    progress.accept("running PyTorch's side again with our allocator (" + allocator.get("LD_PRELOAD")
-                            + ")");
-                    torch.addAll(side.runUnderOurAllocator(progress, allocator).measurements());
-                }
-            } catch (FinetuneException e) {
-                // Our own measurements are still worth reporting.
-                notes.add("PyTorch's side not measured: " + e.getMessage());
+                rounds.add(measured);
             }
+        } finally {
+            deleteTree(dir);
         }
         Allocator.describe(System.getenv(), settings.torch()).ifPresent(notes::add);
         Allocator.withoutTcmalloc(System.getenv(), System.getProperty("os.name")).ifPresent(notes::add);
@@ -107,13 +91,140 @@ public final class Benchmark {
             notes.add(Allocator.describeInferencePolicy(settings.workloads().stream()
                     .filter(Workload::foldedInference).map(Workload::configName).toList(), settings.torch()));
         }
-        List<BenchResult> results = new ArrayList<>();
-        Stream.concat(ours.stream(), torch.stream())
-                .map(m -> BenchResult.of(m, describe(m), machine.peakGflops()))
-                .forEach(results::add);
-        return new BenchReport(date, machine, engineVersion(), torchVersion, settings.threads(), settings.iters(),
-                settings.warmup(), settings.isolate(), settings.maxForeignLoad(), results, BenchReport.compare(results),
-                BenchReport.targets(results), notes);
+        Comparator<Measurement> order = reportOrder(settings, schedule.side);
+        List<List<BenchResult>> perRound = new ArrayList<>();
+        for (List<Measurement> round : rounds) {
+            perRound.add(round.stream().sorted(order)
+                    .map(m -> BenchResult.of(m, describe(m), machine.peakGflops())).toList());
+        }
+        Map<String, List<Measurement>> byRow = new LinkedHashMap<>();
+        rounds.stream().flatMap(List::stream).sorted(order)
+                .forEach(m -> byRow.computeIfAbsent(m.side() + " " + m.workload() + " " + m.batch() + "x" + m.size(),
+                        k -> new ArrayList<>()).add(m));
+        List<BenchResult> results = byRow.values().stream()
+                .map(ms -> BenchResult.overRounds(ms, describe(ms.get(0)), machine.peakGflops())).toList();
+        return new BenchReport(date, machine, engineVersion(), schedule.torchVersion, settings.threads(),
+                settings.iters(), settings.warmup(), settings.isolate(), settings.maxForeignLoad(), settings.rounds(),
+                results, BenchReport.compareRounds(perRound), BenchReport.targets(results), notes);
+    }
+
+    /**
+     * Our workloads grouped by the PyTorch workload they compare with, in {@link Workload#OURS} order: a group is
+     * measured together with its references, so that they see the host at the same minutes.
+     */
+    static Map<String, List<Workload>> groups(List<Workload> ours) {
+        Map<String, List<Workload>> groups = new LinkedHashMap<>();
+        for (Workload w : ours) {
+            groups.computeIfAbsent(w.torchCounterpart(), k -> new ArrayList<>()).add(w);
+        }
+        return groups;
+    }
+
+    /** Report rows as before rounds existed: ours by shape and workload, the loader, the graph, then PyTorch's. */
+    private static Comparator<Measurement> reportOrder(BenchSettings settings, TorchSide side) {
+        List<String> torchNames = side == null ? List.of() : side.workloads();
+        return Comparator.<Measurement>comparingInt(m -> {
+            if (m.side().equals("pytorch")) {
+                return m.workload().equals(TorchSide.INFERENCE_UNDER_OUR_POLICY) ? 4
+                        : m.workload().endsWith(TorchSide.UNDER_OUR_ALLOCATOR) ? 5 : 3;
+            }
+            Workload w = Workload.parse(m.workload());
+            return w == Workload.LOADER ? 1 : Workload.TORCHSCRIPT.contains(w) ? 2 : 0;
+        }).thenComparingInt(m -> shapeIndex(settings, m)).thenComparingInt(m -> {
+            if (m.side().equals("pytorch")) {
+                int i = torchNames.indexOf(m.workload().replace(TorchSide.UNDER_OUR_ALLOCATOR, ""));
+                return i < 0 ? torchNames.size() : i;
+            }
+            Workload w = Workload.parse(m.workload());
+            return Workload.TORCHSCRIPT.contains(w) ? Workload.TORCHSCRIPT.indexOf(w) : Workload.OURS.indexOf(w);
+        });
+    }
+
+    private static int shapeIndex(BenchSettings settings, Measurement m) {
+        int i = settings.shapes().indexOf(new InputShape(m.batch(), m.size()));
+        return i < 0 ? settings.shapes().size() : i;
+    }
+
+    /**
+     * One run's order of measurements: each group of our workloads next to its references — the TorchScript graph
+     * (for inference and the full step), PyTorch's counterpart as its users run it, again with our side's allocator
+     * when the launcher preloaded one, and under evaluate's malloc settings where those apply — ours first or last.
+     */
+    private static final class Schedule {
+        final BenchSettings settings;
+        final Consumer<String> progress;
+        final List<String> notes;
+        final TorchSide side;
+        final Map<String, String> allocator = Allocator.preloadedByLauncher(System.getenv());
+        final boolean inferencePolicy;
+        Path torchScriptDir;
+        String torchVersion;
+        boolean torchFailed;
+
+        Schedule(BenchSettings settings, Consumer<String> progress, List<String> notes) {
+            this.settings = settings;
+            this.progress = progress;
+            this.notes = notes;
+            this.side = settings.torch() ? new TorchSide(settings) : null;
+            this.inferencePolicy = underInferencePolicy(settings);
+        }
+
+        List<Measurement> group(String counterpart, List<Workload> members, InputShape shape, boolean oursFirst) {
+            List<Measurement> out = new ArrayList<>();
+            if (oursFirst) {
+                members.forEach(w -> out.add(measure(w, shape, settings, null, progress)));
+                out.addAll(references(counterpart, members, shape));
+            } else {
+                out.addAll(references(counterpart, members, shape));
+                members.forEach(w -> out.add(measure(w, shape, settings, null, progress)));
+            }
+            return out;
+        }
+
+        private List<Measurement> references(String counterpart, List<Workload> members, InputShape shape) {
+            List<Measurement> out = new ArrayList<>();
+            if (side == null) {
+                return out;
+            }
+            if (torchScriptDir != null) {
+                for (Workload ts : Workload.TORCHSCRIPT) {
+                    if (members.contains(BenchReport.oursFor(ts))) {
+                        Measurement m = measure(ts, shape, settings, torchScriptDir, progress);
+                        out.add(m);
+                        if (m.error() != null && !notes.contains(tsNote(m.error()))) {
+                            notes.add(tsNote(m.error()));
+                        }
+                    }
+                }
+            }
+            if (torchFailed || !side.workloads().contains(counterpart)) {
+                return out;
+            }
+            try {
+                out.addAll(pytorch(counterpart, shape, Map.of(), counterpart));
+                if (!allocator.isEmpty()) {
+                    out.addAll(pytorch(counterpart, shape, allocator, counterpart + TorchSide.UNDER_OUR_ALLOCATOR));
+                }
+                if (inferencePolicy && counterpart.equals(Workload.INFERENCE.torchCounterpart())) {
+                    out.addAll(pytorch(counterpart, shape, dev.finetune.engine.MallocPolicy.INFERENCE_VARIABLES,
+                            TorchSide.INFERENCE_UNDER_OUR_POLICY));
+                }
+            } catch (FinetuneException e) {
+                // Our own measurements are still worth reporting.
+                notes.add("PyTorch's side not measured: " + e.getMessage());
+                torchFailed = true;
+            }
+            return out;
+        }
+
+        private List<Measurement> pytorch(String workload, InputShape shape, Map<String, String> variables,
+                String name) {
+            TorchSide.Results r = side.runOne(progress, workload, shape, variables, name);
+            if (torchVersion == null) {
+                torchVersion = r.torchVersion();
+            }
+            return r.measurements();
+        }
     }
 
     /**

@@ -15,7 +15,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
 import java.util.function.UnaryOperator;
-import java.util.stream.Collectors;
 
 /**
  * PyTorch's side of the comparison: {@code scripts/bench/torch_bench.py} run by Debian's interpreter (torch 1.13 and
@@ -35,19 +34,14 @@ final class TorchSide {
         this.settings = settings;
     }
 
-    /** The results of PyTorch's four workloads at every shape, with the torch version. */
+    /** The results of PyTorch's workloads, with the torch version. */
     record Results(String torchVersion, List<Measurement> measurements) {}
 
-    Results run(Consumer<String> progress) {
-        return results(runScript(progress, Map.of(), args(shapes(), workloads())), name -> name);
-    }
-
-    private String shapes() {
-        return settings.shapes().stream().map(InputShape::toString).collect(Collectors.joining(","));
-    }
-
-    /** The script's default workloads, and the bf16 one when ours is measured (it needs bf16 instructions). */
-    private List<String> workloads() {
+    /**
+     * PyTorch's workloads: the script's default ones, and the bf16 one when ours is measured (it needs bf16
+     * instructions).
+     */
+    List<String> workloads() {
         List<String> workloads = new ArrayList<>(DEFAULT_WORKLOADS);
         if (settings.workloads().contains(Workload.FULL_STEP_BF16_MIXED) && !Workload.FULL_STEP_BF16_MIXED.bf16Missing()) {
             workloads.add(Workload.FULL_STEP_BF16_MIXED.torchCounterpart());
@@ -56,34 +50,28 @@ final class TorchSide {
     }
 
     /**
-     * The suffix of the workloads {@link #runUnderOurAllocator} reports: PyTorch's own workload, run with the
-     * allocator our side ran with.
+     * The suffix of the workloads run with the allocator our side ran with ({@link #runOne} with the launcher's
+     * preloaded allocator, {@code LD_PRELOAD} and its settings): how much of a lead over PyTorch as its users run it
+     * is the allocator, which a PyTorch user can preload as well (PyTorch's own CPU launcher,
+     * {@code torch.backends.xeon.run_cpu}, does).
      */
     static final String UNDER_OUR_ALLOCATOR = "+our-malloc";
 
     /**
-     * PyTorch's workloads again with {@code variables} (the launcher's preloaded allocator, {@code LD_PRELOAD} and
-     * its settings): how much of a lead over PyTorch as its users run it is the allocator, which a PyTorch user can
-     * preload as well (PyTorch's own CPU launcher, {@code torch.backends.xeon.run_cpu}, does).
-     */
-    Results runUnderOurAllocator(Consumer<String> progress, Map<String, String> variables) {
-        return results(runScript(progress, variables, args(shapes(), workloads())),
-                name -> name + UNDER_OUR_ALLOCATOR);
-    }
-
-    /**
-     * The name under which {@link #runInferenceUnderOurPolicy} reports PyTorch's inference: the same workload with
-     * the malloc settings of {@code FINETUNE_MALLOC=inference}, which {@code evaluate} and {@code predict} run under.
+     * The name under which PyTorch's inference is reported when run with the malloc settings of
+     * {@code FINETUNE_MALLOC=inference} ({@link MallocPolicy#INFERENCE_VARIABLES}), which {@code evaluate} and
+     * {@code predict} run under: how much of our default inference's lead over PyTorch as its users run it is the
+     * malloc settings, which a PyTorch user could set as well.
      */
     static final String INFERENCE_UNDER_OUR_POLICY = "inference-malloc";
 
     /**
-     * PyTorch's inference again, under {@link MallocPolicy#INFERENCE_VARIABLES}: how much of our default inference's
-     * lead over PyTorch as its users run it is the malloc settings, which a PyTorch user could set as well.
+     * PyTorch's {@code workload} at {@code shape} in its own subprocess, with {@code variables} added to its
+     * environment (none: as PyTorch's users run it, without our launcher's malloc policy), reported as {@code name}.
      */
-    Results runInferenceUnderOurPolicy(Consumer<String> progress) {
-        return results(runScript(progress, MallocPolicy.INFERENCE_VARIABLES, args(shapes(), List.of("inference"))),
-                name -> INFERENCE_UNDER_OUR_POLICY);
+    Results runOne(Consumer<String> progress, String workload, InputShape shape, Map<String, String> variables,
+            String name) {
+        return results(runScript(progress, variables, args(shape.toString(), List.of(workload))), n -> name);
     }
 
     private String[] args(String shapes, List<String> workloads) {

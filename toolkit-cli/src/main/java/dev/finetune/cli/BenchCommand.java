@@ -73,6 +73,12 @@ final class BenchCommand implements Callable<Integer> {
             + " accumulates and is not per workload)")
     boolean inProcess;
 
+    @Option(names = "--rounds", paramLabel = "N", defaultValue = "1", description = "run the whole schedule N times;"
+            + " each round runs every workload next to its references (PyTorch, the TorchScript graph), alternating"
+            + " which goes first, and the report gives medians over rounds and each ratio's range (default:"
+            + " ${DEFAULT-VALUE})")
+    int rounds;
+
     @CommandLine.Mixin
     JsonMixin output;
 
@@ -94,7 +100,8 @@ final class BenchCommand implements Callable<Integer> {
                 .isolate(!inProcess)
                 .maxForeignLoad(maxForeignLoad)
                 .dataDir(data)
-                .python(python);
+                .python(python)
+                .rounds(rounds);
         if (!batches.isEmpty()) {
             List<InputShape> shapes = new ArrayList<>();
             for (int i = 0; i < batches.size(); i++) {
