@@ -15,6 +15,7 @@ import dev.finetune.train.TrainState;
 import dev.finetune.train.Trainer;
 import dev.finetune.train.TrainingData;
 import dev.finetune.train.TrainingListener;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -115,7 +116,7 @@ public final class TrainJob {
      * writes the summary.)
      */
     private static void refuseFinished(Path root, ConfigLoader.Loaded config, TrainState state) {
-        if (state.batchesIntoEpoch() != 0 || !java.nio.file.Files.exists(root.resolve(RunSummary.FILE))) {
+        if (state.batchesIntoEpoch() != 0 || !Files.exists(root.resolve(RunSummary.FILE))) {
             return;
         }
         int epochs = config.config().train().epochs();

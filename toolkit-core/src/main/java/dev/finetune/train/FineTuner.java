@@ -433,7 +433,7 @@ public final class FineTuner implements AutoCloseable {
             }
         });
         try (NDManager keep = step.newSubManager()) {
-            List<NDArray> gradBefore = gradients(trainable, keep);
+            List<NDArray> gradBefore = gradients(trainable, keep, true);
             List<NDArray> statsBefore = copies(stats, keep);
             List<dev.finetune.model.BatchNorm2d> bns = model.batchNorms().stream().map(Network.NamedBatchNorm::bn)
                     .toList();
@@ -443,8 +443,8 @@ public final class FineTuner implements AutoCloseable {
             }
             // Each run in its own manager, closed when it ends: the tensors autograd saved stay referenced by their
             // NDArray handles until then, and two runs' worth at once would double the step's peak memory.
-            // The check's float32 run keeps full-resolution maps for its backward: their blocks get their own
-            // mappings under glibc's defaults until both runs are done (MallocPolicy: a third off the check's peak).
+            // The check's float32 run goes stage by stage for ResNets (stagewiseStep: one stage's saved maps at a time);
+            // the maps it keeps get their own mappings under glibc's defaults until both runs are done (MallocPolicy).
             dev.finetune.engine.MallocPolicy.beforeCheck();
             float lossNchw;
             float lossCl;
@@ -453,7 +453,7 @@ public final class FineTuner implements AutoCloseable {
             long[] trackedNchw;
             try {
                 try (NDManager run = step.newSubManager()) {
-                    lossNchw = autogradStep(alias(x, run), labels, start, lossScale, run, true, false);
+                    lossNchw = stagewiseStep(alias(x, run), labels, start, lossScale, run);
                 }
                 gradNchw = gradients(trainable, keep);
                 statsNchw = copies(stats, keep);
@@ -487,7 +487,8 @@ public final class FineTuner implements AutoCloseable {
                     scope.suppressNotUsedWarning();
                     NDArray now = trainable.get(i).getArray().getGradient();
                     d = CheckedStepPath.sumSq(now.sub(gradNchw.get(i)));
-                    r = CheckedStepPath.sumSq(gradNchw.get(i).sub(gradBefore.get(i)));
+                    r = CheckedStepPath.sumSq(gradBefore.get(i) == null ? gradNchw.get(i)
+                            : gradNchw.get(i).sub(gradBefore.get(i)));
                 }
                 String module = names.get(i).split("\\.")[0];
                 double[] acc = perModule.computeIfAbsent(module, k -> new double[2]);
@@ -568,11 +569,30 @@ public final class FineTuner implements AutoCloseable {
 
     /** Copies of the parameters' gradients (zeros where none exists yet), owned by {@code owner}. */
     private static List<NDArray> gradients(List<ai.djl.nn.Parameter> params, NDManager owner) {
+        return gradients(params, owner, false);
+    }
+
+    /**
+     * Copies of the parameters' gradients, owned by {@code owner}; with {@code zeroAsNull}, null for a gradient that
+     * does not exist or is all zeros (the usual state before a step's first micro-batch: ResNet-18's would be a 45 MB
+     * copy of zeros kept through the check's candidate run), else zeros where none exists.
+     */
+    private static List<NDArray> gradients(List<ai.djl.nn.Parameter> params, NDManager owner, boolean zeroAsNull) {
         List<NDArray> out = new ArrayList<>();
         for (ai.djl.nn.Parameter p : params) {
             NDArray g = ai.djl.pytorch.jni.JniUtils.getGradient((ai.djl.pytorch.engine.PtNDArray) p.getArray());
-            if (g == null) {
-                out.add(owner.zeros(p.getArray().getShape(), p.getArray().getDataType()));
+            boolean zero = g == null;
+            if (!zero && zeroAsNull) {
+                try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                    scope.suppressNotUsedWarning();
+                    zero = g.abs().max().getFloat() == 0; // NaN: not zero, kept
+                }
+            }
+            if (zero) {
+                if (g != null) {
+                    g.close();
+                }
+                out.add(zeroAsNull ? null : owner.zeros(p.getArray().getShape(), p.getArray().getDataType()));
             } else {
                 NDArray c = g.duplicate();
                 c.attach(owner);
@@ -600,7 +620,9 @@ public final class FineTuner implements AutoCloseable {
             ai.djl.pytorch.jni.JniUtils.zeroGrad(p);
             NDArray g = ai.djl.pytorch.jni.JniUtils.getGradient(p);
             if (g != null) { // null: a parameter no run reached, whose gradient is zero in both
-                g.addi(values.get(i));
+                if (values.get(i) != null) { // null: zero
+                    g.addi(values.get(i));
+                }
                 g.close();
             }
         }
@@ -642,15 +664,123 @@ public final class FineTuner implements AutoCloseable {
                 if (!throwOnNonFinite) {
                     return value;
                 }
-                throw new FinetuneException(
-                        ErrorKind.DIVERGED,
-                        "loss is " + value + "; lower optimizer.lr (now " + optimizerSettings.lr()
-                                + "), check the input normalization, or add warm-up");
+                throw diverged(value);
             }
             gc.backward(lossScale == 1.0 ? lossValue
                     : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
             return value;
         }
+    }
+
+    /**
+     * The plain float32 step of {@link #autogradStep} (stages {@code [start, end)}, loss, backward of
+     * {@code lossScale} × the loss, running statistics moved once), computed one stage at a time so that only one
+     * stage's saved maps are alive at once: a forward with no autograd keeps each stage's input, then from the head
+     * back each stage runs again with autograd from its kept input and is back-propagated with the gradient its
+     * successor left on that input ({@code sum(out * g)}, whose gradient with respect to {@code out} is {@code g}
+     * exactly). The same ops on the same values: gradients, statistics and loss equal the one-graph step's
+     * ({@code StagewiseStepTest}, bit for bit on this engine).
+     *
+     * <p>Why: this is the reference run of the fast-path check ({@link #checkedStep}), and a whole float32 graph of
+     * ResNet-18 at 32×224 holds about 1 GB of saved maps, more than PyTorch's entire bf16 autocast step peaks at; the
+     * check's run set the peak of every bf16-mixed run (docs/performance.md). Only ResNets: their stages draw no
+     * random numbers before the head (dropout), so running a stage twice changes nothing; other families, and a step
+     * of the head alone, run as one graph.
+     */
+    private float stagewiseStep(NDArray x, NDArray labels, int start, double lossScale, NDManager run) {
+        int end = model.stageNames().size();
+        if (!(model instanceof ResNet) || end - start < 2) {
+            return autogradStep(x, labels, start, lossScale, run, true, false);
+        }
+        List<ai.djl.nn.Parameter> stats = new ArrayList<>();
+        model.namedTensors().forEach((name, p) -> {
+            if (name.endsWith(".running_mean") || name.endsWith(".running_var")) {
+                stats.add(p);
+            }
+        });
+        List<dev.finetune.model.BatchNorm2d> bns = model.batchNorms().stream().map(Network.NamedBatchNorm::bn)
+                .toList();
+        long[] tracked = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
+        // The input of each stage, from a forward with no graph; its BN layers move their statistics, which are put
+        // back so that the graph's forward below moves them once, as the one-graph step does.
+        List<NDArray> inputs = new ArrayList<>(List.of(x));
+        try (NDManager saved = run.newSubManager()) {
+            List<NDArray> statsBefore = copies(stats, saved);
+            try (Engines.NoGrad g = Engines.noGrad()) {
+                g.getClass();
+                NDArray h = x;
+                for (int s = start; s < end - 1; s++) {
+                    h = model.forwardStages(parameterStore, new NDList(h), true, s, s + 1).singletonOrThrow();
+                    h.attach(run);
+                    inputs.add(h);
+                }
+            }
+            restore(stats, statsBefore);
+            for (int i = 0; i < bns.size(); i++) {
+                bns.get(i).setNumBatchesTracked(tracked[i]);
+            }
+        }
+        float value = Float.NaN;
+        NDArray upstream = null; // the gradient with respect to the output of the stage being run
+        try (GradientCollector gc = manager.getEngine().newGradientCollector()) {
+            for (int s = end - 1; s >= start; s--) {
+                try (NDManager stage = run.newSubManager()) {
+                    NDArray in = inputs.get(s - start);
+                    in.attach(stage); // the stage's ops attach to their input's manager: freed with this stage
+                    if (s > start) {
+                        in.setRequiresGradient(true);
+                    }
+                    final int at = s;
+                    java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
+                            new NDList(in), true, at, at + 1).singletonOrThrow();
+                    NDArray out = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
+                    if (s == end - 1) {
+                        NDArray lossValue = loss.evaluate(alias(labels, stage), out);
+                        value = lossValue.getFloat();
+                        if (!Float.isFinite(value)) {
+                            optimizer.zeroGrad();
+                            throw diverged(value);
+                        }
+                        gc.backward(lossScale == 1.0 ? lossValue
+                                : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
+                    } else {
+                        gc.backward(out.mul(upstream).sum());
+                    }
+                    if (upstream != null) {
+                        upstream.close();
+                        upstream = null;
+                    }
+                    if (s > start) {
+                        NDArray grad = in.getGradient();
+                        upstream = grad.duplicate();
+                        upstream.attach(run);
+                        grad.close();
+                    }
+                }
+            }
+        } finally {
+            if (upstream != null) {
+                upstream.close();
+            }
+        }
+        return value;
+    }
+
+    /**
+     * What the fast-path check's reference run computes for a batch entering the autograd part at {@code start}
+     * ({@link #stagewiseStep}), adding to the gradients like {@link #backward}; for tests, which compare it with the
+     * one-graph step.
+     */
+    float referenceStep(NDArray x, NDArray labels, int start, double lossScale) {
+        try (NDManager step = manager.newSubManager()) {
+            return stagewiseStep(alias(x, step), labels, start, lossScale, step);
+        }
+    }
+
+    /** The step's failure on a non-finite loss, naming what to change. */
+    private FinetuneException diverged(float value) {
+        return new FinetuneException(ErrorKind.DIVERGED, "loss is " + value + "; lower optimizer.lr (now "
+                + optimizerSettings.lr() + "), check the input normalization, or add warm-up");
     }
 
     private dev.finetune.model.ResNetTrainScript trainScript() {

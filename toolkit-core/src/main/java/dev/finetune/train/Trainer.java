@@ -179,13 +179,7 @@ public final class Trainer {
                 if (cache == null && settings.featureCache() && featureStore != null && !storeRead) {
                     storeRead = true;
                     long c0 = System.nanoTime();
-                    FeatureCache[] stored;
-                    try {
-                        stored = fromStore();
-                    } catch (dev.finetune.FinetuneException e) {
-                        stopAtEpochStart(ctx, epoch, state);
-                        throw e;
-                    }
+                    FeatureCache[] stored = stoppable(ctx, epoch, state, this::fromStore);
                     cache = stored[0];
                     valCache = ctx.hasValidation() ? stored[1] : close(stored[1]);
                     storeSeconds = (System.nanoTime() - c0) / 1e9;
@@ -193,15 +187,12 @@ public final class Trainer {
                 }
                 if (cache == null && settings.featureCache()) {
                     long c0 = System.nanoTime();
-                    try {
-                        cache = maybeCache();
-                        if (cache != null && ctx.hasValidation()) {
-                            valCache = FeatureCache.build(ft, data, data.val(), cache.stage(), settings.batchSize(),
-                                    Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), cache.key());
-                        }
-                    } catch (dev.finetune.FinetuneException e) {
-                        stopAtEpochStart(ctx, epoch, state);
-                        throw e;
+                    cache = stoppable(ctx, epoch, state, this::maybeCache);
+                    if (cache != null && ctx.hasValidation()) {
+                        FeatureCache train = cache;
+                        valCache = stoppable(ctx, epoch, state, () -> FeatureCache.build(ft, data, data.val(),
+                                train.stage(), settings.batchSize(),
+                                Long.getLong("finetune.cache.max.bytes", DEFAULT_CACHE_BYTES), train.key()));
                     }
                     if (cache != null) {
                         ctx.addCacheBuildSeconds((System.nanoTime() - c0) / 1e9);
@@ -569,6 +560,16 @@ public final class Trainer {
      */
     private void stopAtEpochStart(TrainContext ctx, int epoch, TrainState state) {
         checkStop(ctx, epoch, state.globalStep(), state.batchesIntoEpoch(), state.epochLossSum());
+    }
+
+    /** {@code build}'s result; when it fails, first the stop at the start of {@code epoch} if one is pending. */
+    private <T> T stoppable(TrainContext ctx, int epoch, TrainState state, java.util.function.Supplier<T> build) {
+        try {
+            return build.get();
+        } catch (dev.finetune.FinetuneException e) {
+            stopAtEpochStart(ctx, epoch, state);
+            throw e;
+        }
     }
 
     /** On Ctrl-C / SIGTERM: let the listeners save a resumable state at this step boundary, then stop (130 / 143). */
