@@ -8,7 +8,10 @@
  * GFLOP/s against the {@link dev.finetune.bench.MachineInfo machine's} peak estimate ({@link
  * dev.finetune.bench.FlopCount} counts the conv and linear work from the network's shapes) and, with PyTorch's side
  * (Debian's torch, {@code scripts/bench/torch_bench.py}), the ratios between the two. It waits for an idle machine
- * and repeats a measurement that other processes disturbed.
+ * and repeats a measurement that other processes disturbed. Each of our workloads runs right next to its references
+ * (the TorchScript graph, PyTorch's counterpart), so that a ratio compares the host at the same minutes; with
+ * {@code --rounds N} the schedule repeats, alternating which side goes first, and each ratio is reported as the median
+ * of its rounds with their range.
  *
  * <p>Every training workload is the library's own {@code FineTuner.trainStep}; the folded workloads only ask it for a
  * memory layout of its guarded, BN-folded prefix ({@link dev.finetune.model.GuardedPrefix}).

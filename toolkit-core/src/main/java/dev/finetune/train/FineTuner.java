@@ -676,10 +676,9 @@ public final class FineTuner implements AutoCloseable {
      * The plain float32 step of {@link #autogradStep} (stages {@code [start, end)}, loss, backward of
      * {@code lossScale} × the loss, running statistics moved once), computed one stage at a time so that only one
      * stage's saved maps are alive at once: a forward with no autograd keeps each stage's input, then from the head
-     * back each stage runs again with autograd from its kept input and is back-propagated with the gradient its
-     * successor left on that input ({@code sum(out * g)}, whose gradient with respect to {@code out} is {@code g}
-     * exactly). The same ops on the same values: gradients, statistics and loss equal the one-graph step's
-     * ({@code StagewiseStepTest}, bit for bit on this engine).
+     * back each stage runs again with autograd from its kept input and is back-propagated from its output with the
+     * gradient its successor left on that input. The same ops on the same values: gradients, statistics and loss equal
+     * the one-graph step's ({@code StagewiseStepTest}, bit for bit on this engine).
      *
      * <p>Why: this is the reference run of the fast-path check ({@link #checkedStep}), and a whole float32 graph of
      * ResNet-18 at 32×224 holds about 1 GB of saved maps, more than PyTorch's entire bf16 autocast step peaks at; the
@@ -744,7 +743,10 @@ public final class FineTuner implements AutoCloseable {
                         gc.backward(lossScale == 1.0 ? lossValue
                                 : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
                     } else {
-                        gc.backward(out.mul(upstream).sum());
+                        // libtorch's backward from out with upstream as its gradient (DJL's collector takes a scalar
+                        // only; out.mul(upstream).sum() gives the same gradients through a temporary the size of out).
+                        ai.djl.pytorch.jni.JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out,
+                                (ai.djl.pytorch.engine.PtNDArray) upstream, false, false);
                     }
                     if (upstream != null) {
                         upstream.close();
