@@ -426,12 +426,7 @@ public final class FineTuner implements AutoCloseable {
         }
         // Running statistics move in a bf16-mixed step with BN in train mode, so both runs start from the same ones and
         // the kept run's are left (channels-last never runs train-mode BN: there they stay as they were).
-        List<ai.djl.nn.Parameter> stats = new ArrayList<>();
-        model.namedTensors().forEach((name, p) -> {
-            if (name.endsWith(".running_mean") || name.endsWith(".running_var")) {
-                stats.add(p);
-            }
-        });
+        List<ai.djl.nn.Parameter> stats = runningStatistics();
         try (NDManager keep = step.newSubManager()) {
             List<NDArray> gradBefore = gradients(trainable, keep, true);
             List<NDArray> statsBefore = copies(stats, keep);
@@ -691,12 +686,7 @@ public final class FineTuner implements AutoCloseable {
         if (!(model instanceof ResNet) || end - start < 2) {
             return autogradStep(x, labels, start, lossScale, run, true, false);
         }
-        List<ai.djl.nn.Parameter> stats = new ArrayList<>();
-        model.namedTensors().forEach((name, p) -> {
-            if (name.endsWith(".running_mean") || name.endsWith(".running_var")) {
-                stats.add(p);
-            }
-        });
+        List<ai.djl.nn.Parameter> stats = runningStatistics();
         List<dev.finetune.model.BatchNorm2d> bns = model.batchNorms().stream().map(Network.NamedBatchNorm::bn)
                 .toList();
         long[] tracked = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
@@ -777,6 +767,17 @@ public final class FineTuner implements AutoCloseable {
         try (NDManager step = manager.newSubManager()) {
             return stagewiseStep(alias(x, step), labels, start, lossScale, step);
         }
+    }
+
+    /** Every BatchNorm layer's running mean and variance, in the model's order. */
+    private List<ai.djl.nn.Parameter> runningStatistics() {
+        List<ai.djl.nn.Parameter> stats = new ArrayList<>();
+        model.namedTensors().forEach((name, p) -> {
+            if (name.endsWith(".running_mean") || name.endsWith(".running_var")) {
+                stats.add(p);
+            }
+        });
+        return stats;
     }
 
     /** The step's failure on a non-finite loss, naming what to change. */
