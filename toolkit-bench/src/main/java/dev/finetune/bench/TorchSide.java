@@ -14,7 +14,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Consumer;
-import java.util.function.UnaryOperator;
 
 /**
  * PyTorch's side of the comparison: {@code scripts/bench/torch_bench.py} run by Debian's interpreter (torch 1.13 and
@@ -71,7 +70,7 @@ final class TorchSide {
      */
     Results runOne(Consumer<String> progress, String workload, InputShape shape, Map<String, String> variables,
             String name) {
-        return results(runScript(progress, variables, args(shape.toString(), List.of(workload))), n -> name);
+        return results(runScript(progress, variables, args(shape.toString(), List.of(workload))), name);
     }
 
     private String[] args(String shapes, List<String> workloads) {
@@ -82,7 +81,7 @@ final class TorchSide {
     }
 
     /** The script's results as measurements, each workload named by {@code name} from the script's name. */
-    private static Results results(JsonNode root, UnaryOperator<String> name) {
+    private static Results results(JsonNode root, String name) {
         List<Measurement> out = new ArrayList<>();
         for (JsonNode r : root.get("results")) {
             List<Double> times = new ArrayList<>();
@@ -90,9 +89,9 @@ final class TorchSide {
             String workload = r.get("workload").asText();
             int batch = r.get("batch").asInt();
             int size = r.get("size").asInt();
-            Workload ours = Workload.parse(workload.replace(UNDER_OUR_ALLOCATOR, ""));
+            Workload ours = Workload.parse(workload);
             long flops = batch * FlopCount.forWorkload(ours, size);
-            out.add(new Measurement(name.apply(workload), "pytorch", batch, size, r.get("threads").asInt(), times, flops,
+            out.add(new Measurement(name, "pytorch", batch, size, r.get("threads").asInt(), times, flops,
                     r.get("setup_rss_kb").asLong(), r.get("peak_rss_kb").asLong(),
                     r.path("foreign_cpu_percent").asDouble(), r.path("kernel_cpu_percent").asDouble(),
                     r.path("minor_faults_per_iteration").asLong(), null, null, null));

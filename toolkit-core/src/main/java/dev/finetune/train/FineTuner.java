@@ -430,9 +430,8 @@ public final class FineTuner implements AutoCloseable {
         try (NDManager keep = step.newSubManager()) {
             List<NDArray> gradBefore = gradients(trainable, keep, true);
             List<NDArray> statsBefore = copies(stats, keep);
-            List<dev.finetune.model.BatchNorm2d> bns = model.batchNorms().stream().map(Network.NamedBatchNorm::bn)
-                    .toList();
-            long[] trackedBefore = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
+            List<dev.finetune.model.BatchNorm2d> bns = batchNormLayers();
+            long[] trackedBefore = batchCounts(bns);
             if (seed != null) {
                 manager.getEngine().setRandomSeed(seed);
             }
@@ -452,12 +451,10 @@ public final class FineTuner implements AutoCloseable {
                 }
                 gradNchw = gradients(trainable, keep);
                 statsNchw = copies(stats, keep);
-                trackedNchw = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
+                trackedNchw = batchCounts(bns);
                 restoreGradients(trainable, gradBefore);
                 restore(stats, statsBefore);
-                for (int i = 0; i < bns.size(); i++) {
-                    bns.get(i).setNumBatchesTracked(trackedBefore[i]);
-                }
+                setBatchCounts(bns, trackedBefore);
                 if (seed != null) {
                     manager.getEngine().setRandomSeed(seed);
                 }
@@ -515,9 +512,7 @@ public final class FineTuner implements AutoCloseable {
             }
             restoreGradients(trainable, gradNchw);
             restore(stats, statsNchw);
-            for (int i = 0; i < bns.size(); i++) {
-                bns.get(i).setNumBatchesTracked(trackedNchw[i]);
-            }
+            setBatchCounts(bns, trackedNchw);
             return lossNchw;
         }
     }
@@ -687,9 +682,8 @@ public final class FineTuner implements AutoCloseable {
             return autogradStep(x, labels, start, lossScale, run, true, false);
         }
         List<ai.djl.nn.Parameter> stats = runningStatistics();
-        List<dev.finetune.model.BatchNorm2d> bns = model.batchNorms().stream().map(Network.NamedBatchNorm::bn)
-                .toList();
-        long[] tracked = bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
+        List<dev.finetune.model.BatchNorm2d> bns = batchNormLayers();
+        long[] tracked = batchCounts(bns);
         // The input of each stage, from a forward with no graph; its BN layers move their statistics, which are put
         // back so that the graph's forward below moves them once, as the one-graph step does.
         List<NDArray> inputs = new ArrayList<>(List.of(x));
@@ -705,9 +699,7 @@ public final class FineTuner implements AutoCloseable {
                 }
             }
             restore(stats, statsBefore);
-            for (int i = 0; i < bns.size(); i++) {
-                bns.get(i).setNumBatchesTracked(tracked[i]);
-            }
+            setBatchCounts(bns, tracked);
         }
         float value = Float.NaN;
         NDArray upstream = null; // the gradient with respect to the output of the stage being run
@@ -766,6 +758,23 @@ public final class FineTuner implements AutoCloseable {
     float referenceStep(NDArray x, NDArray labels, int start, double lossScale) {
         try (NDManager step = manager.newSubManager()) {
             return stagewiseStep(alias(x, step), labels, start, lossScale, step);
+        }
+    }
+
+    /** Every BatchNorm layer of the model, in order. */
+    private List<dev.finetune.model.BatchNorm2d> batchNormLayers() {
+        return model.batchNorms().stream().map(Network.NamedBatchNorm::bn).toList();
+    }
+
+    /** Each layer's {@code num_batches_tracked}. */
+    private static long[] batchCounts(List<dev.finetune.model.BatchNorm2d> bns) {
+        return bns.stream().mapToLong(dev.finetune.model.BatchNorm2d::numBatchesTracked).toArray();
+    }
+
+    /** Sets each layer's {@code num_batches_tracked} back to {@code counts} ({@link #batchCounts}). */
+    private static void setBatchCounts(List<dev.finetune.model.BatchNorm2d> bns, long[] counts) {
+        for (int i = 0; i < bns.size(); i++) {
+            bns.get(i).setNumBatchesTracked(counts[i]);
         }
     }
 
