@@ -110,6 +110,184 @@ public final class ResNet extends Network {
         }
     }
 
+    /** bn1, the stem's BatchNorm. */
+    public BatchNorm2d stemNorm() {
+        return bn1;
+    }
+
+    /**
+     * Images per chunk for {@link #stemBackwardInChunks} so that one chunk's conv1 output (float32) is at most
+     * {@code maxBytes}, the batch split evenly; the whole batch of {@code input} when it fits.
+     */
+    public int stemChunk(Shape input, long maxBytes) {
+        Shape c = conv1.getOutputShapes(new Shape[] {input})[0];
+        long n = input.get(0);
+        long fit = Math.max(1, maxBytes / (c.size() / n * Float.BYTES));
+        if (fit >= n) {
+            return (int) n;
+        }
+        long chunks = (n + fit - 1) / fit;
+        return (int) ((n + chunks - 1) / chunks);
+    }
+
+    /**
+     * Back-propagates {@code upstream}, the gradient with respect to the stem's output for the batch {@code x}, into
+     * conv1's and bn1's gradients, {@code chunk} images at a time: what backward through the stem's one graph adds to
+     * them, with only one chunk's maps alive at once (at 32×224 the one graph's conv output, BatchNorm output, pool
+     * indices and their gradients are about 600 MB). Moves no running statistics and counts no batch: the caller ran
+     * the batch's forward. Autograd must be recording on this thread.
+     *
+     * <p>With bn1 on its running statistics every op is per image, so each chunk is the stem's own graph. With batch
+     * statistics the batch is coupled through their mean and variance, and libtorch has no batch-norm backward over
+     * pieces of a batch, so that part is written here: the statistics come from all chunks first (Chan's combination of
+     * each chunk's mean and squared deviations, in double), each chunk's gradient at bn1's output dY from autograd
+     * through the pool and ReLU, dβ = Σ dY and dγ = Σ dY·x̂ over the batch, and then each chunk's gradient at conv1's
+     * output in BatchNorm's closed form, dC = γ·invstd·(dY − dβ/m − x̂·dγ/m), back-propagated through conv1. Equal to
+     * the one graph's gradients up to float32 rounding ({@code StagewiseStepTest}).
+     */
+    public void stemBackwardInChunks(ParameterStore ps, NDArray x, NDArray upstream, int chunk) {
+        long n = x.getShape().get(0);
+        if (!bn1.updatesStatistics(true)) {
+            for (long i = 0; i < n; i += chunk) {
+                try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                    scope.suppressNotUsedWarning();
+                    NDArray out = runStage(0, ps, new NDList(rows(x, i, chunk)), true).singletonOrThrow();
+                    backward(out, rows(upstream, i, chunk));
+                }
+            }
+            return;
+        }
+        int c = bn1.channels();
+        // The batch's mean and biased variance of conv1's output, per channel.
+        double count = 0;
+        double[] mean = new double[c];
+        double[] m2 = new double[c];
+        for (long i = 0; i < n; i += chunk) {
+            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope();
+                    dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+                scope.suppressNotUsedWarning();
+                g.getClass();
+                NDArray conv = conv1.forward(ps, new NDList(rows(x, i, chunk)), true).singletonOrThrow();
+                int[] axes = {0, 2, 3};
+                double k = conv.getShape().size() / (double) c;
+                NDArray mk = conv.sum(axes).div((float) k);
+                float[] chunkMean = mk.toFloatArray();
+                float[] chunkM2 = conv.sub(mk.reshape(1, c, 1, 1)).square().sum(axes).toFloatArray();
+                for (int j = 0; j < c; j++) {
+                    double delta = chunkMean[j] - mean[j];
+                    mean[j] += delta * k / (count + k);
+                    m2[j] += chunkM2[j] + delta * delta * count * k / (count + k);
+                }
+                count += k;
+            }
+        }
+        float[] meanF = new float[c];
+        float[] invstd = new float[c];
+        for (int j = 0; j < c; j++) {
+            meanF[j] = (float) mean[j];
+            invstd[j] = (float) (1 / Math.sqrt(m2[j] / count + bn1.eps()));
+        }
+        NDArray gamma = ps.getValue(bn1.weight(), x.getDevice(), true);
+        NDArray beta = ps.getValue(bn1.bias(), x.getDevice(), true);
+        double[] dBeta = new double[c];
+        double[] dGamma = new double[c];
+        for (long i = 0; i < n; i += chunk) {
+            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                scope.suppressNotUsedWarning();
+                NDArray[] yHat = normalizedAndGradient(ps, x, upstream, i, chunk, meanF, invstd, gamma, beta, null);
+                float[] sumDy = yHat[1].sum(new int[] {0, 2, 3}).toFloatArray();
+                float[] sumDyXhat = yHat[1].mul(yHat[0]).sum(new int[] {0, 2, 3}).toFloatArray();
+                for (int j = 0; j < c; j++) {
+                    dBeta[j] += sumDy[j];
+                    dGamma[j] += sumDyXhat[j];
+                }
+            }
+        }
+        for (long i = 0; i < n; i += chunk) {
+            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                scope.suppressNotUsedWarning();
+                NDArray[] conv = new NDArray[1];
+                NDArray[] yHat = normalizedAndGradient(ps, x, upstream, i, chunk, meanF, invstd, gamma, beta, conv);
+                if (conv1.weight().requiresGradient()) {
+                    NDManager m = conv[0].getManager();
+                    float[] meanDBeta = new float[c];
+                    float[] meanDGamma = new float[c];
+                    float[] scale = gamma.toFloatArray();
+                    for (int j = 0; j < c; j++) {
+                        meanDBeta[j] = (float) (dBeta[j] / count);
+                        meanDGamma[j] = (float) (dGamma[j] / count);
+                        scale[j] *= invstd[j];
+                    }
+                    NDArray dConv;
+                    try (dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+                        g.getClass();
+                        dConv = yHat[1].sub(m.create(meanDBeta, new Shape(1, c, 1, 1)))
+                                .sub(yHat[0].mul(m.create(meanDGamma, new Shape(1, c, 1, 1))))
+                                .mul(m.create(scale, new Shape(1, c, 1, 1)));
+                    }
+                    backward(conv[0], dConv);
+                }
+            }
+        }
+        // dγ and dβ added to bn1's gradients by autograd itself (a leaf's backward from a gradient accumulates it).
+        float[] dGammaF = new float[c];
+        float[] dBetaF = new float[c];
+        for (int j = 0; j < c; j++) {
+            dGammaF[j] = (float) dGamma[j];
+            dBetaF[j] = (float) dBeta[j];
+        }
+        try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+            scope.suppressNotUsedWarning();
+            if (bn1.weight().requiresGradient()) {
+                backward(gamma, gamma.getManager().create(dGammaF));
+            }
+            if (bn1.bias().requiresGradient()) {
+                backward(beta, beta.getManager().create(dBetaF));
+            }
+        }
+    }
+
+    /**
+     * For the images {@code [from, from + chunk)}: x̂, bn1's normalized output with the batch's statistics, and dY, the
+     * gradient at bn1's output from {@code upstream} through the pool and ReLU (autograd over those two only). With
+     * {@code conv} non-null, conv1's output is computed with autograd and left there.
+     */
+    private NDArray[] normalizedAndGradient(ParameterStore ps, NDArray x, NDArray upstream, long from, int chunk,
+            float[] mean, float[] invstd, NDArray gamma, NDArray beta, NDArray[] conv) {
+        int c = mean.length;
+        Shape perChannel = new Shape(1, c, 1, 1);
+        NDArray in = rows(x, from, chunk);
+        NDArray xHat;
+        NDArray y;
+        NDArray out;
+        if (conv != null) {
+            conv[0] = conv1.forward(ps, new NDList(in), true).singletonOrThrow();
+        }
+        try (dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+            g.getClass();
+            NDArray c1 = conv != null ? conv[0] : conv1.forward(ps, new NDList(in), true).singletonOrThrow();
+            NDManager m = c1.getManager();
+            xHat = c1.sub(m.create(mean, perChannel)).mul(m.create(invstd, perChannel));
+            y = xHat.mul(gamma.reshape(perChannel)).add(beta.reshape(perChannel));
+        }
+        y.setRequiresGradient(true);
+        NDArray p = Pool.maxPool2d(y, new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false);
+        out = Activation.relu(p);
+        backward(out, rows(upstream, from, chunk));
+        return new NDArray[] {xHat, y.getGradient()};
+    }
+
+    /** Rows {@code [from, from + count)} of {@code a}'s first axis (fewer at its end). */
+    private static NDArray rows(NDArray a, long from, long count) {
+        return a.get(new ai.djl.ndarray.index.NDIndex("{}:{}", from, Math.min(from + count, a.getShape().get(0))));
+    }
+
+    /** libtorch's backward from {@code out} with {@code grad} as its gradient. */
+    private static void backward(NDArray out, NDArray grad) {
+        ai.djl.pytorch.jni.JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out,
+                (ai.djl.pytorch.engine.PtNDArray) grad, false, false);
+    }
+
     @Override
     protected Shape stageOutputShape(int stage, Shape in) {
         switch (stage) {

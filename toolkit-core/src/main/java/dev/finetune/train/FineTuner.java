@@ -54,6 +54,13 @@ import java.util.Set;
  * }</pre>
  */
 public final class FineTuner implements AutoCloseable {
+    /**
+     * The size of conv1's float32 output over which the check's reference run takes the stem's backward in chunks
+     * ({@link #stagewiseStep}): at 32×224 the stem's saved maps and gradients alone took that run from 348 to ~940 MB,
+     * above PyTorch's whole bf16 autocast step (docs/performance.md); at 128×64 (exactly this size) it stays whole.
+     */
+    static final long STEM_CHUNK_BYTES = 32L << 20;
+
     private final NDManager manager;
     private final Network model;
     private final LoadReport loadReport;
@@ -447,7 +454,7 @@ public final class FineTuner implements AutoCloseable {
             long[] trackedNchw;
             try {
                 try (NDManager run = step.newSubManager()) {
-                    lossNchw = stagewiseStep(alias(x, run), labels, start, lossScale, run);
+                    lossNchw = stagewiseStep(alias(x, run), labels, start, lossScale, run, STEM_CHUNK_BYTES);
                 }
                 gradNchw = gradients(trainable, keep);
                 statsNchw = copies(stats, keep);
@@ -668,7 +675,10 @@ public final class FineTuner implements AutoCloseable {
      * stage's saved maps are alive at once: a forward with no autograd keeps each stage's input, then from the head
      * back each stage runs again with autograd from its kept input and is back-propagated from its output with the
      * gradient its successor left on that input. The same ops on the same values: gradients, statistics and loss equal
-     * the one-graph step's ({@code StagewiseStepTest}, bit for bit on this engine).
+     * the one-graph step's ({@code StagewiseStepTest}, bit for bit on this engine). When one stem's conv1 output
+     * would be over {@code stemChunkBytes}, the stem's backward runs a few images at a time
+     * ({@link ResNet#stemBackwardInChunks}): its gradients then equal the one graph's up to float32 rounding, the
+     * running statistics and loss still exactly.
      *
      * <p>Why: this is the reference run of the fast-path check ({@link #checkedStep}), and a whole float32 graph of
      * ResNet-18 at 32×224 holds about 1 GB of saved maps, more than PyTorch's entire bf16 autocast step peaks at; the
@@ -676,16 +686,20 @@ public final class FineTuner implements AutoCloseable {
      * random numbers before the head (dropout), so running a stage twice changes nothing; other families, and a step
      * of the head alone, run as one graph.
      */
-    private float stagewiseStep(NDArray x, NDArray labels, int start, double lossScale, NDManager run) {
+    private float stagewiseStep(NDArray x, NDArray labels, int start, double lossScale, NDManager run,
+            long stemChunkBytes) {
         int end = model.stageNames().size();
-        if (!(model instanceof ResNet) || end - start < 2) {
+        if (!(model instanceof ResNet resnet) || end - start < 2) {
             return autogradStep(x, labels, start, lossScale, run, true, false);
         }
+        int stemChunk = start == 0 ? resnet.stemChunk(x.getShape(), stemChunkBytes) : 0;
+        boolean chunkedStem = start == 0 && stemChunk < x.getShape().get(0);
         List<ai.djl.nn.Parameter> stats = runningStatistics();
         List<dev.finetune.model.BatchNorm2d> bns = batchNormLayers();
         long[] tracked = batchCounts(bns);
         // The input of each stage, from a forward with no graph; its BN layers move their statistics, which are put
-        // back so that the graph's forward below moves them once, as the one-graph step does.
+        // back so that the graph's forward below moves them once, as the one-graph step does — except the stem's
+        // when it runs in chunks (no graph of it runs forward then): bn1 keeps what this forward moved.
         List<NDArray> inputs = new ArrayList<>(List.of(x));
         try (NDManager saved = run.newSubManager()) {
             List<NDArray> statsBefore = copies(stats, saved);
@@ -698,8 +712,16 @@ public final class FineTuner implements AutoCloseable {
                     inputs.add(h);
                 }
             }
+            dev.finetune.model.BatchNorm2d stemNorm = resnet.stemNorm();
+            List<ai.djl.nn.Parameter> stemStats = List.of(stemNorm.runningMean(), stemNorm.runningVar());
+            List<NDArray> stemMoved = chunkedStem ? copies(stemStats, saved) : List.of();
+            long stemCount = stemNorm.numBatchesTracked();
             restore(stats, statsBefore);
             setBatchCounts(bns, tracked);
+            if (chunkedStem) {
+                restore(stemStats, stemMoved);
+                stemNorm.setNumBatchesTracked(stemCount);
+            }
         }
         float value = Float.NaN;
         NDArray upstream = null; // the gradient with respect to the output of the stage being run
@@ -714,8 +736,12 @@ public final class FineTuner implements AutoCloseable {
                     final int at = s;
                     java.util.function.Supplier<NDArray> forward = () -> model.forwardStages(parameterStore,
                             new NDList(in), true, at, at + 1).singletonOrThrow();
-                    NDArray out = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
-                    if (s == end - 1) {
+                    if (s == 0 && chunkedStem) {
+                        // The stem's maps are the largest of the network (about 600 MB at 32×224 with their
+                        // gradients): a few images at a time.
+                        resnet.stemBackwardInChunks(parameterStore, in, upstream, stemChunk);
+                    } else if (s == end - 1) {
+                        NDArray out = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
                         NDArray lossValue = loss.evaluate(alias(labels, stage), out);
                         value = lossValue.getFloat();
                         if (!Float.isFinite(value)) {
@@ -725,6 +751,7 @@ public final class FineTuner implements AutoCloseable {
                         gc.backward(lossScale == 1.0 ? lossValue
                                 : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
                     } else {
+                        NDArray out = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
                         // libtorch's backward from out with upstream as its gradient (DJL's collector takes a scalar
                         // only; out.mul(upstream).sum() gives the same gradients through a temporary the size of out).
                         ai.djl.pytorch.jni.JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out,
@@ -755,9 +782,9 @@ public final class FineTuner implements AutoCloseable {
      * ({@link #stagewiseStep}), adding to the gradients like {@link #backward}; for tests, which compare it with the
      * one-graph step.
      */
-    float referenceStep(NDArray x, NDArray labels, int start, double lossScale) {
+    float referenceStep(NDArray x, NDArray labels, int start, double lossScale, long stemChunkBytes) {
         try (NDManager step = manager.newSubManager()) {
-            return stagewiseStep(alias(x, step), labels, start, lossScale, step);
+            return stagewiseStep(alias(x, step), labels, start, lossScale, step, stemChunkBytes);
         }
     }
 
