@@ -8,8 +8,6 @@ finds it done uses it. Failures are left to the tests, which run the script agai
 import fcntl
 import os
 import re
-import subprocess
-import sys
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 target = os.path.join(root, "toolkit-core", "target")
@@ -34,13 +32,16 @@ cpuinfo = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else "
 if "avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo:
     jobs.append(("bf16-reference", "DONE", "bf16_reference.py", [root]))
 # Idle OpenMP threads wait passively: these scripts share the two cores with the test JVMs, and libgomp's default
-# spinning burns the CPU the others wait for (TorchReference.passiveOpenMpWaits; the same values, less CPU).
-env = dict(os.environ)
-env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# spinning burns the CPU the others wait for (TorchReference.passiveOpenMpWaits; the same values, less CPU). Set before
+# torch is imported: libgomp reads it when it loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Each script runs in a child forked after torch's import, as `python3 SCRIPT ARGS` would (forkserver.py says why).
+from forkserver import run  # noqa: E402
+
 for name, done, script, args in jobs:
     out = os.path.join(target, name)
     with open(os.path.join(target, name + ".lock"), "a") as lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)
         if not os.path.exists(os.path.join(out, done)):
-            subprocess.run([sys.executable, os.path.join(root, "scripts", "reference", script), *args, out],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            run([os.path.join(root, "scripts", "reference", script), *args, out], os.getcwd(), dict(os.environ),
+                os.devnull, os.devnull)

@@ -47,8 +47,13 @@ final class Cli {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Dai.djl.offline=true");
-        // One libtorch thread: tests start several of these side by side on a 2-core machine.
+        // One libtorch thread: tests start several of these side by side on a 2-core machine. And the test JVMs' own
+        // JIT and collector (the root pom's djl.test.argLine): a short-lived child then starts on ~2 s of CPU instead
+        // of ~3 (C2 compiling and G1's threads for a run of seconds), CPU the other test JVM waits for.
         cmd.add("-Dai.djl.pytorch.num_threads=1");
+        cmd.add("-Dai.djl.pytorch.num_interop_threads=1");
+        cmd.add("-XX:TieredStopAtLevel=1");
+        cmd.add("-XX:+UseSerialGC");
         cmd.add("-Xmx2g");
         cmd.addAll(jvmOptions);
         cmd.add("-cp");

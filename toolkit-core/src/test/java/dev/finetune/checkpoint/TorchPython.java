@@ -57,7 +57,14 @@ final class TorchPython {
         List<String> command = new ArrayList<>();
         command.add(PYTHON.toString());
         command.addAll(scriptAndArgs);
-        Result r = exec(command, 300);
+        Result r;
+        try {
+            var run = dev.finetune.testing.PythonScripts.run(scriptAndArgs, 300);
+            r = new Result(run.exitCode(), run.stdout(), run.stderr());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
+        }
         if (r.exitCode != 0) {
             fail(String.join(" ", command) + " exited with " + r.exitCode + ":\n" + r.stderr);
         }

@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
 class HugePagesTest {
     private static String probe(String thp) throws Exception {
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), HugePagesProbe.class.getName());
+                "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=1", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-cp", System.getProperty("java.class.path"), HugePagesProbe.class.getName());
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().remove(HugePages.VARIABLE);
         if (thp != null) {

@@ -9,7 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 
 /**
  * Reference values produced by Debian's torchvision ({@code scripts/reference/torch_reference.py}), generated once per
@@ -62,18 +61,16 @@ public final class TorchReference {
         return dir;
     }
 
-    /** Runs a Python script with Debian's interpreter; fails with its output when it fails. */
+    /**
+     * Runs a Python script with Debian's interpreter ({@link PythonScripts}); returns its output (stdout, then stderr),
+     * fails with it when the script fails.
+     */
     public static String runPython(String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(PYTHON);
-        cmd.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
-        passiveOpenMpWaits(pb.environment());
-        Process p = pb.start();
-        String out = new String(p.getInputStream().readAllBytes());
-        if (!p.waitFor(300, TimeUnit.SECONDS) || p.exitValue() != 0) {
+        PythonScripts.Run r = PythonScripts.run(List.of(args), 300);
+        String out = r.stdout() + r.stderr();
+        if (r.exitCode() != 0) {
             throw new AssertionError(
-                    "reference script failed: " + cmd + "\n" + out
+                    "reference script failed (exit " + r.exitCode() + "): " + List.of(args) + "\n" + out
                             + "\n(needs Debian's python3-torchvision: apt-get install -y python3-torchvision;"
                             + " .ci/run installs it)");
         }
