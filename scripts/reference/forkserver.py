@@ -17,6 +17,7 @@ after "timeout" seconds is ended by SIGALRM, status 124). prebuild.py uses run()
 """
 import json
 import os
+import random
 import runpy
 import signal
 import socket
@@ -42,6 +43,12 @@ def _child(argv, cwd, env, out, err, timeout):
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     if timeout:
         signal.alarm(int(timeout))
+    # A fresh interpreter's random state: its own entropy for torch's default generator, Python's and numpy's global
+    # ones (forked children would otherwise all share the server's).
+    torch.seed()
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -58,8 +65,13 @@ def _child(argv, cwd, env, out, err, timeout):
         else:
             print(e.code, file=sys.stderr)
             status = 1
-    except BaseException:  # noqa: B036  (as the interpreter itself: print the traceback, exit 1)
-        traceback.print_exc()
+    except BaseException as e:  # noqa: B036  (as the interpreter itself: print the traceback, exit 1)
+        # From the script's own frame down, as the interpreter prints it (without this function's and runpy's).
+        tb = e.__traceback__
+        script = os.path.abspath(argv[0])
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename) != script:
+            tb = tb.tb_next
+        traceback.print_exception(type(e), e, tb if tb is not None else e.__traceback__)
         status = 1
     try:
         sys.stdout.flush()
@@ -100,7 +112,11 @@ def main(path, idle):
     except FileNotFoundError:
         pass
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
+    old_mask = os.umask(0o077)  # only this user may connect: a request runs any script as this user
+    try:
+        server.bind(path)
+    finally:
+        os.umask(old_mask)
     server.listen(16)
     server.settimeout(idle)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # handlers are reaped by the kernel
