@@ -203,27 +203,29 @@ public final class ResNet extends Network {
                 }
             }
         }
-        for (long i = 0; i < n; i += chunk) {
-            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
-                scope.suppressNotUsedWarning();
-                NDArray[] conv = new NDArray[1];
-                NDArray[] yHat = normalizedAndGradient(ps, x, upstream, i, chunk, meanF, invstd, gamma, beta, conv);
-                if (conv1.weight().requiresGradient()) {
+        if (conv1.weight().requiresGradient()) {
+            // dC = γ·invstd·(dY − dβ/m − x̂·dγ/m), per chunk, back-propagated through conv1.
+            float[] meanDBeta = new float[c];
+            float[] meanDGamma = new float[c];
+            float[] scale = gamma.toFloatArray();
+            for (int j = 0; j < c; j++) {
+                meanDBeta[j] = (float) (dBeta[j] / count);
+                meanDGamma[j] = (float) (dGamma[j] / count);
+                scale[j] *= invstd[j];
+            }
+            Shape perChannel = new Shape(1, c, 1, 1);
+            for (long i = 0; i < n; i += chunk) {
+                try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                    scope.suppressNotUsedWarning();
+                    NDArray[] conv = new NDArray[1];
+                    NDArray[] yHat = normalizedAndGradient(ps, x, upstream, i, chunk, meanF, invstd, gamma, beta, conv);
                     NDManager m = conv[0].getManager();
-                    float[] meanDBeta = new float[c];
-                    float[] meanDGamma = new float[c];
-                    float[] scale = gamma.toFloatArray();
-                    for (int j = 0; j < c; j++) {
-                        meanDBeta[j] = (float) (dBeta[j] / count);
-                        meanDGamma[j] = (float) (dGamma[j] / count);
-                        scale[j] *= invstd[j];
-                    }
                     NDArray dConv;
                     try (dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
                         g.getClass();
-                        dConv = yHat[1].sub(m.create(meanDBeta, new Shape(1, c, 1, 1)))
-                                .sub(yHat[0].mul(m.create(meanDGamma, new Shape(1, c, 1, 1))))
-                                .mul(m.create(scale, new Shape(1, c, 1, 1)));
+                        dConv = yHat[1].sub(m.create(meanDBeta, perChannel))
+                                .sub(yHat[0].mul(m.create(meanDGamma, perChannel)))
+                                .mul(m.create(scale, perChannel));
                     }
                     backward(conv[0], dConv);
                 }
