@@ -143,7 +143,8 @@ public final class ResNet extends Network {
      * each chunk's mean and squared deviations, in double), each chunk's gradient at bn1's output dY from autograd
      * through the pool and ReLU, dβ = Σ dY and dγ = Σ dY·x̂ over the batch, and then each chunk's gradient at conv1's
      * output in BatchNorm's closed form, dC = γ·invstd·(dY − dβ/m − x̂·dγ/m), back-propagated through conv1. Equal to
-     * the one graph's gradients up to float32 rounding ({@code StagewiseStepTest}).
+     * the one graph's gradients up to float32 rounding ({@code StagewiseStepTest}). Each pass recomputes a chunk's
+     * conv1 output (and the second its dY) rather than keep them: kept for the batch they are the maps this avoids.
      */
     public void stemBackwardInChunks(ParameterStore ps, NDArray x, NDArray upstream, int chunk) {
         long n = x.getShape().get(0);

@@ -5,13 +5,11 @@ import static org.junit.jupiter.api.Assertions.fail;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.finetune.testing.PythonScripts;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Assumptions;
 
 /**
@@ -33,10 +31,14 @@ final class TorchPython {
     static synchronized void assumeTorch() {
         if (torchAvailable == null) {
             try {
-                Result r = exec(List.of(PYTHON.toString(), "-c", "import torch, torchvision"), 120);
-                torchAvailable = r.exitCode == 0;
-                whyUnavailable = r.stderr;
+                PythonScripts.Run r = PythonScripts.direct(List.of("-c", "import torch, torchvision"), 120);
+                torchAvailable = r.exitCode() == 0;
+                whyUnavailable = r.stderr();
             } catch (IOException e) {
+                torchAvailable = false;
+                whyUnavailable = e.toString();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
                 torchAvailable = false;
                 whyUnavailable = e.toString();
             }
@@ -54,21 +56,18 @@ final class TorchPython {
 
     /** Runs a script of scripts/checkpoint with the given arguments; returns stdout, fails the test on error. */
     static String run(List<String> scriptAndArgs) throws IOException {
-        List<String> command = new ArrayList<>();
-        command.add(PYTHON.toString());
-        command.addAll(scriptAndArgs);
-        Result r;
+        PythonScripts.Run r;
         try {
-            var run = dev.finetune.testing.PythonScripts.run(scriptAndArgs, 300);
-            r = new Result(run.exitCode(), run.stdout(), run.stderr());
+            r = PythonScripts.run(scriptAndArgs, 300);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IOException("interrupted", e);
         }
-        if (r.exitCode != 0) {
-            fail(String.join(" ", command) + " exited with " + r.exitCode + ":\n" + r.stderr);
+        if (r.exitCode() != 0) {
+            fail(PYTHON + " " + String.join(" ", scriptAndArgs) + " exited with " + r.exitCode() + ":\n"
+                    + r.stderr());
         }
-        return r.stdout;
+        return r.stdout();
     }
 
     /** A script in the repository's scripts/checkpoint, found from the working directory (Maven runs in the module). */
@@ -80,28 +79,6 @@ final class TorchPython {
             }
         }
         throw new IllegalStateException("scripts/checkpoint/" + name + " not found above " + Path.of("").toAbsolutePath());
-    }
-
-    private record Result(int exitCode, String stdout, String stderr) {
-    }
-
-    private static Result exec(List<String> command, int timeoutSeconds) throws IOException {
-        Path err = Files.createTempFile("torch-python", ".stderr");
-        try {
-            Process p = new ProcessBuilder(command).redirectError(err.toFile()).start();
-            p.getOutputStream().close();
-            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                fail(String.join(" ", command) + " did not finish in " + timeoutSeconds + " s");
-            }
-            return new Result(p.exitValue(), out, Files.readString(err));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IOException("interrupted", e);
-        } finally {
-            Files.deleteIfExists(err);
-        }
     }
 
     /** The fp32 values of a {describe(t)} JSON object. */

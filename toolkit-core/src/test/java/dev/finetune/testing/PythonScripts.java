@@ -55,8 +55,8 @@ public final class PythonScripts {
         return direct(scriptAndArgs, timeoutSeconds);
     }
 
-    /** The script as its own process. */
-    static Run direct(List<String> scriptAndArgs, int timeoutSeconds) throws IOException, InterruptedException {
+    /** {@code /usr/bin/python3 ARGS...} as its own process, whatever the arguments ({@code -c CODE} too). */
+    public static Run direct(List<String> scriptAndArgs, int timeoutSeconds) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(TorchReference.PYTHON);
         cmd.addAll(scriptAndArgs);
