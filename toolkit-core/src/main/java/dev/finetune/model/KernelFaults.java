@@ -11,7 +11,9 @@ import ai.djl.ndarray.NDArray;
  * {@code -Dfinetune.fault.channels_last_conv=512:1:2} (output channels : kernel : stride) or
  * {@link #setChannelsLastConv(String)}, every folded convolution of that shape run channels-last gets 1.5 added to its
  * output, as that host would have it. A fourth field {@code :any} makes the fault hit NCHW runs of the folded
- * convolution too (a defect the per-convolution check cannot see, which the whole-prefix check must catch).
+ * convolution too (a defect the per-convolution check cannot see, which the whole-prefix check must catch);
+ * {@code :last} makes it hit only the batch's last image (a kernel wrong in its remainder block: what a check over
+ * part of the batch would miss).
  */
 public final class KernelFaults {
     /** The system property that sets the fault at start-up. */
@@ -99,7 +101,10 @@ public final class KernelFaults {
     }
 
 
-    /** Sets ({@code "512:1:2"}, {@code "512:1:2:any"}) or clears ({@code null}) the simulated defect. */
+    /**
+     * Sets ({@code "512:1:2"}, {@code "512:1:2:any"}, {@code "64:7:2:last"}) or clears ({@code null}) the simulated
+     * defect.
+     */
     public static void setChannelsLastConv(String spec) {
         channelsLastConv = parse(spec);
     }
@@ -110,15 +115,16 @@ public final class KernelFaults {
         }
         String[] parts = spec.trim().split(":");
         boolean any = parts.length == 4 && parts[3].trim().equals("any");
-        if (parts.length != 3 && !any) {
+        boolean last = parts.length == 4 && parts[3].trim().equals("last");
+        if (parts.length != 3 && !any && !last) {
             throw new IllegalArgumentException(
-                    PROPERTY + " must be OUT:KERNEL:STRIDE[:any] (e.g. 512:1:2), found " + spec);
+                    PROPERTY + " must be OUT:KERNEL:STRIDE[:any|:last] (e.g. 512:1:2), found " + spec);
         }
         int[] out = new int[4];
         for (int i = 0; i < 3; i++) {
             out[i] = Integer.parseInt(parts[i].trim());
         }
-        out[3] = any ? 1 : 0;
+        out[3] = any ? 1 : last ? 2 : 0;
         return out;
     }
 
@@ -140,7 +146,7 @@ public final class KernelFaults {
             FoldedConvBn conv = convs.get(c);
             if ((layouts[c] == 1 || f[3] == 1) && conv.outChannels() == f[0] && conv.kernel() == f[1]
                     && conv.stride() == f[2]) {
-                return y.add(1.5f);
+                return faulty(y, f);
             }
         }
         return y;
@@ -153,10 +159,23 @@ public final class KernelFaults {
      */
     static NDArray apply(FoldedConvBn conv, NDArray y, boolean channelsLast) {
         int[] f = channelsLastConv;
-        if (f == null || (!channelsLast && f[3] == 0) || conv.outChannels() != f[0] || conv.kernel() != f[1]
+        if (f == null || (!channelsLast && f[3] != 1) || conv.outChannels() != f[0] || conv.kernel() != f[1]
                 || conv.stride() != f[2]) {
             return y;
         }
-        return y.add(1.5f);
+        return faulty(y, f);
+    }
+
+    /** {@code y} plus 1.5: everywhere, or in the last image only for a {@code :last} defect. */
+    private static NDArray faulty(NDArray y, int[] f) {
+        if (f[3] != 2) {
+            return y.add(1.5f);
+        }
+        NDArray out = y.add(0f);
+        long n = y.getShape().get(0);
+        try (NDArray bump = y.get(new ai.djl.ndarray.index.NDIndex("{}:{}", n - 1, n)).add(1.5f)) {
+            out.set(new ai.djl.ndarray.index.NDIndex("{}:{}", n - 1, n), bump);
+        }
+        return out;
     }
 }

@@ -119,6 +119,38 @@ class GuardedPrefixTest {
         }
     }
 
+    /**
+     * The op-by-op check runs each channels-last convolution's NCHW twin a few images at a time
+     * ({@link GuardedPrefix#CHECK_CHUNK_BYTES}: at 224×224 the stem's map is 3.2 MB per image, so a batch of 3 is
+     * checked as 2 + 1): a defect in the batch's last image only, which sits in the last chunk, is still found, with
+     * the same difference as the whole batch's.
+     */
+    @Test
+    void theChunkedConvolutionCheckSeesTheLastImage() {
+        KernelFaults.setChannelsLastConv("64:7:2:last");
+        Warnings.setSink(warnings::add);
+        try (NDManager m = NDManager.newBaseManager(); Fixture f = new Fixture(m)) {
+            long perImage = 64L * 112 * 112 * Float.BYTES;
+            assertTrue(GuardedPrefix.CHECK_CHUNK_BYTES / perImage < 3, "the stem's check of 3 images is chunked");
+            try (GuardedPrefix g = GuardedPrefix.fold(f.net, f.ps, 2, FoldedPrefix.Layout.CHANNELS_LAST, m)) {
+                NDArray x = m.randomNormal(new Shape(3, 3, 224, 224));
+                NDArray plain;
+                try (var ng = Engines.noGrad()) {
+                    plain = f.net.forwardStages(f.ps, new NDList(x), true, 0, 2).singletonOrThrow();
+                }
+                assertClose(plain, g.forward(x), "stem and layer1 after the fallback");
+                FastPathReport r = g.report();
+                System.out.println("chunked check: " + r.toMap());
+                List<FastPathReport.ConvMismatch> found = r.checks().get(1).convMismatches();
+                assertEquals(1, found.size(), r.toMap().toString());
+                assertEquals("conv1", found.get(0).conv());
+                assertEquals(1.5, found.get(0).maxAbsDiff(), 1e-3, "the simulated defect adds 1.5 to image 3");
+                assertTrue(r.inUse().contains("NCHW: stem"), r.inUse());
+                assertTrue(r.checks().get(r.checks().size() - 1).passed(), r.toMap().toString());
+            }
+        }
+    }
+
     @Test
     void noFaultNoFallback() {
         try (NDManager m = NDManager.newBaseManager(); Fixture f = new Fixture(m)) {
