@@ -134,11 +134,7 @@ class GuardedPrefixTest {
             assertTrue(GuardedPrefix.CHECK_CHUNK_BYTES / perImage < 3, "the stem's check of 3 images is chunked");
             try (GuardedPrefix g = GuardedPrefix.fold(f.net, f.ps, 2, FoldedPrefix.Layout.CHANNELS_LAST, m)) {
                 NDArray x = m.randomNormal(new Shape(3, 3, 224, 224));
-                NDArray plain;
-                try (var ng = Engines.noGrad()) {
-                    plain = f.net.forwardStages(f.ps, new NDList(x), true, 0, 2).singletonOrThrow();
-                }
-                assertClose(plain, g.forward(x), "stem and layer1 after the fallback");
+                assertClose(f.plain(x, 2), g.forward(x), "stem and layer1 after the fallback");
                 FastPathReport r = g.report();
                 System.out.println("chunked check: " + r.toMap());
                 List<FastPathReport.ConvMismatch> found = r.checks().get(1).convMismatches();
@@ -157,11 +153,7 @@ class GuardedPrefixTest {
             try (GuardedPrefix g = GuardedPrefix.fold(f.net, f.ps, 3, FoldedPrefix.Layout.CHANNELS_LAST, m)) {
                 g.verify(new Shape(2, 3, 97, 97), m);
                 NDArray x = m.randomNormal(new Shape(2, 3, 97, 97));
-                NDArray plain;
-                try (var ng = Engines.noGrad()) {
-                    plain = f.net.forwardStages(f.ps, new NDList(x), true, 0, 3).singletonOrThrow();
-                }
-                assertClose(plain, g.forward(x), "stem..layer2");
+                assertClose(f.plain(x, 3), g.forward(x), "stem..layer2");
                 FastPathReport r = g.report();
                 // On a host whose channels-last kernels are wrong for these shapes this would be a fallback: say so.
                 System.out.println("fast path on this host (stem..layer2, 97x97): " + r.inUse() + " " + r.fallbacks());
@@ -304,8 +296,13 @@ class GuardedPrefixTest {
         }
 
         NDArray plain(NDArray x) {
+            return plain(x, 5);
+        }
+
+        /** Stages {@code [0, toStage)} of the plain network, no autograd. */
+        NDArray plain(NDArray x, int toStage) {
             try (var g = Engines.noGrad()) {
-                return net.forwardStages(ps, new NDList(x), true, 0, 5).singletonOrThrow();
+                return net.forwardStages(ps, new NDList(x), true, 0, toStage).singletonOrThrow();
             }
         }
 
