@@ -243,6 +243,41 @@ public record BenchReport(
      * The issue's targets: the BN-folded frozen step at most 0.9× the time of a plain inference forward (each shape,
      * each folded variant), and the loader at least 3× the images/s a full fine-tune step consumes at 224.
      */
+    static List<TargetCheck> targets(List<BenchResult> results, List<Comparison> comparisons) {
+        List<TargetCheck> out = new ArrayList<>(targets(results));
+        // Issue #16's goals, from the paired ratios (over rounds: the median, with the lowest round named so that a
+        // median just over the line is not read as robust).
+        for (Comparison c : comparisons) {
+            if (c.workload().startsWith("ts-") || c.reference().endsWith("+our-malloc")) {
+                continue; // the engine's own graph is a reference, not one of our paths; tcmalloc-vs-tcmalloc is context
+            }
+            String low = c.rounds() > 1 ? String.format(Locale.ROOT, " (lowest round %.2f)", c.speedMin()) : "";
+            if (c.reference().startsWith("pytorch:")) {
+                out.add(new TargetCheck(c.workload() + " peak RSS <= 1.0x PyTorch's" + (c.rounds() > 1
+                        ? String.format(Locale.ROOT, " (highest round %.2f)", c.rssMax()) : ""), c.shape(),
+                        c.rssRatio(), 1.0, c.rssRatio() <= 1.0));
+            }
+            boolean full = c.workload().equals(Workload.FULL_STEP.configName());
+            if (full && c.reference().equals("pytorch:" + Workload.FULL_STEP.configName())) {
+                out.add(new TargetCheck("full-step speed >= 1.0x PyTorch eager" + low, c.shape(), c.speedRatio(),
+                        1.0, c.speedRatio() >= 1.0));
+            }
+            if (full && c.reference().equals("torchscript:" + Workload.TORCHSCRIPT_FULL_STEP.configName())
+                    && c.shape().endsWith("x64")) {
+                out.add(new TargetCheck("full-step speed >= 0.95x its TorchScript graph" + low, c.shape(),
+                        c.speedRatio(), 0.95, c.speedRatio() >= 0.95));
+            }
+            if (c.workload().equals(Workload.INFERENCE_FOLDED.configName())
+                    && c.reference().equals("pytorch:" + Workload.INFERENCE.configName())
+                    && c.shape().endsWith("x224")) {
+                out.add(new TargetCheck("inference-folded speed >= 1.5x PyTorch eager" + low, c.shape(),
+                        c.speedRatio(), 1.5, c.speedRatio() >= 1.5));
+            }
+        }
+        return out;
+    }
+
+    /** The targets that compare our own workloads with each other. */
     static List<TargetCheck> targets(List<BenchResult> results) {
         List<TargetCheck> out = new ArrayList<>();
         for (BenchResult r : results) {

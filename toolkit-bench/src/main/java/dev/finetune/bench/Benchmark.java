@@ -103,9 +103,10 @@ public final class Benchmark {
                         k -> new ArrayList<>()).add(m));
         List<BenchResult> results = byRow.values().stream()
                 .map(ms -> BenchResult.overRounds(ms, describe(ms.get(0)), machine.peakGflops())).toList();
+        List<BenchReport.Comparison> comparisons = BenchReport.compareRounds(perRound);
         return new BenchReport(date, machine, engineVersion(), schedule.torchVersion, settings.threads(),
                 settings.iters(), settings.warmup(), settings.isolate(), settings.maxForeignLoad(), settings.rounds(),
-                results, BenchReport.compareRounds(perRound), BenchReport.targets(results), notes);
+                results, comparisons, BenchReport.targets(results, comparisons), notes);
     }
 
     /**

@@ -51,6 +51,56 @@ class BenchRoundsTest {
         assertEquals(760.0 / 800, ts.speedMin(), 1e-12);
     }
 
+    /**
+     * Issue #16's goals as target lines: each of our workloads' peak RSS against PyTorch's, the full step against
+     * PyTorch eager (every shape) and against its TorchScript graph (at 128×64), folded inference against PyTorch (at
+     * 224); over rounds the median decides and the worst round is named; the graph's own rows and the
+     * tcmalloc-against-tcmalloc pairs set no goal.
+     */
+    @Test
+    void theIssueGoalsAreCheckedFromThePairedRatios() {
+        List<List<BenchResult>> rounds = List.of(
+                List.of(result("full-step", "ours", List.of(700.0), 600), result("full-step", "pytorch",
+                        List.of(720.0), 800), result("ts-full-step", "ours", List.of(680.0), 610),
+                        result("full-step+our-malloc", "pytorch", List.of(600.0), 500),
+                        result("inference-folded", "ours", 32, 224, List.of(500.0), 500),
+                        result("inference", "pytorch", 32, 224, List.of(800.0), 600)),
+                List.of(result("full-step", "ours", List.of(800.0), 610), result("full-step", "pytorch",
+                        List.of(780.0), 790), result("ts-full-step", "ours", List.of(760.0), 600),
+                        result("full-step+our-malloc", "pytorch", List.of(600.0), 500),
+                        result("inference-folded", "ours", 32, 224, List.of(500.0), 650),
+                        result("inference", "pytorch", 32, 224, List.of(700.0), 600)),
+                List.of(result("full-step", "ours", List.of(710.0), 620), result("full-step", "pytorch",
+                        List.of(900.0), 810), result("ts-full-step", "ours", List.of(700.0), 605),
+                        result("full-step+our-malloc", "pytorch", List.of(600.0), 500),
+                        result("inference-folded", "ours", 32, 224, List.of(500.0), 500),
+                        result("inference", "pytorch", 32, 224, List.of(720.0), 600)));
+        List<BenchReport.TargetCheck> t = BenchReport.targets(rounds.get(0), BenchReport.compareRounds(rounds));
+        java.util.function.Function<String, BenchReport.TargetCheck> find = prefix -> t.stream()
+                .filter(x -> x.target().startsWith(prefix)).findFirst().orElseThrow(() -> new AssertionError(
+                        prefix + " not in " + t));
+        BenchReport.TargetCheck eager = find.apply("full-step speed >= 1.0x PyTorch eager");
+        assertEquals(720.0 / 700, eager.value(), 1e-12);
+        assertTrue(eager.met());
+        assertTrue(eager.target().contains("(lowest round 0.97)"), eager.target());
+        BenchReport.TargetCheck graph = find.apply("full-step speed >= 0.95x its TorchScript graph");
+        assertEquals(680.0 / 700, graph.value(), 1e-12);
+        assertTrue(graph.met());
+        assertEquals("128x64", graph.shape());
+        BenchReport.TargetCheck rss = find.apply("full-step peak RSS <= 1.0x PyTorch's");
+        assertEquals(620.0 / 810, rss.value(), 1e-12);
+        assertTrue(rss.met());
+        BenchReport.TargetCheck inf = find.apply("inference-folded speed >= 1.5x PyTorch eager");
+        assertEquals(720.0 / 500, inf.value(), 1e-12, "the median of 1.6, 1.4, 1.44");
+        assertTrue(!inf.met(), "1.44 is under 1.5");
+        assertEquals("32x224", inf.shape());
+        BenchReport.TargetCheck infRss = find.apply("inference-folded peak RSS <= 1.0x PyTorch's (highest round 1.08)");
+        assertTrue(infRss.met(), "the median round (0.83) decides; the worst is named");
+        assertTrue(t.stream().noneMatch(x -> x.target().startsWith("ts-")), "the graph sets no goal: " + t);
+        assertEquals(1, t.stream().filter(x -> x.target().startsWith("full-step peak RSS")).count(),
+                "one RSS goal per pair with PyTorch as its users run it, none against +our-malloc: " + t);
+    }
+
     @Test
     void oneRowPerWorkloadSummarizesItsRounds() {
         Measurement a = measurement(List.of(700.0, 710.0, 690.0), 600_000, 10_000);
@@ -100,8 +150,13 @@ class BenchRoundsTest {
     }
 
     private static BenchResult result(String workload, String side, List<Double> times, double peakMb) {
-        Measurement m = new Measurement(workload, side, 128, 64, 2, times, 1, 100_000, (long) (peakMb * 1024), 0, 0,
-                0, null, null, null);
+        return result(workload, side, 128, 64, times, peakMb);
+    }
+
+    private static BenchResult result(String workload, String side, int batch, int size, List<Double> times,
+            double peakMb) {
+        Measurement m = new Measurement(workload, side, batch, size, 2, times, 1, 100_000, (long) (peakMb * 1024), 0,
+                0, 0, null, null, null);
         return BenchResult.of(m, workload, 100);
     }
 }
