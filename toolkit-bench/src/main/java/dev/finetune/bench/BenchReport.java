@@ -248,8 +248,12 @@ public record BenchReport(
         // Issue #16's goals, from the paired ratios (over rounds: the median, with the lowest round named so that a
         // median just over the line is not read as robust).
         for (Comparison c : comparisons) {
-            if (c.workload().startsWith("ts-") || c.reference().endsWith("+our-malloc")) {
-                continue; // the engine's own graph is a reference, not one of our paths; tcmalloc-vs-tcmalloc is context
+            if (c.workload().startsWith("ts-") || c.reference().endsWith("+our-malloc")
+                    || !GOAL_SHAPES.contains(c.shape())) {
+                // The engine's own graph is a reference, not one of our paths; tcmalloc against tcmalloc is context;
+                // the goals are stated at the default shapes (at a few images per batch the folded weights' copy
+                // alone outweighs the activations: folded inference at 8×64 peaked 1.08× PyTorch's, 2026-12-06).
+                continue;
             }
             String low = c.rounds() > 1 ? String.format(Locale.ROOT, " (lowest round %.2f)", c.speedMin()) : "";
             if (c.reference().startsWith("pytorch:")) {
@@ -263,19 +267,22 @@ public record BenchReport(
                         1.0, c.speedRatio() >= 1.0));
             }
             if (full && c.reference().equals("torchscript:" + Workload.TORCHSCRIPT_FULL_STEP.configName())
-                    && c.shape().endsWith("x64")) {
+                    && c.shape().equals("128x64")) {
                 out.add(new TargetCheck("full-step speed >= 0.95x its TorchScript graph" + low, c.shape(),
                         c.speedRatio(), 0.95, c.speedRatio() >= 0.95));
             }
             if (c.workload().equals(Workload.INFERENCE_FOLDED.configName())
                     && c.reference().equals("pytorch:" + Workload.INFERENCE.configName())
-                    && c.shape().endsWith("x224")) {
+                    && c.shape().equals("32x224")) {
                 out.add(new TargetCheck("inference-folded speed >= 1.5x PyTorch eager" + low, c.shape(),
                         c.speedRatio(), 1.5, c.speedRatio() >= 1.5));
             }
         }
         return out;
     }
+
+    /** The shapes issue #16's goals are stated at (the bench's defaults). */
+    static final java.util.Set<String> GOAL_SHAPES = java.util.Set.of("32x224", "128x64");
 
     /** The targets that compare our own workloads with each other. */
     static List<TargetCheck> targets(List<BenchResult> results) {
