@@ -251,8 +251,9 @@ public record BenchReport(
             if (c.workload().startsWith("ts-") || c.reference().endsWith("+our-malloc")
                     || !GOAL_SHAPES.contains(c.shape())) {
                 // The engine's own graph is a reference, not one of our paths; tcmalloc against tcmalloc is context;
-                // the goals are stated at the default shapes (at a few images per batch the folded weights' copy
-                // alone outweighs the activations: folded inference at 8×64 peaked 1.08× PyTorch's, 2026-12-06).
+                // the goals are stated at the default shapes (at a few images per batch fixed costs such as the
+                // folded weights' copy, ~45 MB for ResNet-18, weigh more: folded inference at 8×64 peaked 1.08×
+                // PyTorch's in one short run, 2026-12-06).
                 continue;
             }
             String low = c.rounds() > 1 ? String.format(Locale.ROOT, " (lowest round %.2f)", c.speedMin()) : "";
