@@ -55,6 +55,15 @@ public final class Engines {
         return new NoGrad(before);
     }
 
+    /**
+     * libtorch's backward from {@code out} with {@code grad} as its gradient, adding to the leaves' gradients (DJL's
+     * collector takes a scalar only; {@code out.mul(grad).sum()} gives the same gradients through a temporary the size
+     * of {@code out}). Autograd must have recorded {@code out}.
+     */
+    public static void backward(ai.djl.ndarray.NDArray out, ai.djl.ndarray.NDArray grad) {
+        JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out, (ai.djl.pytorch.engine.PtNDArray) grad, false, false);
+    }
+
     /** Whether autograd records on the calling thread. */
     public static boolean isGradEnabled() {
         pytorch();

@@ -4,7 +4,6 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
@@ -207,7 +206,7 @@ public final class GuardedPrefix implements FrozenPrefix {
         NDList parts = new NDList();
         for (long from = 0; from < n; from += REFERENCE_CHUNK) {
             try (NDManager chunk = x.getManager().newSubManager()) {
-                NDArray part = x.get(new NDIndex("{}:{}", from, Math.min(n, from + REFERENCE_CHUNK)));
+                NDArray part = ResNet.rows(x, from, REFERENCE_CHUNK);
                 part.attach(chunk);
                 NDArray y = model.forwardStages(ps, new NDList(part), true, 0, toStage).singletonOrThrow();
                 y.attach(x.getManager());
@@ -331,22 +330,13 @@ public final class GuardedPrefix implements FrozenPrefix {
                 double scale = 1;
                 double diff = 0;
                 for (long from = 0; from < n; from += chunk) {
-                    long to = Math.min(n, from + chunk);
                     try (NDManager m = x.getManager().newSubManager()) {
-                        NDArray part = n == chunk ? x : x.get(new NDIndex("{}:{}", from, to));
-                        NDArray flat = part.reshape(to - from, -1); // FoldedPrefix.toContiguous
-                        flat.attach(m);
-                        NDArray contiguous = flat.reshape(part.getShape());
-                        contiguous.attach(m);
-                        NDArray ref = FoldedPrefix.DIRECT.apply(conv, contiguous, stage, false);
+                        NDArray part = ResNet.rows(x, from, chunk); // a view; what is made from it lands on m
+                        part.attach(m);
+                        NDArray ref = FoldedPrefix.DIRECT.apply(conv, FoldedPrefix.toContiguous(part), stage, false);
                         ref.attach(m);
-                        if (part != x) {
-                            part.attach(m);
-                        }
-                        NDArray mine = n == chunk ? y : y.get(new NDIndex("{}:{}", from, to));
-                        if (mine != y) {
-                            mine.attach(m);
-                        }
+                        NDArray mine = ResNet.rows(y, from, chunk);
+                        mine.attach(m);
                         // In place on the reference (discarded after): abs and sub copies would hold two more maps.
                         scale = Math.max(scale, Math.max(ref.max().getFloat(), -ref.min().getFloat()));
                         ref.subi(mine);

@@ -1,6 +1,7 @@
 package dev.finetune.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.index.NDIndex;
 
 /**
  * A simulated kernel defect, so that the fast-path guard ({@link GuardedPrefix}) can be tested on a host whose libtorch
@@ -173,8 +174,8 @@ public final class KernelFaults {
         }
         NDArray out = y.add(0f);
         long n = y.getShape().get(0);
-        try (NDArray bump = y.get(new ai.djl.ndarray.index.NDIndex("{}:{}", n - 1, n)).add(1.5f)) {
-            out.set(new ai.djl.ndarray.index.NDIndex("{}:{}", n - 1, n), bump);
+        try (NDArray bump = y.get(new NDIndex("{}:{}", n - 1, n)).add(1.5f)) {
+            out.set(new NDIndex("{}:{}", n - 1, n), bump);
         }
         return out;
     }

@@ -3,12 +3,15 @@ package dev.finetune.model;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.NDScope;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.Block;
 import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
+import dev.finetune.engine.Engines;
 import java.util.List;
 
 /**
@@ -150,10 +153,10 @@ public final class ResNet extends Network {
         long n = x.getShape().get(0);
         if (!bn1.updatesStatistics(true)) {
             for (long i = 0; i < n; i += chunk) {
-                try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                try (NDScope scope = new NDScope()) {
                     scope.suppressNotUsedWarning();
                     NDArray out = runStage(0, ps, new NDList(rows(x, i, chunk)), true).singletonOrThrow();
-                    backward(out, rows(upstream, i, chunk));
+                    Engines.backward(out, rows(upstream, i, chunk));
                 }
             }
             return;
@@ -164,8 +167,8 @@ public final class ResNet extends Network {
         double[] mean = new double[c];
         double[] m2 = new double[c];
         for (long i = 0; i < n; i += chunk) {
-            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope();
-                    dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+            try (NDScope scope = new NDScope();
+                    Engines.NoGrad g = Engines.noGrad()) {
                 scope.suppressNotUsedWarning();
                 g.getClass();
                 NDArray conv = conv1.forward(ps, new NDList(rows(x, i, chunk)), true).singletonOrThrow();
@@ -193,7 +196,7 @@ public final class ResNet extends Network {
         double[] dBeta = new double[c];
         double[] dGamma = new double[c];
         for (long i = 0; i < n; i += chunk) {
-            try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+            try (NDScope scope = new NDScope()) {
                 scope.suppressNotUsedWarning();
                 NDArray[] yHat = normalizedAndGradient(ps, x, upstream, i, chunk, meanF, invstd, gamma, beta, null);
                 float[] sumDy = yHat[1].sum(new int[] {0, 2, 3}).toFloatArray();
@@ -216,19 +219,19 @@ public final class ResNet extends Network {
             }
             Shape perChannel = new Shape(1, c, 1, 1);
             for (long i = 0; i < n; i += chunk) {
-                try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+                try (NDScope scope = new NDScope()) {
                     scope.suppressNotUsedWarning();
                     NDArray[] conv = new NDArray[1];
                     NDArray[] yHat = normalizedAndGradient(ps, x, upstream, i, chunk, meanF, invstd, gamma, beta, conv);
                     NDManager m = conv[0].getManager();
                     NDArray dConv;
-                    try (dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+                    try (Engines.NoGrad g = Engines.noGrad()) {
                         g.getClass();
                         dConv = yHat[1].sub(m.create(meanDBeta, perChannel))
                                 .sub(yHat[0].mul(m.create(meanDGamma, perChannel)))
                                 .mul(m.create(scale, perChannel));
                     }
-                    backward(conv[0], dConv);
+                    Engines.backward(conv[0], dConv);
                 }
             }
         }
@@ -239,13 +242,13 @@ public final class ResNet extends Network {
             dGammaF[j] = (float) dGamma[j];
             dBetaF[j] = (float) dBeta[j];
         }
-        try (ai.djl.ndarray.NDScope scope = new ai.djl.ndarray.NDScope()) {
+        try (NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
             if (bn1.weight().requiresGradient()) {
-                backward(gamma, gamma.getManager().create(dGammaF));
+                Engines.backward(gamma, gamma.getManager().create(dGammaF));
             }
             if (bn1.bias().requiresGradient()) {
-                backward(beta, beta.getManager().create(dBetaF));
+                Engines.backward(beta, beta.getManager().create(dBetaF));
             }
         }
     }
@@ -266,7 +269,7 @@ public final class ResNet extends Network {
         if (conv != null) {
             conv[0] = conv1.forward(ps, new NDList(in), true).singletonOrThrow();
         }
-        try (dev.finetune.engine.Engines.NoGrad g = dev.finetune.engine.Engines.noGrad()) {
+        try (Engines.NoGrad g = Engines.noGrad()) {
             g.getClass();
             NDArray c1 = conv != null ? conv[0] : conv1.forward(ps, new NDList(in), true).singletonOrThrow();
             NDManager m = c1.getManager();
@@ -276,19 +279,13 @@ public final class ResNet extends Network {
         y.setRequiresGradient(true);
         NDArray p = Pool.maxPool2d(y, new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false);
         out = Activation.relu(p);
-        backward(out, rows(upstream, from, chunk));
+        Engines.backward(out, rows(upstream, from, chunk));
         return new NDArray[] {xHat, y.getGradient()};
     }
 
     /** Rows {@code [from, from + count)} of {@code a}'s first axis (fewer at its end). */
-    private static NDArray rows(NDArray a, long from, long count) {
-        return a.get(new ai.djl.ndarray.index.NDIndex("{}:{}", from, Math.min(from + count, a.getShape().get(0))));
-    }
-
-    /** libtorch's backward from {@code out} with {@code grad} as its gradient. */
-    private static void backward(NDArray out, NDArray grad) {
-        ai.djl.pytorch.jni.JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out,
-                (ai.djl.pytorch.engine.PtNDArray) grad, false, false);
+    static NDArray rows(NDArray a, long from, long count) {
+        return a.get(new NDIndex("{}:{}", from, Math.min(from + count, a.getShape().get(0))));
     }
 
     @Override

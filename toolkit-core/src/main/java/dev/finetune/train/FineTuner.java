@@ -752,10 +752,7 @@ public final class FineTuner implements AutoCloseable {
                                 : lossValue.mul(dev.finetune.model.Scalars.of(lossValue, (float) lossScale)));
                     } else {
                         NDArray out = releaseIntermediates ? StepScopes.releasing(forward) : forward.get();
-                        // libtorch's backward from out with upstream as its gradient (DJL's collector takes a scalar
-                        // only; out.mul(upstream).sum() gives the same gradients through a temporary the size of out).
-                        ai.djl.pytorch.jni.JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out,
-                                (ai.djl.pytorch.engine.PtNDArray) upstream, false, false);
+                        Engines.backward(out, upstream);
                     }
                     if (upstream != null) {
                         upstream.close();
