@@ -17,6 +17,7 @@ import org.junit.jupiter.api.Test;
  */
 class HugePagesTest {
     private static String probe(String thp) throws Exception {
+        // The probe runs with the test JVMs' own flags (the root pom's djl.test.argLine): a run of seconds.
         List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-Dai.djl.offline=true", "-Dai.djl.pytorch.num_threads=1", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                 "-cp", System.getProperty("java.class.path"), HugePagesProbe.class.getName());
