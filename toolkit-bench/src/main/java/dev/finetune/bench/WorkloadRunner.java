@@ -84,7 +84,7 @@ final class WorkloadRunner {
         Engines.pytorch(threads);
         return switch (workload) {
             case LOADER -> loader(dataDir);
-            case TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP -> torchScript(torchScriptDir);
+            case TORCHSCRIPT_INFERENCE, TORCHSCRIPT_FULL_STEP -> torchScript(torchScriptDir, profile);
             default -> fineTuner(profile);
         };
     }
@@ -278,7 +278,7 @@ final class WorkloadRunner {
         return out;
     }
 
-    private Measurement torchScript(Path dir) throws IOException, MalformedModelException {
+    private Measurement torchScript(Path dir, boolean profile) throws IOException, MalformedModelException {
         if (dir == null) {
             throw new IllegalArgumentException("the TorchScript workloads need --torchscript DIR (traced by Python)");
         }
@@ -335,10 +335,14 @@ final class WorkloadRunner {
             List<Double> times = time(inputs, x, y, step);
             SystemLoad.Snapshot before = timedFrom;
             SystemLoad.Snapshot after = timedTo;
+            long peakRss = ProcessMemory.peakRssKb();
+            Iteration timed = step;
+            Map<String, Double> ops = profile
+                    ? OpProfile.of(() -> once(inputs, x, y, timed), PROFILED_ITERATIONS, PROFILED_OPS) : null;
             return new Measurement(workload.configName(), "ours", shape.batch(), shape.size(), threads, times,
-                    perImage * shape.batch(), setupRss, ProcessMemory.peakRssKb(),
+                    perImage * shape.batch(), setupRss, peakRss,
                     SystemLoad.foreignPercent(before, after), SystemLoad.kernelPercent(before, after),
-                    faultsPerIteration(before, after), null, null, null);
+                    faultsPerIteration(before, after), null, ops, null);
         }
     }
 
