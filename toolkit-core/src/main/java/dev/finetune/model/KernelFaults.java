@@ -36,6 +36,21 @@ public final class KernelFaults {
         return bf16Wrong ? y.mul(1.5f) : y;
     }
 
+    private static volatile boolean maxPoolIndicesWrong;
+
+    /**
+     * Sets or clears a simulated defect of the channels-last max pool ({@link MaxPoolIndices}): every index it returns
+     * comes out as 0 (the first position of each plane), and the values gathered with them are wrong.
+     */
+    public static void setMaxPoolIndicesWrong(boolean on) {
+        maxPoolIndicesWrong = on;
+    }
+
+    /** Whether {@link #setMaxPoolIndicesWrong} is on. */
+    static boolean maxPoolIndicesWrong() {
+        return maxPoolIndicesWrong;
+    }
+
     private static volatile boolean channelsLastTrainingWrong;
 
     /**

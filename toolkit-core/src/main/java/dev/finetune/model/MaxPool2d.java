@@ -2,7 +2,6 @@ package dev.finetune.model;
 
 import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.pooling.Pool;
 import ai.djl.training.ParameterStore;
 import ai.djl.util.PairList;
 
@@ -21,8 +20,7 @@ public final class MaxPool2d extends TorchModule {
     @Override
     protected NDList forwardInternal(
             ParameterStore ps, NDList inputs, boolean training, PairList<String, Object> params) {
-        return new NDList(Pool.maxPool2d(inputs.singletonOrThrow(), new Shape(kernel, kernel),
-                new Shape(stride, stride), new Shape(padding, padding), false));
+        return new NDList(MaxPoolIndices.maxPool2d(inputs.singletonOrThrow(), kernel, stride, padding));
     }
 
     @Override

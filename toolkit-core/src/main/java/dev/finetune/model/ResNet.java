@@ -92,7 +92,7 @@ public final class ResNet extends Network {
                 // quarter of the values and allocates a quarter of the memory: our ReLU cannot be in place as
                 // torchvision's is, and the stem's is the largest of the network. The folded path does the same.
                 NDArray p = StepScopes.release(y.singletonOrThrow(),
-                        Pool.maxPool2d(y.singletonOrThrow(), new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false));
+                        MaxPoolIndices.maxPool2d(y.singletonOrThrow(), 3, 2, 1));
                 return new NDList(StepScopes.release(p, Activation.relu(p)));
             }
             case 1:
@@ -277,7 +277,7 @@ public final class ResNet extends Network {
             y = xHat.mul(gamma.reshape(perChannel)).add(beta.reshape(perChannel));
         }
         y.setRequiresGradient(true);
-        NDArray p = Pool.maxPool2d(y, new Shape(3, 3), new Shape(2, 2), new Shape(1, 1), false);
+        NDArray p = MaxPoolIndices.maxPool2d(y, 3, 2, 1);
         out = Activation.relu(p);
         Engines.backward(out, rows(upstream, from, chunk));
         return new NDArray[] {xHat, y.getGradient()};

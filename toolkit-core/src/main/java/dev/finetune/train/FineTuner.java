@@ -18,6 +18,7 @@ import dev.finetune.model.FoldedPrefix;
 import dev.finetune.model.FoldedStages;
 import dev.finetune.model.FrozenPrefix;
 import dev.finetune.model.GuardedPrefix;
+import dev.finetune.model.MaxPoolIndices;
 import dev.finetune.model.Network;
 import dev.finetune.model.Bf16Prefix;
 import dev.finetune.model.Precision;
@@ -278,8 +279,9 @@ public final class FineTuner implements AutoCloseable {
 
     /**
      * What the fast-path guards checked and decided: one report per folded prefix this fine-tuner has used (a re-plan
-     * folds anew), then one for channels-last training steps once it has been checked ({@link ChannelsLastTraining});
-     * empty when neither ran.
+     * folds anew), then one for channels-last training steps once it has been checked ({@link ChannelsLastTraining}),
+     * then, if it switched its path off, this host's max-pool check ({@link MaxPoolIndices}: process-wide, a property
+     * of the host's kernels, so not repeated in every fine-tuner's report while it passes); empty when none ran.
      */
     public List<FastPathReport> fastPathReports() {
         List<FastPathReport> out = new ArrayList<>(pastReports);
@@ -291,6 +293,10 @@ public final class FineTuner implements AutoCloseable {
             if (training != null) {
                 out.add(training);
             }
+        }
+        FastPathReport pools = MaxPoolIndices.report();
+        if (pools != null && pools.degraded()) {
+            out.add(pools);
         }
         return out;
     }
