@@ -64,7 +64,8 @@ final class FoldedResNetScript implements AutoCloseable {
     NDArray run(NDArray x, boolean bf16, long[] layouts) {
         // The graph executor's optimizer (on by default, per thread) profiles the first calls and may then run a
         // rewritten graph, which the first-batch check would not have seen; off, every call runs the same ops.
-        // This module is the toolkit's only TorchScript, so the per-thread switch affects nothing else.
+        // The switch stays off on this thread for the toolkit's other TorchScript functions, which want it off as well
+        // (ScriptedUpdate and MaxPoolIndices set it too).
         JniUtils.setGraphExecutorOptimize(false);
         try (IValue input = IValue.from((PtNDArray) x);
                 IValue precision = IValue.from(bf16);
