@@ -7,9 +7,7 @@ import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.JniUtils;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
+import dev.finetune.engine.Engines;
 import java.util.List;
 
 /**
@@ -44,14 +42,7 @@ final class FoldedResNetScript implements AutoCloseable {
     }
 
     private static PtSymbolBlock load(NDManager manager) {
-        try (InputStream in = FoldedResNetScript.class.getResourceAsStream(RESOURCE)) {
-            if (in == null) {
-                throw new IllegalStateException("missing resource " + RESOURCE + " (a broken build)");
-            }
-            return JniUtils.loadModule((PtNDManager) manager, in, false, false);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot load " + RESOURCE, e);
-        }
+        return Engines.loadScript(FoldedResNetScript.class, RESOURCE, manager);
     }
 
     /**

@@ -6,14 +6,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.pooling.Pool;
-import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -24,13 +20,14 @@ import java.util.Set;
  * gathered from the NCHW input with autograd on. Used for a contiguous NCHW float32 input in grad mode (training: the
  * ResNet and DenseNet stems, VGG's pools); elsewhere libtorch's own pool.
  *
- * <p>Why: libtorch 2.7.1's max pool with indices on contiguous NCHW input is a scalar loop per plane — 41 ms forward
- * for a ResNet stem's [128, 64, 32, 32] on a 2-core AMD EPYC, 114 ms for [32, 64, 112, 112], ahead of the convolutions
- * the largest op of a full step that PyTorch 1.13 runs faster (27 ms). Its channels-last kernel is vectorized over
- * channels: a channels-last copy, that pool and the indices' copy back, then a gather, take 24 and 44 ms, and the
- * backward (gather's: a scatter-add of each output's gradient to its index, as max_pool2d's backward) 5 and 12 ms as
- * before. DJL 0.36's JNI has no max pool with indices, hence {@code max_pool_indices.pt} (made by
- * {@code scripts/torchscript/make_max_pool_indices.py}), which returns the indices only.
+ * <p>Why: libtorch 2.7.1's max pool with indices on contiguous NCHW input is a scalar loop per plane: in a ResNet-18
+ * full step on a 2-core AMD EPYC it took 120 ms of ~2,100 at 32×224 (the stem's [32, 64, 112, 112]) and 37 of ~700 at
+ * 128×64, where PyTorch 1.13 takes 27; its channels-last kernel is vectorized over channels. Here the pool's ops (the
+ * channels-last copies, that pool, the indices' copy back, the gather and its backward) take 41 and ~32 ms per step
+ * (libtorch profiler, {@code finetune bench --profile}). DJL 0.36's JNI has no max pool with indices, hence
+ * {@code max_pool_indices.pt} (made by {@code scripts/torchscript/make_max_pool_indices.py}), which pools a few images
+ * at a time ({@link #chunk}) and gathers with {@code index_select} on the flattened input, whose backward keeps the
+ * indices only (max_pool2d's and gather's keep the whole input as well).
  *
  * <p>Equal, not close: every output is the input element at its index, so the values are the pool's bit for bit when
  * the indices are, and so is the gradient's routing. The indices are flat positions in each H × W plane whatever the
@@ -38,9 +35,8 @@ import java.util.Set;
  * A kernel can be wrong on one host and right on another (issue #8), so this host is checked: the first pool of every
  * input shape and window, and every {@value #CHECK_EVERY}th one, also runs the NCHW kernel and compares the indices
  * exactly. A mismatch switches this path off for the process (libtorch's NCHW pool from then on), warns once on stderr
- * and is kept in {@link #report()}, which {@code FineTuner.fastPathReports} (so {@code run.json}) carries. Memory: the
- * gather keeps only the indices for its backward, not the pool's input as max_pool2d's backward does (at 32×224 the
- * stem's 103 MB BatchNorm output is freed after the pool).
+ * and is kept in {@link #report()}, which {@code FineTuner.fastPathReports} (so {@code run.json}) carries then. Memory:
+ * the pool's input is not kept for the backward (at 32×224 the stem's 103 MB BatchNorm output is freed after the pool).
  *
  * <p>{@code -Dfinetune.max_pool.gather=false} turns it off (libtorch's pool everywhere), for side-by-side timings.
  */
@@ -96,9 +92,8 @@ public final class MaxPoolIndices {
     }
 
     /**
-     * Images per channels-last copy: about {@value #CHUNK_BYTES} bytes of input (2 images of a ResNet stem at 224),
-     * so that the copy does not add a map of the batch's size to the step (measured: +110 MB peak at 32x224 with one
-     * copy of the whole batch).
+     * Images per channels-last copy: about {@value #CHUNK_BYTES} bytes of input (2 images of a ResNet stem at 224), so
+     * that the copy is a few MB rather than another map of the batch's size (103 MB at 32x224).
      */
     static long chunk(Shape s) {
         long perImage = s.size() / s.get(0) * Float.BYTES;
@@ -192,14 +187,7 @@ public final class MaxPoolIndices {
         if (module == null) {
             // One small module for the process (4.6 kB), owned by its own manager: pools run on many batches' managers.
             owner = NDManager.newBaseManager(any.getDevice(), "PyTorch");
-            try (InputStream in = MaxPoolIndices.class.getResourceAsStream(RESOURCE)) {
-                if (in == null) {
-                    throw new IllegalStateException("missing resource " + RESOURCE + " (a broken build)");
-                }
-                module = JniUtils.loadModule((PtNDManager) owner, in, false, false);
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot load " + RESOURCE, e);
-            }
+            module = Engines.loadScript(MaxPoolIndices.class, RESOURCE, owner);
         }
         return module;
     }

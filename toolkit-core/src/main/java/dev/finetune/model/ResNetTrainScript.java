@@ -6,13 +6,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
-import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
+import dev.finetune.engine.Engines;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -67,14 +63,7 @@ public final class ResNetTrainScript implements AutoCloseable {
     public ResNetTrainScript(ResNet model, NDManager manager) {
         this.model = model;
         this.ps = new ParameterStore(manager, false);
-        try (InputStream in = ResNetTrainScript.class.getResourceAsStream(RESOURCE)) {
-            if (in == null) {
-                throw new IllegalStateException("missing resource " + RESOURCE + " (a broken build)");
-            }
-            this.module = JniUtils.loadModule((PtNDManager) manager, in, false, false);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot load " + RESOURCE, e);
-        }
+        this.module = Engines.loadScript(ResNetTrainScript.class, RESOURCE, manager);
     }
 
     /**

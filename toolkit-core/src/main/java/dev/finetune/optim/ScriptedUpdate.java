@@ -1,13 +1,10 @@
 package dev.finetune.optim;
 
 import ai.djl.ndarray.NDManager;
-import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.JniUtils;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
+import dev.finetune.engine.Engines;
 
 /**
  * An optimizer's update over all of its parameters in one TorchScript call: {@code sgd_step.pt} (torch.optim.SGD) or
@@ -31,14 +28,7 @@ public final class ScriptedUpdate implements AutoCloseable {
 
     private ScriptedUpdate(String resource, NDManager manager) {
         this.resource = resource;
-        try (InputStream in = ScriptedUpdate.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IllegalStateException("missing resource " + resource + " (a broken build)");
-            }
-            module = JniUtils.loadModule((PtNDManager) manager, in, false, false);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot load " + resource, e);
-        }
+        module = Engines.loadScript(ScriptedUpdate.class, resource, manager);
     }
 
     /** torch.optim.SGD's update: (params, grads, bufs, first, lrs, wds, momentum, dampening, nesterov). */
