@@ -148,6 +148,27 @@ class MaxPoolIndicesTest {
         }
     }
 
+    /** Every {@value MaxPoolIndices#CHECK_EVERY}th pool is checked again; a long run keeps one such entry, the latest. */
+    @Test
+    void aLongRunIsRecheckedWithoutPilingUpChecks() {
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray x = input(m, new Shape(1, 2, 6, 6), 2, 5);
+            x.setRequiresGradient(true);
+            try (GradientCollector gc = m.getEngine().newGradientCollector()) {
+                for (int i = 0; i < 2 * MaxPoolIndices.CHECK_EVERY + 1; i++) {
+                    try (NDManager step = m.newSubManager()) {
+                        NDArray y = MaxPoolIndices.maxPool2d(x, 3, 2, 1);
+                        y.attach(step);
+                    }
+                }
+                gc.getClass();
+            }
+            FastPathReport report = MaxPoolIndices.report();
+            assertEquals(2, report.checks().size(), "the first check and the latest re-check: " + report.checks());
+            assertTrue(report.checks().stream().allMatch(FastPathReport.Check::passed));
+        }
+    }
+
     /** Without autograd (inference, a frozen prefix) and on a channels-last input, libtorch's own pool runs. */
     @Test
     void notUsedWithoutGradientsNorOnChannelsLastInput() {
