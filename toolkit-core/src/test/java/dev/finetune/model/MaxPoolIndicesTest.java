@@ -82,6 +82,23 @@ class MaxPoolIndicesTest {
         return true;
     }
 
+    /**
+     * On a host whose channels-last pool is right: {@code checks} passed checks. On one where it is wrong (the values
+     * and gradients asserted above are then the NCHW pool's, by the fallback): the path is off, with its reason —
+     * printed, since that host is the finding.
+     */
+    private static void checkedOrOff(FastPathReport report, int checks, String what) {
+        assertNotNull(report, "the path ran and checked this host");
+        if (report.degraded()) {
+            System.out.println("this host's channels-last max pool differs from NCHW: " + report.fallbacks());
+            assertTrue(report.inUse().contains("NCHW"), report.inUse());
+            assertFalse(report.checks().get(report.checks().size() - 1).passed(), report.checks().toString());
+            return;
+        }
+        assertEquals(checks, report.checks().size(), what + ": " + report.checks());
+        assertTrue(report.checks().stream().allMatch(FastPathReport.Check::passed), report.checks().toString());
+    }
+
     @Test
     void valuesAndGradientsEqualLibtorchsPoolBitForBit() {
         try (NDManager m = NDManager.newBaseManager()) {
@@ -101,8 +118,7 @@ class MaxPoolIndicesTest {
             }
             FastPathReport report = MaxPoolIndices.report();
             assertNotNull(report, "the path ran and checked this host");
-            assertFalse(report.degraded(), report.toMap().toString());
-            assertEquals(5, report.checks().size(), "one check per input shape: " + report.checks());
+            checkedOrOff(report, 5, "one check per input shape");
         }
     }
 
@@ -119,7 +135,7 @@ class MaxPoolIndicesTest {
                 assertTrue(lib[0].contentEquals(ours[0]), window + ": values");
                 assertTrue(lib[1].contentEquals(ours[1]), window + ": input gradient");
             }
-            assertEquals(4, MaxPoolIndices.report().checks().size(), "one check per window");
+            checkedOrOff(MaxPoolIndices.report(), 4, "one check per window");
         }
     }
 
@@ -164,8 +180,7 @@ class MaxPoolIndicesTest {
                 gc.getClass();
             }
             FastPathReport report = MaxPoolIndices.report();
-            assertEquals(2, report.checks().size(), "the first check and the latest re-check: " + report.checks());
-            assertTrue(report.checks().stream().allMatch(FastPathReport.Check::passed));
+            checkedOrOff(report, 2, "the first check and the latest re-check");
         }
     }
 
