@@ -45,6 +45,53 @@ class FoldedConvBnTest {
         }
     }
 
+    /**
+     * The fold runs a slice of output channels at a time (bounded float64 scratch); that must give, bit for bit, the
+     * one-pass float64 fold {@code float32(w64 · s64)}: for layer4's 512×512×3×3 (many slices and a short last one),
+     * a biased 3×3 conv as VGG's, and a small 1×1 (one slice).
+     */
+    @Test
+    void slicedFoldEqualsTheOnePassFloat64Fold() {
+        Engines.pytorch().setRandomSeed(13);
+        int[][] shapes = {{512, 512, 3, 0}, {300, 200, 3, 1}, {16, 8, 1, 0}};
+        for (int[] c : shapes) {
+            try (NDManager m = NDManager.newBaseManager()) {
+                Conv2d conv = new Conv2d(c[0], c[1], c[2], 1, c[2] / 2, 1, c[3] == 1);
+                BatchNorm2d bn = new BatchNorm2d(c[1]);
+                Shape in = new Shape(1, c[0], 4, 4);
+                conv.initialize(m, DataType.FLOAT32, in);
+                bn.initialize(m, DataType.FLOAT32, new Shape(1, c[1], 4, 4));
+                randomizeBn(bn, m);
+                if (conv.bias() != null) {
+                    m.randomUniform(-1f, 1f, new Shape(c[1])).copyTo(conv.bias().getArray());
+                    freeze(conv.bias());
+                }
+                freeze(conv.weight(), bn.weight(), bn.bias());
+                bn.setMode(BnMode.FROZEN_STATS);
+                NDArray gamma = bn.weight().getArray().toType(DataType.FLOAT64, true);
+                NDArray var = bn.runningVar().getArray().toType(DataType.FLOAT64, true);
+                NDArray scale = gamma.div(var.add(1e-5).sqrt());
+                NDArray expectedWeight = conv.weight().getArray().toType(DataType.FLOAT64, true)
+                        .mul(scale.reshape(new Shape(c[1], 1, 1, 1))).toType(DataType.FLOAT32, true);
+                NDArray shift = bn.bias().getArray().toType(DataType.FLOAT64, true)
+                        .sub(bn.runningMean().getArray().toType(DataType.FLOAT64, true).mul(scale));
+                if (conv.bias() != null) {
+                    shift = shift.add(conv.bias().getArray().toType(DataType.FLOAT64, true).mul(scale));
+                }
+                NDArray expectedBias = shift.toType(DataType.FLOAT32, true);
+                try (FoldedConvBn folded = FoldedConvBn.fold(conv, bn, m)) {
+                    String what = c[0] + "->" + c[1] + " " + c[2] + "x" + c[2];
+                    assertEquals(expectedWeight.getShape(), folded.weight().getShape(), what);
+                    assertTrue(expectedWeight.eq(folded.weight()).all().getBoolean(),
+                            what + ": folded weight differs from the one-pass fold by "
+                                    + expectedWeight.sub(folded.weight()).abs().max().getFloat());
+                    assertTrue(expectedBias.eq(folded.bias()).all().getBoolean(), what + ": folded bias differs");
+                    assertTrue(folded.weight().abs().max().getFloat() > 0, what + ": a fold of zeros proves nothing");
+                }
+            }
+        }
+    }
+
     @Test
     void refusesPairsThatCanChange() {
         Engines.pytorch();
