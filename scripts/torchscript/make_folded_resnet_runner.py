@@ -16,7 +16,7 @@ Arguments: x (float32 NCHW), weights, program, bf16 (compute in bfloat16), layou
 channels-last input, 0 = on contiguous NCHW; a guard may have found channels-last wrong for some stages).
 
 Program (a flat list of ints), conv c meaning weights[2c] (OIHW) and weights[2c+1] (bias):
-  0 c stride pad                       stem: conv, max-pool 3/2/1, ReLU
+  0 c stride pad                       stem: conv, max-pool 3/2/1, ReLU (a few images at a time: _stem)
   1 n down (c stride pad groups)*n [c stride pad if down]
                                        residual unit: convs with ReLU between them, identity or the downsample
                                        conv, add, ReLU
@@ -34,6 +34,36 @@ def _layout(h: torch.Tensor, channels_last: int) -> torch.Tensor:
     if channels_last == 1:
         return h.contiguous(memory_format=torch.channels_last)
     return h.contiguous()
+
+
+def _stem(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s: int, p: int, channels_last: int) -> torch.Tensor:
+    """conv, max-pool 3/2/1, ReLU, a few images at a time: the convolution's output is the prefix's largest map (103 MB
+    for 32 images at 224, four times its pooled output), and each image's rows are computed alone anyway (frozen
+    statistics), so only about 8 MiB of it is ever alive; each pooled chunk is copied into the output."""
+    chunk_bytes = 16 << 20
+    n = x.size(0)
+    oh = (x.size(2) + 2 * p - weight.size(2)) // s + 1
+    ow = (x.size(3) + 2 * p - weight.size(3)) // s + 1
+    per_image = weight.size(0) * oh * ow * x.element_size()
+    chunk = max(1, chunk_bytes // per_image)
+    if chunk >= n:
+        h = torch.conv2d(_layout(x, channels_last), weight, bias, [s, s], [p, p], [1, 1], 1)
+        return torch.max_pool2d(h, [3, 3], [2, 2], [1, 1], [1, 1], False).relu_()
+    out = torch.empty(0)
+    start = 0
+    while start < n:
+        end = min(n, start + chunk)
+        h = torch.conv2d(_layout(x[start:end], channels_last), weight, bias, [s, s], [p, p], [1, 1], 1)
+        h = torch.max_pool2d(h, [3, 3], [2, 2], [1, 1], [1, 1], False).relu_()
+        if start == 0:
+            shape = [n, h.size(1), h.size(2), h.size(3)]
+            if channels_last == 1:
+                out = torch.empty(shape, dtype=h.dtype, memory_format=torch.channels_last)
+            else:
+                out = torch.empty(shape, dtype=h.dtype)
+        out[start:end].copy_(h)
+        start = end
+    return out
 
 
 class FoldedResNet(torch.nn.Module):
@@ -54,8 +84,7 @@ class FoldedResNet(torch.nn.Module):
                 c = program[i + 1]
                 s = program[i + 2]
                 p = program[i + 3]
-                h = torch.conv2d(_layout(h, layouts[c]), w[2 * c], w[2 * c + 1], [s, s], [p, p], [1, 1], 1)
-                h = torch.max_pool2d(h, [3, 3], [2, 2], [1, 1], [1, 1], False).relu_()
+                h = _stem(h, w[2 * c], w[2 * c + 1], s, p, layouts[c])
                 i += 4
             elif op == 1:
                 n = program[i + 1]
