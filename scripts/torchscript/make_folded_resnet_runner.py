@@ -36,10 +36,12 @@ def _layout(h: torch.Tensor, channels_last: int) -> torch.Tensor:
     return h.contiguous()
 
 
-def _stem(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s: int, p: int, channels_last: int) -> torch.Tensor:
+def _stem(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, s: int, p: int,
+          channels_last: int) -> torch.Tensor:
     """conv, max-pool 3/2/1, ReLU, a few images at a time: the convolution's output is the prefix's largest map (103 MB
     for 32 images at 224, four times its pooled output), and each image's rows are computed alone anyway (frozen
-    statistics), so only about 8 MiB of it is ever alive; each pooled chunk is copied into the output."""
+    statistics), so only about 16 MiB of it is ever alive; each pooled piece is copied into the output. 16 MiB measured
+    as fast as the whole batch at once and as 32 MiB pieces; 8 MiB pieces were 2 % slower at 32x224."""
     chunk_bytes = 16 << 20
     n = x.size(0)
     oh = (x.size(2) + 2 * p - weight.size(2)) // s + 1
