@@ -166,6 +166,37 @@ class Bf16PrefixTest {
         assertEquals(1, warnings.size(), "said once: " + warnings);
     }
 
+    /**
+     * The script runs the stem a few images at a time (16 MiB of conv output: 10 images at 224 in bf16); at 11×224
+     * the pieces are 10 and 1. Every image, the last one alone in its piece included, must be within bf16's error of
+     * the float32 plain network: a piece copied to the wrong rows would put an image's features on another.
+     */
+    @Test
+    void bf16StemInPiecesKeepsEveryImageInItsRow() {
+        if (!CpuFeatures.hasBf16()) {
+            return;
+        }
+        Engines.pytorch().setRandomSeed(6);
+        try (NDManager m = NDManager.newBaseManager()) {
+            ResNet net = ResNet.create(ResNetArch.RESNET18, 10).initialize(m);
+            FreezePlan.applyTo(net, FreezePolicy.linearProbe());
+            ParameterStore ps = new ParameterStore(m, false);
+            try (Bf16Prefix p = Bf16Prefix.fold(net, ps, 2, m)) {
+                NDArray x = m.randomNormal(new Shape(11, 3, 224, 224));
+                NDArray plain;
+                try (var g = Engines.noGrad()) {
+                    plain = net.forwardStages(ps, new NDList(x), true, 0, 2).singletonOrThrow();
+                }
+                NDArray bf16 = p.forward(x);
+                assertTrue(p.isBf16(), "the bf16 prefix passed its own check: " + p.report());
+                for (int i = 0; i < 11; i++) {
+                    Err e = Err.of(bf16.get(i), plain.get(i));
+                    assertTrue(e.rms() < 0.05 && e.rms() > 0, "image " + i + " bf16 vs float32: " + e);
+                }
+            }
+        }
+    }
+
     @Test
     void cpuWithoutBf16IsRefusedNamingIt() {
         System.setProperty(CpuFeatures.FLAGS_PROPERTY, "fpu sse2 avx2 avx512f");
