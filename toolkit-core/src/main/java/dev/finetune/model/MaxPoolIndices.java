@@ -10,6 +10,7 @@ import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
 import dev.finetune.engine.Engines;
+import dev.finetune.engine.Warnings;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -34,9 +35,10 @@ import java.util.Set;
  * memory format, and both kernels scan a window row by row keeping the first maximum (the last NaN): the same indices.
  * A kernel can be wrong on one host and right on another (issue #8), so this host is checked: the first pool of every
  * input shape and window, and every {@value #CHECK_EVERY}th one, also runs the NCHW kernel and compares the indices
- * exactly. A mismatch switches this path off for the process (libtorch's NCHW pool from then on), warns once on stderr
- * and is kept in {@link #report()}, which {@code FineTuner.fastPathReports} (so {@code run.json}) carries then. Memory:
- * the pool's input is not kept for the backward (at 32×224 the stem's 103 MB BatchNorm output is freed after the pool).
+ * exactly. A mismatch switches this path off for the process (libtorch's NCHW pool from then on), warns once
+ * ({@link Warnings}, as the other fast-path guards) and is kept in {@link #report()}, which
+ * {@code FineTuner.fastPathReports} (so {@code run.json}) carries then. Memory: the pool's input is not kept for the
+ * backward (at 32×224 the stem's 103 MB BatchNorm output is freed after the pool).
  *
  * <p>{@code -Dfinetune.max_pool.gather=false} turns it off (libtorch's pool everywhere), for side-by-side timings.
  */
@@ -188,7 +190,7 @@ public final class MaxPoolIndices {
                         + indices.size() + " outputs (" + window + ", input " + x.getShape() + ") on this host:"
                         + " max pools run libtorch's NCHW kernel from now on (same results, slower)";
                 FALLBACKS.add(why);
-                System.err.println("finetune: warning: " + why);
+                Warnings.warnOnce("fast-path:max-pool", why + ". Recorded in run.json.");
             }
             return false;
         }
